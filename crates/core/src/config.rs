@@ -1,0 +1,597 @@
+//! Typed configuration, loaded once at start-up and passed down explicitly.
+//!
+//! Layers, later ones winning:
+//! 1. `config/default.toml`, compiled into the binary (the one place defaults are written down);
+//! 2. `<config dir>/<SELLERSYNC_ENV>.toml`, if present (`SELLERSYNC_CONFIG_DIR`, default `config`);
+//! 3. `SELLERSYNC_<SECTION>__<KEY>` environment variables, for any setting;
+//! 4. the seeds' plain names (`REDIS_HOST`, `PORT`, ...), listed in [`ENV_VARS`].
+//!
+//! Loading validates everything; a bad value becomes a [`ConfigError`] whose one-line message names
+//! the setting (as its environment variable) and what is wrong with it. Nothing reads the
+//! environment after start-up.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Deserializer};
+
+use crate::secret::Secret;
+
+/// The defaults, compiled in so a binary started from any directory has them.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+/// Plain environment variable names (the seeds' names) and the setting each one sets.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("PORT", "server.port"),
+    ("REDIS_HOST", "redis.host"),
+    ("REDIS_PORT", "redis.port"),
+    ("REDIS_PASSWORD", "redis.password"),
+    ("REDIS_DB", "redis.db"),
+    ("REDIS_KEY_PREFIX", "redis.key_prefix"),
+    ("MONGODB_URI", "mongo.uri"),
+    ("MONGODB_DATABASE", "mongo.database"),
+    ("MIGRATE_ON_START", "mongo.migrate_on_start"),
+    ("JWT_SECRET", "auth.jwt_secret"),
+    ("WORKER_CONCURRENCY", "worker.concurrency"),
+    ("WORKER_INSTANCES", "worker.instances"),
+    ("TIMEZONE", "timezone"),
+    ("JOB_MAX_RETRIES", "jobs.max_retries"),
+    ("JOB_RETRY_DELAY", "jobs.retry_delay_ms"),
+    ("LOG_LEVEL", "log.level"),
+    ("LOG_FORMAT", "log.format"),
+];
+
+/// Shortest JWT secret accepted: HS256 wants at least 256 bits of key.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
+/// A configuration problem that stops start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {problem}")]
+pub struct ConfigError {
+    /// The setting, named as the environment variable that sets it.
+    pub setting: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Names a setting by its dotted key: the seed's variable where there is one, else the
+    /// `SELLERSYNC_SECTION__KEY` form, which sets any setting.
+    fn for_key(key: &str, problem: impl Into<String>) -> Self {
+        Self::new(env_var_for(key), problem)
+    }
+}
+
+fn env_var_for(key: &str) -> String {
+    ENV_VARS
+        .iter()
+        .find(|(_, k)| *k == key)
+        .map(|(var, _)| (*var).to_owned())
+        .unwrap_or_else(|| format!("SELLERSYNC_{}", key.replace('.', "__").to_uppercase()))
+}
+
+/// Which deployment this is; picks `config/<name>.toml` and relaxes a few checks in development.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Environment {
+    #[default]
+    Development,
+    Test,
+    Staging,
+    Production,
+}
+
+impl Environment {
+    pub fn parse(name: &str) -> Result<Self, ConfigError> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" => Ok(Self::Development),
+            "test" => Ok(Self::Test),
+            "staging" => Ok(Self::Staging),
+            "production" | "prod" => Ok(Self::Production),
+            other => Err(ConfigError::new(
+                "SELLERSYNC_ENV",
+                format!(
+                    "unknown environment {other:?} (expected development, test, staging or production)"
+                ),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Test => "test",
+            Self::Staging => "staging",
+            Self::Production => "production",
+        }
+    }
+
+    /// Development and test may run without a configured JWT secret.
+    pub fn is_local(self) -> bool {
+        matches!(self, Self::Development | Self::Test)
+    }
+}
+
+/// The whole configuration of a process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// From `SELLERSYNC_ENV`, not from the files.
+    #[serde(skip)]
+    pub environment: Environment,
+    #[serde(deserialize_with = "timezone")]
+    pub timezone: Tz,
+    pub server: ServerSettings,
+    pub redis: RedisSettings,
+    pub mongo: MongoSettings,
+    pub auth: AuthSettings,
+    pub worker: WorkerSettings,
+    pub jobs: JobSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: std::net::IpAddr,
+    /// 0 asks the OS for any free port (tests do).
+    pub port: u16,
+    pub request_timeout_ms: u64,
+    pub body_limit_bytes: usize,
+    pub shutdown_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub host: String,
+    pub port: u16,
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub password: Option<Secret>,
+    pub db: i64,
+    pub key_prefix: String,
+    pub connect_timeout_ms: u64,
+    pub response_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongoSettings {
+    /// A secret: a MongoDB URI may carry a password. Log [`MongoSettings::redacted_uri`] instead.
+    pub uri: Secret,
+    pub database: String,
+    pub connect_timeout_ms: u64,
+    pub server_selection_timeout_ms: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub jwt_secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    pub concurrency: u32,
+    pub instances: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub max_retries: u32,
+    pub retry_delay_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl Settings {
+    /// Loads the configuration of this process: `SELLERSYNC_ENV` (default `development`),
+    /// `SELLERSYNC_CONFIG_DIR` (default `config`), then every layer described in the module doc.
+    pub fn load() -> Result<Self, ConfigError> {
+        let environment = match std::env::var("SELLERSYNC_ENV") {
+            Ok(name) => Environment::parse(&name)?,
+            Err(_) => Environment::Development,
+        };
+        let dir = std::env::var_os("SELLERSYNC_CONFIG_DIR")
+            .map_or_else(|| PathBuf::from("config"), PathBuf::from);
+        Self::from_figment(environment, Self::figment(environment, &dir))
+    }
+
+    /// The layered sources for `environment`, reading overrides from `config_dir` and the process
+    /// environment. Tests merge their own values on top before calling [`Settings::from_figment`].
+    pub fn figment(environment: Environment, config_dir: &Path) -> Figment {
+        let env_file = config_dir.join(format!("{}.toml", environment.name()));
+        Figment::new()
+            .merge(Toml::string(DEFAULT_TOML))
+            .merge(Toml::file(env_file))
+            .merge(
+                Env::prefixed("SELLERSYNC_")
+                    .ignore(&["ENV", "CONFIG_DIR"])
+                    .split("__"),
+            )
+            .merge(Env::raw().filter_map(|var| {
+                ENV_VARS
+                    .iter()
+                    .find(|(name, _)| var == *name)
+                    .map(|(_, key)| (*key).into())
+            }))
+    }
+
+    pub fn from_figment(environment: Environment, figment: Figment) -> Result<Self, ConfigError> {
+        let mut settings: Self = figment.extract().map_err(from_figment_error)?;
+        settings.environment = environment;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let s = self;
+        if s.redis.port == 0 {
+            return Err(ConfigError::for_key(
+                "redis.port",
+                "must be a port number 1-65535, got 0",
+            ));
+        }
+        if s.redis.host.trim().is_empty() {
+            return Err(ConfigError::for_key("redis.host", "must not be empty"));
+        }
+        if s.mongo.database.trim().is_empty()
+            || s.mongo.database.contains(['/', '\\', '.', ' ', '"', '$'])
+        {
+            return Err(ConfigError::for_key(
+                "mongo.database",
+                format!("{:?} is not a valid database name", s.mongo.database),
+            ));
+        }
+        if !s.mongo.uri.expose().starts_with("mongodb://")
+            && !s.mongo.uri.expose().starts_with("mongodb+srv://")
+        {
+            return Err(ConfigError::for_key(
+                "mongo.uri",
+                "must start with mongodb:// or mongodb+srv://",
+            ));
+        }
+        if s.worker.concurrency == 0 {
+            return Err(ConfigError::for_key(
+                "worker.concurrency",
+                "must be at least 1, got 0",
+            ));
+        }
+        if s.worker.instances == 0 {
+            return Err(ConfigError::for_key(
+                "worker.instances",
+                "must be at least 1, got 0",
+            ));
+        }
+        if s.jobs.max_retries == 0 {
+            return Err(ConfigError::for_key(
+                "jobs.max_retries",
+                "must be at least 1 (the first attempt counts), got 0",
+            ));
+        }
+        for (key, value) in [
+            ("redis.connect_timeout_ms", s.redis.connect_timeout_ms),
+            ("redis.response_timeout_ms", s.redis.response_timeout_ms),
+            ("mongo.connect_timeout_ms", s.mongo.connect_timeout_ms),
+            (
+                "mongo.server_selection_timeout_ms",
+                s.mongo.server_selection_timeout_ms,
+            ),
+            ("server.request_timeout_ms", s.server.request_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::for_key(
+                    key,
+                    "must be greater than 0 milliseconds",
+                ));
+            }
+        }
+        if s.server.body_limit_bytes == 0 {
+            return Err(ConfigError::for_key(
+                "server.body_limit_bytes",
+                "must be greater than 0",
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&s.log.level).map_err(|e| {
+            ConfigError::for_key(
+                "log.level",
+                format!("{:?} is not a valid filter: {e}", s.log.level),
+            )
+        })?;
+        self.validate_jwt_secret()
+    }
+
+    fn validate_jwt_secret(&self) -> Result<(), ConfigError> {
+        match &self.auth.jwt_secret {
+            None if self.environment.is_local() => Ok(()),
+            None => Err(ConfigError::for_key(
+                "auth.jwt_secret",
+                format!(
+                    "is required when SELLERSYNC_ENV={}",
+                    self.environment.name()
+                ),
+            )),
+            Some(secret) if secret.expose().len() < MIN_JWT_SECRET_LEN => {
+                Err(ConfigError::for_key(
+                    "auth.jwt_secret",
+                    format!("must be at least {MIN_JWT_SECRET_LEN} bytes long"),
+                ))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+impl RedisSettings {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.response_timeout_ms)
+    }
+}
+
+impl MongoSettings {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    pub fn server_selection_timeout(&self) -> Duration {
+        Duration::from_millis(self.server_selection_timeout_ms)
+    }
+
+    /// The URI with any `user:password@` removed, for log lines.
+    pub fn redacted_uri(&self) -> String {
+        redact_userinfo(self.uri.expose())
+    }
+}
+
+impl ServerSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+}
+
+impl JobSettings {
+    pub fn retry_delay(&self) -> Duration {
+        Duration::from_millis(self.retry_delay_ms)
+    }
+}
+
+fn redact_userinfo(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return crate::secret::REDACTED.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}@{}", crate::secret::REDACTED, &rest[at + 1..]),
+        None => uri.to_owned(),
+    }
+}
+
+fn timezone<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Tz, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    name.parse::<Tz>().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "unknown timezone {name:?} (expected an IANA name such as UTC or Europe/Berlin)"
+        ))
+    })
+}
+
+/// Empty strings count as "not set", so `REDIS_PASSWORD=` behaves like an absent password. Numbers
+/// are accepted too: figment reads `REDIS_PASSWORD=12345` from the environment as an integer.
+fn optional_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    let value = Option::<Scalar>::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom("expected a string"))?;
+    Ok(value
+        .map(|v| match v {
+            Scalar::Text(s) => s,
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        })
+        .filter(|s| !s.is_empty())
+        .map(Secret::new))
+}
+
+/// Turns figment's error into ours, naming the setting by its environment variable. The value a
+/// secret was set to never appears: figment's message for a bad value quotes it, so for a secret
+/// setting only the kind of problem is kept.
+fn from_figment_error(error: figment::Error) -> ConfigError {
+    let key = error.path.join(".");
+    let problem = match &error.kind {
+        figment::error::Kind::UnknownField(field, _) => {
+            let full = if key.is_empty() {
+                field.clone()
+            } else {
+                format!("{key}.{field}")
+            };
+            return ConfigError::new(
+                full,
+                "unknown setting (check its spelling; docs/configuration.md lists them all)",
+            );
+        }
+        _ if is_secret_key(&key) => "has an invalid value".to_owned(),
+        kind => kind.to_string(),
+    };
+    if key.is_empty() {
+        ConfigError::new("configuration", problem)
+    } else {
+        ConfigError::for_key(&key, problem)
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    matches!(key, "redis.password" | "auth.jwt_secret" | "mongo.uri")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: Environment, overrides: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::new().merge(Toml::string(DEFAULT_TOML));
+        for (key, value) in overrides {
+            // Parsed as figment parses environment variables, so "0" is a number.
+            let value: figment::value::Value = value.parse().unwrap();
+            figment = figment.merge(figment::providers::Serialized::default(key, value));
+        }
+        Settings::from_figment(env, figment)
+    }
+
+    fn error(env: Environment, overrides: &[(&str, &str)]) -> String {
+        load(env, overrides)
+            .expect_err("configuration should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_load_and_match_the_seeds() {
+        let s = load(Environment::Development, &[]).unwrap();
+        assert_eq!(s.worker.concurrency, 3);
+        assert_eq!(s.worker.instances, 2);
+        assert_eq!(s.timezone, chrono_tz::UTC);
+        assert_eq!(s.redis.port, 6379);
+        assert_eq!(s.redis.response_timeout(), Duration::from_secs(10));
+        assert!(s.auth.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let dev = Environment::Development;
+        assert!(error(dev, &[("server.port", "abc")]).contains("PORT"));
+        assert!(error(dev, &[("redis.port", "70000")]).contains("REDIS_PORT"));
+        assert!(error(dev, &[("redis.port", "0")]).contains("REDIS_PORT"));
+        let tz = error(dev, &[("timezone", "Mars/Olympus")]);
+        assert!(
+            tz.contains("TIMEZONE") && tz.contains("Mars/Olympus"),
+            "{tz}"
+        );
+        let conc = error(dev, &[("worker.concurrency", "0")]);
+        assert!(
+            conc.contains("WORKER_CONCURRENCY") && conc.contains("at least 1"),
+            "{conc}"
+        );
+        assert!(error(dev, &[("log.format", "xml")]).contains("LOG_FORMAT"));
+        assert!(
+            error(dev, &[("redis.connect_timeout_ms", "0")])
+                .contains("SELLERSYNC_REDIS__CONNECT_TIMEOUT_MS")
+        );
+    }
+
+    #[test]
+    fn jwt_secret_is_required_outside_development_and_never_echoed() {
+        let missing = error(Environment::Production, &[]);
+        assert!(
+            missing.contains("JWT_SECRET") && missing.contains("production"),
+            "{missing}"
+        );
+        let short = error(
+            Environment::Production,
+            &[("auth.jwt_secret", "tiny-secret")],
+        );
+        assert!(
+            short.contains("JWT_SECRET") && !short.contains("tiny-secret"),
+            "{short}"
+        );
+        let ok = load(
+            Environment::Production,
+            &[("auth.jwt_secret", "0123456789abcdef0123456789abcdef")],
+        );
+        assert!(ok.is_ok());
+        assert!(load(Environment::Test, &[]).is_ok());
+    }
+
+    #[test]
+    fn unknown_settings_are_rejected() {
+        let err = error(Environment::Development, &[("redis.hots", "x")]);
+        assert!(
+            err.contains("redis.hots") && err.contains("unknown setting"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_environment_is_rejected() {
+        let err = Environment::parse("qa").unwrap_err().to_string();
+        assert!(
+            err.contains("SELLERSYNC_ENV") && err.contains("qa"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_password_means_none_and_numeric_password_is_kept() {
+        let s = load(Environment::Development, &[("redis.password", "")]).unwrap();
+        assert!(s.redis.password.is_none());
+        let figment = Figment::new().merge(Toml::string(DEFAULT_TOML)).merge(
+            figment::providers::Serialized::default("redis.password", 12345),
+        );
+        let s = Settings::from_figment(Environment::Development, figment).unwrap();
+        assert_eq!(s.redis.password.as_ref().unwrap().expose(), "12345");
+    }
+
+    #[test]
+    fn settings_debug_output_hides_secrets() {
+        let s = load(
+            Environment::Development,
+            &[
+                ("redis.password", "redis-pass-123"),
+                ("auth.jwt_secret", "jwt-secret-0123456789-0123456789-abc"),
+                ("mongo.uri", "mongodb://admin:mongo-pass@db:27017/"),
+            ],
+        )
+        .unwrap();
+        let printed = format!("{s:?}");
+        for secret in ["redis-pass-123", "jwt-secret-0123456789", "mongo-pass"] {
+            assert!(!printed.contains(secret), "{secret} leaked in {printed}");
+        }
+        assert_eq!(s.mongo.redacted_uri(), "mongodb://[redacted]@db:27017/");
+    }
+
+    #[test]
+    fn every_plain_env_var_maps_to_a_documented_setting() {
+        let defaults = Figment::new().merge(Toml::string(DEFAULT_TOML));
+        for (var, key) in ENV_VARS {
+            let optional = matches!(*key, "redis.password" | "auth.jwt_secret");
+            assert!(
+                optional || defaults.find_value(key).is_ok(),
+                "{var} maps to {key}, which config/default.toml does not define"
+            );
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Connections to Redis and MongoDB, built from [`crate::config`] with bounded timeouts.
+//!
+//! Redis uses redis-rs's `ConnectionManager` (one multiplexed connection that reconnects by
+//! itself) with an explicit response timeout: the library default of 500 ms turns a short Redis
+//! stall into failed commands. MongoDB uses the official driver's pooled `Client`.
+
+use std::time::Duration;
+
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Database};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+
+use crate::config::{MongoSettings, RedisSettings};
+use crate::error::{CoreError, CoreResult};
+
+/// Reconnect attempts of the Redis connection manager before a command fails; with the backoff
+/// below this spans roughly 10 s, after which callers see an error and retry on their own terms.
+const REDIS_RECONNECT_RETRIES: usize = 6;
+
+fn redis_client(settings: &RedisSettings) -> CoreResult<redis::Client> {
+    let mut handshake = RedisConnectionInfo::default().set_db(settings.db);
+    if let Some(password) = &settings.password {
+        handshake = handshake.set_password(password.expose());
+    }
+    let info = ConnectionAddr::Tcp(settings.host.clone(), settings.port)
+        .into_connection_info()?
+        .set_redis_settings(handshake);
+    Ok(redis::Client::open(info)?)
+}
+
+fn redis_manager_config(settings: &RedisSettings) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(settings.connect_timeout()))
+        .set_response_timeout(Some(settings.response_timeout()))
+        .set_number_of_retries(REDIS_RECONNECT_RETRIES)
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(3))
+}
+
+/// Connects now and fails if Redis does not answer within the connect timeout.
+pub async fn connect_redis(settings: &RedisSettings) -> CoreResult<ConnectionManager> {
+    let client = redis_client(settings)?;
+    let manager = ConnectionManager::new_with_config(client, redis_manager_config(settings));
+    tokio::time::timeout(settings.connect_timeout() * 2, manager)
+        .await
+        .map_err(|_| CoreError::Timeout {
+            service: "redis",
+            timeout_ms: settings.connect_timeout_ms * 2,
+        })?
+        .map_err(CoreError::from)
+}
+
+/// A connection manager that connects on first use, so a process can start (and report itself
+/// not ready) while Redis is down.
+pub fn lazy_redis(settings: &RedisSettings) -> CoreResult<ConnectionManager> {
+    let client = redis_client(settings)?;
+    Ok(ConnectionManager::new_lazy_with_config(
+        client,
+        redis_manager_config(settings),
+    )?)
+}
+
+/// The MongoDB client and this deployment's database. No I/O happens until the first operation;
+/// use [`ping_mongo`] to check the server answers.
+pub async fn mongo_database(settings: &MongoSettings, app_name: &str) -> CoreResult<Database> {
+    let mut options = ClientOptions::parse(settings.uri.expose()).await?;
+    options.app_name = Some(app_name.to_owned());
+    options.connect_timeout = Some(settings.connect_timeout());
+    options.server_selection_timeout = Some(settings.server_selection_timeout());
+    let client = Client::with_options(options)?;
+    Ok(client.database(&settings.database))
+}
+
+pub async fn ping_redis(redis: &mut ConnectionManager) -> CoreResult<()> {
+    let _: String = redis::cmd("PING").query_async(redis).await?;
+    Ok(())
+}
+
+pub async fn ping_mongo(db: &Database) -> CoreResult<()> {
+    db.run_command(mongodb::bson::doc! { "ping": 1 }).await?;
+    Ok(())
+}

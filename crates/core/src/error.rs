@@ -1,0 +1,41 @@
+//! `CoreError`: what can go wrong below the HTTP and worker layers (Redis, MongoDB, migrations).
+//! The API maps it to a status in its own error table; binaries print it and exit.
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("mongodb: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("{service} did not answer within {timeout_ms} ms")]
+    Timeout {
+        service: &'static str,
+        timeout_ms: u64,
+    },
+    #[error("migration {name}: {reason}")]
+    Migration { name: String, reason: String },
+}
+
+impl CoreError {
+    /// True when the error means a backing service is unreachable or slow (worth a retry, and a
+    /// 503 rather than a 500 at the API).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+            }
+            Self::Mongo(e) => matches!(
+                *e.kind,
+                mongodb::error::ErrorKind::ServerSelection { .. }
+                    | mongodb::error::ErrorKind::Io(_)
+            ),
+            Self::Timeout { .. } => true,
+            Self::Migration { .. } => false,
+        }
+    }
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;

@@ -1,0 +1,69 @@
+//! Readiness: does each backing service answer right now, within a bounded time?
+
+use std::time::Duration;
+
+use mongodb::Database;
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+
+use crate::connections::{ping_mongo, ping_redis};
+use crate::error::{CoreError, CoreResult};
+
+/// The outcome of checking one service.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Check {
+    Up,
+    Down { error: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub redis: Check,
+    pub mongo: Check,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.redis == Check::Up && self.mongo == Check::Up
+    }
+
+    /// Names of the services that are down, e.g. `["mongo"]`.
+    pub fn failed(&self) -> Vec<&'static str> {
+        [("redis", &self.redis), ("mongo", &self.mongo)]
+            .into_iter()
+            .filter(|(_, check)| **check != Check::Up)
+            .map(|(name, _)| name)
+            .collect()
+    }
+}
+
+/// Pings Redis and MongoDB concurrently, each bounded by `timeout`.
+pub async fn check(redis: &ConnectionManager, mongo: &Database, timeout: Duration) -> Readiness {
+    let mut redis = redis.clone();
+    let (redis, mongo) = tokio::join!(
+        bounded("redis", timeout, ping_redis(&mut redis)),
+        bounded("mongo", timeout, ping_mongo(mongo)),
+    );
+    Readiness { redis, mongo }
+}
+
+async fn bounded(
+    service: &'static str,
+    timeout: Duration,
+    ping: impl Future<Output = CoreResult<()>>,
+) -> Check {
+    let outcome = match tokio::time::timeout(timeout, ping).await {
+        Ok(result) => result,
+        Err(_) => Err(CoreError::Timeout {
+            service,
+            timeout_ms: timeout.as_millis() as u64,
+        }),
+    };
+    match outcome {
+        Ok(()) => Check::Up,
+        Err(error) => Check::Down {
+            error: error.to_string(),
+        },
+    }
+}

@@ -1,0 +1,18 @@
+//! sellersync-core: what every sellersync binary shares: configuration, secrets, connections to
+//! Redis and MongoDB, migrations, readiness checks, logging set-up, instance identity and shutdown
+//! signals. Domain logic (users, SP-API, analysis, `process_user_data`, JobStatus) lands here too.
+pub mod config;
+pub mod connections;
+pub mod error;
+pub mod health;
+pub mod instance;
+pub mod migrations;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{ConfigError, Environment, Settings};
+pub use error::{CoreError, CoreResult};
+pub use secret::Secret;

@@ -1,0 +1,123 @@
+//! Test support (feature `testing`): an isolated namespace per test, a unique Redis key prefix and
+//! a unique MongoDB database, on the real local services, removed again when the test ends.
+//!
+//! Tests run in parallel against one Redis and one MongoDB-wire server; isolation comes from every
+//! key and document living under the namespace's prefix and database.
+
+use std::path::PathBuf;
+
+use figment::providers::Serialized;
+use figment::value::Value;
+
+use crate::config::{Environment, Settings};
+use crate::connections::{connect_redis, mongo_database};
+
+/// The workspace's `config/` folder.
+pub fn config_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"))
+}
+
+/// A unique Redis key prefix and Mongo database for one test. Dropping it deletes both.
+pub struct TestNamespace {
+    pub settings: Settings,
+}
+
+impl TestNamespace {
+    /// Test settings (`config/test.toml` and the environment) with a fresh namespace and port 0.
+    pub fn new() -> Self {
+        Self::with_overrides(&[])
+    }
+
+    /// Like [`TestNamespace::new`], then `overrides` (dotted keys, e.g. `("mongo.uri", ...)`).
+    pub fn with_overrides(overrides: &[(&str, Value)]) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut figment = Settings::figment(Environment::Test, &config_dir())
+            .merge(Serialized::default(
+                "redis.key_prefix",
+                format!("test:{id}:"),
+            ))
+            .merge(Serialized::default("mongo.database", format!("test_{id}")))
+            .merge(Serialized::default("server.port", 0));
+        for (key, value) in overrides {
+            figment = figment.merge(Serialized::default(key, value.clone()));
+        }
+        let settings =
+            Settings::from_figment(Environment::Test, figment).unwrap_or_else(|e| panic!("{e}"));
+        Self { settings }
+    }
+
+    pub fn key_prefix(&self) -> &str {
+        &self.settings.redis.key_prefix
+    }
+
+    pub fn database(&self) -> &str {
+        &self.settings.mongo.database
+    }
+}
+
+impl Default for TestNamespace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // Drop cannot await, and the test's runtime may be shutting down: clean up on a thread
+        // with a runtime of its own. Failures are ignored; a namespace is unique either way.
+        let settings = self.settings.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async move {
+                if let Ok(mut redis) = connect_redis(&settings.redis).await {
+                    let _ = delete_keys(&mut redis, &settings.redis.key_prefix).await;
+                }
+                if let Ok(db) = mongo_database(&settings.mongo, "sellersync-test-cleanup").await {
+                    let _ = db.drop().await;
+                }
+            });
+            Some(())
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Deletes every key starting with `prefix` (SCAN, never KEYS).
+pub async fn delete_keys(
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+) -> redis::RedisResult<usize> {
+    let pattern = format!("{}*", escape_glob(prefix));
+    let mut cursor: u64 = 0;
+    let mut deleted = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(redis)
+            .await?;
+        if !keys.is_empty() {
+            deleted += keys.len();
+            let _: () = redis::cmd("UNLINK").arg(&keys).query_async(redis).await?;
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
+}
+
+fn escape_glob(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c {
+            '*' | '?' | '[' | ']' | '\\' => vec!['\\', c],
+            _ => vec![c],
+        })
+        .collect()
+}

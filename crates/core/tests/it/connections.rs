@@ -1,0 +1,62 @@
+use std::time::{Duration, Instant};
+
+use figment::value::Value;
+use sellersync_core::connections::{connect_redis, mongo_database, ping_mongo};
+use sellersync_core::testing::TestNamespace;
+
+/// A free TCP port with nothing listening on it.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn redis_on_a_closed_port_fails_fast_with_a_clear_error() {
+    let ns = TestNamespace::with_overrides(&[
+        ("redis.port", Value::from(closed_port())),
+        ("redis.connect_timeout_ms", Value::from(500)),
+    ]);
+    let started = Instant::now();
+    let error = connect_redis(&ns.settings.redis).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(error.is_unavailable(), "{error}");
+}
+
+#[tokio::test]
+async fn mongo_on_a_closed_port_fails_within_the_selection_timeout() {
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/?directConnection=true",
+        closed_port()
+    );
+    let ns = TestNamespace::with_overrides(&[
+        ("mongo.uri", Value::from(uri)),
+        ("mongo.server_selection_timeout_ms", Value::from(300)),
+    ]);
+    let db = mongo_database(&ns.settings.mongo, "it").await.unwrap();
+    let started = Instant::now();
+    let error = ping_mongo(&db).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(error.is_unavailable(), "{error}");
+}
+
+#[tokio::test]
+async fn both_services_answer_with_the_test_settings() {
+    let ns = TestNamespace::new();
+    let mut redis = connect_redis(&ns.settings.redis).await.unwrap();
+    sellersync_core::connections::ping_redis(&mut redis)
+        .await
+        .unwrap();
+    let db = mongo_database(&ns.settings.mongo, "it").await.unwrap();
+    ping_mongo(&db).await.unwrap();
+}

@@ -1,0 +1,1 @@
+//! sellersync-queue
