@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::secret::Secret;
 
@@ -80,7 +80,8 @@ fn env_var_for(key: &str) -> String {
 }
 
 /// Which deployment this is; picks `config/<name>.toml` and relaxes a few checks in development.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Environment {
     #[default]
     Development,
@@ -98,9 +99,7 @@ impl Environment {
             "production" | "prod" => Ok(Self::Production),
             other => Err(ConfigError::new(
                 "SELLERSYNC_ENV",
-                format!(
-                    "unknown environment {other:?} (expected development, test, staging or production)"
-                ),
+                format!("unknown environment {other:?} (expected development, test, staging or production)"),
             )),
         }
     }
@@ -121,13 +120,13 @@ impl Environment {
 }
 
 /// The whole configuration of a process.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// From `SELLERSYNC_ENV`, not from the files.
-    #[serde(skip)]
+    #[serde(skip_deserializing)]
     pub environment: Environment,
-    #[serde(deserialize_with = "timezone")]
+    #[serde(deserialize_with = "timezone", serialize_with = "timezone_name")]
     pub timezone: Tz,
     pub server: ServerSettings,
     pub redis: RedisSettings,
@@ -138,7 +137,7 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub host: std::net::IpAddr,
@@ -147,9 +146,10 @@ pub struct ServerSettings {
     pub request_timeout_ms: u64,
     pub body_limit_bytes: usize,
     pub shutdown_timeout_ms: u64,
+    pub readiness_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     pub host: String,
@@ -162,7 +162,7 @@ pub struct RedisSettings {
     pub response_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MongoSettings {
     /// A secret: a MongoDB URI may carry a password. Log [`MongoSettings::redacted_uri`] instead.
@@ -173,35 +173,35 @@ pub struct MongoSettings {
     pub migrate_on_start: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     #[serde(default, deserialize_with = "optional_secret")]
     pub jwt_secret: Option<Secret>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerSettings {
     pub concurrency: u32,
     pub instances: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSettings {
     pub max_retries: u32,
     pub retry_delay_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub level: String,
     pub format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Json,
@@ -216,8 +216,8 @@ impl Settings {
             Ok(name) => Environment::parse(&name)?,
             Err(_) => Environment::Development,
         };
-        let dir = std::env::var_os("SELLERSYNC_CONFIG_DIR")
-            .map_or_else(|| PathBuf::from("config"), PathBuf::from);
+        let dir =
+            std::env::var_os("SELLERSYNC_CONFIG_DIR").map_or_else(|| PathBuf::from("config"), PathBuf::from);
         Self::from_figment(environment, Self::figment(environment, &dir))
     }
 
@@ -259,9 +259,7 @@ impl Settings {
         if s.redis.host.trim().is_empty() {
             return Err(ConfigError::for_key("redis.host", "must not be empty"));
         }
-        if s.mongo.database.trim().is_empty()
-            || s.mongo.database.contains(['/', '\\', '.', ' ', '"', '$'])
-        {
+        if s.mongo.database.trim().is_empty() || s.mongo.database.contains(['/', '\\', '.', ' ', '"', '$']) {
             return Err(ConfigError::for_key(
                 "mongo.database",
                 format!("{:?} is not a valid database name", s.mongo.database),
@@ -302,12 +300,10 @@ impl Settings {
                 s.mongo.server_selection_timeout_ms,
             ),
             ("server.request_timeout_ms", s.server.request_timeout_ms),
+            ("server.readiness_timeout_ms", s.server.readiness_timeout_ms),
         ] {
             if value == 0 {
-                return Err(ConfigError::for_key(
-                    key,
-                    "must be greater than 0 milliseconds",
-                ));
+                return Err(ConfigError::for_key(key, "must be greater than 0 milliseconds"));
             }
         }
         if s.server.body_limit_bytes == 0 {
@@ -330,17 +326,12 @@ impl Settings {
             None if self.environment.is_local() => Ok(()),
             None => Err(ConfigError::for_key(
                 "auth.jwt_secret",
-                format!(
-                    "is required when SELLERSYNC_ENV={}",
-                    self.environment.name()
-                ),
+                format!("is required when SELLERSYNC_ENV={}", self.environment.name()),
             )),
-            Some(secret) if secret.expose().len() < MIN_JWT_SECRET_LEN => {
-                Err(ConfigError::for_key(
-                    "auth.jwt_secret",
-                    format!("must be at least {MIN_JWT_SECRET_LEN} bytes long"),
-                ))
-            }
+            Some(secret) if secret.expose().len() < MIN_JWT_SECRET_LEN => Err(ConfigError::for_key(
+                "auth.jwt_secret",
+                format!("must be at least {MIN_JWT_SECRET_LEN} bytes long"),
+            )),
             Some(_) => Ok(()),
         }
     }
@@ -376,6 +367,9 @@ impl ServerSettings {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
     }
+    pub fn readiness_timeout(&self) -> Duration {
+        Duration::from_millis(self.readiness_timeout_ms)
+    }
 }
 
 impl JobSettings {
@@ -393,6 +387,10 @@ fn redact_userinfo(uri: &str) -> String {
         Some(at) => format!("{scheme}://{}@{}", crate::secret::REDACTED, &rest[at + 1..]),
         None => uri.to_owned(),
     }
+}
+
+fn timezone_name<S: Serializer>(tz: &Tz, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(tz.name())
 }
 
 fn timezone<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Tz, D::Error> {
@@ -497,10 +495,7 @@ mod tests {
         assert!(error(dev, &[("redis.port", "70000")]).contains("REDIS_PORT"));
         assert!(error(dev, &[("redis.port", "0")]).contains("REDIS_PORT"));
         let tz = error(dev, &[("timezone", "Mars/Olympus")]);
-        assert!(
-            tz.contains("TIMEZONE") && tz.contains("Mars/Olympus"),
-            "{tz}"
-        );
+        assert!(tz.contains("TIMEZONE") && tz.contains("Mars/Olympus"), "{tz}");
         let conc = error(dev, &[("worker.concurrency", "0")]);
         assert!(
             conc.contains("WORKER_CONCURRENCY") && conc.contains("at least 1"),
@@ -508,8 +503,7 @@ mod tests {
         );
         assert!(error(dev, &[("log.format", "xml")]).contains("LOG_FORMAT"));
         assert!(
-            error(dev, &[("redis.connect_timeout_ms", "0")])
-                .contains("SELLERSYNC_REDIS__CONNECT_TIMEOUT_MS")
+            error(dev, &[("redis.connect_timeout_ms", "0")]).contains("SELLERSYNC_REDIS__CONNECT_TIMEOUT_MS")
         );
     }
 
@@ -520,10 +514,7 @@ mod tests {
             missing.contains("JWT_SECRET") && missing.contains("production"),
             "{missing}"
         );
-        let short = error(
-            Environment::Production,
-            &[("auth.jwt_secret", "tiny-secret")],
-        );
+        let short = error(Environment::Production, &[("auth.jwt_secret", "tiny-secret")]);
         assert!(
             short.contains("JWT_SECRET") && !short.contains("tiny-secret"),
             "{short}"
@@ -548,19 +539,16 @@ mod tests {
     #[test]
     fn unknown_environment_is_rejected() {
         let err = Environment::parse("qa").unwrap_err().to_string();
-        assert!(
-            err.contains("SELLERSYNC_ENV") && err.contains("qa"),
-            "{err}"
-        );
+        assert!(err.contains("SELLERSYNC_ENV") && err.contains("qa"), "{err}");
     }
 
     #[test]
     fn empty_password_means_none_and_numeric_password_is_kept() {
         let s = load(Environment::Development, &[("redis.password", "")]).unwrap();
         assert!(s.redis.password.is_none());
-        let figment = Figment::new().merge(Toml::string(DEFAULT_TOML)).merge(
-            figment::providers::Serialized::default("redis.password", 12345),
-        );
+        let figment = Figment::new()
+            .merge(Toml::string(DEFAULT_TOML))
+            .merge(figment::providers::Serialized::default("redis.password", 12345));
         let s = Settings::from_figment(Environment::Development, figment).unwrap();
         assert_eq!(s.redis.password.as_ref().unwrap().expose(), "12345");
     }
@@ -581,6 +569,10 @@ mod tests {
             assert!(!printed.contains(secret), "{secret} leaked in {printed}");
         }
         assert_eq!(s.mongo.redacted_uri(), "mongodb://[redacted]@db:27017/");
+        let json = serde_json::to_string(&s).unwrap();
+        for secret in ["redis-pass-123", "jwt-secret-0123456789", "mongo-pass"] {
+            assert!(!json.contains(secret), "{secret} leaked in {json}");
+        }
     }
 
     #[test]

@@ -8,10 +8,7 @@ pub enum CoreError {
     #[error("mongodb: {0}")]
     Mongo(#[from] mongodb::error::Error),
     #[error("{service} did not answer within {timeout_ms} ms")]
-    Timeout {
-        service: &'static str,
-        timeout_ms: u64,
-    },
+    Timeout { service: &'static str, timeout_ms: u64 },
     #[error("migration {name}: {reason}")]
     Migration { name: String, reason: String },
 }
@@ -22,15 +19,11 @@ impl CoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Redis(e) => {
-                e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
+                e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
             }
             Self::Mongo(e) => matches!(
                 *e.kind,
-                mongodb::error::ErrorKind::ServerSelection { .. }
-                    | mongodb::error::ErrorKind::Io(_)
+                mongodb::error::ErrorKind::ServerSelection { .. } | mongodb::error::ErrorKind::Io(_)
             ),
             Self::Timeout { .. } => true,
             Self::Migration { .. } => false,

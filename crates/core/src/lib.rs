@@ -1,6 +1,7 @@
 //! sellersync-core: what every sellersync binary shares: configuration, secrets, connections to
 //! Redis and MongoDB, migrations, readiness checks, logging set-up, instance identity and shutdown
 //! signals. Domain logic (users, SP-API, analysis, `process_user_data`, JobStatus) lands here too.
+pub mod bootstrap;
 pub mod config;
 pub mod connections;
 pub mod error;

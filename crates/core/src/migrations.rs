@@ -104,10 +104,7 @@ pub async fn apply(db: &Database) -> CoreResult<MigrationReport> {
             "appliedAt": bson::DateTime::now(),
         };
         records
-            .update_one(
-                doc! { "_id": migration.name },
-                doc! { "$setOnInsert": record },
-            )
+            .update_one(doc! { "_id": migration.name }, doc! { "$setOnInsert": record })
             .upsert(true)
             .await?;
         tracing::info!(migration = migration.name, "migration applied");
@@ -116,17 +113,12 @@ pub async fn apply(db: &Database) -> CoreResult<MigrationReport> {
     Ok(report)
 }
 
-async fn create_indexes(
-    db: &Database,
-    migration: &Migration,
-    entry: &CollectionIndexes,
-) -> CoreResult<()> {
+async fn create_indexes(db: &Database, migration: &Migration, entry: &CollectionIndexes) -> CoreResult<()> {
     let indexes = entry
         .indexes
         .iter()
         .map(|index| {
-            bson::to_bson(index)
-                .map_err(|e| migration.error(format!("index not representable as BSON: {e}")))
+            bson::to_bson(index).map_err(|e| migration.error(format!("index not representable as BSON: {e}")))
         })
         .collect::<CoreResult<Vec<_>>>()?;
     db.run_command(doc! { "createIndexes": &entry.collection, "indexes": indexes })
@@ -149,11 +141,7 @@ mod tests {
                 "{} creates nothing",
                 migration.name
             );
-            assert!(
-                migration.name > previous,
-                "{} is out of order",
-                migration.name
-            );
+            assert!(migration.name > previous, "{} is out of order", migration.name);
             previous = migration.name;
         }
     }

@@ -1,12 +1,12 @@
 //! `Secret`: a string that must never reach a log line, an error message or an API response.
 //!
-//! `Debug` and `Display` print `[redacted]`, and there is deliberately no `Serialize`
-//! implementation, so a secret cannot be written out by accident. Call [`Secret::expose`] at the
-//! one place that needs the value (building a connection, signing a token).
+//! `Debug`, `Display` and `Serialize` all write `[redacted]`, so a secret cannot be written out by
+//! accident. Call [`Secret::expose`] at the one place that needs the value (building a
+//! connection, signing a token).
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// What `Debug` and `Display` print instead of a secret's value.
 pub const REDACTED: &str = "[redacted]";
@@ -42,6 +42,12 @@ impl fmt::Display for Secret {
     }
 }
 
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
 impl From<&str> for Secret {
     fn from(value: &str) -> Self {
         Self::new(value)
@@ -58,6 +64,7 @@ mod tests {
         assert_eq!(format!("{secret}"), REDACTED);
         assert_eq!(format!("{secret:?}"), REDACTED);
         assert_eq!(format!("{secret:#?}"), REDACTED);
+        assert_eq!(serde_json::to_string(&secret).unwrap(), format!("\"{REDACTED}\""));
         assert_eq!(secret.expose(), "hunter2-very-secret");
     }
 

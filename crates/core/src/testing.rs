@@ -32,17 +32,13 @@ impl TestNamespace {
     pub fn with_overrides(overrides: &[(&str, Value)]) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut figment = Settings::figment(Environment::Test, &config_dir())
-            .merge(Serialized::default(
-                "redis.key_prefix",
-                format!("test:{id}:"),
-            ))
+            .merge(Serialized::default("redis.key_prefix", format!("test:{id}:")))
             .merge(Serialized::default("mongo.database", format!("test_{id}")))
             .merge(Serialized::default("server.port", 0));
         for (key, value) in overrides {
             figment = figment.merge(Serialized::default(key, value.clone()));
         }
-        let settings =
-            Settings::from_figment(Environment::Test, figment).unwrap_or_else(|e| panic!("{e}"));
+        let settings = Settings::from_figment(Environment::Test, figment).unwrap_or_else(|e| panic!("{e}"));
         Self { settings }
     }
 

@@ -31,10 +31,7 @@ async fn redis_on_a_closed_port_fails_fast_with_a_clear_error() {
 
 #[tokio::test]
 async fn mongo_on_a_closed_port_fails_within_the_selection_timeout() {
-    let uri = format!(
-        "mongodb://127.0.0.1:{}/?directConnection=true",
-        closed_port()
-    );
+    let uri = format!("mongodb://127.0.0.1:{}/?directConnection=true", closed_port());
     let ns = TestNamespace::with_overrides(&[
         ("mongo.uri", Value::from(uri)),
         ("mongo.server_selection_timeout_ms", Value::from(300)),

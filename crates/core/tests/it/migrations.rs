@@ -75,8 +75,7 @@ async fn job_status_indexes_exist_and_the_job_id_is_unique() {
         .insert_one(doc! { "_id": "b", "jobId": "job-1" })
         .await
         .unwrap_err();
-    let mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(write)) =
-        *duplicate.kind
+    let mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(write)) = *duplicate.kind
     else {
         panic!("expected a write error, got {duplicate}");
     };

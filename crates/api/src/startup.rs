@@ -1,0 +1,82 @@
+//! Building and running the API: connect, migrate if configured, bind, serve until a shutdown
+//! signal, then drain in-flight requests for at most `server.shutdown_timeout_ms`.
+
+use std::net::SocketAddr;
+
+use sellersync_core::connections::{lazy_redis, mongo_database};
+use sellersync_core::{CoreError, Settings, bootstrap};
+use tokio::net::TcpListener;
+
+use crate::routes;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects (Redis lazily, so the API can start and report itself not ready while Redis is
+    /// down), applies migrations when configured, and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let redis = lazy_redis(&settings.redis)?;
+        let mongo = mongo_database(&settings.mongo, "sellersync-api").await?;
+        bootstrap::migrate_if_configured(&settings, &mongo).await?;
+        let addr = SocketAddr::new(settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let state = AppState {
+            settings: settings.into(),
+            redis,
+            mongo,
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish,
+    /// for at most the configured shutdown timeout.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let drain_timeout = self.state.settings.server.shutdown_timeout();
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let app = routes::router(self.state);
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        });
+        let drain_deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(drain_timeout).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = server => result,
+            () = drain_deadline => {
+                tracing::warn!(timeout_ms = drain_timeout.as_millis() as u64, "requests still running after the shutdown timeout; closing them");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The `sellersync-api` binary as operators run it: configuration errors stop it with one line
+//! naming the setting; SIGTERM stops it cleanly; logs are JSON lines with a request id.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sellersync_core::testing::{TestNamespace, config_dir};
+
+use crate::helpers::closed_port;
+
+fn api_command(namespace: &TestNamespace) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sellersync-api"));
+    command
+        .env("SELLERSYNC_ENV", "test")
+        .env("SELLERSYNC_CONFIG_DIR", config_dir())
+        .env("REDIS_KEY_PREFIX", namespace.key_prefix())
+        .env("MONGODB_DATABASE", namespace.database())
+        .env("LOG_FORMAT", "json")
+        .env("LOG_LEVEL", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "process still running after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
+    let namespace = TestNamespace::new();
+    for (var, value, expected) in [
+        ("PORT", "abc", "PORT"),
+        ("TIMEZONE", "Mars/Olympus", "TIMEZONE"),
+        ("WORKER_CONCURRENCY", "0", "WORKER_CONCURRENCY"),
+        ("REDIS_PORT", "99999", "REDIS_PORT"),
+    ] {
+        let output = api_command(&namespace).env(var, value).output().unwrap();
+        assert_eq!(output.status.code(), Some(78), "{var}={value}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "{var}={value}: {stderr}");
+    }
+}
+
+#[test]
+fn a_missing_jwt_secret_stops_production_start_up() {
+    let namespace = TestNamespace::new();
+    let output = api_command(&namespace)
+        .env("SELLERSYNC_ENV", "production")
+        .env_remove("JWT_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("JWT_SECRET"));
+}
+
+#[test]
+fn sigterm_stops_the_api_cleanly_and_logs_are_json_with_request_ids() {
+    let namespace = TestNamespace::new();
+    let port = closed_port();
+    let mut child = api_command(&namespace)
+        .env("PORT", port.to_string())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+
+    let listening = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains("listening"))
+        .expect("a listening line");
+    let parsed: serde_json::Value = serde_json::from_str(&listening).expect("log lines are JSON");
+    assert_eq!(parsed["level"], "INFO");
+
+    let response = raw_http::get_status(port);
+    assert_eq!(response, 200);
+
+    let request_log = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains("/healthz"))
+        .expect("a request log");
+    let parsed: serde_json::Value = serde_json::from_str(&request_log).unwrap();
+    assert!(
+        parsed["span"]["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36),
+        "{request_log}"
+    );
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = wait_for_exit(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        lines
+            .map(Result::unwrap)
+            .any(|line| line.contains("sellersync-api stopped"))
+    );
+}
+
+mod raw_http {
+    /// A plain HTTP/1.0 GET of /healthz without an async runtime; returns the status code.
+    pub fn get_status(port: u16) -> u16 {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
