@@ -1,1 +1,15 @@
-//! sellersync-queue
+//! sellersync-queue: our Redis job storage (see `docs/adr/0001-queue-backend.md` for why it is
+//! ours). `queue` is one named queue's producer, consumer and control API over atomic Lua
+//! scripts; `consumer` runs a handler over a queue with leases, heartbeats, reaping, retries and
+//! graceful shutdown. It knows nothing of users: payloads are JSON.
+pub mod config;
+pub mod consumer;
+pub mod error;
+pub mod job;
+pub mod queue;
+mod scripts;
+
+pub use config::QueueConfig;
+pub use error::{QueueError, QueueResult};
+pub use job::{Counts, EnqueueOptions, Enqueued, FailOutcome, JobInfo, JobState, LeasedJob};
+pub use queue::{Ack, Fetched, NewJob, Queue, WorkerInfo};

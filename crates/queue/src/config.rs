@@ -1,0 +1,93 @@
+//! `QueueConfig`: how one named queue behaves (concurrency, priorities, leases, retries, retention).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One queue's behaviour. Every field has a default; see `config/default.toml` `[queues.*]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Jobs one worker process runs at once on this queue.
+    pub concurrency: u32,
+    /// Number of priority levels; a job's priority is 0 (most urgent) to levels - 1.
+    pub priority_levels: u32,
+    /// How long a fetched job stays leased without a heartbeat before it returns to waiting.
+    pub lease_ms: u64,
+    /// How often a worker extends its leases (must be well below `lease_ms`).
+    pub heartbeat_ms: u64,
+    /// How often a worker looks for expired leases.
+    pub reap_interval_ms: u64,
+    /// Times a job may lose its lease before it fails for good.
+    pub max_stalls: u32,
+    /// Attempts per job, the first included.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles on every further attempt.
+    pub backoff_ms: u64,
+    /// Upper bound of a retry delay.
+    pub max_backoff_ms: u64,
+    /// Completed jobs kept in Redis, newest first.
+    pub keep_completed: u64,
+    /// Completed jobs older than this are deleted by the cleaner.
+    pub completed_max_age_ms: u64,
+    /// Failed jobs older than this are deleted by the cleaner.
+    pub failed_max_age_ms: u64,
+}
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 3,
+            priority_levels: 10,
+            lease_ms: 4000,
+            heartbeat_ms: 1000,
+            reap_interval_ms: 1000,
+            max_stalls: 2,
+            max_attempts: 3,
+            backoff_ms: 5000,
+            max_backoff_ms: 60 * 60 * 1000,
+            keep_completed: 1000,
+            completed_max_age_ms: 7 * DAY_MS,
+            failed_max_age_ms: 7 * DAY_MS,
+        }
+    }
+}
+
+impl QueueConfig {
+    /// Checks the values; the error names the field and the problem.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("concurrency", self.concurrency as u64),
+            ("priority_levels", self.priority_levels as u64),
+            ("lease_ms", self.lease_ms),
+            ("heartbeat_ms", self.heartbeat_ms),
+            ("reap_interval_ms", self.reap_interval_ms),
+            ("max_attempts", self.max_attempts as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{name} must be at least 1"));
+        }
+        if self.heartbeat_ms * 2 > self.lease_ms {
+            return Err(format!(
+                "heartbeat_ms ({}) must be at most half of lease_ms ({}) so a live worker never loses a lease",
+                self.heartbeat_ms, self.lease_ms
+            ));
+        }
+        if self.priority_levels > 1000 {
+            return Err("priority_levels must be at most 1000".to_owned());
+        }
+        Ok(())
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+    pub fn reap_interval(&self) -> Duration {
+        Duration::from_millis(self.reap_interval_ms)
+    }
+}

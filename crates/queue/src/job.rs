@@ -1,0 +1,177 @@
+//! Job types: options for enqueueing, a leased job handed to a worker, and a job's full record.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Where a job is in its life. `Paused` is how waiting jobs are counted while the queue is paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Waiting,
+    Active,
+    Delayed,
+    Completed,
+    Failed,
+    Paused,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 6] = [
+        Self::Waiting,
+        Self::Active,
+        Self::Delayed,
+        Self::Completed,
+        Self::Failed,
+        Self::Paused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Active => "active",
+            Self::Delayed => "delayed",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Paused => "paused",
+        }
+    }
+
+    /// The Redis set holding jobs in this state (`Paused` jobs sit in `wait`).
+    pub(crate) fn set_name(self) -> &'static str {
+        match self {
+            Self::Waiting | Self::Paused => "wait",
+            Self::Active => "active",
+            Self::Delayed => "delayed",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown state {s:?} (expected one of waiting, active, delayed, completed, failed, paused)"))
+    }
+}
+
+/// Options of one enqueue. Defaults: generated id, no dedup, no delay, priority 0, the queue's
+/// max attempts.
+#[derive(Debug, Clone, Default)]
+pub struct EnqueueOptions {
+    /// Explicit job id; enqueueing an existing id returns it as a duplicate.
+    pub job_id: Option<String>,
+    /// At most one pending (not yet finished) job per key: enqueueing again returns that job.
+    pub dedup_key: Option<String>,
+    pub delay: Option<Duration>,
+    /// 0 is the most urgent.
+    pub priority: u32,
+    pub max_attempts: Option<u32>,
+}
+
+/// The outcome of one enqueue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Enqueued {
+    pub id: String,
+    /// True when an existing pending job (same dedup key or id) was returned instead.
+    pub duplicate: bool,
+}
+
+/// A job leased to a worker. `attempt` identifies this lease: acks and failures quote it, so a
+/// worker that lost its lease cannot complete a job someone else is running.
+#[derive(Debug, Clone)]
+pub struct LeasedJob {
+    pub id: String,
+    pub payload: String,
+    pub attempt: u32,
+    pub max_attempts: u32,
+}
+
+/// Everything Redis holds about a job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobInfo {
+    pub id: String,
+    pub queue: String,
+    pub state: String,
+    /// The payload as stored (JSON).
+    pub data: serde_json::Value,
+    pub progress: u8,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub priority: u32,
+    pub stalls: u32,
+    pub retries: u32,
+    pub dedup_key: Option<String>,
+    pub worker_id: Option<String>,
+    pub created_at_ms: Option<u64>,
+    pub started_at_ms: Option<u64>,
+    pub finished_at_ms: Option<u64>,
+    pub next_run_at_ms: Option<u64>,
+    pub last_error: Option<String>,
+    pub result: Option<serde_json::Value>,
+}
+
+impl JobInfo {
+    pub(crate) fn from_hash(queue: &str, id: String, mut h: HashMap<String, String>) -> Self {
+        let num = |h: &HashMap<String, String>, k: &str| h.get(k).and_then(|v| v.parse::<f64>().ok());
+        let text = |h: &mut HashMap<String, String>, k: &str| h.remove(k).filter(|v| !v.is_empty());
+        let json = |raw: Option<String>| {
+            raw.map(|raw| serde_json::from_str(&raw).unwrap_or(serde_json::Value::String(raw)))
+        };
+        let state = text(&mut h, "st").unwrap_or_else(|| "unknown".to_owned());
+        let next_run = if state == "delayed" {
+            num(&h, "due").map(|v| v as u64)
+        } else {
+            None
+        };
+        Self {
+            queue: queue.to_owned(),
+            progress: num(&h, "pg").unwrap_or(0.0).clamp(0.0, 100.0) as u8,
+            attempts: num(&h, "att").unwrap_or(0.0) as u32,
+            max_attempts: num(&h, "max").unwrap_or(0.0) as u32,
+            priority: num(&h, "pr").unwrap_or(0.0) as u32,
+            stalls: num(&h, "stalls").unwrap_or(0.0) as u32,
+            retries: num(&h, "retries").unwrap_or(0.0) as u32,
+            created_at_ms: num(&h, "ts").map(|v| v as u64),
+            started_at_ms: num(&h, "sa").map(|v| v as u64),
+            finished_at_ms: num(&h, "fin").map(|v| v as u64),
+            next_run_at_ms: next_run,
+            dedup_key: text(&mut h, "dk"),
+            worker_id: text(&mut h, "w"),
+            last_error: text(&mut h, "err"),
+            data: json(text(&mut h, "data")).unwrap_or(serde_json::Value::Null),
+            result: json(text(&mut h, "res")),
+            state,
+            id,
+        }
+    }
+}
+
+/// Jobs per state, each read in O(1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub waiting: u64,
+    pub active: u64,
+    pub delayed: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub paused: u64,
+    pub total: u64,
+}
+
+/// How a failed attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Rescheduled; runs again at this time (ms since the epoch).
+    Retrying { at_ms: u64 },
+    /// No attempts left, or the error was not retryable.
+    Failed,
+    /// The caller no longer held the lease; nothing changed.
+    LeaseLost,
+}

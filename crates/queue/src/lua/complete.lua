@@ -1,0 +1,45 @@
+-- Mark a batch of leased jobs completed, then trim the completed set to the retention limit.
+-- KEYS[1]: the queue's wait key
+-- ARGV: base, now_ms, keep_completed, count, then per job: id, attempt, result
+-- A job is completed only if it is still active under that attempt (its lease was not lost).
+-- Returns the number of jobs completed.
+local base = ARGV[1]
+local now = tonumber(ARGV[2])
+local keep = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local CHUNK = 500
+
+local done, finished = {}, {}
+for i = 0, n - 1 do
+  local id, attempt, result = ARGV[5 + i * 3], ARGV[6 + i * 3], ARGV[7 + i * 3]
+  local jk = base .. 'job:' .. id
+  local job = redis.call('HMGET', jk, 'st', 'att', 'dk')
+  if job[1] == 'active' and job[2] == attempt then
+    redis.call('HSET', jk, 'st', 'completed', 'fin', now, 'res', result, 'pg', 100)
+    if job[3] and job[3] ~= '' and redis.call('GET', base .. 'dedup:' .. job[3]) == id then
+      redis.call('DEL', base .. 'dedup:' .. job[3])
+    end
+    done[#done + 1] = id
+    finished[#finished + 1] = now
+    finished[#finished + 1] = id
+  end
+end
+for s = 1, #done, CHUNK do
+  redis.call('ZREM', base .. 'active', unpack(done, s, math.min(s + CHUNK - 1, #done)))
+end
+for s = 1, #finished, CHUNK * 2 do
+  redis.call('ZADD', base .. 'completed', unpack(finished, s, math.min(s + CHUNK * 2 - 1, #finished)))
+end
+
+-- Retention by count, amortised: trim only once the set is a little over the limit.
+local total = redis.call('ZCARD', base .. 'completed')
+local slack = math.min(100, math.floor(keep / 10))
+if total > keep + slack then
+  local excess = redis.call('ZRANGE', base .. 'completed', 0, total - keep - 1)
+  for _, id in ipairs(excess) do redis.call('DEL', base .. 'job:' .. id) end
+  redis.call('ZREMRANGEBYRANK', base .. 'completed', 0, total - keep - 1)
+end
+if #done > 0 then
+  redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'completed', 'ids', table.concat(done, ','))
+end
+return #done

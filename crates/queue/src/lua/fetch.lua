@@ -1,0 +1,67 @@
+-- Lease up to N ready jobs to a worker.
+-- KEYS[1]: the queue's wait key
+-- ARGV: base, now_ms, n, lease_ms, worker_id
+-- Returns: next_due_ms (-1 if nothing delayed), paused (0|1), then per job: id, payload, attempt, max_attempts
+local base = ARGV[1]
+local now = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local deadline = now + tonumber(ARGV[4])
+local worker = ARGV[5]
+local PRIORITY_SPAN = 1e13
+local CHUNK = 500
+
+local function next_due()
+  local first = redis.call('ZRANGE', base .. 'delayed', 0, 0, 'WITHSCORES')
+  if first[2] then return tonumber(first[2]) end
+  return -1
+end
+
+if redis.call('EXISTS', base .. 'paused') == 1 then return { next_due(), 1 } end
+
+-- Promote due delayed jobs, a bounded chunk per call.
+local due = redis.call('ZRANGEBYSCORE', base .. 'delayed', '-inf', now, 'LIMIT', 0, 1000)
+if #due > 0 then
+  local seq = redis.call('INCRBY', base .. 'seq', #due) - #due
+  local promoted = {}
+  for i, id in ipairs(due) do
+    local jk = base .. 'job:' .. id
+    local priority = tonumber(redis.call('HGET', jk, 'pr') or '0')
+    redis.call('HSET', jk, 'st', 'waiting')
+    promoted[#promoted + 1] = priority * PRIORITY_SPAN + seq + i
+    promoted[#promoted + 1] = id
+  end
+  for s = 1, #promoted, CHUNK * 2 do
+    redis.call('ZADD', base .. 'wait', unpack(promoted, s, math.min(s + CHUNK * 2 - 1, #promoted)))
+  end
+  for s = 1, #due, CHUNK do
+    redis.call('ZREM', base .. 'delayed', unpack(due, s, math.min(s + CHUNK - 1, #due)))
+  end
+end
+
+local out = { 0, 0 }
+local popped = redis.call('ZPOPMIN', base .. 'wait', n)
+local leases, ids = {}, {}
+for i = 1, #popped, 2 do
+  local id = popped[i]
+  local jk = base .. 'job:' .. id
+  local job = redis.call('HMGET', jk, 'data', 'att', 'max')
+  if job[1] then
+    local attempt = tonumber(job[2]) + 1
+    redis.call('HSET', jk, 'att', attempt, 'st', 'active', 'sa', now, 'w', worker)
+    leases[#leases + 1] = deadline
+    leases[#leases + 1] = id
+    ids[#ids + 1] = id
+    out[#out + 1] = id
+    out[#out + 1] = job[1]
+    out[#out + 1] = attempt
+    out[#out + 1] = tonumber(job[3])
+  end
+end
+for s = 1, #leases, CHUNK * 2 do
+  redis.call('ZADD', base .. 'active', unpack(leases, s, math.min(s + CHUNK * 2 - 1, #leases)))
+end
+if #ids > 0 then
+  redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'active', 'ids', table.concat(ids, ','), 'worker', worker)
+end
+out[1] = next_due()
+return out

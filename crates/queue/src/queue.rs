@@ -1,0 +1,570 @@
+//! `Queue`: one named queue in Redis — producing, leasing, acknowledging, inspecting and
+//! controlling its jobs. All keys of queue `q` live under `<prefix>{q}:` (one hash tag, so the
+//! scripts also run on Redis Cluster):
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `wait` | zset | ready job ids, by priority then FIFO sequence |
+//! | `delayed` | zset | job ids by due time (delays and retry backoff) |
+//! | `active` | zset | leased job ids by lease deadline |
+//! | `completed`, `failed` | zset | finished job ids by finish time (listing, retention) |
+//! | `job:<id>` | hash | payload, state, attempts, progress, timestamps, last error, result |
+//! | `dedup:<key>` | string | the pending job holding a dedup key |
+//! | `paused` | string | present while the queue is paused |
+//! | `wake` | list | tokens that wake idle workers blocked on BLPOP |
+//! | `events` | stream | lifecycle events, capped at ~10,000 |
+//! | `workers`, `worker:<id>` | zset, string | live workers by last heartbeat, and their info |
+//! | `id`, `seq` | counters | generated job ids, FIFO order |
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, FromRedisValue, Value};
+
+use crate::config::QueueConfig;
+use crate::error::{QueueError, QueueResult};
+use crate::job::{Counts, EnqueueOptions, Enqueued, FailOutcome, JobInfo, JobState, LeasedJob};
+use crate::scripts::SCRIPTS;
+
+/// Jobs per enqueue script call; larger batches are split.
+const ENQUEUE_BATCH: usize = 1000;
+/// Most jobs leased by one fetch.
+pub const MAX_FETCH: usize = 1000;
+/// Expired leases handled per reap call.
+const REAP_LIMIT: usize = 1000;
+
+/// A job to enqueue: its JSON payload and options.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub payload: String,
+    pub options: EnqueueOptions,
+}
+
+impl NewJob {
+    pub fn new(payload: &impl serde::Serialize, options: EnqueueOptions) -> QueueResult<Self> {
+        let payload = serde_json::to_string(payload)
+            .map_err(|e| QueueError::InvalidOptions(format!("payload is not serialisable: {e}")))?;
+        Ok(Self { payload, options })
+    }
+}
+
+/// A completed attempt, for [`Queue::complete`].
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub id: String,
+    pub attempt: u32,
+    /// The handler's result as JSON (`null` when it returned none).
+    pub result: String,
+}
+
+/// What one fetch returned.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    pub jobs: Vec<LeasedJob>,
+    /// When the earliest delayed job is due (ms since the epoch), if any.
+    pub next_due_ms: Option<u64>,
+    pub paused: bool,
+}
+
+/// A worker seen through its heartbeats.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerInfo {
+    pub id: String,
+    pub last_heartbeat_ms: u64,
+    /// What the worker reported about itself (host, started, in-flight, ...).
+    pub info: serde_json::Value,
+}
+
+#[derive(Clone)]
+pub struct Queue {
+    name: String,
+    base: String,
+    wait_key: String,
+    config: QueueConfig,
+    redis: ConnectionManager,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Queue {
+    /// A handle on queue `name` under `key_prefix`. No I/O happens here.
+    pub fn new(redis: ConnectionManager, key_prefix: &str, name: &str, config: QueueConfig) -> Self {
+        let base = format!("{key_prefix}{{{name}}}:");
+        let wait_key = format!("{base}wait");
+        Self {
+            name: name.to_owned(),
+            base,
+            wait_key,
+            config,
+            redis,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// The prefix of every key of this queue, `<prefix>{<name>}:`.
+    pub fn key_base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.base)
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.redis.clone()
+    }
+
+    // --- producing ----------------------------------------------------------------------
+
+    /// Enqueues one job. With a dedup key (or explicit id) that a pending job already holds,
+    /// returns that job with `duplicate: true` instead, atomically across processes.
+    pub async fn enqueue(
+        &self,
+        payload: &impl serde::Serialize,
+        options: EnqueueOptions,
+    ) -> QueueResult<Enqueued> {
+        let job = NewJob::new(payload, options)?;
+        let mut out = self.enqueue_bulk(std::slice::from_ref(&job)).await?;
+        out.pop()
+            .ok_or_else(|| QueueError::Protocol("enqueue returned nothing".to_owned()))
+    }
+
+    /// Enqueues many jobs, one script call (one round trip) per 1,000. Results are in input order.
+    pub async fn enqueue_bulk(&self, jobs: &[NewJob]) -> QueueResult<Vec<Enqueued>> {
+        let mut results = Vec::with_capacity(jobs.len());
+        for batch in jobs.chunks(ENQUEUE_BATCH) {
+            results.extend(self.enqueue_batch(batch).await?);
+        }
+        Ok(results)
+    }
+
+    async fn enqueue_batch(&self, jobs: &[NewJob]) -> QueueResult<Vec<Enqueued>> {
+        let mut call = SCRIPTS.enqueue.key(&self.wait_key);
+        call.arg(&self.base).arg(now_ms()).arg(jobs.len());
+        for job in jobs {
+            let o = &job.options;
+            self.check_options(o)?;
+            call.arg(o.job_id.as_deref().unwrap_or(""))
+                .arg(o.dedup_key.as_deref().unwrap_or(""))
+                .arg(o.delay.map_or(0, |d| d.as_millis() as u64))
+                .arg(o.priority)
+                .arg(o.max_attempts.unwrap_or(self.config.max_attempts))
+                .arg(self.config.backoff_ms)
+                .arg(&job.payload);
+        }
+        let flat: Vec<(String, u8)> = call.invoke_async(&mut self.conn()).await?;
+        Ok(flat
+            .into_iter()
+            .map(|(id, dup)| Enqueued {
+                id,
+                duplicate: dup == 1,
+            })
+            .collect())
+    }
+
+    fn check_options(&self, o: &EnqueueOptions) -> QueueResult<()> {
+        if o.priority >= self.config.priority_levels {
+            return Err(QueueError::InvalidOptions(format!(
+                "priority {} is out of range 0..{} of queue {}",
+                o.priority, self.config.priority_levels, self.name
+            )));
+        }
+        if o.max_attempts == Some(0) {
+            return Err(QueueError::InvalidOptions(
+                "max_attempts must be at least 1".to_owned(),
+            ));
+        }
+        for (what, value) in [("job id", &o.job_id), ("dedup key", &o.dedup_key)] {
+            if value.as_deref().is_some_and(|v| v.is_empty() || v.len() > 512) {
+                return Err(QueueError::InvalidOptions(format!(
+                    "{what} must be 1 to 512 bytes"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    // --- consuming ----------------------------------------------------------------------
+
+    /// Leases up to `n` ready jobs to `worker_id` (promoting due delayed jobs first).
+    pub async fn fetch(&self, worker_id: &str, n: usize) -> QueueResult<Fetched> {
+        let reply: Vec<Value> = SCRIPTS
+            .fetch
+            .key(&self.wait_key)
+            .arg(&self.base)
+            .arg(now_ms())
+            .arg(n.clamp(1, MAX_FETCH))
+            .arg(self.config.lease_ms)
+            .arg(worker_id)
+            .invoke_async(&mut self.conn())
+            .await?;
+        parse_fetch(reply)
+    }
+
+    /// Completes attempts whose lease is still held; returns how many were completed.
+    pub async fn complete(&self, acks: &[Ack]) -> QueueResult<usize> {
+        if acks.is_empty() {
+            return Ok(0);
+        }
+        let mut call = SCRIPTS.complete.key(&self.wait_key);
+        call.arg(&self.base)
+            .arg(now_ms())
+            .arg(self.config.keep_completed)
+            .arg(acks.len());
+        for ack in acks {
+            call.arg(&ack.id).arg(ack.attempt).arg(&ack.result);
+        }
+        Ok(call.invoke_async(&mut self.conn()).await?)
+    }
+
+    /// Records a failed attempt: retried after the backoff while attempts remain and the error
+    /// is retryable, failed for good otherwise.
+    pub async fn fail(
+        &self,
+        id: &str,
+        attempt: u32,
+        error: &str,
+        retryable: bool,
+    ) -> QueueResult<FailOutcome> {
+        let (outcome, due): (String, u64) = SCRIPTS
+            .fail
+            .key(&self.wait_key)
+            .arg(&self.base)
+            .arg(now_ms())
+            .arg(id)
+            .arg(attempt)
+            .arg(error)
+            .arg(u8::from(retryable))
+            .arg(self.config.max_backoff_ms)
+            .invoke_async(&mut self.conn())
+            .await?;
+        match outcome.as_str() {
+            "retrying" => Ok(FailOutcome::Retrying { at_ms: due }),
+            "failed" => Ok(FailOutcome::Failed),
+            "stale" => Ok(FailOutcome::LeaseLost),
+            other => Err(QueueError::Protocol(format!("fail returned {other:?}"))),
+        }
+    }
+
+    /// Extends the leases `worker_id` holds on `job_ids` and records its heartbeat and `info`.
+    pub async fn heartbeat(
+        &self,
+        worker_id: &str,
+        info: &serde_json::Value,
+        job_ids: &[String],
+    ) -> QueueResult<usize> {
+        let mut call = SCRIPTS.heartbeat.key(&self.wait_key);
+        call.arg(&self.base)
+            .arg(now_ms())
+            .arg(self.config.lease_ms)
+            .arg(worker_id)
+            .arg(info.to_string());
+        for id in job_ids {
+            call.arg(id);
+        }
+        Ok(call.invoke_async(&mut self.conn()).await?)
+    }
+
+    /// Returns expired leases to waiting (or fails jobs that stalled too often).
+    /// Returns (requeued, failed). Safe to run from every worker at once.
+    pub async fn reap(&self) -> QueueResult<(u64, u64)> {
+        let dead_before = now_ms().saturating_sub(self.config.lease_ms * 3);
+        let (requeued, failed): (u64, u64) = SCRIPTS
+            .reap
+            .key(&self.wait_key)
+            .arg(&self.base)
+            .arg(now_ms())
+            .arg(self.config.max_stalls)
+            .arg(REAP_LIMIT)
+            .arg(dead_before)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok((requeued, failed))
+    }
+
+    /// Hands unfinished leased jobs back to waiting without counting the attempt, and
+    /// deregisters the worker. Used on graceful shutdown.
+    pub async fn release(&self, worker_id: &str, leases: &[(String, u32)]) -> QueueResult<usize> {
+        let mut call = SCRIPTS.release.key(&self.wait_key);
+        call.arg(&self.base).arg(worker_id);
+        for (id, attempt) in leases {
+            call.arg(id).arg(*attempt);
+        }
+        Ok(call.invoke_async(&mut self.conn()).await?)
+    }
+
+    /// Records progress (clamped to 0–100) of a job the caller holds; false if the lease is lost.
+    pub async fn set_progress(&self, id: &str, attempt: u32, progress: u8) -> QueueResult<bool> {
+        let recorded: u8 = SCRIPTS
+            .progress
+            .key(&self.wait_key)
+            .arg(&self.base)
+            .arg(id)
+            .arg(attempt)
+            .arg(progress.min(100))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(recorded == 1)
+    }
+
+    /// Blocks on `conn` until work may be ready or `timeout` passes; true when woken by new work.
+    /// `conn` must be a connection of its own (not the queue's shared one): BLPOP holds it.
+    pub async fn wait_for_work(&self, conn: &mut ConnectionManager, timeout: Duration) -> QueueResult<bool> {
+        let seconds = timeout.as_secs_f64().max(0.01);
+        let popped: Option<(String, String)> = conn.blpop(self.key("wake"), seconds).await?;
+        Ok(popped.is_some())
+    }
+
+    // --- inspection ---------------------------------------------------------------------
+
+    /// Jobs per state, in one round trip of O(1) commands.
+    pub async fn counts(&self) -> QueueResult<Counts> {
+        let (waiting, active, delayed, completed, failed, paused): (u64, u64, u64, u64, u64, bool) =
+            redis::pipe()
+                .zcard(self.key("wait"))
+                .zcard(self.key("active"))
+                .zcard(self.key("delayed"))
+                .zcard(self.key("completed"))
+                .zcard(self.key("failed"))
+                .exists(self.key("paused"))
+                .query_async(&mut self.conn())
+                .await?;
+        let (waiting, paused) = if paused { (0, waiting) } else { (waiting, 0) };
+        let total = waiting + active + delayed + completed + failed + paused;
+        Ok(Counts {
+            waiting,
+            active,
+            delayed,
+            completed,
+            failed,
+            paused,
+            total,
+        })
+    }
+
+    pub async fn is_paused(&self) -> QueueResult<bool> {
+        Ok(self.conn().exists(self.key("paused")).await?)
+    }
+
+    /// One job, or `None` if it does not exist (never did, removed, or trimmed by retention).
+    pub async fn get(&self, id: &str) -> QueueResult<Option<JobInfo>> {
+        let hash: std::collections::HashMap<String, String> =
+            self.conn().hgetall(self.key(&format!("job:{id}"))).await?;
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(JobInfo::from_hash(&self.name, id.to_owned(), hash)))
+    }
+
+    /// Jobs in `state`, newest first, skipping `offset`.
+    pub async fn list(&self, state: JobState, offset: usize, limit: usize) -> QueueResult<Vec<JobInfo>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        if (state == JobState::Paused) != self.is_paused().await?
+            && matches!(state, JobState::Paused | JobState::Waiting)
+        {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = self
+            .conn()
+            .zrevrange(
+                self.key(state.set_name()),
+                offset as isize,
+                (offset + limit - 1) as isize,
+            )
+            .await?;
+        self.get_many(ids).await
+    }
+
+    async fn get_many(&self, ids: Vec<String>) -> QueueResult<Vec<JobInfo>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(self.key(&format!("job:{id}")));
+        }
+        let hashes: Vec<std::collections::HashMap<String, String>> =
+            pipe.query_async(&mut self.conn()).await?;
+        Ok(ids
+            .into_iter()
+            .zip(hashes)
+            .filter(|(_, hash)| !hash.is_empty())
+            .map(|(id, hash)| JobInfo::from_hash(&self.name, id, hash))
+            .collect())
+    }
+
+    /// Workers that sent a heartbeat within the last three leases, most recent first.
+    pub async fn workers(&self) -> QueueResult<Vec<WorkerInfo>> {
+        let since = now_ms().saturating_sub(self.config.lease_ms * 3);
+        let seen: Vec<(String, f64)> = self
+            .conn()
+            .zrevrangebyscore_withscores(self.key("workers"), "+inf", since)
+            .await?;
+        if seen.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (id, _) in &seen {
+            pipe.get(self.key(&format!("worker:{id}")));
+        }
+        let infos: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+        Ok(seen
+            .into_iter()
+            .zip(infos)
+            .map(|((id, at), info)| WorkerInfo {
+                id,
+                last_heartbeat_ms: at as u64,
+                info: info
+                    .and_then(|i| serde_json::from_str(&i).ok())
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    // --- control ------------------------------------------------------------------------
+
+    /// Workers stop fetching; jobs already running finish.
+    pub async fn pause(&self) -> QueueResult<()> {
+        let _: () = self.conn().set(self.key("paused"), 1).await?;
+        Ok(())
+    }
+
+    pub async fn resume(&self) -> QueueResult<()> {
+        let _: () = redis::pipe()
+            .del(self.key("paused"))
+            .lpush(self.key("wake"), "1")
+            .ltrim(self.key("wake"), 0, 63)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a job that is not active.
+    pub async fn remove(&self, id: &str) -> QueueResult<()> {
+        let outcome: String = SCRIPTS
+            .remove
+            .key(&self.wait_key)
+            .arg(&self.base)
+            .arg(id)
+            .invoke_async(&mut self.conn())
+            .await?;
+        match outcome.as_str() {
+            "removed" => Ok(()),
+            "missing" => Err(QueueError::NotFound(id.to_owned())),
+            state => Err(QueueError::InvalidState {
+                id: id.to_owned(),
+                state: state.to_owned(),
+                action: "remove",
+            }),
+        }
+    }
+
+    /// Puts one failed job back to waiting with a fresh attempt budget.
+    pub async fn retry(&self, id: &str) -> QueueResult<()> {
+        let outcome = self.retry_ids(&[id.to_owned()]).await?.pop().unwrap_or_default();
+        match outcome.as_str() {
+            "retried" => Ok(()),
+            "missing" => Err(QueueError::NotFound(id.to_owned())),
+            state => Err(QueueError::InvalidState {
+                id: id.to_owned(),
+                state: state.to_owned(),
+                action: "retry",
+            }),
+        }
+    }
+
+    /// Retries up to `limit` failed jobs, oldest failure first; returns how many were retried.
+    pub async fn retry_failed(&self, limit: usize) -> QueueResult<usize> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let ids: Vec<String> = self
+            .conn()
+            .zrange(self.key("failed"), 0, limit as isize - 1)
+            .await?;
+        let outcomes = self.retry_ids(&ids).await?;
+        Ok(outcomes.iter().filter(|o| *o == "retried").count())
+    }
+
+    async fn retry_ids(&self, ids: &[String]) -> QueueResult<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut call = SCRIPTS.retry.key(&self.wait_key);
+        call.arg(&self.base);
+        for id in ids {
+            call.arg(id);
+        }
+        Ok(call.invoke_async(&mut self.conn()).await?)
+    }
+
+    /// Deletes up to `limit` jobs in `state` (completed or failed) that finished more than
+    /// `older_than` ago. Returns how many were deleted.
+    pub async fn clean(&self, state: JobState, older_than: Duration, limit: usize) -> QueueResult<usize> {
+        if !matches!(state, JobState::Completed | JobState::Failed) {
+            return Err(QueueError::InvalidOptions(format!(
+                "only completed or failed jobs can be cleaned, not {}",
+                state.as_str()
+            )));
+        }
+        let cutoff = now_ms().saturating_sub(older_than.as_millis() as u64);
+        Ok(SCRIPTS
+            .clean
+            .key(&self.wait_key)
+            .arg(&self.base)
+            .arg(state.set_name())
+            .arg(cutoff)
+            .arg(limit)
+            .invoke_async(&mut self.conn())
+            .await?)
+    }
+
+    /// Age-based retention of finished jobs (count-based retention happens on every completion).
+    /// Bounded per call; returns how many jobs were deleted.
+    pub async fn apply_retention(&self) -> QueueResult<usize> {
+        let completed = Duration::from_millis(self.config.completed_max_age_ms);
+        let failed = Duration::from_millis(self.config.failed_max_age_ms);
+        Ok(self.clean(JobState::Completed, completed, 1000).await?
+            + self.clean(JobState::Failed, failed, 1000).await?)
+    }
+}
+
+fn parse_fetch(reply: Vec<Value>) -> QueueResult<Fetched> {
+    let protocol = |e: redis::ParsingError| QueueError::Protocol(e.to_string());
+    let mut items = reply.into_iter();
+    let next_due: i64 =
+        FromRedisValue::from_redis_value(items.next().unwrap_or(Value::Int(-1))).map_err(protocol)?;
+    let paused: i64 =
+        FromRedisValue::from_redis_value(items.next().unwrap_or(Value::Int(0))).map_err(protocol)?;
+    let rest: Vec<Value> = items.collect();
+    let mut jobs = Vec::with_capacity(rest.len() / 4);
+    for chunk in rest.chunks_exact(4) {
+        let (id, payload, attempt, max_attempts): (String, String, u32, u32) =
+            FromRedisValue::from_redis_value(Value::Array(chunk.to_vec())).map_err(protocol)?;
+        jobs.push(LeasedJob {
+            id,
+            payload,
+            attempt,
+            max_attempts,
+        });
+    }
+    Ok(Fetched {
+        jobs,
+        next_due_ms: u64::try_from(next_due).ok(),
+        paused: paused == 1,
+    })
+}
