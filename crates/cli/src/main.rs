@@ -1,5 +1,7 @@
 //! `sellersync`: the operations CLI. Subcommands read the same configuration as the services.
 
+mod bench;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +28,19 @@ enum Command {
         #[arg(long)]
         get: Option<String>,
     },
+    /// Benchmarks; they print one JSON line per scenario. Use a release build.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// A benchmark worker process (started by `bench queue`).
+    #[command(hide = true)]
+    BenchWorker(bench::WorkerArgs),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The queue engine: enqueue, end-to-end processing, pickup latency, commands and memory per
+    /// job, crash recovery. Uses a temporary key prefix on the configured Redis.
+    Queue(bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -38,6 +53,8 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Migrate => migrate(&settings, cli.json).await.map_err(|e| e.to_string()),
         Command::Config { get } => show_config(&settings, get.as_deref()),
+        Command::Bench(BenchCommand::Queue(args)) => bench::run(&settings, &args).await,
+        Command::BenchWorker(args) => bench::worker(&settings, &args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@
 //! the setting (as its environment variable) and what is wrong with it. Nothing reads the
 //! environment after start-up.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,7 +19,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use sellersync_queue::QueueConfig;
+
 use crate::secret::Secret;
+
+/// The queue of per-user data refresh jobs.
+pub const USER_DATA_QUEUE: &str = "user-data";
 
 /// The defaults, compiled in so a binary started from any directory has them.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
@@ -134,6 +140,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub worker: WorkerSettings,
     pub jobs: JobSettings,
+    /// Named queues; `user-data` must be among them.
+    pub queues: BTreeMap<String, QueueConfig>,
     pub log: LogSettings,
 }
 
@@ -312,6 +320,7 @@ impl Settings {
                 "must be greater than 0",
             ));
         }
+        self.validate_queues()?;
         tracing_subscriber::EnvFilter::try_new(&s.log.level).map_err(|e| {
             ConfigError::for_key(
                 "log.level",
@@ -319,6 +328,42 @@ impl Settings {
             )
         })?;
         self.validate_jwt_secret()
+    }
+
+    fn validate_queues(&self) -> Result<(), ConfigError> {
+        if !self.queues.contains_key(USER_DATA_QUEUE) {
+            return Err(ConfigError::new(
+                format!("queues.{USER_DATA_QUEUE}"),
+                "is missing; the user-data queue must be configured",
+            ));
+        }
+        for name in self.queues.keys() {
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                return Err(ConfigError::new(
+                    format!("queues.{name}"),
+                    "queue names may use letters, digits, '-' and '_' only",
+                ));
+            }
+            let config = self.queue(name).expect("listed queue");
+            config
+                .validate()
+                .map_err(|problem| ConfigError::new(format!("queues.{name}"), problem))?;
+        }
+        Ok(())
+    }
+
+    /// Queue `name`'s configuration with unset values taken from the process-wide settings.
+    pub fn queue(&self, name: &str) -> Option<QueueConfig> {
+        let config = self.queues.get(name)?.clone();
+        Some(config.inherit(
+            self.worker.concurrency,
+            self.jobs.max_retries,
+            self.jobs.retry_delay_ms,
+        ))
     }
 
     fn validate_jwt_secret(&self) -> Result<(), ConfigError> {
@@ -486,6 +531,36 @@ mod tests {
         assert_eq!(s.redis.port, 6379);
         assert_eq!(s.redis.response_timeout(), Duration::from_secs(10));
         assert!(s.auth.jwt_secret.is_none());
+        let user_data = s.queue(USER_DATA_QUEUE).unwrap();
+        assert_eq!(user_data.concurrency(), 3, "WORKER_CONCURRENCY");
+        assert_eq!(user_data.max_attempts(), 3, "JOB_MAX_RETRIES");
+        assert_eq!(user_data.keep_completed, 1000);
+    }
+
+    #[test]
+    fn queue_settings_inherit_and_validate() {
+        let s = load(
+            Environment::Development,
+            &[("jobs.max_retries", "7"), ("queues.user-data.max_attempts", "2")],
+        )
+        .unwrap();
+        assert_eq!(
+            s.queue(USER_DATA_QUEUE).unwrap().max_attempts(),
+            2,
+            "the queue's own value wins"
+        );
+        let s = load(Environment::Development, &[("jobs.max_retries", "7")]).unwrap();
+        assert_eq!(s.queue(USER_DATA_QUEUE).unwrap().max_attempts(), 7);
+        let err = error(
+            Environment::Development,
+            &[("queues.user-data.heartbeat_ms", "3000")],
+        );
+        assert!(
+            err.contains("queues.user-data") && err.contains("heartbeat_ms"),
+            "{err}"
+        );
+        let err = error(Environment::Development, &[("queues.user-data.lease_mss", "1")]);
+        assert!(err.contains("lease_mss"), "{err}");
     }
 
     #[test]

@@ -81,3 +81,40 @@ pub async fn ping_mongo(db: &Database) -> CoreResult<()> {
     db.run_command(mongodb::bson::doc! { "ping": 1 }).await?;
     Ok(())
 }
+
+/// Deletes every key starting with `prefix` (SCAN, never KEYS).
+pub async fn delete_keys(
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+) -> redis::RedisResult<usize> {
+    let pattern = format!("{}*", escape_glob(prefix));
+    let mut cursor: u64 = 0;
+    let mut deleted = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(redis)
+            .await?;
+        if !keys.is_empty() {
+            deleted += keys.len();
+            let _: () = redis::cmd("UNLINK").arg(&keys).query_async(redis).await?;
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
+}
+
+fn escape_glob(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c {
+            '*' | '?' | '[' | ']' | '\\' => vec!['\\', c],
+            _ => vec![c],
+        })
+        .collect()
+}

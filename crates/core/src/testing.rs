@@ -10,7 +10,7 @@ use figment::providers::Serialized;
 use figment::value::Value;
 
 use crate::config::{Environment, Settings};
-use crate::connections::{connect_redis, mongo_database};
+use crate::connections::{connect_redis, delete_keys, mongo_database};
 
 /// The workspace's `config/` folder.
 pub fn config_dir() -> PathBuf {
@@ -79,41 +79,4 @@ impl Drop for TestNamespace {
         });
         let _ = cleanup.join();
     }
-}
-
-/// Deletes every key starting with `prefix` (SCAN, never KEYS).
-pub async fn delete_keys(
-    redis: &mut redis::aio::ConnectionManager,
-    prefix: &str,
-) -> redis::RedisResult<usize> {
-    let pattern = format!("{}*", escape_glob(prefix));
-    let mut cursor: u64 = 0;
-    let mut deleted = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(redis)
-            .await?;
-        if !keys.is_empty() {
-            deleted += keys.len();
-            let _: () = redis::cmd("UNLINK").arg(&keys).query_async(redis).await?;
-        }
-        if next == 0 {
-            return Ok(deleted);
-        }
-        cursor = next;
-    }
-}
-
-fn escape_glob(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| match c {
-            '*' | '?' | '[' | ']' | '\\' => vec!['\\', c],
-            _ => vec![c],
-        })
-        .collect()
 }

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
-    /// Jobs one worker process runs at once on this queue.
-    pub concurrency: u32,
+    /// Jobs one worker process runs at once on this queue (unset: the process-wide default).
+    pub concurrency: Option<u32>,
     /// Number of priority levels; a job's priority is 0 (most urgent) to levels - 1.
     pub priority_levels: u32,
     /// How long a fetched job stays leased without a heartbeat before it returns to waiting.
@@ -20,10 +20,10 @@ pub struct QueueConfig {
     pub reap_interval_ms: u64,
     /// Times a job may lose its lease before it fails for good.
     pub max_stalls: u32,
-    /// Attempts per job, the first included.
-    pub max_attempts: u32,
-    /// Delay before the first retry; doubles on every further attempt.
-    pub backoff_ms: u64,
+    /// Attempts per job, the first included (unset: the process-wide default).
+    pub max_attempts: Option<u32>,
+    /// Delay before the first retry; doubles on every further attempt (unset: process-wide).
+    pub backoff_ms: Option<u64>,
     /// Upper bound of a retry delay.
     pub max_backoff_ms: u64,
     /// Completed jobs kept in Redis, newest first.
@@ -39,14 +39,14 @@ const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 impl Default for QueueConfig {
     fn default() -> Self {
         Self {
-            concurrency: 3,
+            concurrency: None,
             priority_levels: 10,
             lease_ms: 4000,
             heartbeat_ms: 1000,
             reap_interval_ms: 1000,
             max_stalls: 2,
-            max_attempts: 3,
-            backoff_ms: 5000,
+            max_attempts: None,
+            backoff_ms: None,
             max_backoff_ms: 60 * 60 * 1000,
             keep_completed: 1000,
             completed_max_age_ms: 7 * DAY_MS,
@@ -55,16 +55,39 @@ impl Default for QueueConfig {
     }
 }
 
+/// Used where neither the queue nor the process sets a value (the seeds' defaults).
+const FALLBACK_CONCURRENCY: u32 = 3;
+const FALLBACK_MAX_ATTEMPTS: u32 = 3;
+const FALLBACK_BACKOFF_MS: u64 = 5000;
+
 impl QueueConfig {
+    /// Fills the settings this queue leaves unset from the process-wide ones.
+    pub fn inherit(mut self, concurrency: u32, max_attempts: u32, backoff_ms: u64) -> Self {
+        self.concurrency.get_or_insert(concurrency);
+        self.max_attempts.get_or_insert(max_attempts);
+        self.backoff_ms.get_or_insert(backoff_ms);
+        self
+    }
+
+    pub fn concurrency(&self) -> u32 {
+        self.concurrency.unwrap_or(FALLBACK_CONCURRENCY)
+    }
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts.unwrap_or(FALLBACK_MAX_ATTEMPTS)
+    }
+    pub fn backoff_ms(&self) -> u64 {
+        self.backoff_ms.unwrap_or(FALLBACK_BACKOFF_MS)
+    }
+
     /// Checks the values; the error names the field and the problem.
     pub fn validate(&self) -> Result<(), String> {
         let positive = [
-            ("concurrency", self.concurrency as u64),
+            ("concurrency", self.concurrency() as u64),
             ("priority_levels", self.priority_levels as u64),
             ("lease_ms", self.lease_ms),
             ("heartbeat_ms", self.heartbeat_ms),
             ("reap_interval_ms", self.reap_interval_ms),
-            ("max_attempts", self.max_attempts as u64),
+            ("max_attempts", self.max_attempts() as u64),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be at least 1"));

@@ -160,8 +160,8 @@ impl Queue {
                 .arg(o.dedup_key.as_deref().unwrap_or(""))
                 .arg(o.delay.map_or(0, |d| d.as_millis() as u64))
                 .arg(o.priority)
-                .arg(o.max_attempts.unwrap_or(self.config.max_attempts))
-                .arg(self.config.backoff_ms)
+                .arg(o.max_attempts.unwrap_or(self.config.max_attempts()))
+                .arg(self.config.backoff_ms())
                 .arg(&job.payload);
         }
         let flat: Vec<(String, u8)> = call.invoke_async(&mut self.conn()).await?;

@@ -50,7 +50,7 @@ pub fn fast_config() -> QueueConfig {
         lease_ms: 400,
         heartbeat_ms: 100,
         reap_interval_ms: 100,
-        backoff_ms: 20,
+        backoff_ms: Some(20),
         max_backoff_ms: 200,
         ..QueueConfig::default()
     }

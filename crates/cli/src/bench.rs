@@ -1,0 +1,389 @@
+//! `sellersync bench queue`: the queue engine's benchmark. Prints one JSON line per scenario.
+//!
+//! Scenarios (all on the configured Redis, under a fresh `bench:<random>:` key prefix that is
+//! deleted afterwards): enqueue one at a time, enqueue in bulk, end-to-end no-op processing at
+//! several concurrencies with 1 and 2 worker processes (started after the backlog is in), pickup
+//! latency of a trickle, Redis commands per processed job, Redis memory per retained finished job,
+//! and a crash (SIGKILL a worker mid-run, start another: time to finish, jobs lost, jobs run twice).
+//! Worker processes are this binary's hidden `bench-worker` subcommand.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use sellersync_core::Settings;
+use sellersync_core::connections::{connect_redis, delete_keys};
+use sellersync_queue::consumer::{self, ConsumerOptions, JobContext};
+use sellersync_queue::{EnqueueOptions, LeasedJob, NewJob, Queue, QueueConfig};
+use serde_json::json;
+
+const QUEUE: &str = "bench";
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Jobs in the end-to-end processing scenarios.
+    #[arg(long, default_value_t = 100_000)]
+    pub jobs: usize,
+    /// Run only scenarios whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    pub prefix: String,
+    #[arg(long)]
+    pub concurrency: usize,
+    /// Each job sleeps this long (0 = no-op).
+    #[arg(long, default_value_t = 0)]
+    pub sleep_ms: u64,
+    /// Count executions per job in a Redis hash (crash scenario).
+    #[arg(long)]
+    pub count_runs: bool,
+}
+
+fn queue_config() -> QueueConfig {
+    QueueConfig {
+        keep_completed: 1_000_000,
+        ..QueueConfig::default()
+    }
+}
+
+struct Bench {
+    settings: Settings,
+    redis: ConnectionManager,
+    prefix: String,
+}
+
+impl Bench {
+    async fn fresh(settings: &Settings) -> Result<Self, String> {
+        let redis = connect_redis(&settings.redis).await.map_err(|e| e.to_string())?;
+        let prefix = format!("bench:{}:", std::process::id());
+        let bench = Self {
+            settings: settings.clone(),
+            redis,
+            prefix,
+        };
+        bench.reset().await?;
+        Ok(bench)
+    }
+
+    async fn reset(&self) -> Result<(), String> {
+        delete_keys(&mut self.redis.clone(), &self.prefix)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn queue(&self) -> Queue {
+        Queue::new(self.redis.clone(), &self.prefix, QUEUE, queue_config())
+    }
+
+    fn spawn_worker(&self, concurrency: usize, sleep_ms: u64, count_runs: bool) -> Child {
+        let mut command = Command::new(std::env::current_exe().expect("own path"));
+        command
+            .args([
+                "bench-worker",
+                "--prefix",
+                &self.prefix,
+                "--concurrency",
+                &concurrency.to_string(),
+            ])
+            .args(["--sleep-ms", &sleep_ms.to_string()])
+            .env("LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if count_runs {
+            command.arg("--count-runs");
+        }
+        command.spawn().expect("spawn a bench worker")
+    }
+
+    async fn backlog(&self, n: usize) -> Result<(), String> {
+        let queue = self.queue();
+        let jobs: Vec<NewJob> = (0..n)
+            .map(|i| NewJob::new(&i, EnqueueOptions::default()).unwrap())
+            .collect();
+        for chunk in jobs.chunks(1000) {
+            queue.enqueue_bulk(chunk).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    async fn wait_completed(&self, n: u64, limit: Duration) -> Result<Duration, String> {
+        let queue = self.queue();
+        let started = Instant::now();
+        loop {
+            let counts = queue.counts().await.map_err(|e| e.to_string())?;
+            if counts.completed >= n {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > limit {
+                return Err(format!(
+                    "only {} of {n} jobs completed after {limit:?}",
+                    counts.completed
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn command_calls(&self) -> Result<u64, String> {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(info
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_"))
+            .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+            .sum())
+    }
+
+    async fn used_memory(&self) -> Result<i64, String> {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| "no used_memory in INFO".to_owned())
+    }
+}
+
+fn emit(line: serde_json::Value) {
+    println!("{line}");
+}
+
+fn stop(children: Vec<Child>) {
+    for mut child in children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+}
+
+pub async fn run(settings: &Settings, args: &BenchArgs) -> Result<(), String> {
+    let bench = Bench::fresh(settings).await?;
+    let wanted = |name: &str| args.only.as_deref().is_none_or(|only| name.contains(only));
+    let result = run_scenarios(&bench, args, wanted).await;
+    bench.reset().await?;
+    result
+}
+
+async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) -> bool) -> Result<(), String> {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    if wanted("enqueue_one") {
+        bench.reset().await?;
+        let queue = bench.queue();
+        let n = 20_000;
+        let started = Instant::now();
+        for i in 0..n {
+            queue
+                .enqueue(&i, EnqueueOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        emit(
+            json!({"scenario": "enqueue_one", "n": n, "cores": cores, "jobs_per_sec": (n as f64 / secs).round()}),
+        );
+    }
+    if wanted("enqueue_bulk") {
+        bench.reset().await?;
+        let n = 200_000;
+        let started = Instant::now();
+        bench.backlog(n).await?;
+        let secs = started.elapsed().as_secs_f64();
+        emit(
+            json!({"scenario": "enqueue_bulk", "n": n, "batch": 1000, "cores": cores, "jobs_per_sec": (n as f64 / secs).round()}),
+        );
+    }
+    for (workers, concurrency) in [(1, 1), (1, 10), (1, 50), (2, 10), (2, 50)] {
+        if !wanted("process") {
+            break;
+        }
+        let n = if concurrency == 1 {
+            args.jobs.min(20_000)
+        } else {
+            args.jobs
+        };
+        bench.reset().await?;
+        bench.backlog(n).await?;
+        let calls_before = bench.command_calls().await?;
+        let children: Vec<Child> = (0..workers)
+            .map(|_| bench.spawn_worker(concurrency, 0, false))
+            .collect();
+        let elapsed = bench.wait_completed(n as u64, Duration::from_secs(600)).await;
+        let calls = bench.command_calls().await? - calls_before;
+        stop(children);
+        let secs = elapsed?.as_secs_f64();
+        emit(json!({
+            "scenario": "process", "workers": workers, "concurrency": concurrency, "n": n, "cores": cores,
+            "jobs_per_sec": (n as f64 / secs).round(),
+            "redis_commands_per_job": ((calls as f64 / n as f64) * 100.0).round() / 100.0,
+        }));
+    }
+    if wanted("pickup") {
+        pickup_latency(bench).await?;
+    }
+    if wanted("memory") {
+        memory_per_job(bench).await?;
+    }
+    if wanted("crash") {
+        crash(bench).await?;
+    }
+    Ok(())
+}
+
+/// A trickle of jobs to one idle in-process consumer: time from enqueue to the handler starting.
+async fn pickup_latency(bench: &Bench) -> Result<(), String> {
+    bench.reset().await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
+    let handler = move |job: LeasedJob, _ctx: JobContext| {
+        let tx = tx.clone();
+        async move {
+            let sent: u128 = job.payload.parse().unwrap_or(0);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros();
+            let _ = tx.send(Duration::from_micros(now.saturating_sub(sent) as u64));
+            Ok(serde_json::Value::Null)
+        }
+    };
+    let wake = connect_redis(&bench.settings.redis)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let consumer = tokio::spawn(consumer::run(
+        bench.queue(),
+        wake,
+        handler,
+        ConsumerOptions::new("pickup", 1),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await; // let it go idle
+    let queue = bench.queue();
+    let n = 1000;
+    let mut latencies = Vec::with_capacity(n);
+    for _ in 0..n {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros();
+        queue
+            .enqueue(
+                &now.to_string().parse::<u64>().unwrap(),
+                EnqueueOptions::default(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let latency = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .map_err(|_| "pickup timed out")?;
+        latencies.push(latency.ok_or("consumer stopped")?);
+        tokio::time::sleep(Duration::from_millis(3)).await; // idle again between jobs
+    }
+    let _ = stop_tx.send(());
+    let _ = consumer.await;
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0
+    };
+    emit(
+        json!({"scenario": "pickup_latency", "n": n, "p50_ms": (pct(0.50) * 1000.0).round() / 1000.0, "p99_ms": (pct(0.99) * 1000.0).round() / 1000.0}),
+    );
+    Ok(())
+}
+
+/// Redis memory per finished job kept for listing (payload `0`, 1 byte).
+async fn memory_per_job(bench: &Bench) -> Result<(), String> {
+    bench.reset().await?;
+    let n = 50_000;
+    let before = bench.used_memory().await?;
+    bench.backlog(n).await?;
+    let child = bench.spawn_worker(50, 0, false);
+    let result = bench.wait_completed(n as u64, Duration::from_secs(300)).await;
+    stop(vec![child]);
+    result?;
+    let after = bench.used_memory().await?;
+    emit(
+        json!({"scenario": "memory_per_retained_job", "n": n, "payload_bytes": 1, "bytes_per_job": ((after - before) as f64 / n as f64).round()}),
+    );
+    Ok(())
+}
+
+/// 2000 jobs of 20 ms at concurrency 10; SIGKILL the worker after 1 s and start another.
+async fn crash(bench: &Bench) -> Result<(), String> {
+    bench.reset().await?;
+    let n = 2000;
+    bench.backlog(n).await?;
+    let started = Instant::now();
+    let mut first = bench.spawn_worker(10, 20, true);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let killed = first.kill(); // SIGKILL
+    let _ = first.wait();
+    killed.map_err(|e| e.to_string())?;
+    let second = bench.spawn_worker(10, 20, true);
+    let done = bench.wait_completed(n as u64, Duration::from_secs(120)).await;
+    let total = started.elapsed();
+    stop(vec![second]);
+    done?;
+    let runs: Vec<u64> = bench
+        .redis
+        .clone()
+        .hvals(format!("{}runs", bench.prefix))
+        .await
+        .map_err(|e| e.to_string())?;
+    let counts = bench.queue().counts().await.map_err(|e| e.to_string())?;
+    emit(json!({
+        "scenario": "crash", "n": n, "job_ms": 20, "concurrency": 10,
+        "seconds_until_all_done": (total.as_secs_f64() * 100.0).round() / 100.0,
+        "jobs_lost": n as u64 - counts.completed,
+        "jobs_failed": counts.failed,
+        "jobs_run_twice": runs.iter().filter(|r| **r > 1).count(),
+        "jobs_run": runs.len(),
+    }));
+    Ok(())
+}
+
+/// The hidden `bench-worker` subcommand: a consumer over the bench queue until SIGTERM.
+pub async fn worker(settings: &Settings, args: &WorkerArgs) -> Result<(), String> {
+    let redis = connect_redis(&settings.redis).await.map_err(|e| e.to_string())?;
+    let wake = connect_redis(&settings.redis).await.map_err(|e| e.to_string())?;
+    let queue = Queue::new(redis.clone(), &args.prefix, QUEUE, queue_config());
+    let runs_key = format!("{}runs", args.prefix);
+    let (sleep_ms, count_runs) = (args.sleep_ms, args.count_runs);
+    let handler = move |job: LeasedJob, _ctx: JobContext| {
+        let (mut redis, runs_key) = (redis.clone(), runs_key.clone());
+        async move {
+            if count_runs {
+                let _: i64 = redis.hincr(&runs_key, &job.id, 1).await.unwrap_or(0);
+            }
+            if sleep_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+            }
+            Ok(serde_json::Value::Null)
+        }
+    };
+    let id = sellersync_core::instance::instance_id();
+    consumer::run(
+        queue,
+        wake,
+        handler,
+        ConsumerOptions::new(id, args.concurrency),
+        sellersync_core::shutdown::signal(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
