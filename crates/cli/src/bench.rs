@@ -143,6 +143,36 @@ impl Bench {
             .sum())
     }
 
+    /// MEMORY USAGE of job hashes (average of a sample) and of the completed index per job.
+    async fn memory_breakdown(&self, n: usize) -> Result<(f64, f64), String> {
+        let mut redis = self.redis.clone();
+        let base = self.queue().key_base().to_owned();
+        let ids: Vec<String> = redis
+            .zrange(format!("{base}completed"), 0, 99)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut total = 0u64;
+        for id in &ids {
+            let bytes: u64 = redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(format!("{base}job:{id}"))
+                .query_async(&mut redis)
+                .await
+                .map_err(|e| e.to_string())?;
+            total += bytes;
+        }
+        let index: u64 = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(format!("{base}completed"))
+            .query_async(&mut redis)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((
+            (total as f64 / ids.len().max(1) as f64).round(),
+            (index as f64 / n as f64).round(),
+        ))
+    }
+
     async fn used_memory(&self) -> Result<i64, String> {
         let info: String = redis::cmd("INFO")
             .arg("memory")
@@ -316,9 +346,12 @@ async fn memory_per_job(bench: &Bench) -> Result<(), String> {
     stop(vec![child]);
     result?;
     let after = bench.used_memory().await?;
-    emit(
-        json!({"scenario": "memory_per_retained_job", "n": n, "payload_bytes": 1, "bytes_per_job": ((after - before) as f64 / n as f64).round()}),
-    );
+    let (hash, index) = bench.memory_breakdown(n).await?;
+    emit(json!({
+        "scenario": "memory_per_retained_job", "n": n, "payload_bytes": 1,
+        "bytes_per_job": ((after - before) as f64 / n as f64).round(),
+        "job_hash_bytes": hash, "completed_index_bytes_per_job": index,
+    }));
     Ok(())
 }
 

@@ -118,7 +118,13 @@ pub struct JobInfo {
 }
 
 impl JobInfo {
-    pub(crate) fn from_hash(queue: &str, id: String, mut h: HashMap<String, String>) -> Self {
+    /// `default_max_attempts` applies to jobs enqueued without their own (not stored, to save memory).
+    pub(crate) fn from_hash(
+        queue: &str,
+        default_max_attempts: u32,
+        id: String,
+        mut h: HashMap<String, String>,
+    ) -> Self {
         let num = |h: &HashMap<String, String>, k: &str| h.get(k).and_then(|v| v.parse::<f64>().ok());
         let text = |h: &mut HashMap<String, String>, k: &str| h.remove(k).filter(|v| !v.is_empty());
         let json = |raw: Option<String>| {
@@ -132,9 +138,13 @@ impl JobInfo {
         };
         Self {
             queue: queue.to_owned(),
-            progress: num(&h, "pg").unwrap_or(0.0).clamp(0.0, 100.0) as u8,
+            progress: if state == "completed" {
+                100
+            } else {
+                num(&h, "pg").unwrap_or(0.0).clamp(0.0, 100.0) as u8
+            },
             attempts: num(&h, "att").unwrap_or(0.0) as u32,
-            max_attempts: num(&h, "max").unwrap_or(0.0) as u32,
+            max_attempts: num(&h, "max").map_or(default_max_attempts, |m| m as u32),
             priority: num(&h, "pr").unwrap_or(0.0) as u32,
             stalls: num(&h, "stalls").unwrap_or(0.0) as u32,
             retries: num(&h, "retries").unwrap_or(0.0) as u32,

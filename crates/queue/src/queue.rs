@@ -160,8 +160,7 @@ impl Queue {
                 .arg(o.dedup_key.as_deref().unwrap_or(""))
                 .arg(o.delay.map_or(0, |d| d.as_millis() as u64))
                 .arg(o.priority)
-                .arg(o.max_attempts.unwrap_or(self.config.max_attempts()))
-                .arg(self.config.backoff_ms())
+                .arg(o.max_attempts.map(|m| m.to_string()).unwrap_or_default())
                 .arg(&job.payload);
         }
         let flat: Vec<(String, u8)> = call.invoke_async(&mut self.conn()).await?;
@@ -208,6 +207,7 @@ impl Queue {
             .arg(n.clamp(1, MAX_FETCH))
             .arg(self.config.lease_ms)
             .arg(worker_id)
+            .arg(self.config.max_attempts())
             .invoke_async(&mut self.conn())
             .await?;
         parse_fetch(reply)
@@ -248,6 +248,8 @@ impl Queue {
             .arg(error)
             .arg(u8::from(retryable))
             .arg(self.config.max_backoff_ms)
+            .arg(self.config.max_attempts())
+            .arg(self.config.backoff_ms())
             .invoke_async(&mut self.conn())
             .await?;
         match outcome.as_str() {
@@ -365,7 +367,12 @@ impl Queue {
         if hash.is_empty() {
             return Ok(None);
         }
-        Ok(Some(JobInfo::from_hash(&self.name, id.to_owned(), hash)))
+        Ok(Some(JobInfo::from_hash(
+            &self.name,
+            self.config.max_attempts(),
+            id.to_owned(),
+            hash,
+        )))
     }
 
     /// Jobs in `state`, newest first, skipping `offset`.
@@ -403,7 +410,7 @@ impl Queue {
             .into_iter()
             .zip(hashes)
             .filter(|(_, hash)| !hash.is_empty())
-            .map(|(id, hash)| JobInfo::from_hash(&self.name, id, hash))
+            .map(|(id, hash)| JobInfo::from_hash(&self.name, self.config.max_attempts(), id, hash))
             .collect())
     }
 

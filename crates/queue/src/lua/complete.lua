@@ -15,7 +15,11 @@ for i = 0, n - 1 do
   local jk = base .. 'job:' .. id
   local job = redis.call('HMGET', jk, 'st', 'att', 'dk')
   if job[1] == 'active' and job[2] == attempt then
-    redis.call('HSET', jk, 'st', 'completed', 'fin', now, 'res', result, 'pg', 100)
+    if result == 'null' then
+      redis.call('HSET', jk, 'st', 'completed', 'fin', now)
+    else
+      redis.call('HSET', jk, 'st', 'completed', 'fin', now, 'res', result)
+    end
     if job[3] and job[3] ~= '' and redis.call('GET', base .. 'dedup:' .. job[3]) == id then
       redis.call('DEL', base .. 'dedup:' .. job[3])
     end

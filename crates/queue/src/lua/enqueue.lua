@@ -1,12 +1,14 @@
 -- Enqueue a batch of jobs atomically.
 -- KEYS[1]: the queue's wait key (routes the script to the queue's slot; all keys share the hash tag)
--- ARGV: base, now_ms, count, then per job 7 values:
---   id ('' = generate), dedup key ('' = none), delay_ms, priority, max_attempts, backoff_ms, payload
+-- ARGV: base, now_ms, count, then per job 6 values:
+--   id ('' = generate), dedup key ('' = none), delay_ms, priority, max_attempts ('' = the queue's),
+--   payload
+-- Only fields that differ from their defaults are stored: a retained job costs memory.
 -- Returns a flat list: id, duplicate (0|1) per job, in input order.
 local base = ARGV[1]
 local now = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
-local PER_JOB = 7
+local PER_JOB = 6
 local PRIORITY_SPAN = 1e13
 
 -- One INCRBY reserves ids for every job without an explicit id.
@@ -45,8 +47,11 @@ for i = 0, n - 1 do
       waiting[#waiting + 1] = priority * PRIORITY_SPAN + seq + i
       waiting[#waiting + 1] = id
     end
-    redis.call('HSET', base .. 'job:' .. id, 'data', ARGV[a + 6], 'st', state, 'att', 0,
-      'max', ARGV[a + 4], 'bo', ARGV[a + 5], 'pr', priority, 'dk', dedup, 'ts', now, 'pg', 0)
+    local fields = { 'data', ARGV[a + 5], 'st', state, 'att', 0, 'ts', now }
+    if ARGV[a + 4] ~= '' then fields[#fields + 1] = 'max'; fields[#fields + 1] = ARGV[a + 4] end
+    if priority ~= 0 then fields[#fields + 1] = 'pr'; fields[#fields + 1] = priority end
+    if dedup ~= '' then fields[#fields + 1] = 'dk'; fields[#fields + 1] = dedup end
+    redis.call('HSET', base .. 'job:' .. id, unpack(fields))
     added[#added + 1] = id
     out[#out + 1] = id
     out[#out + 1] = 0

@@ -1,6 +1,6 @@
 -- A leased job's attempt failed: schedule a retry after the backoff, or fail it for good.
 -- KEYS[1]: the queue's wait key
--- ARGV: base, now_ms, id, attempt, error, retryable (0|1), max_backoff_ms
+-- ARGV: base, now_ms, id, attempt, error, retryable (0|1), max_backoff_ms, default_max_attempts, backoff_ms
 -- Returns: {'retrying', due_ms} | {'failed', 0} | {'stale', 0} (the lease was lost; nothing changed)
 local base = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -8,13 +8,13 @@ local id, attempt, err = ARGV[3], ARGV[4], ARGV[5]
 local retryable = ARGV[6] == '1'
 local max_backoff = tonumber(ARGV[7])
 local jk = base .. 'job:' .. id
-local job = redis.call('HMGET', jk, 'st', 'att', 'max', 'bo', 'dk')
+local job = redis.call('HMGET', jk, 'st', 'att', 'max', 'dk')
 if job[1] ~= 'active' or job[2] ~= attempt then return { 'stale', 0 } end
 
 redis.call('ZREM', base .. 'active', id)
-local attempts, max_attempts = tonumber(job[2]), tonumber(job[3])
+local attempts, max_attempts = tonumber(job[2]), tonumber(job[3]) or tonumber(ARGV[8])
 if retryable and attempts < max_attempts then
-  local delay = math.min(tonumber(job[4]) * 2 ^ (attempts - 1), max_backoff)
+  local delay = math.min(tonumber(ARGV[9]) * 2 ^ (attempts - 1), max_backoff)
   local due = now + delay
   redis.call('ZADD', base .. 'delayed', due, id)
   redis.call('HSET', jk, 'st', 'delayed', 'err', err, 'due', due)
@@ -23,8 +23,8 @@ if retryable and attempts < max_attempts then
 end
 redis.call('ZADD', base .. 'failed', now, id)
 redis.call('HSET', jk, 'st', 'failed', 'err', err, 'fin', now)
-if job[5] and job[5] ~= '' and redis.call('GET', base .. 'dedup:' .. job[5]) == id then
-  redis.call('DEL', base .. 'dedup:' .. job[5])
+if job[4] and redis.call('GET', base .. 'dedup:' .. job[4]) == id then
+  redis.call('DEL', base .. 'dedup:' .. job[4])
 end
 redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'failed', 'ids', id, 'error', err)
 return { 'failed', 0 }

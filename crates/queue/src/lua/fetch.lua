@@ -1,12 +1,14 @@
 -- Lease up to N ready jobs to a worker.
 -- KEYS[1]: the queue's wait key
--- ARGV: base, now_ms, n, lease_ms, worker_id
--- Returns: next_due_ms (-1 if nothing delayed), paused (0|1), then per job: id, payload, attempt, max_attempts
+-- ARGV: base, now_ms, n, lease_ms, worker_id, default_max_attempts
+-- Returns: next_due_ms (-1 if nothing delayed or jobs were leased), paused (0|1),
+-- then per job: id, payload, attempt, max_attempts
 local base = ARGV[1]
 local now = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local deadline = now + tonumber(ARGV[4])
 local worker = ARGV[5]
+local default_max = tonumber(ARGV[6])
 local PRIORITY_SPAN = 1e13
 local CHUNK = 500
 
@@ -38,7 +40,7 @@ if #due > 0 then
   end
 end
 
-local out = { 0, 0 }
+local out = { -1, 0 }
 local popped = redis.call('ZPOPMIN', base .. 'wait', n)
 local leases, ids = {}, {}
 for i = 1, #popped, 2 do
@@ -54,7 +56,7 @@ for i = 1, #popped, 2 do
     out[#out + 1] = id
     out[#out + 1] = job[1]
     out[#out + 1] = attempt
-    out[#out + 1] = tonumber(job[3])
+    out[#out + 1] = tonumber(job[3]) or default_max
   end
 end
 for s = 1, #leases, CHUNK * 2 do
@@ -63,5 +65,5 @@ end
 if #ids > 0 then
   redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'active', 'ids', table.concat(ids, ','), 'worker', worker)
 end
-out[1] = next_due()
+if #ids == 0 then out[1] = next_due() end
 return out

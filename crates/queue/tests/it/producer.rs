@@ -125,7 +125,12 @@ async fn higher_priority_runs_first_and_delayed_jobs_wait_until_due() {
     let fetched = q.fetch("w", 10).await.unwrap();
     let order: Vec<_> = fetched.jobs.iter().map(|j| j.payload.as_str()).collect();
     assert_eq!(order, vec![r#""high""#, r#""low""#]);
-    assert!(fetched.next_due_ms.is_some());
+    let idle = q.fetch("w", 10).await.unwrap();
+    assert!(idle.jobs.is_empty());
+    assert!(
+        idle.next_due_ms.is_some(),
+        "an idle fetch says when the delayed job is due"
+    );
     assert_eq!(q.get(&delayed.id).await.unwrap().unwrap().state, "delayed");
 
     eventually(
