@@ -1,5 +1,6 @@
 //! Integration tests of the queue engine against the real local Redis. Each test has its own key
 //! prefix (removed afterwards), so tests run in parallel.
+mod apalis;
 mod consumer;
 mod control;
 mod helpers;

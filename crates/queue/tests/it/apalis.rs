@@ -1,0 +1,116 @@
+//! The queue as an apalis backend: a plain apalis worker (`WorkerBuilder`, tower layers) runs jobs
+//! from our Redis storage, and results, retries and permanent failures land in the queue.
+
+use std::time::Duration;
+
+use apalis::layers::WorkerBuilderExt;
+use apalis::prelude::*;
+use sellersync_queue::apalis::{NonRetryable, RedisBackend};
+use sellersync_queue::{EnqueueOptions, NewJob};
+use serde::{Deserialize, Serialize};
+
+use crate::helpers::{TestQueue, eventually, fast_config};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Double {
+    n: u32,
+}
+
+async fn double(job: Double, attempt: Attempt) -> Result<u32, BoxDynError> {
+    match job.n {
+        3 => Err(NonRetryable("three is not allowed".into()).into()),
+        // Fails on its first attempt only.
+        5 if attempt.current() < 2 => Err("flaky".into()),
+        n => Ok(n * 2),
+    }
+}
+
+#[tokio::test]
+async fn an_apalis_worker_processes_jobs_from_our_queue() {
+    let q = TestQueue::new(fast_config()).await;
+    let jobs: Vec<NewJob> = (0..10)
+        .map(|n| NewJob::new(&Double { n }, EnqueueOptions::default()).unwrap())
+        .collect();
+    let ids = q.enqueue_bulk(&jobs).await.unwrap();
+
+    let backend = RedisBackend::<Double>::new(q.other_handle().await, q.connection().await, 4);
+    let worker = WorkerBuilder::new("apalis-test-worker")
+        .backend(backend)
+        .concurrency(4)
+        .build(double);
+    let probe = q.other_handle().await;
+    let done = async move {
+        eventually(Duration::from_secs(10), "all jobs finished", || async {
+            let counts = probe.counts().await.unwrap();
+            counts.completed == 9 && counts.failed == 1
+        })
+        .await;
+        Ok::<(), std::io::Error>(())
+    };
+    worker.run_until(done).await.unwrap();
+
+    let two = q.get(&ids[2].id).await.unwrap().unwrap();
+    assert_eq!(
+        (two.state.as_str(), two.result.clone()),
+        ("completed", Some(serde_json::json!(4)))
+    );
+    let three = q.get(&ids[3].id).await.unwrap().unwrap();
+    assert_eq!(
+        (three.state.as_str(), three.attempts),
+        ("failed", 1),
+        "non-retryable: one attempt"
+    );
+    assert_eq!(three.last_error.as_deref(), Some("three is not allowed"));
+    let five = q.get(&ids[5].id).await.unwrap().unwrap();
+    assert_eq!(
+        (five.state.as_str(), five.attempts),
+        ("completed", 2),
+        "retried once"
+    );
+    assert!(
+        q.workers().await.unwrap().is_empty(),
+        "the worker deregistered on stop"
+    );
+    assert_eq!(q.counts().await.unwrap().active, 0);
+}
+
+#[tokio::test]
+async fn an_undecodable_payload_fails_its_job_without_stopping_the_worker() {
+    let q = TestQueue::new(fast_config()).await;
+    let bad = q
+        .enqueue(
+            &serde_json::json!({ "not": "a Double" }),
+            EnqueueOptions::default(),
+        )
+        .await
+        .unwrap();
+    let good = q
+        .enqueue(&Double { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+
+    let backend = RedisBackend::<Double>::new(q.other_handle().await, q.connection().await, 2);
+    let worker = WorkerBuilder::new("apalis-decode-worker")
+        .backend(backend)
+        .build(double);
+    let probe = q.other_handle().await;
+    let done = async move {
+        eventually(Duration::from_secs(10), "both jobs finished", || async {
+            let counts = probe.counts().await.unwrap();
+            counts.completed == 1 && counts.failed == 1
+        })
+        .await;
+        Ok::<(), std::io::Error>(())
+    };
+    worker.run_until(done).await.unwrap();
+    assert!(
+        q.get(&bad.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_error
+            .unwrap()
+            .contains("does not decode")
+    );
+    assert_eq!(q.get(&good.id).await.unwrap().unwrap().state, "completed");
+}
