@@ -11,10 +11,10 @@
 //! - On shutdown apalis waits for running tasks, then `poll_close` hands back leased jobs that
 //!   never started and deregisters the worker.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,9 +32,11 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::acker::Acker;
 use crate::error::QueueError;
 use crate::job::{FailOutcome, LeasedJob};
-use crate::queue::{Ack, Queue, now_ms};
+use crate::maintenance::{self, Leases, idle_wait};
+use crate::queue::{Ack, Queue};
 
 /// A handler error that no retry can fix (bad credentials, unknown user): the job fails at once.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +50,8 @@ pub struct Lease {
     pub attempt: u32,
 }
 
-/// Jobs this worker holds (buffered or running): id → attempt. Heartbeats extend these leases.
-type Leases = Arc<Mutex<HashMap<String, u32>>>;
+/// Longest idle wait before fetching again even without a wake-up.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 type FetchFuture = BoxFuture<'static, (ConnectionManager, Vec<LeasedJob>)>;
 
@@ -84,7 +86,7 @@ impl<Args> RedisBackend<Args> {
 
     fn start_maintenance(&mut self, worker_id: &str) {
         if self.maintenance.is_none() {
-            let task = maintenance(
+            let task = maintenance::run(
                 self.queue.clone(),
                 worker_id.to_owned(),
                 Arc::clone(&self.leases),
@@ -104,7 +106,7 @@ impl<Args> RedisBackend<Args> {
                 match queue.fetch(&worker_id, batch).await {
                     Ok(fetched) if !fetched.jobs.is_empty() => return (wake, fetched.jobs),
                     Ok(fetched) => {
-                        let idle = idle_wait(fetched.next_due_ms, fetched.paused);
+                        let idle = idle_wait(IDLE_WAIT, fetched.next_due_ms, fetched.paused);
                         if let Err(error) = queue.wait_for_work(&mut wake, idle).await {
                             tracing::warn!(%error, "waiting for work failed");
                             tokio::time::sleep(backoff).await;
@@ -120,16 +122,6 @@ impl<Args> RedisBackend<Args> {
         }
         .boxed()
     }
-}
-
-fn idle_wait(next_due_ms: Option<u64>, paused: bool) -> Duration {
-    let idle = Duration::from_secs(1);
-    let until_due = next_due_ms
-        .filter(|_| !paused)
-        .map(|due| Duration::from_millis(due.saturating_sub(now_ms())));
-    until_due
-        .map_or(idle, |d| d.min(idle))
-        .max(Duration::from_millis(10))
 }
 
 impl<Args: DeserializeOwned + Send + 'static> RedisBackend<Args> {
@@ -239,18 +231,21 @@ impl<Args> BackendConfig for RedisBackend<Args> {
     }
 
     fn middleware(&mut self, _worker: &mut WorkerContext) -> Self::Layer {
+        let acker = Acker::spawn(self.queue.clone(), Arc::clone(&self.leases));
         AcknowledgeLayer::new(RedisAck {
             queue: self.queue.clone(),
             leases: Arc::clone(&self.leases),
+            acker,
         })
     }
 }
 
-/// Completes or fails each task's job after the handler returns.
+/// Completes (in batches) or fails each task's job after the handler returns.
 #[derive(Clone)]
 pub struct RedisAck {
     queue: Queue,
     leases: Leases,
+    acker: Acker,
 }
 
 impl<Res: Serialize> Acknowledge<Res> for RedisAck {
@@ -265,52 +260,25 @@ impl<Res: Serialize> Acknowledge<Res> for RedisAck {
             Ok(value) => Ok(serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())),
             Err(error) => Err((error.to_string(), error.downcast_ref::<NonRetryable>().is_none())),
         };
-        let (queue, leases) = (self.queue.clone(), Arc::clone(&self.leases));
+        let (queue, leases, acker) = (self.queue.clone(), Arc::clone(&self.leases), self.acker.clone());
         async move {
-            let result = match outcome {
+            let (message, retryable) = match outcome {
                 Ok(result) => {
                     let ack = Ack { id: lease.job_id.clone(), attempt: lease.attempt, result };
-                    queue.complete(&[ack]).await.map(|_| ())
-                }
-                Err((message, retryable)) => queue.fail(&lease.job_id, lease.attempt, &message, retryable).await.map(|outcome| {
-                    if outcome == FailOutcome::LeaseLost {
-                        tracing::warn!(job_id = %lease.job_id, "attempt failed after its lease was lost; ignored");
+                    if !acker.complete(ack).await {
+                        tracing::warn!(job_id = %lease.job_id, "completion not recorded (lease lost); the job will run again");
                     }
-                }),
+                    return Ok(());
+                }
+                Err(failure) => failure,
             };
+            let failed = queue.fail(&lease.job_id, lease.attempt, &message, retryable).await;
             leases.lock().expect("leases lock").remove(&lease.job_id);
-            result
+            if failed? == FailOutcome::LeaseLost {
+                tracing::warn!(job_id = %lease.job_id, "attempt failed after its lease was lost; ignored");
+            }
+            Ok(())
         }
         .boxed()
-    }
-}
-
-/// Heartbeats for this worker's leases and reaping of expired ones, until aborted.
-async fn maintenance(queue: Queue, worker_id: String, leases: Leases, concurrency: usize) {
-    let mut heartbeat = tokio::time::interval(queue.config().heartbeat());
-    let mut reap = tokio::time::interval(queue.config().reap_interval());
-    let mut retention = tokio::time::interval(Duration::from_secs(60));
-    let started_ms = now_ms();
-    loop {
-        tokio::select! {
-            _ = heartbeat.tick() => {
-                let ids: Vec<String> = leases.lock().expect("leases lock").keys().cloned().collect();
-                let info = serde_json::json!({
-                    "pid": std::process::id(), "startedAtMs": started_ms,
-                    "concurrency": concurrency, "inFlight": ids.len(),
-                });
-                if let Err(error) = queue.heartbeat(&worker_id, &info, &ids).await {
-                    tracing::warn!(%error, "heartbeat failed");
-                }
-            }
-            _ = reap.tick() => match queue.reap().await {
-                Ok((0, 0)) => {}
-                Ok((requeued, failed)) => tracing::warn!(requeued, failed, "recovered jobs whose lease expired"),
-                Err(error) => tracing::warn!(%error, "reaping expired leases failed"),
-            },
-            _ = retention.tick() => if let Err(error) = queue.apply_retention().await {
-                tracing::warn!(%error, "retention failed");
-            },
-        }
     }
 }

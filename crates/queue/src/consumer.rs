@@ -6,25 +6,26 @@
 //!   expired leases to waiting.
 //! - A handler's error fails the attempt (retried with backoff when retryable), a panic or a
 //!   timeout fails it as retryable; the consumer itself never dies of a job.
-//! - Completions are acknowledged in batches by one task (one script call for many jobs).
+//! - Completions are acknowledged in batches (one script call for many jobs, see `acker`).
 //! - Shutdown stops fetching, lets in-flight jobs finish within the drain timeout, then hands
 //!   unfinished ones back to the queue without counting the attempt.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::acker::Acker;
 use crate::error::QueueResult;
 use crate::job::{FailOutcome, LeasedJob};
-use crate::queue::{Ack, Queue, now_ms};
+use crate::maintenance::{self, Leases, idle_wait, retry_unavailable};
+use crate::queue::{Ack, Queue};
 
 /// Why an attempt failed, as the handler reports it.
 #[derive(Debug, Clone)]
@@ -145,16 +146,9 @@ struct Shared<H> {
     queue: Queue,
     handler: H,
     options: ConsumerOptions,
-    /// In-flight job id → attempt; leases of these are extended by the heartbeat.
-    inflight: Mutex<HashMap<String, u32>>,
+    leases: Leases,
     counters: Counters,
-    acks: mpsc::UnboundedSender<AckMessage>,
-}
-
-enum AckMessage {
-    Ack(Ack),
-    /// Flush what came before and stop (sent once, at shutdown).
-    Stop,
+    acker: Acker,
 }
 
 /// Runs `handler` over `queue` until `shutdown` resolves, then drains and hands back.
@@ -166,51 +160,49 @@ pub async fn run<H: Handler>(
     options: ConsumerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> QueueResult<ConsumerReport> {
-    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let leases = Leases::default();
     let shared = Arc::new(Shared {
         queue: queue.clone(),
         handler,
         options: options.clone(),
-        inflight: Mutex::new(HashMap::new()),
+        leases: Arc::clone(&leases),
         counters: Counters::default(),
-        acks: ack_tx,
+        acker: Acker::spawn(queue.clone(), Arc::clone(&leases)),
     });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let acker = tokio::spawn(ack_loop(Arc::clone(&shared), ack_rx));
-    let heartbeat = tokio::spawn(heartbeat_loop(Arc::clone(&shared), stop_rx.clone()));
-    let reaper = tokio::spawn(reap_loop(queue.clone(), stop_rx.clone()));
+    let maintenance = tokio::spawn(maintenance::run(
+        queue.clone(),
+        options.worker_id.clone(),
+        Arc::clone(&leases),
+        options.concurrency,
+    ));
     tracing::info!(worker_id = %options.worker_id, queue = queue.name(), concurrency = options.concurrency, "consumer started");
 
     let mut tasks = JoinSet::new();
-    let (fetch_stop_tx, fetch_stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
     let signal = async move {
         shutdown.await;
-        let _ = fetch_stop_tx.send(true);
+        let _ = stop_tx.send(true);
     };
     // The fetch loop stops only between fetches, so no leased job is ever dropped on the floor.
-    tokio::join!(signal, fetch_loop(&shared, wake, &mut tasks, fetch_stop_rx));
+    tokio::join!(signal, fetch_loop(&shared, wake, &mut tasks, stop_rx));
     tracing::info!(worker_id = %options.worker_id, in_flight = tasks.len(), "consumer stopping; draining in-flight jobs");
     drain(&mut tasks, options.drain_timeout).await;
 
-    // Let the acker flush what finished, then hand back whatever is still leased.
-    let _ = shared.acks.send(AckMessage::Stop);
-    let _ = acker.await;
-    let leases: Vec<(String, u32)> = shared
-        .inflight
+    // Every finished job is acknowledged by now; what is still leased never finished.
+    let unfinished: Vec<(String, u32)> = leases
         .lock()
-        .expect("inflight lock")
+        .expect("leases lock")
         .iter()
-        .map(|(id, at)| (id.clone(), *at))
+        .map(|(id, attempt)| (id.clone(), *attempt))
         .collect();
     let handed_back = queue
-        .release(&options.worker_id, &leases)
+        .release(&options.worker_id, &unfinished)
         .await
         .unwrap_or_else(|error| {
             tracing::warn!(%error, "could not hand back unfinished jobs; their leases will expire");
             0
         }) as u64;
-    let _ = stop_tx.send(true);
-    let _ = tokio::join!(heartbeat, reaper);
+    maintenance.abort();
     let report = ConsumerReport {
         completed: shared.counters.completed.load(Ordering::Relaxed),
         failed: shared.counters.failed.load(Ordering::Relaxed),
@@ -273,9 +265,9 @@ async fn fetch_loop<H: Handler>(
             }
             continue;
         }
-        let mut inflight = shared.inflight.lock().expect("inflight lock");
+        let mut leases = shared.leases.lock().expect("leases lock");
         for (job, permit) in fetched.jobs.into_iter().zip(permits) {
-            inflight.insert(job.id.clone(), job.attempt);
+            leases.insert(job.id.clone(), job.attempt);
             let shared = Arc::clone(shared);
             tasks.spawn(async move {
                 run_job(&shared, job).await;
@@ -283,16 +275,6 @@ async fn fetch_loop<H: Handler>(
             });
         }
     }
-}
-
-/// How long to block when nothing was ready: until the next delayed job is due, at most `idle`.
-fn idle_wait(idle: Duration, next_due_ms: Option<u64>, paused: bool) -> Duration {
-    let until_due = next_due_ms
-        .filter(|_| !paused)
-        .map(|due| Duration::from_millis(due.saturating_sub(now_ms())));
-    until_due
-        .map_or(idle, |d| d.min(idle))
-        .max(Duration::from_millis(10))
 }
 
 async fn run_job<H: Handler>(shared: &Shared<H>, job: LeasedJob) {
@@ -320,7 +302,6 @@ async fn run_job<H: Handler>(shared: &Shared<H>, job: LeasedJob) {
             panic_message(&panic)
         )))
     });
-    let _enter = span.enter();
     match result {
         Ok(value) => {
             observe(
@@ -331,14 +312,18 @@ async fn run_job<H: Handler>(shared: &Shared<H>, job: LeasedJob) {
                 },
             );
             let ack = Ack {
-                id: job.id,
+                id: job.id.clone(),
                 attempt: job.attempt,
                 result: value.to_string(),
             };
-            // The ack loop runs until shutdown has drained every job, so this send succeeds.
-            let _ = shared.acks.send(AckMessage::Ack(ack));
+            if shared.acker.complete(ack).await {
+                shared.counters.completed.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        Err(failure) => record_failure(shared, &job, failure).await,
+        Err(failure) => {
+            let _enter = span.enter();
+            record_failure(shared, &job, failure).await;
+        }
     }
 }
 
@@ -349,7 +334,7 @@ async fn record_failure<H: Handler>(shared: &Shared<H>, job: &LeasedJob, failure
             .fail(&job.id, job.attempt, &failure.message, failure.retryable)
     })
     .await;
-    shared.inflight.lock().expect("inflight lock").remove(&job.id);
+    shared.leases.lock().expect("leases lock").remove(&job.id);
     let Some(outcome) = outcome else { return };
     match outcome {
         FailOutcome::Retrying { at_ms } => {
@@ -375,112 +360,6 @@ async fn record_failure<H: Handler>(shared: &Shared<H>, job: &LeasedJob, failure
 fn observe<H: Handler>(shared: &Shared<H>, job: &LeasedJob, outcome: AttemptOutcome) {
     if let Some(observer) = &shared.options.observer {
         observer(job, &outcome);
-    }
-}
-
-/// Retries a queue call while Redis is unavailable, for up to ~30 s; `None` if it never worked.
-async fn retry_unavailable<T, F, Fut>(mut call: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = QueueResult<T>>,
-{
-    let mut delay = Duration::from_millis(100);
-    for _ in 0..10 {
-        match call().await {
-            Ok(value) => return Some(value),
-            Err(error) if error.is_unavailable() => {
-                tracing::warn!(%error, "redis unavailable; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            Err(error) => {
-                tracing::error!(%error, "queue call failed");
-                return None;
-            }
-        }
-    }
-    None
-}
-
-/// Acknowledges completions in batches: waits for one, then takes whatever else is queued.
-async fn ack_loop<H: Handler>(shared: Arc<Shared<H>>, mut rx: mpsc::UnboundedReceiver<AckMessage>) {
-    let mut batch = Vec::with_capacity(256);
-    let mut stopping = false;
-    while !stopping {
-        let Some(first) = rx.recv().await else { return };
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                AckMessage::Ack(ack) => batch.push(ack),
-                AckMessage::Stop => stopping = true,
-            }
-            if batch.len() < 256 && !stopping {
-                next = rx.try_recv().ok();
-            }
-        }
-        flush_acks(&shared, &mut batch).await;
-    }
-}
-
-async fn flush_acks<H: Handler>(shared: &Shared<H>, batch: &mut Vec<Ack>) {
-    if batch.is_empty() {
-        return;
-    }
-    if let Some(done) = retry_unavailable(|| shared.queue.complete(batch)).await {
-        shared
-            .counters
-            .completed
-            .fetch_add(done as u64, Ordering::Relaxed);
-        let mut inflight = shared.inflight.lock().expect("inflight lock");
-        for ack in batch.iter() {
-            inflight.remove(&ack.id);
-        }
-    }
-    batch.clear();
-}
-
-async fn heartbeat_loop<H: Handler>(shared: Arc<Shared<H>>, mut stop: watch::Receiver<bool>) {
-    let (queue, options) = (&shared.queue, &shared.options);
-    let started_ms = now_ms();
-    let host = std::env::var("HOSTNAME").unwrap_or_default();
-    let mut tick = tokio::time::interval(queue.config().heartbeat());
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        let ids: Vec<String> = shared
-            .inflight
-            .lock()
-            .expect("inflight lock")
-            .keys()
-            .cloned()
-            .collect();
-        let info = serde_json::json!({
-            "host": host, "pid": std::process::id(), "startedAtMs": started_ms,
-            "concurrency": options.concurrency, "inFlight": ids.len(),
-        });
-        if let Err(error) = queue.heartbeat(&options.worker_id, &info, &ids).await {
-            tracing::warn!(%error, "heartbeat failed");
-        }
-    }
-}
-
-async fn reap_loop(queue: Queue, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(queue.config().reap_interval());
-    let mut retention = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => match queue.reap().await {
-                Ok((0, 0)) => {}
-                Ok((requeued, failed)) => tracing::warn!(requeued, failed, "recovered jobs whose lease expired"),
-                Err(error) => tracing::warn!(%error, "reaping expired leases failed"),
-            },
-            _ = retention.tick() => if let Err(error) = queue.apply_retention().await {
-                tracing::warn!(%error, "retention failed");
-            },
-            _ = stop.changed() => return,
-        }
     }
 }
 

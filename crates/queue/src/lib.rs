@@ -2,11 +2,13 @@
 //! ours). `queue` is one named queue's producer, consumer and control API over atomic Lua
 //! scripts; `consumer` runs a handler over a queue with leases, heartbeats, reaping, retries and
 //! graceful shutdown. It knows nothing of users: payloads are JSON.
+mod acker;
 pub mod apalis;
 pub mod config;
 pub mod consumer;
 pub mod error;
 pub mod job;
+mod maintenance;
 pub mod queue;
 mod scripts;
 

@@ -213,10 +213,11 @@ impl Queue {
         parse_fetch(reply)
     }
 
-    /// Completes attempts whose lease is still held; returns how many were completed.
-    pub async fn complete(&self, acks: &[Ack]) -> QueueResult<usize> {
+    /// Completes attempts whose lease is still held; returns the ids completed (an attempt
+    /// whose lease was lost is left alone: its job runs again, at least once).
+    pub async fn complete(&self, acks: &[Ack]) -> QueueResult<Vec<String>> {
         if acks.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let mut call = SCRIPTS.complete.key(&self.wait_key);
         call.arg(&self.base)

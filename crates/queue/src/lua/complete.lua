@@ -2,7 +2,7 @@
 -- KEYS[1]: the queue's wait key
 -- ARGV: base, now_ms, keep_completed, count, then per job: id, attempt, result
 -- A job is completed only if it is still active under that attempt (its lease was not lost).
--- Returns the number of jobs completed.
+-- Returns the ids of the jobs completed.
 local base = ARGV[1]
 local now = tonumber(ARGV[2])
 local keep = tonumber(ARGV[3])
@@ -46,4 +46,4 @@ end
 if #done > 0 then
   redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'completed', 'ids', table.concat(done, ','))
 end
-return #done
+return done

@@ -15,7 +15,7 @@ async fn complete_all(q: &TestQueue, n: usize) {
             result: "1".into(),
         })
         .collect();
-    assert_eq!(q.complete(&acks).await.unwrap(), jobs.len());
+    assert_eq!(q.complete(&acks).await.unwrap().len(), jobs.len());
 }
 
 #[tokio::test]

@@ -48,11 +48,11 @@ async fn a_finished_job_frees_its_dedup_key() {
     let first = q.enqueue(&json!({}), dedup("k")).await.unwrap();
     let job = q.fetch("w", 1).await.unwrap().jobs.pop().unwrap();
     let ack = sellersync_queue::Ack {
-        id: job.id,
+        id: job.id.clone(),
         attempt: job.attempt,
         result: "null".into(),
     };
-    assert_eq!(q.complete(&[ack]).await.unwrap(), 1);
+    assert_eq!(q.complete(&[ack]).await.unwrap(), vec![job.id.clone()]);
     let second = q.enqueue(&json!({}), dedup("k")).await.unwrap();
     assert!(!second.duplicate);
     assert_ne!(first.id, second.id);
