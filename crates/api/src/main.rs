@@ -11,6 +11,7 @@ async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
+    let shutdown = shutdown::signal();
     let environment = settings.environment.name();
     let app = match Application::build(settings).await {
         Ok(app) => app,
@@ -20,7 +21,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(addr = %app.local_addr(), environment, "sellersync-api listening");
-    match app.run_until_stopped(shutdown::signal()).await {
+    match app.run_until_stopped(shutdown).await {
         Ok(()) => {
             tracing::info!("sellersync-api stopped");
             ExitCode::SUCCESS

@@ -10,10 +10,13 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use apalis::layers::WorkerBuilderExt;
+use apalis::prelude::{BoxDynError, Data, TaskId, WorkerBuilder};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use sellersync_core::Settings;
 use sellersync_core::connections::{connect_redis, delete_keys};
+use sellersync_queue::apalis::RedisBackend;
 use sellersync_queue::consumer::{self, ConsumerOptions, JobContext};
 use sellersync_queue::{EnqueueOptions, LeasedJob, NewJob, Queue, QueueConfig};
 use serde_json::json;
@@ -42,6 +45,26 @@ pub struct WorkerArgs {
     /// Count executions per job in a Redis hash (crash scenario).
     #[arg(long)]
     pub count_runs: bool,
+    /// Which worker runtime runs the jobs.
+    #[arg(long, value_enum, default_value_t = Runtime::Apalis)]
+    pub runtime: Runtime,
+}
+
+/// The worker runtime: an apalis worker over our backend (what `sellersync-worker` runs), or the
+/// queue crate's own consumer.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Apalis,
+    Consumer,
+}
+
+impl Runtime {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Apalis => "apalis",
+            Self::Consumer => "consumer",
+        }
+    }
 }
 
 fn queue_config() -> QueueConfig {
@@ -81,7 +104,7 @@ impl Bench {
         Queue::new(self.redis.clone(), &self.prefix, QUEUE, queue_config())
     }
 
-    fn spawn_worker(&self, concurrency: usize, sleep_ms: u64, count_runs: bool) -> Child {
+    fn spawn_worker(&self, runtime: Runtime, concurrency: usize, sleep_ms: u64, count_runs: bool) -> Child {
         let mut command = Command::new(std::env::current_exe().expect("own path"));
         command
             .args([
@@ -91,7 +114,7 @@ impl Bench {
                 "--concurrency",
                 &concurrency.to_string(),
             ])
-            .args(["--sleep-ms", &sleep_ms.to_string()])
+            .args(["--sleep-ms", &sleep_ms.to_string(), "--runtime", runtime.name()])
             .env("LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
@@ -235,7 +258,16 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
             json!({"scenario": "enqueue_bulk", "n": n, "batch": 1000, "cores": cores, "jobs_per_sec": (n as f64 / secs).round()}),
         );
     }
-    for (workers, concurrency) in [(1, 1), (1, 10), (1, 50), (2, 10), (2, 50)] {
+    let configs = [
+        (Runtime::Apalis, 1, 1),
+        (Runtime::Apalis, 1, 10),
+        (Runtime::Apalis, 1, 50),
+        (Runtime::Apalis, 2, 10),
+        (Runtime::Apalis, 2, 50),
+        (Runtime::Consumer, 1, 50),
+        (Runtime::Consumer, 2, 50),
+    ];
+    for (runtime, workers, concurrency) in configs {
         if !wanted("process") {
             break;
         }
@@ -248,14 +280,14 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
         bench.backlog(n).await?;
         let calls_before = bench.command_calls().await?;
         let children: Vec<Child> = (0..workers)
-            .map(|_| bench.spawn_worker(concurrency, 0, false))
+            .map(|_| bench.spawn_worker(runtime, concurrency, 0, false))
             .collect();
         let elapsed = bench.wait_completed(n as u64, Duration::from_secs(600)).await;
         let calls = bench.command_calls().await? - calls_before;
         stop(children);
         let secs = elapsed?.as_secs_f64();
         emit(json!({
-            "scenario": "process", "workers": workers, "concurrency": concurrency, "n": n, "cores": cores,
+            "scenario": "process", "runtime": runtime.name(), "workers": workers, "concurrency": concurrency, "n": n, "cores": cores,
             "jobs_per_sec": (n as f64 / secs).round(),
             "redis_commands_per_job": ((calls as f64 / n as f64) * 100.0).round() / 100.0,
         }));
@@ -276,45 +308,26 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
 async fn pickup_latency(bench: &Bench) -> Result<(), String> {
     bench.reset().await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
-    let handler = move |job: LeasedJob, _ctx: JobContext| {
-        let tx = tx.clone();
-        async move {
-            let sent: u128 = job.payload.parse().unwrap_or(0);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_micros();
-            let _ = tx.send(Duration::from_micros(now.saturating_sub(sent) as u64));
-            Ok(serde_json::Value::Null)
-        }
-    };
     let wake = connect_redis(&bench.settings.redis)
         .await
         .map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let consumer = tokio::spawn(consumer::run(
-        bench.queue(),
-        wake,
-        handler,
-        ConsumerOptions::new("pickup", 1),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let worker = WorkerBuilder::new("pickup")
+        .backend(RedisBackend::<u64>::new(bench.queue(), wake, 1))
+        .data(tx)
+        .concurrency(1)
+        .build(record_pickup);
+    let consumer = tokio::spawn(worker.run_until(async move {
+        let _ = stop_rx.await;
+        Ok::<(), std::io::Error>(())
+    }));
     tokio::time::sleep(Duration::from_millis(200)).await; // let it go idle
     let queue = bench.queue();
     let n = 1000;
     let mut latencies = Vec::with_capacity(n);
     for _ in 0..n {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros();
         queue
-            .enqueue(
-                &now.to_string().parse::<u64>().unwrap(),
-                EnqueueOptions::default(),
-            )
+            .enqueue(&now_micros(), EnqueueOptions::default())
             .await
             .map_err(|e| e.to_string())?;
         let latency = tokio::time::timeout(Duration::from_secs(5), rx.recv())
@@ -330,7 +343,7 @@ async fn pickup_latency(bench: &Bench) -> Result<(), String> {
         latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0
     };
     emit(
-        json!({"scenario": "pickup_latency", "n": n, "p50_ms": (pct(0.50) * 1000.0).round() / 1000.0, "p99_ms": (pct(0.99) * 1000.0).round() / 1000.0}),
+        json!({"scenario": "pickup_latency", "runtime": "apalis", "n": n, "p50_ms": (pct(0.50) * 1000.0).round() / 1000.0, "p99_ms": (pct(0.99) * 1000.0).round() / 1000.0}),
     );
     Ok(())
 }
@@ -341,7 +354,7 @@ async fn memory_per_job(bench: &Bench) -> Result<(), String> {
     let n = 50_000;
     let before = bench.used_memory().await?;
     bench.backlog(n).await?;
-    let child = bench.spawn_worker(50, 0, false);
+    let child = bench.spawn_worker(Runtime::Apalis, 50, 0, false);
     let result = bench.wait_completed(n as u64, Duration::from_secs(300)).await;
     stop(vec![child]);
     result?;
@@ -361,12 +374,12 @@ async fn crash(bench: &Bench) -> Result<(), String> {
     let n = 2000;
     bench.backlog(n).await?;
     let started = Instant::now();
-    let mut first = bench.spawn_worker(10, 20, true);
+    let mut first = bench.spawn_worker(Runtime::Apalis, 10, 20, true);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let killed = first.kill(); // SIGKILL
     let _ = first.wait();
     killed.map_err(|e| e.to_string())?;
-    let second = bench.spawn_worker(10, 20, true);
+    let second = bench.spawn_worker(Runtime::Apalis, 10, 20, true);
     let done = bench.wait_completed(n as u64, Duration::from_secs(120)).await;
     let total = started.elapsed();
     stop(vec![second]);
@@ -389,34 +402,93 @@ async fn crash(bench: &Bench) -> Result<(), String> {
     Ok(())
 }
 
-/// The hidden `bench-worker` subcommand: a consumer over the bench queue until SIGTERM.
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Pickup handler: the payload is the enqueue time in µs.
+async fn record_pickup(
+    sent_us: u64,
+    tx: Data<tokio::sync::mpsc::UnboundedSender<Duration>>,
+) -> Result<(), BoxDynError> {
+    let _ = tx.send(Duration::from_micros(now_micros().saturating_sub(sent_us)));
+    Ok(())
+}
+
+/// What a bench job does, shared by both runtimes.
+#[derive(Clone)]
+struct BenchJob {
+    redis: ConnectionManager,
+    runs_key: String,
+    sleep_ms: u64,
+    count_runs: bool,
+}
+
+impl BenchJob {
+    async fn run(&self, job_id: &str) {
+        if self.count_runs {
+            let _: i64 = self
+                .redis
+                .clone()
+                .hincr(&self.runs_key, job_id, 1)
+                .await
+                .unwrap_or(0);
+        }
+        if self.sleep_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
+        }
+    }
+}
+
+async fn apalis_handler(_n: u64, id: TaskId, job: Data<BenchJob>) -> Result<(), BoxDynError> {
+    job.run(&id.to_string()).await;
+    Ok(())
+}
+
+/// The hidden `bench-worker` subcommand: a worker over the bench queue until SIGTERM.
 pub async fn worker(settings: &Settings, args: &WorkerArgs) -> Result<(), String> {
     let redis = connect_redis(&settings.redis).await.map_err(|e| e.to_string())?;
     let wake = connect_redis(&settings.redis).await.map_err(|e| e.to_string())?;
     let queue = Queue::new(redis.clone(), &args.prefix, QUEUE, queue_config());
-    let runs_key = format!("{}runs", args.prefix);
-    let (sleep_ms, count_runs) = (args.sleep_ms, args.count_runs);
-    let handler = move |job: LeasedJob, _ctx: JobContext| {
-        let (mut redis, runs_key) = (redis.clone(), runs_key.clone());
-        async move {
-            if count_runs {
-                let _: i64 = redis.hincr(&runs_key, &job.id, 1).await.unwrap_or(0);
-            }
-            if sleep_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
-            }
-            Ok(serde_json::Value::Null)
-        }
+    let job = BenchJob {
+        redis,
+        runs_key: format!("{}runs", args.prefix),
+        sleep_ms: args.sleep_ms,
+        count_runs: args.count_runs,
     };
     let id = sellersync_core::instance::instance_id();
-    consumer::run(
-        queue,
-        wake,
-        handler,
-        ConsumerOptions::new(id, args.concurrency),
-        sellersync_core::shutdown::signal(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok(())
+    let shutdown = sellersync_core::shutdown::signal();
+    match args.runtime {
+        Runtime::Apalis => {
+            let backend = RedisBackend::<u64>::new(queue, wake, args.concurrency);
+            let worker = WorkerBuilder::new(id)
+                .backend(backend)
+                .data(job)
+                .concurrency(args.concurrency)
+                .build(apalis_handler);
+            worker
+                .run_until(async move {
+                    shutdown.await;
+                    Ok::<(), std::io::Error>(())
+                })
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Runtime::Consumer => {
+            let handler = move |leased: LeasedJob, _ctx: JobContext| {
+                let job = job.clone();
+                async move {
+                    job.run(&leased.id).await;
+                    Ok(serde_json::Value::Null)
+                }
+            };
+            let options = ConsumerOptions::new(id, args.concurrency);
+            consumer::run(queue, wake, handler, options, shutdown)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    }
 }

@@ -10,7 +10,8 @@ async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    match sellersync_worker::run(settings, shutdown::signal()).await {
+    let shutdown = shutdown::signal();
+    match sellersync_worker::run(settings, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "sellersync-worker failed");
