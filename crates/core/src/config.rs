@@ -46,6 +46,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("TIMEZONE", "timezone"),
     ("JOB_MAX_RETRIES", "jobs.max_retries"),
     ("JOB_RETRY_DELAY", "jobs.retry_delay_ms"),
+    ("LWA_CLIENT_ID", "spapi.lwa_client_id"),
+    ("LWA_CLIENT_SECRET", "spapi.lwa_client_secret"),
     ("LOG_LEVEL", "log.level"),
     ("LOG_FORMAT", "log.format"),
 ];
@@ -140,6 +142,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub worker: WorkerSettings,
     pub jobs: JobSettings,
+    pub spapi: SpApiSettings,
+    pub refresh: RefreshSettings,
     /// Named queues; `user-data` must be among them.
     pub queues: BTreeMap<String, QueueConfig>,
     pub log: LogSettings,
@@ -200,6 +204,38 @@ pub struct WorkerSettings {
 pub struct JobSettings {
     pub max_retries: u32,
     pub retry_delay_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpApiSettings {
+    pub lwa_client_id: String,
+    pub lwa_client_secret: Secret,
+    pub token_url: String,
+    pub request_timeout_ms: u64,
+    pub max_retries: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub endpoints: SpApiEndpoints,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpApiEndpoints {
+    pub na: String,
+    pub eu: String,
+    pub fe: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshSettings {
+    pub account_concurrency: usize,
+    pub item_concurrency: usize,
+    pub window_days: u32,
+    pub stockout_days: u32,
+    pub top_skus: usize,
+    pub cache_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -320,14 +356,58 @@ impl Settings {
                 "must be greater than 0",
             ));
         }
+        self.validate_jwt_secret()?;
         self.validate_queues()?;
+        self.validate_spapi()?;
         tracing_subscriber::EnvFilter::try_new(&s.log.level).map_err(|e| {
             ConfigError::for_key(
                 "log.level",
                 format!("{:?} is not a valid filter: {e}", s.log.level),
             )
         })?;
-        self.validate_jwt_secret()
+        Ok(())
+    }
+
+    fn validate_spapi(&self) -> Result<(), ConfigError> {
+        let sp = &self.spapi;
+        if !self.environment.is_local() && (sp.lwa_client_id.is_empty() || sp.lwa_client_secret.is_empty()) {
+            let key = if sp.lwa_client_id.is_empty() {
+                "spapi.lwa_client_id"
+            } else {
+                "spapi.lwa_client_secret"
+            };
+            return Err(ConfigError::for_key(
+                key,
+                format!("is required when SELLERSYNC_ENV={}", self.environment.name()),
+            ));
+        }
+        let urls = [
+            ("spapi.token_url", &sp.token_url),
+            ("spapi.endpoints.na", &sp.endpoints.na),
+            ("spapi.endpoints.eu", &sp.endpoints.eu),
+            ("spapi.endpoints.fe", &sp.endpoints.fe),
+        ];
+        for (key, url) in urls {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                return Err(ConfigError::for_key(
+                    key,
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
+        }
+        let r = &self.refresh;
+        for (key, value) in [
+            ("spapi.request_timeout_ms", sp.request_timeout_ms),
+            ("refresh.account_concurrency", r.account_concurrency as u64),
+            ("refresh.item_concurrency", r.item_concurrency as u64),
+            ("refresh.window_days", u64::from(r.window_days)),
+            ("refresh.cache_ttl_secs", r.cache_ttl_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::for_key(key, "must be at least 1"));
+            }
+        }
+        Ok(())
     }
 
     fn validate_queues(&self) -> Result<(), ConfigError> {
@@ -417,6 +497,25 @@ impl ServerSettings {
     }
 }
 
+impl SpApiSettings {
+    pub fn endpoint(&self, region: crate::spapi::Region) -> &str {
+        match region {
+            crate::spapi::Region::Na => &self.endpoints.na,
+            crate::spapi::Region::Eu => &self.endpoints.eu,
+            crate::spapi::Region::Fe => &self.endpoints.fe,
+        }
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    pub fn initial_backoff(&self) -> Duration {
+        Duration::from_millis(self.initial_backoff_ms)
+    }
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_millis(self.max_backoff_ms)
+    }
+}
+
 impl JobSettings {
     pub fn retry_delay(&self) -> Duration {
         Duration::from_millis(self.retry_delay_ms)
@@ -499,7 +598,10 @@ fn from_figment_error(error: figment::Error) -> ConfigError {
 }
 
 fn is_secret_key(key: &str) -> bool {
-    matches!(key, "redis.password" | "auth.jwt_secret" | "mongo.uri")
+    matches!(
+        key,
+        "redis.password" | "auth.jwt_secret" | "mongo.uri" | "spapi.lwa_client_secret"
+    )
 }
 
 #[cfg(test)]
@@ -596,9 +698,18 @@ mod tests {
         );
         let ok = load(
             Environment::Production,
+            &[
+                ("auth.jwt_secret", "0123456789abcdef0123456789abcdef"),
+                ("spapi.lwa_client_id", "amzn1.application-oa2-client.x"),
+                ("spapi.lwa_client_secret", "lwa-secret"),
+            ],
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        let no_lwa = error(
+            Environment::Production,
             &[("auth.jwt_secret", "0123456789abcdef0123456789abcdef")],
         );
-        assert!(ok.is_ok());
+        assert!(no_lwa.contains("LWA_CLIENT_ID"), "{no_lwa}");
         assert!(load(Environment::Test, &[]).is_ok());
     }
 

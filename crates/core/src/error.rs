@@ -11,6 +11,8 @@ pub enum CoreError {
     Timeout { service: &'static str, timeout_ms: u64 },
     #[error("migration {name}: {reason}")]
     Migration { name: String, reason: String },
+    #[error("cannot encode {what}: {reason}")]
+    Encode { what: &'static str, reason: String },
 }
 
 impl CoreError {
@@ -26,7 +28,7 @@ impl CoreError {
                 mongodb::error::ErrorKind::ServerSelection { .. } | mongodb::error::ErrorKind::Io(_)
             ),
             Self::Timeout { .. } => true,
-            Self::Migration { .. } => false,
+            Self::Migration { .. } | Self::Encode { .. } => false,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! sellersync-core: what every sellersync binary shares: configuration, secrets, connections to
 //! Redis and MongoDB, migrations, readiness checks, logging set-up, instance identity and shutdown
 //! signals. Domain logic (users, SP-API, analysis, `process_user_data`, JobStatus) lands here too.
+pub mod accounts;
+pub mod analysis;
 pub mod bootstrap;
 pub mod config;
 pub mod connections;
@@ -8,8 +10,10 @@ pub mod error;
 pub mod health;
 pub mod instance;
 pub mod migrations;
+pub mod refresh;
 pub mod secret;
 pub mod shutdown;
+pub mod spapi;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,0 +1,215 @@
+//! `process_user_data`: refresh one user's seller data — for every enabled seller account, fetch
+//! its orders and FBA inventory from SP-API, analyse them, cache the summary in Redis (with a TTL)
+//! and store it durably in MongoDB, and record the account's outcome; then mark the user fresh.
+//!
+//! Accounts run with bounded concurrency; one failing account does not stop the others. Running
+//! it twice is harmless: every write replaces the previous state, and the data window is aligned
+//! to whole hours, so two runs within an hour produce the same summaries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
+use futures::{StreamExt, TryStreamExt};
+use mongodb::Database;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+
+use crate::accounts::{self, SellerAccount};
+use crate::analysis::{self, AnalysisParams, Summary, Window};
+use crate::config::RefreshSettings;
+use crate::error::CoreError;
+use crate::spapi::{SpApiClient, SpApiError};
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshReport {
+    pub accounts_total: usize,
+    pub accounts_processed: usize,
+    pub accounts_failed: usize,
+    pub errors: Vec<AccountError>,
+}
+
+/// Why one account failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountError {
+    pub account_id: String,
+    pub seller_id: String,
+    pub region: String,
+    pub marketplace_id: String,
+    pub message: String,
+    /// Whether a later attempt may succeed.
+    pub retryable: bool,
+}
+
+impl RefreshReport {
+    /// True when some account failed with an error a retry may fix.
+    pub fn has_retryable_failures(&self) -> bool {
+        self.errors.iter().any(|e| e.retryable)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("user {0} does not exist")]
+    UnknownUser(String),
+    #[error("user {0} is not active")]
+    InactiveUser(String),
+    #[error(transparent)]
+    Store(#[from] CoreError),
+}
+
+impl RefreshError {
+    /// Whether retrying the whole run can help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::UnknownUser(_) | Self::InactiveUser(_) => false,
+            Self::Store(e) => e.is_unavailable(),
+        }
+    }
+}
+
+/// Everything a refresh needs, built once per process.
+#[derive(Clone)]
+pub struct Refresher {
+    pub db: Database,
+    pub redis: ConnectionManager,
+    pub spapi: Arc<SpApiClient>,
+    pub settings: RefreshSettings,
+    /// The deployment's Redis key prefix; summaries are cached under `<prefix>cache:summary:<account>`.
+    pub key_prefix: String,
+}
+
+impl Refresher {
+    /// Refreshes every enabled seller account of `user_id`, reporting progress 0–100 by accounts done.
+    pub async fn process_user_data(
+        &self,
+        user_id: &str,
+        progress: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<RefreshReport, RefreshError> {
+        let user = accounts::find_user(&self.db, user_id)
+            .await?
+            .ok_or_else(|| RefreshError::UnknownUser(user_id.to_owned()))?;
+        if !user.active {
+            return Err(RefreshError::InactiveUser(user_id.to_owned()));
+        }
+        let accounts = accounts::enabled_accounts(&self.db, user_id).await?;
+        let window = self.window(Utc::now());
+        let total = accounts.len();
+        let mut report = RefreshReport {
+            accounts_total: total,
+            ..RefreshReport::default()
+        };
+        let mut outcomes = futures::stream::iter(&accounts)
+            .map(|a| self.refresh_account(a, window))
+            .buffer_unordered(self.settings.account_concurrency);
+        let mut done = 0;
+        while let Some(outcome) = outcomes.next().await {
+            done += 1;
+            match outcome? {
+                None => report.accounts_processed += 1,
+                Some(error) => {
+                    report.accounts_failed += 1;
+                    report.errors.push(error);
+                }
+            }
+            progress((done * 100 / total.max(1)) as u8);
+        }
+        report.errors.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        accounts::record_user_refreshed(&self.db, user_id).await?;
+        if total == 0 {
+            progress(100);
+        }
+        Ok(report)
+    }
+
+    /// The last `window_days` days, ending at the start of the current hour.
+    fn window(&self, now: DateTime<Utc>) -> Window {
+        let end = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now);
+        Window {
+            start: end - TimeDelta::days(i64::from(self.settings.window_days)),
+            end,
+        }
+    }
+
+    /// One account: `Ok(None)` when refreshed, `Ok(Some(error))` when SP-API failed for it, `Err`
+    /// when our own stores failed (which fails the whole run).
+    async fn refresh_account(
+        &self,
+        account: &SellerAccount,
+        window: Window,
+    ) -> Result<Option<AccountError>, CoreError> {
+        match self.fetch_and_analyse(account, window).await {
+            Ok(summary) => {
+                self.store(account, &summary).await?;
+                accounts::record_account_update(&self.db, &account.id, None).await?;
+                Ok(None)
+            }
+            Err(error) => {
+                tracing::warn!(account_id = %account.id, seller_id = %account.seller_id, %error, retryable = error.is_retryable(), "seller account refresh failed");
+                accounts::record_account_update(&self.db, &account.id, Some(&error.to_string())).await?;
+                Ok(Some(AccountError {
+                    account_id: account.id.clone(),
+                    seller_id: account.seller_id.clone(),
+                    region: account.region.as_str().to_owned(),
+                    marketplace_id: account.marketplace_id.clone(),
+                    message: error.to_string(),
+                    retryable: error.is_retryable(),
+                }))
+            }
+        }
+    }
+
+    async fn fetch_and_analyse(
+        &self,
+        account: &SellerAccount,
+        window: Window,
+    ) -> Result<Summary, SpApiError> {
+        let creds = account.credentials();
+        let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let orders = self
+            .spapi
+            .orders(
+                &creds,
+                &account.marketplace_id,
+                &rfc3339(window.start),
+                &rfc3339(window.end),
+            )
+            .await?;
+        let items: HashMap<String, Vec<_>> =
+            futures::stream::iter(orders.iter().filter(|o| o.order_status != "Canceled"))
+                .map(|order| async {
+                    let items = self.spapi.order_items(&creds, &order.amazon_order_id).await?;
+                    Ok::<_, SpApiError>((order.amazon_order_id.clone(), items))
+                })
+                .buffer_unordered(self.settings.item_concurrency)
+                .try_collect()
+                .await?;
+        let inventory = self.spapi.inventory(&creds, &account.marketplace_id).await?;
+        let params = AnalysisParams {
+            stockout_days: self.settings.stockout_days,
+            top_skus: self.settings.top_skus,
+        };
+        Ok(analysis::analyse(window, &orders, &items, &inventory, params))
+    }
+
+    async fn store(&self, account: &SellerAccount, summary: &Summary) -> Result<(), CoreError> {
+        let json = serde_json::to_string(summary).map_err(|e| CoreError::Encode {
+            what: "summary",
+            reason: e.to_string(),
+        })?;
+        let _: () = self
+            .redis
+            .clone()
+            .set_ex(self.cache_key(&account.id), json, self.settings.cache_ttl_secs)
+            .await?;
+        accounts::save_summary(&self.db, account, summary).await
+    }
+
+    pub fn cache_key(&self, account_id: &str) -> String {
+        format!("{}cache:summary:{account_id}", self.key_prefix)
+    }
+}
