@@ -106,15 +106,10 @@ pub fn analyse(
     let live: Vec<&Order> = orders.iter().filter(|o| !is_cancelled(o)).collect();
     let mut revenue = Amounts::new();
     let mut orders_per_currency: BTreeMap<String, i64> = BTreeMap::new();
-    for order in &live {
-        if let Some(total) = &order.order_total {
-            if let Some(minor) = parse_minor(&total.amount) {
-                *revenue.entry(total.currency_code.clone()).or_default() += minor;
-                *orders_per_currency
-                    .entry(total.currency_code.clone())
-                    .or_default() += 1;
-            }
-        }
+    let totals = live.iter().filter_map(|o| o.order_total.as_ref());
+    for (currency, minor) in totals.filter_map(|t| Some((&t.currency_code, parse_minor(&t.amount)?))) {
+        *revenue.entry(currency.clone()).or_default() += minor;
+        *orders_per_currency.entry(currency.clone()).or_default() += 1;
     }
     let average = revenue
         .iter()

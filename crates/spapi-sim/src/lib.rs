@@ -324,28 +324,35 @@ async fn orders(State(sim): Sim, headers: HeaderMap, Query(q): Query<OrdersQuery
             "MarketplaceIds is required.",
         );
     };
-    let parse = |value: &Option<String>| value.as_deref().map(DateTime::parse_from_rfc3339);
-    let (after, before) = match (parse(&q.created_after), parse(&q.created_before)) {
-        (Some(Ok(after)), Some(Ok(before))) => (after.with_timezone(&Utc), before.with_timezone(&Utc)),
-        (Some(Ok(after)), None) => (
-            after.with_timezone(&Utc),
-            Utc::now() - chrono::Duration::minutes(2),
-        ),
-        _ => {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidInput",
-                "CreatedAfter must be an ISO 8601 date-time.",
-            );
+    // As on Amazon, a NextToken stands for the rest of the original query: here it carries the
+    // offset and the window, `page-<offset>-<after>-<before>` (seconds since the epoch).
+    let (offset, after, before) = match q.next_token.as_deref() {
+        Some(token) => match parse_page_token(token) {
+            Some(page) => page,
+            None => return api_error(StatusCode::BAD_REQUEST, "InvalidInput", "Invalid NextToken."),
+        },
+        None => {
+            let parse = |value: &Option<String>| value.as_deref().map(DateTime::parse_from_rfc3339);
+            match (parse(&q.created_after), parse(&q.created_before)) {
+                (Some(Ok(after)), Some(Ok(before))) => {
+                    (0, after.with_timezone(&Utc), before.with_timezone(&Utc))
+                }
+                (Some(Ok(after)), None) => (
+                    0,
+                    after.with_timezone(&Utc),
+                    Utc::now() - chrono::Duration::minutes(2),
+                ),
+                _ => {
+                    return api_error(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidInput",
+                        "CreatedAfter must be an ISO 8601 date-time.",
+                    );
+                }
+            }
         }
     };
     let all = data::orders(&seller, marketplace, after, before, sim.config.orders_per_day);
-    let offset: usize = q
-        .next_token
-        .as_deref()
-        .and_then(|t| t.strip_prefix("page-"))
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
     let page: Vec<_> = all
         .iter()
         .skip(offset)
@@ -355,9 +362,22 @@ async fn orders(State(sim): Sim, headers: HeaderMap, Query(q): Query<OrdersQuery
     let mut payload =
         json!({ "Orders": page, "CreatedBefore": before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) });
     if offset + sim.config.page_size < all.len() {
-        payload["NextToken"] = json!(format!("page-{}", offset + sim.config.page_size));
+        let next = offset + sim.config.page_size;
+        payload["NextToken"] = json!(format!(
+            "page-{next}-{}-{}",
+            after.timestamp(),
+            before.timestamp()
+        ));
     }
     Json(json!({ "payload": payload })).into_response()
+}
+
+fn parse_page_token(token: &str) -> Option<(usize, DateTime<Utc>, DateTime<Utc>)> {
+    let mut parts = token.strip_prefix("page-")?.split('-');
+    let offset = parts.next()?.parse().ok()?;
+    let after = DateTime::from_timestamp(parts.next()?.parse().ok()?, 0)?;
+    let before = DateTime::from_timestamp(parts.next()?.parse().ok()?, 0)?;
+    Some((offset, after, before))
 }
 
 async fn order_items(State(sim): Sim, headers: HeaderMap, Path(order_id): Path<String>) -> Response {

@@ -11,6 +11,7 @@
 pub mod models;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -99,7 +100,9 @@ struct CachedToken {
 pub struct SpApiClient {
     http: reqwest::Client,
     settings: SpApiSettings,
-    tokens: Mutex<HashMap<String, CachedToken>>,
+    /// One slot per account, each locked only while that account's token is exchanged, so
+    /// accounts never wait for each other's token exchanges.
+    tokens: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<CachedToken>>>>>,
 }
 
 /// What one HTTP exchange came to.
@@ -131,7 +134,7 @@ impl SpApiClient {
         Ok(Self {
             http,
             settings,
-            tokens: Mutex::default(),
+            tokens: std::sync::Mutex::default(),
         })
     }
 
@@ -288,25 +291,22 @@ impl SpApiClient {
 
     /// The account's access token, from the cache unless `force` or it is about to expire.
     async fn access_token(&self, creds: &Credentials, force: bool) -> Result<Secret, SpApiError> {
-        let mut tokens = self.tokens.lock().await;
-        if !force {
-            if let Some(cached) = tokens
-                .get(&creds.account_id)
-                .filter(|t| t.renew_at > Instant::now())
-            {
-                return Ok(cached.token.clone());
-            }
+        let slot = {
+            let mut tokens = self.tokens.lock().expect("token cache lock");
+            Arc::clone(tokens.entry(creds.account_id.clone()).or_default())
+        };
+        let mut slot = slot.lock().await;
+        let cached = slot.as_ref().filter(|t| !force && t.renew_at > Instant::now());
+        if let Some(cached) = cached {
+            return Ok(cached.token.clone());
         }
         let fresh = self.exchange(creds).await?;
         let lifetime = Duration::from_secs(fresh.expires_in).saturating_sub(TOKEN_MARGIN);
         let token = Secret::new(fresh.access_token);
-        tokens.insert(
-            creds.account_id.clone(),
-            CachedToken {
-                token: token.clone(),
-                renew_at: Instant::now() + lifetime,
-            },
-        );
+        *slot = Some(CachedToken {
+            token: token.clone(),
+            renew_at: Instant::now() + lifetime,
+        });
         Ok(token)
     }
 

@@ -1,5 +1,9 @@
 //! Integration tests of sellersync-core against the real local Redis and MongoDB-wire server
-//! (`scripts/services up`). Each test works in its own namespace, so they run in parallel.
+//! (`scripts/services up`) and the SP-API stand-in on a random port. Each test works in its own
+//! namespace, so they run in parallel.
 mod connections;
 mod isolation;
 mod migrations;
+mod refresh;
+mod sim;
+mod spapi;

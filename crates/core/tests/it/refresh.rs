@@ -1,0 +1,219 @@
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use futures::TryStreamExt;
+use mongodb::bson::{Document, doc};
+use redis::AsyncCommands;
+use sellersync_core::accounts::{self, NewAccount};
+use sellersync_core::connections::{connect_redis, mongo_database};
+use sellersync_core::refresh::{RefreshError, Refresher};
+use sellersync_core::spapi::Region;
+use sellersync_core::testing::TestNamespace;
+use sellersync_spapi_sim::SimConfig;
+
+use crate::sim::{self, Sim};
+
+async fn refresher(ns: &TestNamespace, sim: &Sim) -> Refresher {
+    Refresher {
+        db: mongo_database(&ns.settings.mongo, "it").await.unwrap(),
+        redis: connect_redis(&ns.settings.redis).await.unwrap(),
+        spapi: sim.client(ns),
+        settings: ns.settings.refresh.clone(),
+        key_prefix: ns.key_prefix().to_owned(),
+    }
+}
+
+/// A user with one account per seller id, all in the US marketplace.
+async fn user_with_accounts(r: &Refresher, user: &str, sellers: &[&str]) -> Vec<String> {
+    accounts::upsert_user(&r.db, user, true).await.unwrap();
+    let mut ids = Vec::new();
+    for seller in sellers {
+        let account = NewAccount {
+            user_id: user.into(),
+            seller_id: (*seller).into(),
+            region: Region::Na,
+            marketplace_id: "ATVPDKIKX0DER".into(),
+            country: "US".into(),
+            refresh_token: format!("Atzr|{seller}|refresh-secret-{seller}").as_str().into(),
+        };
+        ids.push(accounts::upsert_account(&r.db, &account).await.unwrap());
+    }
+    ids
+}
+
+async fn summaries(r: &Refresher) -> Vec<Document> {
+    let cursor =
+        r.db.collection::<Document>(accounts::ACCOUNT_SUMMARIES)
+            .find(doc! {})
+            .sort(doc! { "_id": 1 })
+            .await
+            .unwrap();
+    let docs: Vec<Document> = cursor.try_collect().await.unwrap();
+    docs.into_iter()
+        .map(|mut d| {
+            d.remove("updatedAt");
+            d
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn one_failing_account_of_three_does_not_stop_the_others() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig::default()).await;
+    let r = refresher(&ns, &sim).await;
+    let ids = user_with_accounts(&r, "u1", &["S-A", "REVOKED-B", "S-C"]).await;
+
+    let seen = Mutex::new(Vec::new());
+    let report = r
+        .process_user_data("u1", &|p| seen.lock().unwrap().push(p))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.accounts_total,
+            report.accounts_processed,
+            report.accounts_failed
+        ),
+        (3, 2, 1)
+    );
+    assert_eq!(report.errors.len(), 1);
+    assert_eq!(report.errors[0].seller_id, "REVOKED-B");
+    assert!(report.errors[0].message.contains("invalid_grant") && !report.errors[0].retryable);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![33, 66, 100],
+        "progress by accounts done"
+    );
+
+    let mut redis = r.redis.clone();
+    let cached: Option<String> = redis.get(r.cache_key(&ids[0])).await.unwrap();
+    let cached: serde_json::Value = serde_json::from_str(&cached.expect("summary cached")).unwrap();
+    assert!(cached["orderCount"].as_u64().is_some());
+    let ttl: i64 = redis.ttl(r.cache_key(&ids[0])).await.unwrap();
+    assert!(
+        ttl > 0 && ttl <= ns.settings.refresh.cache_ttl_secs as i64,
+        "ttl {ttl}"
+    );
+    let missing: Option<String> = redis.get(r.cache_key(&ids[1])).await.unwrap();
+    assert!(missing.is_none());
+
+    assert_eq!(summaries(&r).await.len(), 2);
+    let account = |id: &str| {
+        let db = r.db.clone();
+        let id = id.to_owned();
+        async move {
+            db.collection::<Document>(accounts::SELLER_ACCOUNTS)
+                .find_one(doc! { "_id": id })
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    assert_eq!(account(&ids[0]).await.get_str("lastUpdateStatus").unwrap(), "ok");
+    assert_eq!(
+        account(&ids[1]).await.get_str("lastUpdateStatus").unwrap(),
+        "failed"
+    );
+    let user =
+        r.db.collection::<Document>(accounts::USERS)
+            .find_one(doc! { "_id": "u1" })
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(
+        user.get_datetime("lastDataUpdateAt").is_ok(),
+        "the user is marked fresh"
+    );
+}
+
+#[tokio::test]
+async fn running_twice_leaves_the_same_cache_and_mongo_state() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig::default()).await;
+    let r = refresher(&ns, &sim).await;
+    let ids = user_with_accounts(&r, "u2", &["S-X", "S-Y"]).await;
+
+    let first = r.process_user_data("u2", &|_| {}).await.unwrap();
+    let (cache_1, docs_1) = (
+        r.redis
+            .clone()
+            .get::<_, String>(r.cache_key(&ids[1]))
+            .await
+            .unwrap(),
+        summaries(&r).await,
+    );
+    let second = r.process_user_data("u2", &|_| {}).await.unwrap();
+    let (cache_2, docs_2) = (
+        r.redis
+            .clone()
+            .get::<_, String>(r.cache_key(&ids[1]))
+            .await
+            .unwrap(),
+        summaries(&r).await,
+    );
+    assert_eq!(first, second);
+    assert_eq!(cache_1, cache_2);
+    assert_eq!(docs_1, docs_2);
+    assert_eq!(docs_2.len(), 2, "replaced, not duplicated");
+}
+
+#[tokio::test]
+async fn unknown_and_inactive_users_are_not_retryable() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig::default()).await;
+    let r = refresher(&ns, &sim).await;
+    let error = r.process_user_data("nobody", &|_| {}).await.unwrap_err();
+    assert!(matches!(error, RefreshError::UnknownUser(_)) && !error.is_retryable());
+    accounts::upsert_user(&r.db, "sleeping", false).await.unwrap();
+    let error = r.process_user_data("sleeping", &|_| {}).await.unwrap_err();
+    assert!(matches!(error, RefreshError::InactiveUser(_)) && !error.is_retryable());
+}
+
+/// Collects what the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn refresh_tokens_never_appear_in_logs() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig::default()).await;
+    let r = refresher(&ns, &sim).await;
+    user_with_accounts(&r, "u3", &["S-LOG", "REVOKED-LOG"]).await;
+    sim.fault("S-LOG", 500, 100, None).await;
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let report = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        r.process_user_data("u3", &|_| {}).await.unwrap()
+    };
+    assert_eq!(report.accounts_failed, 2);
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("seller account refresh failed"),
+        "logs were captured: {logs}"
+    );
+    assert!(
+        !logs.contains("refresh-secret"),
+        "a refresh token leaked into the logs:\n{logs}"
+    );
+    assert!(
+        !logs.contains("Atza|"),
+        "an access token leaked into the logs:\n{logs}"
+    );
+}
