@@ -492,3 +492,104 @@ pub async fn worker(settings: &Settings, args: &WorkerArgs) -> Result<(), String
         }
     }
 }
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RefreshBenchArgs {
+    /// Latency the SP-API stand-in adds to every call.
+    #[arg(long, default_value_t = 50)]
+    pub latency_ms: u64,
+    /// Seller accounts of the benchmark user.
+    #[arg(long, default_value_t = 200)]
+    pub accounts: usize,
+}
+
+/// `sellersync bench refresh`: accounts/s of one `process_user_data` loop against the stand-in
+/// (started in this process on a random port, with the given latency per call) at account
+/// concurrency 1, 10 and 50. Uses a temporary database and key prefix, dropped afterwards.
+pub async fn refresh(settings: &Settings, args: &RefreshBenchArgs) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let sim_config = sellersync_spapi_sim::SimConfig {
+        latency_ms: args.latency_ms,
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| err(&e))?;
+    let base = format!("http://{}", listener.local_addr().map_err(|e| err(&e))?);
+    tokio::spawn(async move { axum::serve(listener, sellersync_spapi_sim::router(sim_config)).await });
+
+    let mut mongo = settings.mongo.clone();
+    mongo.database = format!("bench_{}", std::process::id());
+    let db = sellersync_core::connections::mongo_database(&mongo, "sellersync-bench")
+        .await
+        .map_err(|e| err(&e))?;
+    let result = refresh_scenarios(settings, args, &db, &base).await;
+    let _ = db.drop().await;
+    result
+}
+
+async fn refresh_scenarios(
+    settings: &Settings,
+    args: &RefreshBenchArgs,
+    db: &mongodb::Database,
+    base: &str,
+) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    sellersync_core::demo::seed(db, 1, args.accounts, &|_| {})
+        .await
+        .map_err(|e| err(&e))?;
+    let user = sellersync_core::demo::user_id(0);
+    let mut spapi = settings.spapi.clone();
+    spapi.token_url = format!("{base}/auth/o2/token");
+    spapi.endpoints = sellersync_core::config::SpApiEndpoints {
+        na: base.into(),
+        eu: base.into(),
+        fe: base.into(),
+    };
+    let redis = connect_redis(&settings.redis).await.map_err(|e| err(&e))?;
+    let http = reqwest::Client::new();
+    for concurrency in [1, 10, 50] {
+        let client = sellersync_core::spapi::SpApiClient::new(spapi.clone()).map_err(|e| err(&e))?;
+        let mut refresh = settings.refresh.clone();
+        refresh.account_concurrency = concurrency;
+        let refresher = sellersync_core::refresh::Refresher {
+            db: db.clone(),
+            redis: redis.clone(),
+            spapi: std::sync::Arc::new(client),
+            settings: refresh,
+            key_prefix: format!("bench:{}:", std::process::id()),
+        };
+        let calls_before = sim_calls(&http, base).await?;
+        let started = Instant::now();
+        let report = refresher
+            .process_user_data(&user, &|_| {})
+            .await
+            .map_err(|e| err(&e))?;
+        let secs = started.elapsed().as_secs_f64();
+        let calls = sim_calls(&http, base).await? - calls_before;
+        delete_keys(&mut redis.clone(), &refresher.key_prefix)
+            .await
+            .map_err(|e| err(&e))?;
+        emit(json!({
+            "scenario": "refresh", "account_concurrency": concurrency, "latency_ms": args.latency_ms,
+            "accounts": report.accounts_total, "failed": report.accounts_failed,
+            "accounts_per_sec": (report.accounts_processed as f64 / secs * 10.0).round() / 10.0,
+            "calls_per_account": (calls as f64 / report.accounts_total.max(1) as f64 * 10.0).round() / 10.0,
+            "bound_concurrency_over_latency": (concurrency as f64 * 1000.0 / args.latency_ms.max(1) as f64 * 10.0).round() / 10.0,
+        }));
+    }
+    Ok(())
+}
+
+/// API plus token requests the stand-in has served.
+async fn sim_calls(http: &reqwest::Client, base: &str) -> Result<u64, String> {
+    let stats: serde_json::Value = http
+        .get(format!("{base}/_sim/stats"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(stats["apiRequests"].as_u64().unwrap_or(0) + stats["tokenRequests"].as_u64().unwrap_or(0))
+}

@@ -28,6 +28,14 @@ enum Command {
         #[arg(long)]
         get: Option<String>,
     },
+    /// Create demo users with seller accounts that the SP-API stand-in accepts (idempotent).
+    SeedDemo {
+        #[arg(long, default_value_t = 20)]
+        users: usize,
+        /// Seller accounts per user (they cycle through the na, eu and fe regions).
+        #[arg(long, default_value_t = 2)]
+        accounts: usize,
+    },
     /// Benchmarks; they print one JSON line per scenario. Use a release build.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -41,6 +49,8 @@ enum BenchCommand {
     /// The queue engine: enqueue, end-to-end processing, pickup latency, commands and memory per
     /// job, crash recovery. Uses a temporary key prefix on the configured Redis.
     Queue(bench::BenchArgs),
+    /// process_user_data against the SP-API stand-in with a fixed latency per call.
+    Refresh(bench::RefreshBenchArgs),
 }
 
 #[tokio::main]
@@ -53,7 +63,9 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Migrate => migrate(&settings, cli.json).await.map_err(|e| e.to_string()),
         Command::Config { get } => show_config(&settings, get.as_deref()),
+        Command::SeedDemo { users, accounts } => seed_demo(&settings, users, accounts, cli.json).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::run(&settings, &args).await,
+        Command::Bench(BenchCommand::Refresh(args)) => bench::refresh(&settings, &args).await,
         Command::BenchWorker(args) => bench::worker(&settings, &args).await,
     };
     match result {
@@ -75,6 +87,38 @@ fn show_config(settings: &Settings, key: Option<&str>) -> Result<(), String> {
         Some(serde_json::Value::String(text)) => println!("{text}"),
         Some(value) => println!("{value}"),
         None => return Err(format!("unknown setting {key:?}")),
+    }
+    Ok(())
+}
+
+async fn seed_demo(settings: &Settings, users: usize, accounts: usize, json: bool) -> Result<(), String> {
+    let db = mongo_database(&settings.mongo, "sellersync-cli")
+        .await
+        .map_err(|e| e.to_string())?;
+    migrations::apply(&db).await.map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let report_every = (users / 20).max(1000);
+    let progress = |done: usize| {
+        if !json && (done.is_multiple_of(report_every) || done == users) {
+            eprintln!(
+                "  {done}/{users} users ({:.0}%)",
+                done as f64 * 100.0 / users.max(1) as f64
+            );
+        }
+    };
+    let inserted = sellersync_core::demo::seed(&db, users, accounts, &progress)
+        .await
+        .map_err(|e| e.to_string())?;
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "users": users, "accountsPerUser": accounts, "inserted": inserted, "seconds": seconds })
+        );
+    } else {
+        println!(
+            "demo data: {users} users with {accounts} seller accounts each ({inserted} new documents, {seconds:.1} s)"
+        );
     }
     Ok(())
 }

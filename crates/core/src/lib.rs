@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod bootstrap;
 pub mod config;
 pub mod connections;
+pub mod demo;
 pub mod error;
 pub mod health;
 pub mod instance;
