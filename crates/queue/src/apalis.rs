@@ -43,6 +43,38 @@ use crate::queue::{Ack, Queue};
 #[error("{0}")]
 pub struct NonRetryable(pub String);
 
+/// A handler error that puts the job back for later without counting the attempt (its user is
+/// being refreshed by another worker, say).
+#[derive(Debug, thiserror::Error)]
+#[error("deferred for {delay:?}: {reason}")]
+pub struct Defer {
+    pub delay: Duration,
+    pub reason: String,
+}
+
+/// How an attempt ended, once the queue has recorded it.
+#[derive(Debug, Clone)]
+pub enum AckOutcome {
+    Completed {
+        result: serde_json::Value,
+    },
+    /// Failed; runs again at `at_ms` (ms since the epoch).
+    Retrying {
+        error: String,
+        at_ms: u64,
+    },
+    /// Failed for good.
+    Failed {
+        error: String,
+    },
+    Deferred {
+        reason: String,
+    },
+}
+
+/// Called after each attempt's outcome is recorded in the queue (e.g. to write JobStatus).
+pub type Observer = Arc<dyn Fn(Lease, AckOutcome) -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// The lease a task was handed out under; acks quote it.
 #[derive(Debug, Clone)]
 pub struct Lease {
@@ -65,6 +97,7 @@ pub struct RedisBackend<Args> {
     closing: Option<BoxFuture<'static, Result<usize, QueueError>>>,
     leases: Leases,
     maintenance: Option<tokio::task::JoinHandle<()>>,
+    observer: Option<Observer>,
     _args: PhantomData<fn() -> Args>,
 }
 
@@ -80,8 +113,15 @@ impl<Args> RedisBackend<Args> {
             closing: None,
             leases: Arc::default(),
             maintenance: None,
+            observer: None,
             _args: PhantomData,
         }
+    }
+
+    /// Calls `observer` after every attempt's outcome is recorded.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     fn start_maintenance(&mut self, worker_id: &str) {
@@ -236,6 +276,7 @@ impl<Args> BackendConfig for RedisBackend<Args> {
             queue: self.queue.clone(),
             leases: Arc::clone(&self.leases),
             acker,
+            observer: self.observer.clone(),
         })
     }
 }
@@ -246,6 +287,7 @@ pub struct RedisAck {
     queue: Queue,
     leases: Leases,
     acker: Acker,
+    observer: Option<Observer>,
 }
 
 impl<Res: Serialize> Acknowledge<Res> for RedisAck {
@@ -256,29 +298,77 @@ impl<Res: Serialize> Acknowledge<Res> for RedisAck {
         let Some(lease) = ctx.data().get::<Lease>().cloned() else {
             return futures::future::ready(Ok(())).boxed();
         };
-        let outcome = match res {
-            Ok(value) => Ok(serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())),
-            Err(error) => Err((error.to_string(), error.downcast_ref::<NonRetryable>().is_none())),
-        };
-        let (queue, leases, acker) = (self.queue.clone(), Arc::clone(&self.leases), self.acker.clone());
+        let outcome = Attempt::of(res);
+        let this = self.clone();
         async move {
-            let (message, retryable) = match outcome {
-                Ok(result) => {
-                    let ack = Ack { id: lease.job_id.clone(), attempt: lease.attempt, result };
-                    if !acker.complete(ack).await {
-                        tracing::warn!(job_id = %lease.job_id, "completion not recorded (lease lost); the job will run again");
-                    }
-                    return Ok(());
-                }
-                Err(failure) => failure,
-            };
-            let failed = queue.fail(&lease.job_id, lease.attempt, &message, retryable).await;
-            leases.lock().expect("leases lock").remove(&lease.job_id);
-            if failed? == FailOutcome::LeaseLost {
-                tracing::warn!(job_id = %lease.job_id, "attempt failed after its lease was lost; ignored");
+            let recorded = this.record(&lease, outcome).await;
+            this.leases.lock().expect("leases lock").remove(&lease.job_id);
+            if let (Some(observer), Ok(Some(outcome))) = (&this.observer, &recorded) {
+                observer(lease, outcome.clone()).await;
             }
-            Ok(())
+            recorded.map(|_| ())
         }
         .boxed()
+    }
+}
+
+/// A finished attempt as the handler left it.
+enum Attempt {
+    Succeeded(String),
+    Failed { message: String, retryable: bool },
+    Deferred(Duration, String),
+}
+
+impl Attempt {
+    fn of<Res: Serialize>(res: &Result<Res, BoxDynError>) -> Self {
+        match res {
+            Ok(value) => Self::Succeeded(serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())),
+            Err(error) => match error.downcast_ref::<Defer>() {
+                Some(defer) => Self::Deferred(defer.delay, defer.reason.clone()),
+                None => Self::Failed {
+                    message: error.to_string(),
+                    retryable: error.downcast_ref::<NonRetryable>().is_none(),
+                },
+            },
+        }
+    }
+}
+
+impl RedisAck {
+    /// Records the attempt in the queue; `None` when the lease was lost (nothing changed).
+    async fn record(&self, lease: &Lease, attempt: Attempt) -> Result<Option<AckOutcome>, QueueError> {
+        let (id, at) = (&lease.job_id, lease.attempt);
+        match attempt {
+            Attempt::Succeeded(result) => {
+                let ack = Ack {
+                    id: id.clone(),
+                    attempt: at,
+                    result: result.clone(),
+                };
+                if !self.acker.complete(ack).await {
+                    tracing::warn!(job_id = %id, "completion not recorded (lease lost); the job will run again");
+                    return Ok(None);
+                }
+                let result = serde_json::from_str(&result).unwrap_or(serde_json::Value::Null);
+                Ok(Some(AckOutcome::Completed { result }))
+            }
+            Attempt::Deferred(delay, reason) => {
+                let deferred = self.queue.defer(id, at, delay, &reason).await?;
+                Ok(deferred.then_some(AckOutcome::Deferred { reason }))
+            }
+            Attempt::Failed { message, retryable } => {
+                match self.queue.fail(id, at, &message, retryable).await? {
+                    FailOutcome::Retrying { at_ms } => Ok(Some(AckOutcome::Retrying {
+                        error: message,
+                        at_ms,
+                    })),
+                    FailOutcome::Failed => Ok(Some(AckOutcome::Failed { error: message })),
+                    FailOutcome::LeaseLost => {
+                        tracing::warn!(job_id = %id, "attempt failed after its lease was lost; ignored");
+                        Ok(None)
+                    }
+                }
+            }
+        }
     }
 }

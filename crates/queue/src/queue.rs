@@ -308,6 +308,23 @@ impl Queue {
         Ok(call.invoke_async(&mut self.conn()).await?)
     }
 
+    /// Puts a leased job back to run after `delay` without counting the attempt (its user is
+    /// busy elsewhere, say). False if the caller no longer held the lease.
+    pub async fn defer(&self, id: &str, attempt: u32, delay: Duration, reason: &str) -> QueueResult<bool> {
+        let deferred: u8 = SCRIPTS
+            .defer
+            .key(&self.wait_key)
+            .arg(&self.base)
+            .arg(now_ms())
+            .arg(id)
+            .arg(attempt)
+            .arg(delay.as_millis() as u64)
+            .arg(reason)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(deferred == 1)
+    }
+
     /// Records progress (clamped to 0–100) of a job the caller holds; false if the lease is lost.
     pub async fn set_progress(&self, id: &str, attempt: u32, progress: u8) -> QueueResult<bool> {
         let recorded: u8 = SCRIPTS

@@ -17,6 +17,7 @@ pub(crate) struct Scripts {
     pub retry: Script,
     pub clean: Script,
     pub progress: Script,
+    pub defer: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -31,4 +32,5 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     retry: Script::new(include_str!("lua/retry.lua")),
     clean: Script::new(include_str!("lua/clean.lua")),
     progress: Script::new(include_str!("lua/progress.lua")),
+    defer: Script::new(include_str!("lua/defer.lua")),
 });

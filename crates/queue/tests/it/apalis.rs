@@ -114,3 +114,65 @@ async fn an_undecodable_payload_fails_its_job_without_stopping_the_worker() {
     );
     assert_eq!(q.get(&good.id).await.unwrap().unwrap().state, "completed");
 }
+
+#[tokio::test]
+async fn a_deferred_job_runs_again_without_spending_an_attempt_and_the_observer_sees_outcomes() {
+    use std::sync::{Arc, Mutex};
+
+    use futures::FutureExt;
+    use sellersync_queue::apalis::{AckOutcome, Defer};
+
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    async fn busy_once(job: Double, attempt: Attempt) -> Result<u32, BoxDynError> {
+        assert_eq!(attempt.current(), 1, "a deferral does not count as an attempt");
+        if RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return Err(Defer {
+                delay: Duration::from_millis(50),
+                reason: "user busy".into(),
+            }
+            .into());
+        }
+        Ok(job.n)
+    }
+
+    let q = TestQueue::new(fast_config()).await;
+    let job = q
+        .enqueue(&Double { n: 7 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    let observer: sellersync_queue::apalis::Observer = Arc::new(move |lease, outcome| {
+        let kind = match outcome {
+            AckOutcome::Completed { .. } => "completed",
+            AckOutcome::Deferred { .. } => "deferred",
+            AckOutcome::Retrying { .. } => "retrying",
+            AckOutcome::Failed { .. } => "failed",
+        };
+        log.lock()
+            .unwrap()
+            .push(format!("{}:{}:{kind}", lease.job_id, lease.attempt));
+        async {}.boxed()
+    });
+    let backend =
+        RedisBackend::<Double>::new(q.other_handle().await, q.connection().await, 1).with_observer(observer);
+    let worker = WorkerBuilder::new("apalis-defer-worker")
+        .backend(backend)
+        .build(busy_once);
+    let probe = q.other_handle().await;
+    let done = async move {
+        eventually(Duration::from_secs(10), "completion", || async {
+            probe.counts().await.unwrap().completed == 1
+        })
+        .await;
+        Ok::<(), std::io::Error>(())
+    };
+    worker.run_until(done).await.unwrap();
+    let info = q.get(&job.id).await.unwrap().unwrap();
+    assert_eq!(info.attempts, 1, "the deferral did not count");
+    let id = &job.id;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![format!("{id}:1:deferred"), format!("{id}:1:completed")]
+    );
+}
