@@ -46,6 +46,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("TIMEZONE", "timezone"),
     ("JOB_MAX_RETRIES", "jobs.max_retries"),
     ("JOB_RETRY_DELAY", "jobs.retry_delay_ms"),
+    ("METRICS_PORT", "worker.metrics_port"),
     ("LWA_CLIENT_ID", "spapi.lwa_client_id"),
     ("LWA_CLIENT_SECRET", "spapi.lwa_client_secret"),
     ("LOG_LEVEL", "log.level"),
@@ -197,6 +198,23 @@ pub struct AuthSettings {
 pub struct WorkerSettings {
     pub concurrency: u32,
     pub instances: u32,
+    pub job_timeout_ms: u64,
+    pub drain_timeout_ms: u64,
+    pub max_failed_account_share: f64,
+    pub user_busy_delay_ms: u64,
+    pub metrics_port: u16,
+}
+
+impl WorkerSettings {
+    pub fn job_timeout(&self) -> Duration {
+        Duration::from_millis(self.job_timeout_ms)
+    }
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+    pub fn user_busy_delay(&self) -> Duration {
+        Duration::from_millis(self.user_busy_delay_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -329,6 +347,12 @@ impl Settings {
                 "must be at least 1, got 0",
             ));
         }
+        if !(0.0..=1.0).contains(&s.worker.max_failed_account_share) {
+            return Err(ConfigError::for_key(
+                "worker.max_failed_account_share",
+                "must be between 0 and 1",
+            ));
+        }
         if s.jobs.max_retries == 0 {
             return Err(ConfigError::for_key(
                 "jobs.max_retries",
@@ -345,6 +369,7 @@ impl Settings {
             ),
             ("server.request_timeout_ms", s.server.request_timeout_ms),
             ("server.readiness_timeout_ms", s.server.readiness_timeout_ms),
+            ("worker.job_timeout_ms", s.worker.job_timeout_ms),
         ] {
             if value == 0 {
                 return Err(ConfigError::for_key(key, "must be greater than 0 milliseconds"));

@@ -7,6 +7,8 @@ pub enum CoreError {
     Redis(#[from] redis::RedisError),
     #[error("mongodb: {0}")]
     Mongo(#[from] mongodb::error::Error),
+    #[error("queue: {0}")]
+    Queue(#[from] sellersync_queue::QueueError),
     #[error("{service} did not answer within {timeout_ms} ms")]
     Timeout { service: &'static str, timeout_ms: u64 },
     #[error("migration {name}: {reason}")]
@@ -27,6 +29,7 @@ impl CoreError {
                 *e.kind,
                 mongodb::error::ErrorKind::ServerSelection { .. } | mongodb::error::ErrorKind::Io(_)
             ),
+            Self::Queue(e) => e.is_unavailable(),
             Self::Timeout { .. } => true,
             Self::Migration { .. } | Self::Encode { .. } => false,
         }

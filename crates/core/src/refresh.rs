@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use mongodb::Database;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::accounts::{self, SellerAccount};
 use crate::analysis::{self, AnalysisParams, Summary, Window};
@@ -23,7 +23,7 @@ use crate::error::CoreError;
 use crate::spapi::{SpApiClient, SpApiError};
 
 /// What one run did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshReport {
     pub accounts_total: usize,
@@ -33,7 +33,7 @@ pub struct RefreshReport {
 }
 
 /// Why one account failed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountError {
     pub account_id: String,
@@ -103,9 +103,12 @@ impl Refresher {
             accounts_total: total,
             ..RefreshReport::default()
         };
-        let mut outcomes = futures::stream::iter(&accounts)
-            .map(|a| self.refresh_account(a, window))
-            .buffer_unordered(self.settings.account_concurrency);
+        // Owned futures (not closures over borrowed accounts) keep the whole run `Send`.
+        let runs = accounts.into_iter().map(|account| {
+            let this = self.clone();
+            async move { this.refresh_account(&account, window).await }
+        });
+        let mut outcomes = futures::stream::iter(runs).buffer_unordered(self.settings.account_concurrency);
         let mut done = 0;
         while let Some(outcome) = outcomes.next().await {
             done += 1;
@@ -179,15 +182,22 @@ impl Refresher {
                 &rfc3339(window.end),
             )
             .await?;
-        let items: HashMap<String, Vec<_>> =
-            futures::stream::iter(orders.iter().filter(|o| o.order_status != "Canceled"))
-                .map(|order| async {
-                    let items = self.spapi.order_items(&creds, &order.amazon_order_id).await?;
-                    Ok::<_, SpApiError>((order.amazon_order_id.clone(), items))
-                })
-                .buffer_unordered(self.settings.item_concurrency)
-                .try_collect()
-                .await?;
+        let live_orders: Vec<String> = orders
+            .iter()
+            .filter(|o| o.order_status != "Canceled")
+            .map(|o| o.amazon_order_id.clone())
+            .collect();
+        let fetches = live_orders.into_iter().map(|order_id| {
+            let (spapi, creds) = (Arc::clone(&self.spapi), creds.clone());
+            async move {
+                let items = spapi.order_items(&creds, &order_id).await?;
+                Ok::<_, SpApiError>((order_id, items))
+            }
+        });
+        let items: HashMap<String, Vec<_>> = futures::stream::iter(fetches)
+            .buffer_unordered(self.settings.item_concurrency)
+            .try_collect()
+            .await?;
         let inventory = self.spapi.inventory(&creds, &account.marketplace_id).await?;
         let params = AnalysisParams {
             stockout_days: self.settings.stockout_days,

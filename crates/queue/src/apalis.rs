@@ -118,6 +118,15 @@ impl<Args> RedisBackend<Args> {
         }
     }
 
+    /// A handle on the leases this backend holds, to hand them back if the worker is stopped
+    /// before apalis closes the backend (a drain timeout, say).
+    pub fn held_leases(&self) -> HeldLeases {
+        HeldLeases {
+            queue: self.queue.clone(),
+            leases: Arc::clone(&self.leases),
+        }
+    }
+
     /// Calls `observer` after every attempt's outcome is recorded.
     pub fn with_observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
@@ -248,6 +257,22 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for RedisBackend<Args> {
             tracing::info!(count, "handed back jobs that never started");
         }
         Poll::Ready(released.map(|_| ()))
+    }
+}
+
+/// See [`RedisBackend::held_leases`].
+#[derive(Clone)]
+pub struct HeldLeases {
+    queue: Queue,
+    leases: Leases,
+}
+
+impl HeldLeases {
+    /// Hands every held lease back to the queue (the attempts do not count) and deregisters
+    /// the worker. Returns how many jobs went back.
+    pub async fn release(&self, worker_id: &str) -> Result<usize, QueueError> {
+        let held: Vec<(String, u32)> = self.leases.lock().expect("leases lock").drain().collect();
+        self.queue.release(worker_id, &held).await
     }
 }
 

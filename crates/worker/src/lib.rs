@@ -1,25 +1,135 @@
-//! sellersync-worker: a worker process. Today it connects to Redis and MongoDB (waiting for them
-//! if they are still starting), announces itself with its unique worker id and stays up until
-//! SIGTERM/SIGINT. The apalis workers running `process_user_data` plug in here.
+//! sellersync-worker: one worker process. It runs an apalis `Monitor` with a worker on the
+//! `user-data` queue (our Redis backend, `WORKER_CONCURRENCY` jobs at once, a per-job timeout,
+//! panics caught), whose handler runs `process_user_data` and whose outcomes are recorded in
+//! JobStatus. SIGTERM/SIGINT stops fetching, lets running jobs finish within the drain timeout
+//! and hands back whatever is still leased.
 
-use sellersync_core::connections::{connect_redis, mongo_database, ping_mongo};
+pub mod handler;
+pub mod status;
+pub mod user_lock;
+
+use std::sync::{Arc, Mutex};
+
+use apalis::layers::WorkerBuilderExt;
+use apalis::prelude::{Monitor, WorkerBuilder};
+use sellersync_core::config::USER_DATA_QUEUE;
+use sellersync_core::connections::{connect_redis, lazy_redis, mongo_database, ping_mongo};
 use sellersync_core::instance::instance_id;
+use sellersync_core::jobs::RefreshUser;
+use sellersync_core::refresh::Refresher;
+use sellersync_core::spapi::SpApiClient;
 use sellersync_core::{CoreError, Settings, bootstrap};
+use sellersync_queue::Queue;
+use sellersync_queue::apalis::{HeldLeases, RedisBackend};
 
-/// Connects, logs the ready line and runs until `shutdown` resolves.
-pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), CoreError> {
+use crate::handler::{WorkerState, refresh_user};
+use crate::user_lock::UserLocks;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("SP-API client: {0}")]
+    SpApi(#[from] sellersync_core::spapi::SpApiError),
+    #[error("metrics endpoint: {0}")]
+    Metrics(String),
+    #[error("worker monitor: {0}")]
+    Monitor(String),
+}
+
+/// Connects, logs the ready line, runs jobs until `shutdown` resolves, then drains.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WorkerError> {
     let worker_id = instance_id();
     tracing::info!(worker_id, "sellersync-worker starting");
-    let _redis = bootstrap::retry_while_unavailable("redis", || connect_redis(&settings.redis)).await?;
+    let redis = bootstrap::retry_while_unavailable("redis", || connect_redis(&settings.redis)).await?;
     let mongo = mongo_database(&settings.mongo, "sellersync-worker").await?;
     bootstrap::retry_while_unavailable("mongodb", || ping_mongo(&mongo)).await?;
     bootstrap::migrate_if_configured(&settings, &mongo).await?;
+    serve_metrics(settings.worker.metrics_port)?;
+
+    let queue_config = settings
+        .queue(USER_DATA_QUEUE)
+        .expect("validated with the configuration");
+    let prefix = settings.redis.key_prefix.clone();
+    let queue = Queue::new(redis.clone(), &prefix, USER_DATA_QUEUE, queue_config.clone());
+    let concurrency = queue_config.concurrency() as usize;
+    let job_timeout = settings.worker.job_timeout();
+    let state = WorkerState {
+        worker_id: worker_id.clone(),
+        refresher: Refresher {
+            db: mongo.clone(),
+            redis: redis.clone(),
+            spapi: Arc::new(SpApiClient::new(settings.spapi.clone())?),
+            settings: settings.refresh.clone(),
+            key_prefix: prefix.clone(),
+        },
+        db: mongo.clone(),
+        queue: queue.clone(),
+        locks: UserLocks::new(redis.clone(), &prefix, queue_config.lease() * 2),
+        settings: Arc::new(settings.clone()),
+    };
+    let observer = status::observer(mongo.clone(), &queue_config);
+    let held: Arc<Mutex<Vec<HeldLeases>>> = Arc::default();
+    let redis_settings = settings.redis.clone();
+
+    let factory_held = Arc::clone(&held);
+    let factory_id = worker_id.clone();
+    let monitor = Monitor::new()
+        .register(move |_| {
+            // Its own connection for blocking wake-ups; connects on first use.
+            let wake = lazy_redis(&redis_settings).expect("settings were validated");
+            let backend = RedisBackend::<RefreshUser>::new(queue.clone(), wake, concurrency)
+                .with_observer(observer.clone());
+            factory_held
+                .lock()
+                .expect("held leases lock")
+                .push(backend.held_leases());
+            WorkerBuilder::new(factory_id.clone())
+                .backend(backend)
+                .data(state.clone())
+                .catch_panic()
+                .timeout(job_timeout)
+                .concurrency(concurrency)
+                .build(refresh_user)
+        })
+        .shutdown_timeout(settings.worker.drain_timeout());
     tracing::info!(
         worker_id,
-        concurrency = settings.worker.concurrency,
+        concurrency,
+        queue = USER_DATA_QUEUE,
         "sellersync-worker ready"
     );
-    shutdown.await;
+    let outcome = monitor
+        .run_with_signal(async move {
+            shutdown.await;
+            tracing::info!("draining: no new jobs; running jobs may finish");
+            Ok(())
+        })
+        .await;
+    let backends: Vec<HeldLeases> = held.lock().expect("held leases lock").drain(..).collect();
+    for leases in backends {
+        match leases.release(&worker_id).await {
+            Ok(0) => {}
+            Ok(count) => tracing::warn!(count, "handed unfinished jobs back to the queue"),
+            Err(error) => tracing::warn!(%error, "could not hand jobs back; their leases will expire"),
+        }
+    }
+    outcome.map_err(|e| WorkerError::Monitor(e.to_string()))?;
     tracing::info!(worker_id, "sellersync-worker stopped");
+    Ok(())
+}
+
+fn serve_metrics(port: u16) -> Result<(), WorkerError> {
+    if port == 0 {
+        return Ok(());
+    }
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(([0, 0, 0, 0], port))
+        .install()
+        .map_err(|e| WorkerError::Metrics(e.to_string()))?;
+    tracing::info!(port, "prometheus metrics on /metrics");
     Ok(())
 }

@@ -1,2 +1,5 @@
-//! Integration tests of the worker process against the real local Redis and MongoDB-wire server.
+//! Integration tests of the worker against the real local Redis and MongoDB-wire server and the
+//! SP-API stand-in on a random port.
+mod e2e;
+mod helpers;
 mod process;

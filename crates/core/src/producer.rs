@@ -1,0 +1,69 @@
+//! Enqueueing user refreshes: bulk enqueue with one pending job per user, plus the `queued`
+//! JobStatus documents of the jobs that are new. Used by the hourly producer, the API's manual
+//! enqueue and the CLI.
+
+use mongodb::Database;
+use sellersync_queue::{NewJob, Queue};
+use serde::Serialize;
+
+use crate::error::CoreResult;
+use crate::job_status::{self, QueuedJob};
+use crate::jobs::{RefreshUser, Trigger};
+
+/// A user and the job that refreshes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserJob {
+    pub user_id: String,
+    pub job_id: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EnqueueReport {
+    /// New jobs.
+    pub enqueued: Vec<UserJob>,
+    /// Users that already had a pending job, with that job.
+    pub duplicates: Vec<UserJob>,
+}
+
+/// Enqueues a refresh for each user, `batch_size` per round trip (seed default 50).
+pub async fn enqueue_refresh(
+    queue: &Queue,
+    db: &Database,
+    user_ids: &[String],
+    trigger: Trigger,
+    batch_size: usize,
+) -> CoreResult<EnqueueReport> {
+    let mut report = EnqueueReport::default();
+    for batch in user_ids.chunks(batch_size.max(1)) {
+        let jobs = batch
+            .iter()
+            .map(|user_id| {
+                let job = RefreshUser {
+                    user_id: user_id.clone(),
+                    trigger,
+                };
+                NewJob::new(&job, job.options())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let results = queue.enqueue_bulk(&jobs).await?;
+        let mut queued = Vec::new();
+        for (user_id, result) in batch.iter().zip(results) {
+            let entry = UserJob {
+                user_id: user_id.clone(),
+                job_id: result.id,
+            };
+            if result.duplicate {
+                report.duplicates.push(entry);
+            } else {
+                queued.push(QueuedJob {
+                    job_id: entry.job_id.clone(),
+                    user_id: entry.user_id.clone(),
+                });
+                report.enqueued.push(entry);
+            }
+        }
+        job_status::record_queued(db, queue.name(), &queued, trigger, queue.config().max_attempts()).await?;
+    }
+    Ok(report)
+}

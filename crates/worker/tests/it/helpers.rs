@@ -1,0 +1,205 @@
+//! Test harness: the SP-API stand-in on a random port, settings pointing at it, and worker
+//! instances (in this process, or as real processes of the binary).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use figment::value::Value;
+use mongodb::Database;
+use mongodb::bson::{Document, doc};
+use sellersync_core::accounts::{self, NewAccount};
+use sellersync_core::config::USER_DATA_QUEUE;
+use sellersync_core::connections::{connect_redis, mongo_database};
+use sellersync_core::job_status::JOB_STATUS;
+use sellersync_core::jobs::Trigger;
+use sellersync_core::producer::{EnqueueReport, enqueue_refresh};
+use sellersync_core::spapi::Region;
+use sellersync_core::testing::{TestNamespace, config_dir};
+use sellersync_queue::Queue;
+use sellersync_spapi_sim::SimConfig;
+use tokio::sync::oneshot;
+
+pub struct Env {
+    pub ns: TestNamespace,
+    pub sim: String,
+    pub db: Database,
+    pub queue: Queue,
+    http: reqwest::Client,
+}
+
+/// A namespace, a stand-in with `sim`, and settings with fast retries pointing at it.
+pub async fn env(sim: SimConfig, extra: &[(&str, Value)]) -> Env {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, sellersync_spapi_sim::router(sim))
+            .await
+            .unwrap()
+    });
+    let mut overrides: Vec<(&str, Value)> = vec![
+        ("spapi.token_url", Value::from(format!("{base}/auth/o2/token"))),
+        ("spapi.endpoints.na", Value::from(base.clone())),
+        ("spapi.endpoints.eu", Value::from(base.clone())),
+        ("spapi.endpoints.fe", Value::from(base.clone())),
+        ("spapi.initial_backoff_ms", Value::from(10)),
+        ("jobs.retry_delay_ms", Value::from(50)),
+        ("worker.user_busy_delay_ms", Value::from(100)),
+    ];
+    overrides.extend(extra.iter().cloned());
+    let ns = TestNamespace::with_overrides(&overrides);
+    let db = mongo_database(&ns.settings.mongo, "it").await.unwrap();
+    sellersync_core::migrations::apply(&db).await.unwrap();
+    let redis = connect_redis(&ns.settings.redis).await.unwrap();
+    let queue = Queue::new(
+        redis,
+        ns.key_prefix(),
+        USER_DATA_QUEUE,
+        ns.settings.queue(USER_DATA_QUEUE).unwrap(),
+    );
+    Env {
+        ns,
+        sim: base,
+        db,
+        queue,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Env {
+    /// Users `u0..un` each with `accounts` US seller accounts named `<user>-S<j>`.
+    pub async fn users(&self, n: usize, accounts_per_user: usize) -> Vec<String> {
+        let mut users = Vec::new();
+        for i in 0..n {
+            let user = format!("u{i}");
+            self.user(
+                &user,
+                &(0..accounts_per_user)
+                    .map(|j| format!("{user}-S{j}"))
+                    .collect::<Vec<_>>(),
+            )
+            .await;
+            users.push(user);
+        }
+        users
+    }
+
+    pub async fn user(&self, user: &str, sellers: &[String]) {
+        accounts::upsert_user(&self.db, user, true).await.unwrap();
+        for seller in sellers {
+            let account = NewAccount {
+                user_id: user.into(),
+                seller_id: seller.clone(),
+                region: Region::Na,
+                marketplace_id: "ATVPDKIKX0DER".into(),
+                country: "US".into(),
+                refresh_token: format!("Atzr|{seller}|rt").as_str().into(),
+            };
+            accounts::upsert_account(&self.db, &account).await.unwrap();
+        }
+    }
+
+    pub async fn enqueue(&self, users: &[String]) -> EnqueueReport {
+        enqueue_refresh(&self.queue, &self.db, users, Trigger::Manual, 50)
+            .await
+            .unwrap()
+    }
+
+    pub async fn fault(&self, seller: &str, status: u16, count: u32) {
+        let body = serde_json::json!({ "seller": seller, "status": status, "count": count });
+        self.http
+            .post(format!("{}/_sim/faults", self.sim))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn status(&self, job_id: &str) -> Document {
+        self.db
+            .collection::<Document>(JOB_STATUS)
+            .find_one(doc! { "_id": job_id })
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    pub async fn count_status(&self, status: &str) -> u64 {
+        self.db
+            .collection::<Document>(JOB_STATUS)
+            .count_documents(doc! { "status": status })
+            .await
+            .unwrap()
+    }
+
+    /// Starts a worker in this process; send on the returned channel to stop it.
+    pub fn start_worker(&self) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let settings = self.ns.settings.clone();
+        let handle = tokio::spawn(async move {
+            sellersync_worker::run(settings, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the worker runs and stops cleanly");
+        });
+        (stop, handle)
+    }
+
+    /// The worker binary with this environment's settings.
+    pub fn spawn_worker_process(&self) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_sellersync-worker"))
+            .env("SELLERSYNC_ENV", "test")
+            .env("SELLERSYNC_CONFIG_DIR", config_dir())
+            .env("REDIS_KEY_PREFIX", self.ns.key_prefix())
+            .env("MONGODB_DATABASE", self.ns.database())
+            .env(
+                "SELLERSYNC_SPAPI__TOKEN_URL",
+                format!("{}/auth/o2/token", self.sim),
+            )
+            .env("SELLERSYNC_SPAPI__ENDPOINTS__NA", &self.sim)
+            .env("JOB_RETRY_DELAY", "50")
+            .env("LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
+/// Polls `check` every 50 ms until it holds, failing after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn sigterm(child: &Child) {
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "process still running after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
