@@ -36,6 +36,15 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         accounts: usize,
     },
+    /// Enqueue refresh jobs (one pending job per user; users with one are reported as duplicates).
+    Enqueue {
+        /// A user id; repeat for several.
+        #[arg(long = "user", required_unless_present = "all")]
+        users: Vec<String>,
+        /// Every active user.
+        #[arg(long, conflicts_with = "users")]
+        all: bool,
+    },
     /// Benchmarks; they print one JSON line per scenario. Use a release build.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -63,6 +72,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Migrate => migrate(&settings, cli.json).await.map_err(|e| e.to_string()),
         Command::Config { get } => show_config(&settings, get.as_deref()),
+        Command::Enqueue { users, all } => enqueue(&settings, users, all, cli.json).await,
         Command::SeedDemo { users, accounts } => seed_demo(&settings, users, accounts, cli.json).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::run(&settings, &args).await,
         Command::Bench(BenchCommand::Refresh(args)) => bench::refresh(&settings, &args).await,
@@ -87,6 +97,39 @@ fn show_config(settings: &Settings, key: Option<&str>) -> Result<(), String> {
         Some(serde_json::Value::String(text)) => println!("{text}"),
         Some(value) => println!("{value}"),
         None => return Err(format!("unknown setting {key:?}")),
+    }
+    Ok(())
+}
+
+async fn enqueue(settings: &Settings, users: Vec<String>, all: bool, json: bool) -> Result<(), String> {
+    use sellersync_core::config::USER_DATA_QUEUE;
+    let db = mongo_database(&settings.mongo, "sellersync-cli")
+        .await
+        .map_err(|e| e.to_string())?;
+    let redis = sellersync_core::connections::connect_redis(&settings.redis)
+        .await
+        .map_err(|e| e.to_string())?;
+    let config = settings.queue(USER_DATA_QUEUE).expect("validated");
+    let queue = sellersync_queue::Queue::new(redis, &settings.redis.key_prefix, USER_DATA_QUEUE, config);
+    let users = if all {
+        sellersync_core::accounts::active_user_ids(&db)
+            .await
+            .map_err(|e| e.to_string())?
+    } else {
+        users
+    };
+    let trigger = sellersync_core::jobs::Trigger::Manual;
+    let report = sellersync_core::producer::enqueue_refresh(&queue, &db, &users, trigger, 50)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::to_string(&report).expect("a report serialises"));
+    } else {
+        println!(
+            "enqueued {} jobs, {} users already had a pending job",
+            report.enqueued.len(),
+            report.duplicates.len()
+        );
     }
     Ok(())
 }

@@ -105,6 +105,21 @@ pub async fn enabled_accounts(db: &Database, user_id: &str) -> CoreResult<Vec<Se
     Ok(cursor.try_collect().await?)
 }
 
+/// Ids of every active user, in id order.
+pub async fn active_user_ids(db: &Database) -> CoreResult<Vec<String>> {
+    let cursor = db
+        .collection::<Document>(USERS)
+        .find(doc! { "active": true })
+        .projection(doc! { "_id": 1 })
+        .sort(doc! { "_id": 1 })
+        .await?;
+    let docs: Vec<Document> = cursor.try_collect().await?;
+    Ok(docs
+        .iter()
+        .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
+        .collect())
+}
+
 /// Creates or replaces a user (idempotent).
 pub async fn upsert_user(db: &Database, user_id: &str, active: bool) -> CoreResult<()> {
     db.collection::<Document>(USERS)
