@@ -210,3 +210,106 @@ async fn sigkill_of_one_of_two_workers_loses_no_job() {
         (12, 0, 0, 0)
     );
 }
+
+/// A private Redis with every write on disk (AOF, fsync always), which the test can crash and
+/// restart on the same port without touching the shared one.
+struct PrivateRedis {
+    port: u16,
+    dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    fn start(port: u16, dir: std::path::PathBuf) -> Self {
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+            ])
+            .args(["--appendfsync", "always", "--dir"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/services up)");
+        let redis = Self { port, dir, child };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "private redis did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        redis
+    }
+
+    fn crash_and_restart(mut self) -> Self {
+        self.child.kill().unwrap();
+        let _ = self.child.wait();
+        Self::start(self.port, self.dir.clone())
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn all_jobs_complete_when_redis_crashes_and_restarts_mid_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("sellersync-redis-{port}"));
+    let redis = PrivateRedis::start(port, dir);
+    let e = env(
+        SimConfig {
+            latency_ms: 40,
+            ..SimConfig::default()
+        },
+        &[("redis.port", Value::from(port))],
+    )
+    .await;
+    let users = e.users(16, 1).await;
+    e.enqueue(&users).await;
+    let workers = [e.start_worker(), e.start_worker()];
+    eventually(Duration::from_secs(30), "some jobs done", || async {
+        e.count_status("completed").await >= 2
+    })
+    .await;
+
+    let redis = tokio::task::spawn_blocking(move || redis.crash_and_restart())
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(90), "every job completed", || async {
+        e.count_status("completed").await == 16
+    })
+    .await;
+    for (stop, handle) in workers {
+        let _ = stop.send(());
+        handle.await.unwrap();
+    }
+    // The test's own connection saw the crash too; its manager reconnects on the next call.
+    let mut counts = e.queue.counts().await;
+    if counts.is_err() {
+        counts = e.queue.counts().await;
+    }
+    let counts = counts.unwrap();
+    assert_eq!(
+        (counts.completed, counts.failed, counts.active, counts.waiting),
+        (16, 0, 0, 0)
+    );
+    drop(redis);
+}
