@@ -593,3 +593,124 @@ async fn sim_calls(http: &reqwest::Client, base: &str) -> Result<u64, String> {
         .map_err(|e| e.to_string())?;
     Ok(stats["apiRequests"].as_u64().unwrap_or(0) + stats["tokenRequests"].as_u64().unwrap_or(0))
 }
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct E2eBenchArgs {
+    #[arg(long, default_value_t = 200)]
+    pub users: usize,
+    #[arg(long, default_value_t = 2)]
+    pub accounts: usize,
+    #[arg(long, default_value_t = 50)]
+    pub latency_ms: u64,
+    /// Worker processes (`sellersync-worker`, next to this binary).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+}
+
+/// `sellersync bench e2e`: users refreshed per second end to end — enqueue every demo user, then
+/// worker processes run `process_user_data` against the stand-in (latency per call) until every
+/// JobStatus is completed. Temporary database and key prefix, dropped afterwards.
+pub async fn e2e(settings: &Settings, args: &E2eBenchArgs) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let sim_config = sellersync_spapi_sim::SimConfig {
+        latency_ms: args.latency_ms,
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| err(&e))?;
+    let base = format!("http://{}", listener.local_addr().map_err(|e| err(&e))?);
+    tokio::spawn(async move { axum::serve(listener, sellersync_spapi_sim::router(sim_config)).await });
+    let bench = Bench::fresh(settings).await?;
+    let mut mongo = settings.mongo.clone();
+    mongo.database = format!("bench_e2e_{}", std::process::id());
+    let db = sellersync_core::connections::mongo_database(&mongo, "sellersync-bench")
+        .await
+        .map_err(|e| err(&e))?;
+    let result = e2e_run(settings, args, &bench, &db, &base).await;
+    let _ = db.drop().await;
+    bench.reset().await?;
+    result
+}
+
+async fn e2e_run(
+    settings: &Settings,
+    args: &E2eBenchArgs,
+    bench: &Bench,
+    db: &mongodb::Database,
+    base: &str,
+) -> Result<(), String> {
+    use sellersync_core::config::USER_DATA_QUEUE;
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    sellersync_core::migrations::apply(db)
+        .await
+        .map_err(|e| err(&e))?;
+    sellersync_core::demo::seed(db, args.users, args.accounts, &|_| {})
+        .await
+        .map_err(|e| err(&e))?;
+    let users: Vec<String> = (0..args.users).map(sellersync_core::demo::user_id).collect();
+    let queue = Queue::new(
+        bench.redis.clone(),
+        &bench.prefix,
+        USER_DATA_QUEUE,
+        settings.queue(USER_DATA_QUEUE).expect("validated"),
+    );
+    sellersync_core::producer::enqueue_refresh(
+        &queue,
+        db,
+        &users,
+        sellersync_core::jobs::Trigger::Manual,
+        50,
+    )
+    .await
+    .map_err(|e| err(&e))?;
+    let worker_bin = std::env::current_exe()
+        .map_err(|e| err(&e))?
+        .with_file_name("sellersync-worker");
+    let started = Instant::now();
+    let children: Vec<Child> = (0..args.workers)
+        .map(|_| {
+            Command::new(&worker_bin)
+                .env("REDIS_KEY_PREFIX", &bench.prefix)
+                .env("MONGODB_DATABASE", db.name())
+                .env("WORKER_CONCURRENCY", args.concurrency.to_string())
+                .env("SELLERSYNC_SPAPI__TOKEN_URL", format!("{base}/auth/o2/token"))
+                .env("SELLERSYNC_SPAPI__ENDPOINTS__NA", base)
+                .env("SELLERSYNC_SPAPI__ENDPOINTS__EU", base)
+                .env("SELLERSYNC_SPAPI__ENDPOINTS__FE", base)
+                .env("LOG_LEVEL", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start {}: {e}", worker_bin.display()))
+        })
+        .collect::<Result<_, _>>()?;
+    let statuses = db.collection::<mongodb::bson::Document>(sellersync_core::job_status::JOB_STATUS);
+    let done = loop {
+        let completed = statuses
+            .count_documents(mongodb::bson::doc! { "status": "completed" })
+            .await
+            .map_err(|e| err(&e))?;
+        if completed as usize >= args.users {
+            break Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            break Err(format!(
+                "only {completed} of {} users refreshed after 600 s",
+                args.users
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop(children);
+    let secs = done?.as_secs_f64();
+    emit(json!({
+        "scenario": "e2e_refresh", "users": args.users, "accounts_per_user": args.accounts,
+        "latency_ms": args.latency_ms, "workers": args.workers, "concurrency": args.concurrency,
+        "users_per_sec": (args.users as f64 / secs * 10.0).round() / 10.0,
+        "seconds": (secs * 100.0).round() / 100.0,
+    }));
+    Ok(())
+}

@@ -60,6 +60,8 @@ enum BenchCommand {
     Queue(bench::BenchArgs),
     /// process_user_data against the SP-API stand-in with a fixed latency per call.
     Refresh(bench::RefreshBenchArgs),
+    /// Users refreshed per second end to end: queue, worker processes, stand-in, JobStatus.
+    E2e(bench::E2eBenchArgs),
 }
 
 #[tokio::main]
@@ -76,6 +78,7 @@ async fn main() -> ExitCode {
         Command::SeedDemo { users, accounts } => seed_demo(&settings, users, accounts, cli.json).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::run(&settings, &args).await,
         Command::Bench(BenchCommand::Refresh(args)) => bench::refresh(&settings, &args).await,
+        Command::Bench(BenchCommand::E2e(args)) => bench::e2e(&settings, &args).await,
         Command::BenchWorker(args) => bench::worker(&settings, &args).await,
     };
     match result {

@@ -90,9 +90,9 @@ pub async fn run(
             WorkerBuilder::new(factory_id.clone())
                 .backend(backend)
                 .data(state.clone())
-                .catch_panic()
-                .timeout(job_timeout)
                 .concurrency(concurrency)
+                .timeout(job_timeout)
+                .catch_panic()
                 .build(refresh_user)
         })
         .shutdown_timeout(settings.worker.drain_timeout());
