@@ -503,20 +503,26 @@ pub struct RefreshBenchArgs {
     pub accounts: usize,
 }
 
+/// The SP-API stand-in in this process on a random port, adding `latency_ms` to every call.
+async fn spawn_sim(latency_ms: u64) -> Result<String, String> {
+    let config = sellersync_spapi_sim::SimConfig {
+        latency_ms,
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    tokio::spawn(async move { axum::serve(listener, sellersync_spapi_sim::router(config)).await });
+    Ok(base)
+}
+
 /// `sellersync bench refresh`: accounts/s of one `process_user_data` loop against the stand-in
 /// (started in this process on a random port, with the given latency per call) at account
 /// concurrency 1, 10 and 50. Uses a temporary database and key prefix, dropped afterwards.
 pub async fn refresh(settings: &Settings, args: &RefreshBenchArgs) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let sim_config = sellersync_spapi_sim::SimConfig {
-        latency_ms: args.latency_ms,
-        ..Default::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| err(&e))?;
-    let base = format!("http://{}", listener.local_addr().map_err(|e| err(&e))?);
-    tokio::spawn(async move { axum::serve(listener, sellersync_spapi_sim::router(sim_config)).await });
+    let base = spawn_sim(args.latency_ms).await?;
 
     let mut mongo = settings.mongo.clone();
     mongo.database = format!("bench_{}", std::process::id());
@@ -614,15 +620,7 @@ pub struct E2eBenchArgs {
 /// JobStatus is completed. Temporary database and key prefix, dropped afterwards.
 pub async fn e2e(settings: &Settings, args: &E2eBenchArgs) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let sim_config = sellersync_spapi_sim::SimConfig {
-        latency_ms: args.latency_ms,
-        ..Default::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| err(&e))?;
-    let base = format!("http://{}", listener.local_addr().map_err(|e| err(&e))?);
-    tokio::spawn(async move { axum::serve(listener, sellersync_spapi_sim::router(sim_config)).await });
+    let base = spawn_sim(args.latency_ms).await?;
     let bench = Bench::fresh(settings).await?;
     let mut mongo = settings.mongo.clone();
     mongo.database = format!("bench_e2e_{}", std::process::id());

@@ -2,10 +2,10 @@
 //! naming the setting; SIGTERM stops it cleanly; logs are JSON lines with a request id.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use sellersync_core::testing::{TestNamespace, config_dir};
+use sellersync_core::testing::{TestNamespace, config_dir, sigterm, wait_exit};
 
 use crate::helpers::closed_port;
 
@@ -22,17 +22,6 @@ fn api_command(namespace: &TestNamespace) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command
-}
-
-fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "process still running after {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -98,12 +87,8 @@ fn sigterm_stops_the_api_cleanly_and_logs_are_json_with_request_ids() {
         "{request_log}"
     );
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = wait_for_exit(&mut child, Duration::from_secs(15));
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
     assert!(status.success(), "exit status {status}");
     assert!(
         lines

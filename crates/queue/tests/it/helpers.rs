@@ -1,8 +1,7 @@
-use std::time::{Duration, Instant};
-
 use redis::aio::ConnectionManager;
 use sellersync_core::connections::connect_redis;
 use sellersync_core::testing::TestNamespace;
+pub use sellersync_core::testing::eventually;
 use sellersync_queue::{Queue, QueueConfig};
 
 /// A queue in a fresh namespace; the namespace (and its keys) goes when this is dropped.
@@ -53,21 +52,5 @@ pub fn fast_config() -> QueueConfig {
         backoff_ms: Some(20),
         max_backoff_ms: 200,
         ..QueueConfig::default()
-    }
-}
-
-/// Polls `check` every 20 ms until it returns true, failing the test after `limit`.
-pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -2,7 +2,6 @@
 //! instances (in this process, or as real processes of the binary).
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use figment::value::Value;
 use mongodb::Database;
@@ -15,6 +14,7 @@ use sellersync_core::jobs::Trigger;
 use sellersync_core::producer::{EnqueueReport, enqueue_refresh};
 use sellersync_core::spapi::Region;
 use sellersync_core::testing::{TestNamespace, config_dir};
+pub use sellersync_core::testing::{eventually, sigterm, wait_exit};
 use sellersync_queue::Queue;
 use sellersync_spapi_sim::SimConfig;
 use tokio::sync::oneshot;
@@ -164,42 +164,5 @@ impl Env {
             .stderr(Stdio::null())
             .spawn()
             .unwrap()
-    }
-}
-
-/// Polls `check` every 50 ms until it holds, failing after `limit`.
-pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-pub fn sigterm(child: &Child) {
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
-pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "process still running after {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -1,8 +1,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sellersync_core::testing::{TestNamespace, config_dir};
+use sellersync_core::testing::{TestNamespace, config_dir, sigterm, wait_exit};
 
 #[test]
 fn the_worker_announces_a_unique_id_and_exits_cleanly_on_sigterm() {
@@ -34,24 +34,8 @@ fn the_worker_announces_a_unique_id_and_exits_cleanly_on_sigterm() {
         "host-pid-random: {worker_id}"
     );
 
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "worker still running 15 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
     assert!(status.success(), "{status}");
     assert!(lines.any(|line| line.contains("sellersync-worker stopped") && line.contains(worker_id)));
 }
