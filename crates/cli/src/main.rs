@@ -1,6 +1,7 @@
 //! `sellersync`: the operations CLI. Subcommands read the same configuration as the services.
 
 mod bench;
+mod ops;
 
 use std::process::ExitCode;
 
@@ -45,6 +46,19 @@ enum Command {
         #[arg(long, conflicts_with = "users")]
         all: bool,
     },
+    /// Jobs per state for every configured queue.
+    Stats,
+    /// Live workers: id, host, started, in-flight jobs, last heartbeat.
+    Workers,
+    /// Inspect and act on single jobs.
+    #[command(subcommand)]
+    Jobs(ops::JobsCommand),
+    /// Pause, resume and clean queues.
+    #[command(subcommand)]
+    Queues(ops::QueuesCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(ops::TokenCommand),
     /// Benchmarks; they print one JSON line per scenario. Use a release build.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -74,6 +88,11 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Migrate => migrate(&settings, cli.json).await.map_err(|e| e.to_string()),
         Command::Config { get } => show_config(&settings, get.as_deref()),
+        Command::Stats => async { ops::Ops::connect(&settings, cli.json).await?.stats().await }.await,
+        Command::Workers => async { ops::Ops::connect(&settings, cli.json).await?.workers().await }.await,
+        Command::Jobs(c) => async { ops::Ops::connect(&settings, cli.json).await?.jobs(c).await }.await,
+        Command::Queues(c) => async { ops::Ops::connect(&settings, cli.json).await?.queues(c).await }.await,
+        Command::Token(c) => ops::token(&settings, c),
         Command::Enqueue { users, all } => enqueue(&settings, users, all, cli.json).await,
         Command::SeedDemo { users, accounts } => seed_demo(&settings, users, accounts, cli.json).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::run(&settings, &args).await,

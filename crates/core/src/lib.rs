@@ -3,6 +3,7 @@
 //! signals. Domain logic (users, SP-API, analysis, `process_user_data`, JobStatus) lands here too.
 pub mod accounts;
 pub mod analysis;
+pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod connections;
