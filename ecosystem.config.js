@@ -1,26 +1,64 @@
-// PM2 process file: `pm2 start ecosystem.config.js`.
-// Placeholder until the operations issue: runs the release binaries built by `cargo build --release`.
-// Scale workers with `pm2 scale worker N`. kill_timeout is longer than the worker's drain timeout
-// so that SIGTERM lets in-flight jobs finish.
-const instances = Number.parseInt(process.env.WORKER_INSTANCES || '2', 10);
+// PM2 process file (seed 000): `pm2 start ecosystem.config.js`, `pm2 scale worker N`.
+//
+// - api-server: 1 instance; worker: WORKER_INSTANCES instances (default 2).
+// - Both run the release binaries (`cargo build --release`), from this directory.
+// - Environment: the process environment, plus SELLERSYNC_ENV_FILE (default deploy/sellersync.env
+//   when it exists), a KEY=value file as used by systemd's EnvironmentFile.
+// - kill_timeout is longer than the worker's drain timeout (SELLERSYNC_WORKER__DRAIN_TIMEOUT_MS,
+//   default 30 s) so SIGTERM lets running jobs finish; restarts back off exponentially.
+const fs = require('fs');
+const path = require('path');
+
+function readEnvFile(file) {
+  if (!file || !fs.existsSync(file)) return {};
+  const env = {};
+  for (const raw of fs.readFileSync(file, 'utf8').split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || !line.includes('=')) continue;
+    const at = line.indexOf('=');
+    env[line.slice(0, at).trim()] = line.slice(at + 1).trim().replace(/^"(.*)"$/, '$1');
+  }
+  return env;
+}
+
+const root = __dirname;
+const envFile = process.env.SELLERSYNC_ENV_FILE || path.join(root, 'deploy', 'sellersync.env');
+const fileEnv = readEnvFile(envFile);
+const env = { SELLERSYNC_CONFIG_DIR: path.join(root, 'config'), ...fileEnv };
+const instances = Number.parseInt(process.env.WORKER_INSTANCES || fileEnv.WORKER_INSTANCES || '2', 10);
+const drainMs = Number.parseInt(fileEnv.SELLERSYNC_WORKER__DRAIN_TIMEOUT_MS || '30000', 10);
+const logDir = process.env.SELLERSYNC_LOG_DIR || path.join(root, 'var', 'log', 'pm2');
+fs.mkdirSync(logDir, { recursive: true });
 
 module.exports = {
   apps: [
     {
       name: 'api-server',
-      script: './target/release/sellersync-api',
+      script: path.join(root, 'target', 'release', 'sellersync-api'),
+      cwd: root,
       exec_mode: 'fork',
       instances: 1,
-      env: { SELLERSYNC_CONFIG_DIR: './config' },
+      env,
+      out_file: path.join(logDir, 'api-server.out.log'),
+      error_file: path.join(logDir, 'api-server.err.log'),
+      merge_logs: true,
       kill_timeout: 15000,
+      exp_backoff_restart_delay: 200,
+      max_restarts: 50,
     },
     {
       name: 'worker',
-      script: './target/release/sellersync-worker',
+      script: path.join(root, 'target', 'release', 'sellersync-worker'),
+      cwd: root,
       exec_mode: 'fork',
       instances,
-      env: { SELLERSYNC_CONFIG_DIR: './config' },
-      kill_timeout: 60000,
+      env,
+      out_file: path.join(logDir, 'worker.out.log'),
+      error_file: path.join(logDir, 'worker.err.log'),
+      merge_logs: true,
+      kill_timeout: drainMs + 15000,
+      exp_backoff_restart_delay: 200,
+      max_restarts: 50,
     },
   ],
 };

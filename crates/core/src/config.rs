@@ -53,6 +53,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("LOG_FORMAT", "log.format"),
 ];
 
+/// `SELLERSYNC_*` variables that steer the scripts and process set-up, not settings.
+const PROCESS_VARS: &[&str] = &["ENV", "CONFIG_DIR", "ENV_FILE", "LOG_DIR", "VAR_DIR"];
+
 /// Shortest JWT secret accepted: HS256 wants at least 256 bits of key.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
 
@@ -290,11 +293,7 @@ impl Settings {
         Figment::new()
             .merge(Toml::string(DEFAULT_TOML))
             .merge(Toml::file(env_file))
-            .merge(
-                Env::prefixed("SELLERSYNC_")
-                    .ignore(&["ENV", "CONFIG_DIR"])
-                    .split("__"),
-            )
+            .merge(Env::prefixed("SELLERSYNC_").ignore(PROCESS_VARS).split("__"))
             .merge(Env::raw().filter_map(|var| {
                 ENV_VARS
                     .iter()
