@@ -28,11 +28,17 @@ pub struct Application {
 
 impl Application {
     /// Connects (Redis lazily, so the API can start and report itself not ready while Redis is
-    /// down), applies migrations when configured, and binds the listener.
+    /// down), starts applying migrations when configured, and binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let redis = lazy_redis(&settings.redis)?;
         let mongo = mongo_database(&settings.mongo, "sellersync-api").await?;
-        bootstrap::migrate_if_configured(&settings, &mongo).await?;
+        // In the background: the API starts (and reports itself not ready) while MongoDB is down.
+        let (migration_settings, migration_db) = (settings.clone(), mongo.clone());
+        tokio::spawn(async move {
+            if let Err(error) = bootstrap::migrate_if_configured(&migration_settings, &migration_db).await {
+                tracing::error!(%error, "migrations failed");
+            }
+        });
         let addr = SocketAddr::new(settings.server.host, settings.server.port);
         let listener = TcpListener::bind(addr)
             .await

@@ -24,7 +24,6 @@ async fn readyz_is_503_naming_mongo_when_mongo_is_unreachable() {
     let uri = format!("mongodb://127.0.0.1:{}/?directConnection=true", closed_port());
     let app = spawn_app_with(&[
         ("mongo.uri", Value::from(uri)),
-        ("mongo.migrate_on_start", Value::from(false)),
         ("mongo.server_selection_timeout_ms", Value::from(300)),
     ])
     .await;
