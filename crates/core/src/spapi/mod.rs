@@ -91,6 +91,15 @@ impl SpApiError {
     }
 }
 
+/// A paginated listing: its path, the query every page sends, what only the first page adds,
+/// and the name of the next-page parameter.
+struct Page<'a> {
+    path: &'a str,
+    base: Vec<(&'static str, String)>,
+    first: &'a [(&'static str, String)],
+    token_param: &'static str,
+}
+
 struct CachedToken {
     token: Secret,
     renew_at: Instant,
@@ -138,7 +147,8 @@ impl SpApiClient {
         })
     }
 
-    /// Every order created after `created_after` in `marketplace`, following `NextToken`.
+    /// Every order created in `[created_after, created_before)` in `marketplace`. As Amazon
+    /// requires, later pages send only `NextToken` (plus the marketplace).
     pub async fn orders(
         &self,
         creds: &Credentials,
@@ -146,27 +156,21 @@ impl SpApiClient {
         created_after: &str,
         created_before: &str,
     ) -> Result<Vec<Order>, SpApiError> {
-        let mut orders = Vec::new();
-        let mut next: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut query = vec![("MarketplaceIds", marketplace.to_owned())];
-            match &next {
-                Some(token) => query.push(("NextToken", token.clone())),
-                None => {
-                    query.push(("CreatedAfter", created_after.to_owned()));
-                    query.push(("CreatedBefore", created_before.to_owned()));
-                }
-            }
-            let page: GetOrdersResponse = self.get(creds, "/orders/v0/orders", &query).await?;
-            orders.extend(page.payload.orders);
-            next = page.payload.next_token;
-            if next.is_none() {
-                return Ok(orders);
-            }
-        }
-        Err(SpApiError::Decode(format!(
-            "orders did not end after {MAX_PAGES} pages"
-        )))
+        let base = vec![("MarketplaceIds", marketplace.to_owned())];
+        let first = [
+            ("CreatedAfter", created_after.to_owned()),
+            ("CreatedBefore", created_before.to_owned()),
+        ];
+        let page = Page {
+            path: "/orders/v0/orders",
+            base,
+            first: &first,
+            token_param: "NextToken",
+        };
+        self.paginate(creds, page, |p: GetOrdersResponse| {
+            (p.payload.orders, p.payload.next_token)
+        })
+        .await
     }
 
     pub async fn order_items(
@@ -174,51 +178,74 @@ impl SpApiClient {
         creds: &Credentials,
         order_id: &str,
     ) -> Result<Vec<OrderItem>, SpApiError> {
-        let mut items = Vec::new();
-        let mut next: Option<String> = None;
         let path = format!("/orders/v0/orders/{order_id}/orderItems");
-        for _ in 0..MAX_PAGES {
-            let query: Vec<(&str, String)> = next.iter().map(|t| ("NextToken", t.clone())).collect();
-            let page: GetOrderItemsResponse = self.get(creds, &path, &query).await?;
-            items.extend(page.payload.order_items);
-            next = page.payload.next_token;
-            if next.is_none() {
-                return Ok(items);
-            }
-        }
-        Err(SpApiError::Decode(format!(
-            "order items did not end after {MAX_PAGES} pages"
-        )))
+        let page = Page {
+            path: &path,
+            base: Vec::new(),
+            first: &[],
+            token_param: "NextToken",
+        };
+        self.paginate(creds, page, |p: GetOrderItemsResponse| {
+            (p.payload.order_items, p.payload.next_token)
+        })
+        .await
     }
 
-    /// FBA inventory summaries of every SKU in `marketplace`, following `nextToken`.
+    /// FBA inventory summaries of every SKU in `marketplace`.
     pub async fn inventory(
         &self,
         creds: &Credentials,
         marketplace: &str,
     ) -> Result<Vec<InventorySummary>, SpApiError> {
-        let mut summaries = Vec::new();
+        let base = vec![
+            ("details", "true".to_owned()),
+            ("granularityType", "Marketplace".to_owned()),
+            ("granularityId", marketplace.to_owned()),
+            ("marketplaceIds", marketplace.to_owned()),
+        ];
+        let page = Page {
+            path: "/fba/inventory/v1/summaries",
+            base,
+            first: &[],
+            token_param: "nextToken",
+        };
+        self.paginate(creds, page, |p: GetInventorySummariesResponse| {
+            (
+                p.payload.inventory_summaries,
+                p.pagination.and_then(|p| p.next_token),
+            )
+        })
+        .await
+    }
+
+    /// Follows a listing's next-page token until it ends, at most [`MAX_PAGES`] pages.
+    async fn paginate<R, T>(
+        &self,
+        creds: &Credentials,
+        page: Page<'_>,
+        split: impl Fn(R) -> (Vec<T>, Option<String>),
+    ) -> Result<Vec<T>, SpApiError>
+    where
+        R: DeserializeOwned,
+    {
+        let mut items = Vec::new();
         let mut next: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let mut query = vec![
-                ("details", "true".to_owned()),
-                ("granularityType", "Marketplace".to_owned()),
-                ("granularityId", marketplace.to_owned()),
-                ("marketplaceIds", marketplace.to_owned()),
-            ];
-            if let Some(token) = &next {
-                query.push(("nextToken", token.clone()));
+            let mut query = page.base.clone();
+            match next.take() {
+                Some(token) => query.push((page.token_param, token)),
+                None => query.extend(page.first.iter().cloned()),
             }
-            let page: GetInventorySummariesResponse =
-                self.get(creds, "/fba/inventory/v1/summaries", &query).await?;
-            summaries.extend(page.payload.inventory_summaries);
-            next = page.pagination.and_then(|p| p.next_token);
-            if next.is_none() {
-                return Ok(summaries);
+            let (batch, token) = split(self.get(creds, page.path, &query).await?);
+            items.extend(batch);
+            match token {
+                Some(token) => next = Some(token),
+                None => return Ok(items),
             }
         }
         Err(SpApiError::Decode(format!(
-            "inventory did not end after {MAX_PAGES} pages"
+            "{} did not end after {MAX_PAGES} pages",
+            page.path
         )))
     }
 
