@@ -13,6 +13,7 @@ pub mod health;
 pub mod instance;
 pub mod job_status;
 pub mod jobs;
+pub mod lease;
 pub mod migrations;
 pub mod producer;
 pub mod refresh;
