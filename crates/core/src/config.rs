@@ -47,6 +47,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("JOB_MAX_RETRIES", "jobs.max_retries"),
     ("JOB_RETRY_DELAY", "jobs.retry_delay_ms"),
     ("METRICS_PORT", "worker.metrics_port"),
+    ("CRON_ENABLED", "cron.enabled"),
     ("LWA_CLIENT_ID", "spapi.lwa_client_id"),
     ("LWA_CLIENT_SECRET", "spapi.lwa_client_secret"),
     ("LOG_LEVEL", "log.level"),
@@ -146,6 +147,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub worker: WorkerSettings,
     pub jobs: JobSettings,
+    pub cron: CronSettings,
     pub spapi: SpApiSettings,
     pub refresh: RefreshSettings,
     /// Named queues; `user-data` must be among them.
@@ -225,6 +227,15 @@ impl WorkerSettings {
 pub struct JobSettings {
     pub max_retries: u32,
     pub retry_delay_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CronSettings {
+    pub enabled: bool,
+    pub schedule: String,
+    pub batch_size: usize,
+    pub lease_ttl_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -418,6 +429,14 @@ impl Settings {
                     format!("{url:?} is not an http(s) URL"),
                 ));
             }
+        }
+        crate::cron::parse_schedule(&self.cron.schedule)
+            .map_err(|problem| ConfigError::for_key("cron.schedule", problem))?;
+        if self.cron.batch_size == 0 || self.cron.lease_ttl_ms < 3 {
+            return Err(ConfigError::for_key(
+                "cron.batch_size",
+                "batch_size and lease_ttl_ms must be positive",
+            ));
         }
         let r = &self.refresh;
         for (key, value) in [

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod connections;
+pub mod cron;
 pub mod demo;
 pub mod error;
 pub mod health;

@@ -34,6 +34,19 @@ pub async fn enqueue_refresh(
     trigger: Trigger,
     batch_size: usize,
 ) -> CoreResult<EnqueueReport> {
+    enqueue_refresh_for_tick(queue, db, user_ids, trigger, batch_size, None).await
+}
+
+/// Like [`enqueue_refresh`]; with a producer tick, each job's id is `<user>@<tick>`, so running
+/// the same tick again enqueues nothing new even after the first jobs finished.
+pub async fn enqueue_refresh_for_tick(
+    queue: &Queue,
+    db: &Database,
+    user_ids: &[String],
+    trigger: Trigger,
+    batch_size: usize,
+    tick: Option<&str>,
+) -> CoreResult<EnqueueReport> {
     let mut report = EnqueueReport::default();
     for batch in user_ids.chunks(batch_size.max(1)) {
         let jobs = batch
@@ -43,7 +56,9 @@ pub async fn enqueue_refresh(
                     user_id: user_id.clone(),
                     trigger,
                 };
-                NewJob::new(&job, job.options())
+                let mut options = job.options();
+                options.job_id = tick.map(|tick| format!("{user_id}@{tick}"));
+                NewJob::new(&job, options)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let results = queue.enqueue_bulk(&jobs).await?;

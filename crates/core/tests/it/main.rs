@@ -2,6 +2,7 @@
 //! (`scripts/services up`) and the SP-API stand-in on a random port. Each test works in its own
 //! namespace, so they run in parallel.
 mod connections;
+mod cron;
 mod demo;
 mod isolation;
 mod migrations;

@@ -1,0 +1,366 @@
+//! The hourly producer's tick (seed 001 "cronProducer"): select the users whose data is stale and
+//! enqueue one refresh each — never process anything.
+//!
+//! - Schedule: a six-field cron pattern evaluated in `TIMEZONE` with croner, which computes each
+//!   occurrence in the zone itself, so DST changes neither skip nor double a tick.
+//!   (tokio-cron-scheduler was the first choice; its time-zone support fixes the UTC offset when
+//!   the job is created, which shifts ticks by an hour after a DST change.)
+//! - Once per tick across replicas: the tick's id is its instant in UTC, the same on every
+//!   replica; a Redis [`Lease`] per tick lets one instance run it, renewed while it runs, so
+//!   another instance takes over if the holder dies; a tick recorded as completed in `cron_runs`
+//!   is not run again, and its jobs carry the tick in their id (`<user>@<tick>`), so a late or
+//!   repeated run enqueues nothing new.
+//! - Selection streams active users from MongoDB with a cursor (index `active_lastDataUpdateAt`),
+//!   keeps those whose `lastDataUpdateAt` is missing or older than their interval, and keeps
+//!   only users with an enabled seller account (one `distinct` per batch).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Timelike, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use futures::TryStreamExt;
+use mongodb::bson::{self, Bson, Document, doc};
+use mongodb::{Cursor, Database};
+use redis::aio::ConnectionManager;
+use sellersync_queue::Queue;
+use serde::Serialize;
+
+use crate::accounts::{SELLER_ACCOUNTS, USERS};
+use crate::error::CoreResult;
+use crate::jobs::Trigger;
+use crate::lease::Lease;
+use crate::producer::{self, EnqueueReport};
+
+pub const CRON_RUNS: &str = "cron_runs";
+
+/// A parsed schedule.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    cron: Cron,
+    /// The hour field is a wildcard (`*`, `*/n`): the job runs every real hour, including both
+    /// passes through the hour that repeats when DST ends.
+    every_hour: bool,
+}
+
+/// Parses a six-field (seconds first) cron pattern.
+pub fn parse_schedule(pattern: &str) -> Result<Schedule, String> {
+    let cron = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(pattern)
+        .map_err(|e| format!("{pattern:?} is not a six-field cron pattern: {e}"))?;
+    let every_hour = pattern
+        .split_whitespace()
+        .nth(2)
+        .is_some_and(|hour| hour.starts_with('*'));
+    Ok(Schedule { cron, every_hour })
+}
+
+/// The first tick strictly after `after`, evaluated in `tz`, as an instant in UTC.
+///
+/// croner walks local wall-clock time, so when DST ends it finds only the first pass through the
+/// repeated hour. A fixed-hour schedule (daily at 02:30) must indeed run once; an every-hour
+/// schedule must also tick on the second pass, so for those the real seconds up to croner's
+/// answer (at most two hours) are checked too.
+pub fn next_tick(schedule: &Schedule, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let candidate = schedule
+        .cron
+        .find_next_occurrence(&after.with_timezone(&tz), false)
+        .ok()?
+        .with_timezone(&Utc);
+    if !schedule.every_hour {
+        return Some(candidate);
+    }
+    let limit = candidate.min(after + TimeDelta::hours(2));
+    let mut t = after.with_nanosecond(0).unwrap_or(after) + TimeDelta::seconds(1);
+    while t < limit {
+        if schedule
+            .cron
+            .is_time_matching(&t.with_timezone(&tz))
+            .unwrap_or(false)
+        {
+            return Some(t);
+        }
+        t += TimeDelta::seconds(1);
+    }
+    Some(candidate)
+}
+
+/// A tick's id: its instant in UTC, identical on every replica.
+pub fn tick_id(tick_at: DateTime<Utc>) -> String {
+    tick_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Users due for a refresh, read in batches from a cursor.
+pub struct StaleUsers {
+    cursor: Cursor<Document>,
+    db: Database,
+    now: DateTime<Utc>,
+}
+
+impl StaleUsers {
+    pub async fn open(db: &Database, now: DateTime<Utc>) -> CoreResult<Self> {
+        // Nothing refreshed within the last minute can be stale (intervals are whole minutes).
+        let recent = bson::DateTime::from_millis((now - TimeDelta::minutes(1)).timestamp_millis());
+        let filter = doc! { "active": true, "$or": [ { "lastDataUpdateAt": null }, { "lastDataUpdateAt": { "$lt": recent } } ] };
+        let cursor = db
+            .collection::<Document>(USERS)
+            .find(filter)
+            .projection(doc! { "_id": 1, "lastDataUpdateAt": 1, "updateIntervalMinutes": 1 })
+            .batch_size(1000)
+            .await?;
+        Ok(Self {
+            cursor,
+            db: db.clone(),
+            now,
+        })
+    }
+
+    /// Up to `size` more stale users with an enabled seller account; `None` when done.
+    pub async fn next_batch(&mut self, size: usize) -> CoreResult<Option<Vec<String>>> {
+        let mut candidates = Vec::with_capacity(size);
+        while candidates.len() < size {
+            let Some(user) = self.cursor.try_next().await? else {
+                break;
+            };
+            if self.is_due(&user) {
+                candidates.extend(user.get_str("_id").ok().map(str::to_owned));
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let with_accounts: HashSet<String> = self
+            .db
+            .collection::<Document>(SELLER_ACCOUNTS)
+            .distinct(
+                "userId",
+                doc! { "userId": { "$in": &candidates }, "enabled": true },
+            )
+            .await?
+            .into_iter()
+            .filter_map(|id| id.as_str().map(str::to_owned))
+            .collect();
+        Ok(Some(
+            candidates
+                .into_iter()
+                .filter(|id| with_accounts.contains(id))
+                .collect(),
+        ))
+    }
+
+    fn is_due(&self, user: &Document) -> bool {
+        let interval = user.get("updateIntervalMinutes").and_then(minutes).unwrap_or(60);
+        match user.get_datetime("lastDataUpdateAt") {
+            Ok(last) => last.timestamp_millis() + interval * 60_000 <= self.now.timestamp_millis(),
+            Err(_) => true,
+        }
+    }
+}
+
+/// An interval stored as any integer or double.
+fn minutes(value: &Bson) -> Option<i64> {
+    match value {
+        Bson::Int32(v) => Some(i64::from(*v)),
+        Bson::Int64(v) => Some(*v),
+        Bson::Double(v) => Some(*v as i64),
+        _ => None,
+    }
+}
+
+/// Everything a tick needs.
+#[derive(Clone)]
+pub struct Producer {
+    pub db: Database,
+    pub redis: ConnectionManager,
+    pub queue: Queue,
+    /// This instance's id, recorded on the runs it performs.
+    pub instance: String,
+    pub key_prefix: String,
+    pub batch_size: usize,
+    pub lease_ttl: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TickReport {
+    pub tick_id: String,
+    pub selected: usize,
+    pub enqueued: usize,
+    pub duplicates: usize,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TickOutcome {
+    Ran(TickReport),
+    /// The tick was completed before (a late or repeated run).
+    AlreadyDone,
+    /// Another instance holds the tick right now.
+    HeldElsewhere,
+}
+
+impl Producer {
+    /// Runs the tick at `tick_at` unless it is done or another instance holds it.
+    pub async fn run_tick(&self, tick_at: DateTime<Utc>) -> CoreResult<TickOutcome> {
+        let id = tick_id(tick_at);
+        if self.completed(&id).await? {
+            return Ok(TickOutcome::AlreadyDone);
+        }
+        let key = format!("{}cron:tick:{id}", self.key_prefix);
+        let Some(lease) = Lease::acquire(&self.redis, key, &self.instance, self.lease_ttl).await? else {
+            return Ok(TickOutcome::HeldElsewhere);
+        };
+        // The previous holder may have finished between our check and our lease.
+        if self.completed(&id).await? {
+            lease.release().await?;
+            return Ok(TickOutcome::AlreadyDone);
+        }
+        let outcome = self.produce(&id, tick_at).await;
+        self.record_end(&id, &outcome).await?;
+        lease.release().await?;
+        outcome.map(TickOutcome::Ran)
+    }
+
+    async fn completed(&self, id: &str) -> CoreResult<bool> {
+        let done = doc! { "_id": id, "status": "completed" };
+        Ok(self
+            .db
+            .collection::<Document>(CRON_RUNS)
+            .count_documents(done)
+            .await?
+            > 0)
+    }
+
+    async fn produce(&self, id: &str, tick_at: DateTime<Utc>) -> CoreResult<TickReport> {
+        let clock = Instant::now();
+        let runs = self.db.collection::<Document>(CRON_RUNS);
+        let start = doc! { "$set": {
+            "tickAt": bson::DateTime::from_millis(tick_at.timestamp_millis()), "status": "running",
+            "instance": &self.instance, "startedAt": bson::DateTime::now(),
+        }};
+        runs.update_one(doc! { "_id": id }, start).upsert(true).await?;
+        let mut users = StaleUsers::open(&self.db, Utc::now()).await?;
+        let mut total = EnqueueReport::default();
+        let mut selected = 0;
+        while let Some(batch) = users.next_batch(self.batch_size.max(500)).await? {
+            selected += batch.len();
+            let report = producer::enqueue_refresh_for_tick(
+                &self.queue,
+                &self.db,
+                &batch,
+                Trigger::Cron,
+                self.batch_size,
+                Some(id),
+            )
+            .await?;
+            total.enqueued.extend(report.enqueued);
+            total.duplicates.extend(report.duplicates);
+        }
+        Ok(TickReport {
+            tick_id: id.to_owned(),
+            selected,
+            enqueued: total.enqueued.len(),
+            duplicates: total.duplicates.len(),
+            duration_ms: clock.elapsed().as_millis() as u64,
+        })
+    }
+
+    async fn record_end(&self, id: &str, outcome: &CoreResult<TickReport>) -> CoreResult<()> {
+        let now = bson::DateTime::now();
+        let update = match outcome {
+            Ok(r) => {
+                tracing::info!(
+                    tick = id,
+                    selected = r.selected,
+                    enqueued = r.enqueued,
+                    duplicates = r.duplicates,
+                    duration_ms = r.duration_ms,
+                    "cron tick done"
+                );
+                doc! { "$set": {
+                    "status": "completed", "finishedAt": now, "selected": r.selected as i64, "enqueued": r.enqueued as i64,
+                    "duplicates": r.duplicates as i64, "durationMs": r.duration_ms as i64, "instance": &self.instance,
+                }, "$unset": { "error": "" } }
+            }
+            Err(error) => {
+                tracing::error!(tick = id, %error, "cron tick failed");
+                doc! { "$set": { "status": "failed", "finishedAt": now, "error": error.to_string() } }
+            }
+        };
+        self.db
+            .collection::<Document>(CRON_RUNS)
+            .update_one(doc! { "_id": id }, update)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn hourly_ticks_neither_skip_nor_double_across_dst() {
+        let schedule = parse_schedule("0 0 * * * *").unwrap();
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        // Autumn (2026-10-25 01:00 UTC: 03:00 CEST becomes 02:00 CET) and spring (2026-03-29).
+        for start in [utc(2026, 10, 24, 21), utc(2026, 3, 28, 22)] {
+            let mut ticks = vec![next_tick(&schedule, berlin, start).unwrap()];
+            for _ in 0..6 {
+                ticks.push(next_tick(&schedule, berlin, *ticks.last().unwrap()).unwrap());
+            }
+            for pair in ticks.windows(2) {
+                assert_eq!(pair[1] - pair[0], TimeDelta::hours(1), "{ticks:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_fixed_time_in_the_repeated_hour_runs_once() {
+        let schedule = parse_schedule("0 30 2 * * *").unwrap();
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let first = next_tick(&schedule, berlin, utc(2026, 10, 24, 12)).unwrap();
+        let second = next_tick(&schedule, berlin, first).unwrap();
+        assert_eq!(first, Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap());
+        assert_eq!(
+            second - first,
+            TimeDelta::hours(25),
+            "the next day, not an hour later"
+        );
+    }
+
+    #[test]
+    fn a_tick_is_evaluated_in_the_configured_timezone() {
+        let daily = parse_schedule("0 0 9 * * *").unwrap();
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        // 09:00 in Berlin is 07:00 UTC in summer and 08:00 UTC in winter.
+        assert_eq!(
+            next_tick(&daily, berlin, utc(2026, 7, 1, 0)).unwrap(),
+            utc(2026, 7, 1, 7)
+        );
+        assert_eq!(
+            next_tick(&daily, berlin, utc(2026, 12, 1, 0)).unwrap(),
+            utc(2026, 12, 1, 8)
+        );
+        assert_eq!(
+            next_tick(&daily, chrono_tz::UTC, utc(2026, 12, 1, 0)).unwrap(),
+            utc(2026, 12, 1, 9)
+        );
+    }
+
+    #[test]
+    fn bad_schedules_are_refused_and_tick_ids_are_stable() {
+        assert!(parse_schedule("0 * * * *").is_err(), "five fields");
+        assert!(parse_schedule("every hour").is_err());
+        assert_eq!(tick_id(utc(2026, 11, 25, 14)), "2026-11-25T14:00:00Z");
+    }
+}

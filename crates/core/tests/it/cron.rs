@@ -1,0 +1,185 @@
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use futures::TryStreamExt;
+use mongodb::bson::{self, Document, doc};
+use sellersync_core::accounts::{self, NewAccount};
+use sellersync_core::config::USER_DATA_QUEUE;
+use sellersync_core::connections::{connect_redis, mongo_database};
+use sellersync_core::cron::{CRON_RUNS, Producer, TickOutcome};
+use sellersync_core::jobs::Trigger;
+use sellersync_core::spapi::Region;
+use sellersync_core::testing::TestNamespace;
+use sellersync_queue::Queue;
+
+async fn producer(ns: &TestNamespace, instance: &str) -> Producer {
+    let redis = connect_redis(&ns.settings.redis).await.unwrap();
+    let queue = Queue::new(
+        redis.clone(),
+        ns.key_prefix(),
+        USER_DATA_QUEUE,
+        ns.settings.queue(USER_DATA_QUEUE).unwrap(),
+    );
+    Producer {
+        db: mongo_database(&ns.settings.mongo, "it").await.unwrap(),
+        redis,
+        queue,
+        instance: instance.to_owned(),
+        key_prefix: ns.key_prefix().to_owned(),
+        batch_size: 50,
+        lease_ttl: Duration::from_secs(10),
+    }
+}
+
+/// A user refreshed `minutes_ago` (None: never), with or without an enabled account.
+async fn user(p: &Producer, id: &str, active: bool, minutes_ago: Option<i64>, account: bool, interval: i64) {
+    accounts::upsert_user(&p.db, id, active).await.unwrap();
+    let mut set = doc! { "updateIntervalMinutes": interval };
+    if let Some(minutes) = minutes_ago {
+        let at = Utc::now() - TimeDelta::minutes(minutes);
+        set.insert(
+            "lastDataUpdateAt",
+            bson::DateTime::from_millis(at.timestamp_millis()),
+        );
+    }
+    p.db.collection::<Document>(accounts::USERS)
+        .update_one(doc! { "_id": id }, doc! { "$set": set })
+        .await
+        .unwrap();
+    if account {
+        let acct = NewAccount {
+            user_id: id.into(),
+            seller_id: format!("{id}-S"),
+            region: Region::Na,
+            marketplace_id: "ATVPDKIKX0DER".into(),
+            country: "US".into(),
+            refresh_token: "Atzr|x|y".into(),
+        };
+        accounts::upsert_account(&p.db, &acct).await.unwrap();
+    }
+}
+
+async fn seed(p: &Producer) {
+    user(p, "fresh", true, Some(5), true, 60).await;
+    user(p, "stale", true, Some(120), true, 60).await;
+    user(p, "never", true, None, true, 60).await;
+    user(p, "inactive", false, Some(120), true, 60).await;
+    user(p, "no-accounts", true, Some(120), false, 60).await;
+    user(p, "slow-interval", true, Some(120), true, 180).await;
+}
+
+async fn queued_users(p: &Producer) -> Vec<String> {
+    let mut users: Vec<String> = p
+        .queue
+        .list(sellersync_queue::JobState::Waiting, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.data["userId"].as_str().unwrap().to_owned())
+        .collect();
+    users.sort();
+    users
+}
+
+#[tokio::test]
+async fn only_stale_users_with_accounts_are_enqueued_and_queued_ones_are_duplicates() {
+    let ns = TestNamespace::new();
+    let p = producer(&ns, "api-1").await;
+    seed(&p).await;
+    // "stale" already has a pending job.
+    sellersync_core::producer::enqueue_refresh(&p.queue, &p.db, &["stale".to_owned()], Trigger::Manual, 50)
+        .await
+        .unwrap();
+
+    let tick = Utc::now();
+    let TickOutcome::Ran(report) = p.run_tick(tick).await.unwrap() else {
+        panic!("the tick should run")
+    };
+    assert_eq!(
+        (report.selected, report.enqueued, report.duplicates),
+        (2, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(queued_users(&p).await, vec!["never", "stale"]);
+
+    let run =
+        p.db.collection::<Document>(CRON_RUNS)
+            .find_one(doc! { "_id": &report.tick_id })
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(run.get_str("status").unwrap(), "completed");
+    assert_eq!(run.get_i64("enqueued").unwrap(), 1);
+    assert_eq!(run.get_str("instance").unwrap(), "api-1");
+    assert_eq!(
+        p.run_tick(tick).await.unwrap(),
+        TickOutcome::AlreadyDone,
+        "a late repeat does nothing"
+    );
+}
+
+#[tokio::test]
+async fn two_instances_on_one_tick_make_one_run_and_one_job_per_user() {
+    let ns = TestNamespace::new();
+    let (a, b) = (producer(&ns, "api-a").await, producer(&ns, "api-b").await);
+    seed(&a).await;
+    let tick = Utc::now();
+    let (ra, rb) = tokio::join!(a.run_tick(tick), b.run_tick(tick));
+    let outcomes = [ra.unwrap(), rb.unwrap()];
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, TickOutcome::Ran(_)))
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    let runs: Vec<Document> =
+        a.db.collection(CRON_RUNS)
+            .find(doc! {})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(queued_users(&a).await, vec!["never", "stale"]);
+    assert_eq!(a.queue.counts().await.unwrap().total, 2);
+}
+
+#[tokio::test]
+async fn a_rerun_of_the_same_tick_enqueues_nothing_new_even_after_its_jobs_finished() {
+    let ns = TestNamespace::new();
+    let p = producer(&ns, "api-1").await;
+    seed(&p).await;
+    let tick = Utc::now();
+    let TickOutcome::Ran(first) = p.run_tick(tick).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(first.enqueued, 2);
+    // The jobs finish (the users stay stale: say every refresh failed), and the tick is run again
+    // as a takeover would after a crash before it was recorded as completed.
+    for job in p.queue.fetch("w", 10).await.unwrap().jobs {
+        p.queue
+            .complete(&[sellersync_queue::Ack {
+                id: job.id,
+                attempt: job.attempt,
+                result: "null".into(),
+            }])
+            .await
+            .unwrap();
+    }
+    p.db.collection::<Document>(CRON_RUNS)
+        .delete_many(doc! {})
+        .await
+        .unwrap();
+    let TickOutcome::Ran(again) = p.run_tick(tick).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!((again.enqueued, again.duplicates), (0, 2), "{again:?}");
+    // A new tick enqueues them again.
+    let TickOutcome::Ran(next) = p.run_tick(tick + TimeDelta::hours(1)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(next.enqueued, 2);
+}
