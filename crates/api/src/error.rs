@@ -13,6 +13,10 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Unavailable(String),
@@ -24,6 +28,8 @@ pub enum ApiError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     BadRequest,
+    Unauthorized,
+    Forbidden,
     NotFound,
     ServiceUnavailable,
     Internal,
@@ -31,6 +37,8 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     pub const ALL: &'static [ErrorCode] = &[
+        Self::Unauthorized,
+        Self::Forbidden,
         Self::BadRequest,
         Self::NotFound,
         Self::ServiceUnavailable,
@@ -41,6 +49,8 @@ impl ErrorCode {
     pub const fn status_and_code(self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
@@ -52,6 +62,8 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Core(e) if e.is_unavailable() => ErrorCode::ServiceUnavailable,

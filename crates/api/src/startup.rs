@@ -3,8 +3,12 @@
 
 use std::net::SocketAddr;
 
+use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::connections::{lazy_redis, mongo_database};
+use sellersync_core::cron::Producer;
+use sellersync_core::instance::instance_id;
 use sellersync_core::{CoreError, Settings, bootstrap};
+use sellersync_queue::Queue;
 use tokio::net::TcpListener;
 
 use crate::routes;
@@ -24,6 +28,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// Stops background services (the hourly producer) on shutdown.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -43,12 +49,23 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        if settings.cron.enabled {
+            let schedule = sellersync_core::cron::parse_schedule(&settings.cron.schedule)
+                .expect("validated with the configuration");
+            let producer = producer(&settings, &redis, &mongo);
+            tokio::spawn(crate::cron::run(producer, schedule, settings.timezone, stopped));
+        }
         let state = AppState {
             settings: settings.into(),
             redis,
             mongo,
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            stop,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -64,10 +81,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let drain_timeout = self.state.settings.server.shutdown_timeout();
+        let stop = self.stop;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let app = routes::router(self.state);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             shutdown.await;
+            let _ = stop.send(true);
             let _ = stopping_tx.send(());
         });
         let drain_deadline = async move {
@@ -84,5 +103,29 @@ impl Application {
                 Ok(())
             }
         }
+    }
+}
+
+fn producer(
+    settings: &Settings,
+    redis: &redis::aio::ConnectionManager,
+    mongo: &mongodb::Database,
+) -> Producer {
+    let queue_config = settings
+        .queue(USER_DATA_QUEUE)
+        .expect("validated with the configuration");
+    Producer {
+        db: mongo.clone(),
+        redis: redis.clone(),
+        queue: Queue::new(
+            redis.clone(),
+            &settings.redis.key_prefix,
+            USER_DATA_QUEUE,
+            queue_config,
+        ),
+        instance: instance_id(),
+        key_prefix: settings.redis.key_prefix.clone(),
+        batch_size: settings.cron.batch_size,
+        lease_ttl: std::time::Duration::from_millis(settings.cron.lease_ttl_ms),
     }
 }

@@ -40,11 +40,14 @@ enum Command {
     /// Enqueue refresh jobs (one pending job per user; users with one are reported as duplicates).
     Enqueue {
         /// A user id; repeat for several.
-        #[arg(long = "user", required_unless_present = "all")]
+        #[arg(long = "user", required_unless_present_any = ["all", "all_stale"])]
         users: Vec<String>,
         /// Every active user.
-        #[arg(long, conflicts_with = "users")]
+        #[arg(long, conflicts_with_all = ["users", "all_stale"])]
         all: bool,
+        /// Every user whose data is stale (what the hourly producer selects).
+        #[arg(long, conflicts_with = "users")]
+        all_stale: bool,
     },
     /// Jobs per state for every configured queue.
     Stats,
@@ -93,7 +96,11 @@ async fn main() -> ExitCode {
         Command::Jobs(c) => async { ops::Ops::connect(&settings, cli.json).await?.jobs(c).await }.await,
         Command::Queues(c) => async { ops::Ops::connect(&settings, cli.json).await?.queues(c).await }.await,
         Command::Token(c) => ops::token(&settings, c),
-        Command::Enqueue { users, all } => enqueue(&settings, users, all, cli.json).await,
+        Command::Enqueue {
+            users,
+            all,
+            all_stale,
+        } => enqueue(&settings, users, all, all_stale, cli.json).await,
         Command::SeedDemo { users, accounts } => seed_demo(&settings, users, accounts, cli.json).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::run(&settings, &args).await,
         Command::Bench(BenchCommand::Refresh(args)) => bench::refresh(&settings, &args).await,
@@ -123,7 +130,13 @@ fn show_config(settings: &Settings, key: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
-async fn enqueue(settings: &Settings, users: Vec<String>, all: bool, json: bool) -> Result<(), String> {
+async fn enqueue(
+    settings: &Settings,
+    users: Vec<String>,
+    all: bool,
+    all_stale: bool,
+    json: bool,
+) -> Result<(), String> {
     use sellersync_core::config::USER_DATA_QUEUE;
     let db = mongo_database(&settings.mongo, "sellersync-cli")
         .await
@@ -137,6 +150,8 @@ async fn enqueue(settings: &Settings, users: Vec<String>, all: bool, json: bool)
         sellersync_core::accounts::active_user_ids(&db)
             .await
             .map_err(|e| e.to_string())?
+    } else if all_stale {
+        stale_user_ids(&db, json).await?
     } else {
         users
     };
@@ -154,6 +169,21 @@ async fn enqueue(settings: &Settings, users: Vec<String>, all: bool, json: bool)
         );
     }
     Ok(())
+}
+
+/// Every stale user, read in batches (progress on stderr).
+async fn stale_user_ids(db: &mongodb::Database, quiet: bool) -> Result<Vec<String>, String> {
+    let mut stale = sellersync_core::cron::StaleUsers::open(db, chrono::Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut users = Vec::new();
+    while let Some(batch) = stale.next_batch(1000).await.map_err(|e| e.to_string())? {
+        users.extend(batch);
+        if !quiet {
+            eprintln!("  {} stale users found so far", users.len());
+        }
+    }
+    Ok(users)
 }
 
 async fn seed_demo(settings: &Settings, users: usize, accounts: usize, json: bool) -> Result<(), String> {

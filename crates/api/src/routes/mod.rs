@@ -12,6 +12,7 @@ use tracing::Level;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+pub mod admin;
 pub mod health;
 
 /// Header carrying the request id, set when the client did not send one and echoed back.
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(health::routes())
+        .merge(admin::routes())
         .fallback(not_found)
         .layer(layers)
         .with_state(state)

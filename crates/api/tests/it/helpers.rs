@@ -33,6 +33,10 @@ pub async fn spawn_app_with(overrides: &[(&str, Value)]) -> TestApp {
 }
 
 impl TestApp {
+    pub fn settings(&self) -> &sellersync_core::Settings {
+        &self._namespace.settings
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -1,5 +1,6 @@
 //! Integration tests of the API: the real application on a random port, against the real local
 //! Redis and MongoDB-wire server, each test in its own namespace (see `helpers`).
+mod cron;
 mod errors;
 mod health;
 mod helpers;

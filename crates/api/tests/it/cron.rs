@@ -1,0 +1,156 @@
+use std::time::Duration;
+
+use figment::value::Value;
+use futures::TryStreamExt;
+use mongodb::bson::{Document, doc};
+use sellersync_core::accounts::{self, NewAccount};
+use sellersync_core::auth::{self, Role};
+use sellersync_core::connections::mongo_database;
+use sellersync_core::cron::CRON_RUNS;
+use sellersync_core::spapi::Region;
+use sellersync_core::testing::eventually;
+
+use crate::helpers::{TestApp, spawn_app_with};
+
+const SECRET: &str = "test-secret-0123456789-0123456789-abcdef";
+
+fn every_second(namespace_overrides: &mut Vec<(&'static str, Value)>) {
+    namespace_overrides.push(("cron.enabled", Value::from(true)));
+    namespace_overrides.push(("cron.schedule", Value::from("* * * * * *")));
+}
+
+async fn seed_stale_users(app: &TestApp, n: usize) {
+    let db = mongo_database(&app.settings().mongo, "it").await.unwrap();
+    for i in 0..n {
+        let user = format!("stale-{i}");
+        accounts::upsert_user(&db, &user, true).await.unwrap();
+        let account = NewAccount {
+            user_id: user.clone(),
+            seller_id: format!("{user}-S"),
+            region: Region::Na,
+            marketplace_id: "ATVPDKIKX0DER".into(),
+            country: "US".into(),
+            refresh_token: "Atzr|x|y".into(),
+        };
+        accounts::upsert_account(&db, &account).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn two_api_instances_run_each_tick_once_and_enqueue_each_stale_user_once() {
+    let mut overrides = vec![("auth.jwt_secret", Value::from(SECRET))];
+    every_second(&mut overrides);
+    let first = spawn_app_with(&overrides).await;
+    // The second instance shares the first one's Redis prefix and database.
+    let mut shared = overrides.clone();
+    shared.push((
+        "redis.key_prefix",
+        Value::from(first.settings().redis.key_prefix.clone()),
+    ));
+    shared.push((
+        "mongo.database",
+        Value::from(first.settings().mongo.database.clone()),
+    ));
+    let second = spawn_app_with(&shared).await;
+    seed_stale_users(&first, 5).await;
+
+    let db = mongo_database(&first.settings().mongo, "it").await.unwrap();
+    let runs = db.collection::<Document>(CRON_RUNS);
+    eventually(Duration::from_secs(15), "three completed ticks", || async {
+        runs.count_documents(doc! { "status": "completed" })
+            .await
+            .unwrap()
+            >= 3
+    })
+    .await;
+    let docs: Vec<Document> = runs
+        .find(doc! { "status": "completed" })
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let instances: std::collections::HashSet<&str> =
+        docs.iter().map(|d| d.get_str("instance").unwrap()).collect();
+    assert!(!instances.is_empty());
+    let enqueued: i64 = docs.iter().map(|d| d.get_i64("enqueued").unwrap()).sum();
+    assert_eq!(
+        enqueued, 5,
+        "each stale user enqueued once over all ticks: {docs:?}"
+    );
+
+    let token = auth::mint(Some(&SECRET.into()), "ops", Role::Admin, Duration::from_secs(60)).unwrap();
+    let response = first
+        .client
+        .get(first.url("/api/admin/cron-runs?limit=2"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["count"], 2);
+    drop(second);
+}
+
+#[tokio::test]
+async fn cron_runs_are_for_admins_only() {
+    let app = spawn_app_with(&[("auth.jwt_secret", Value::from(SECRET))]).await;
+    let url = app.url("/api/admin/cron-runs");
+    let none = app.client.get(&url).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let body: serde_json::Value = none.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    let user = auth::mint(Some(&SECRET.into()), "u1", Role::User, Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        app.client
+            .get(&url)
+            .bearer_auth(user)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+
+    let forged = auth::mint(
+        Some(&"another-secret-0123456789-0123456789".into()),
+        "x",
+        Role::Admin,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(
+        app.client
+            .get(&url)
+            .bearer_auth(forged)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    let admin = auth::mint(Some(&SECRET.into()), "ops", Role::Admin, Duration::from_secs(60)).unwrap();
+    for bad in ["0", "500", "abc"] {
+        let response = app
+            .client
+            .get(format!("{url}?limit={bad}"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "limit={bad}");
+    }
+    assert_eq!(
+        app.client
+            .get(&url)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
