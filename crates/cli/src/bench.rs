@@ -712,3 +712,99 @@ async fn e2e_run(
     }));
     Ok(())
 }
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CronBenchArgs {
+    /// Stale users (each with one seller account) to select and enqueue.
+    #[arg(long, default_value_t = 100_000)]
+    pub users: usize,
+    /// Users per enqueue round trip (seed 000: 50).
+    #[arg(long, default_value_t = 50)]
+    pub batch_size: usize,
+}
+
+/// `sellersync bench cron`: the hourly producer's work for N stale users, timed in its parts —
+/// selecting them from MongoDB (cursor + account check), enqueueing them in Redis, and writing
+/// their `queued` JobStatus documents. Temporary database and key prefix, dropped afterwards.
+pub async fn cron(settings: &Settings, args: &CronBenchArgs) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let bench = Bench::fresh(settings).await?;
+    let mut mongo = settings.mongo.clone();
+    mongo.database = format!("bench_cron_{}", std::process::id());
+    let db = sellersync_core::connections::mongo_database(&mongo, "sellersync-bench")
+        .await
+        .map_err(|e| err(&e))?;
+    let result = cron_run(settings, args, &bench, &db).await;
+    let _ = db.drop().await;
+    bench.reset().await?;
+    result
+}
+
+async fn cron_run(
+    settings: &Settings,
+    args: &CronBenchArgs,
+    bench: &Bench,
+    db: &mongodb::Database,
+) -> Result<(), String> {
+    use sellersync_core::config::USER_DATA_QUEUE;
+    use sellersync_core::job_status::{QueuedJob, record_queued};
+    use sellersync_core::jobs::{RefreshUser, Trigger};
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    sellersync_core::migrations::apply(db)
+        .await
+        .map_err(|e| err(&e))?;
+    sellersync_core::demo::seed(db, args.users, 1, &|_| {})
+        .await
+        .map_err(|e| err(&e))?;
+    let config = settings.queue(USER_DATA_QUEUE).expect("validated");
+    let queue = Queue::new(bench.redis.clone(), &bench.prefix, USER_DATA_QUEUE, config);
+
+    let clock = Instant::now();
+    let mut stale = sellersync_core::cron::StaleUsers::open(db, chrono::Utc::now())
+        .await
+        .map_err(|e| err(&e))?;
+    let mut users = Vec::with_capacity(args.users);
+    while let Some(batch) = stale.next_batch(1000).await.map_err(|e| err(&e))? {
+        users.extend(batch);
+    }
+    let select = clock.elapsed().as_secs_f64();
+
+    let (mut queue_secs, mut status_secs, mut enqueued) = (0.0, 0.0, 0);
+    for batch in users.chunks(args.batch_size.max(1)) {
+        let jobs: Vec<NewJob> = batch
+            .iter()
+            .map(|user| {
+                let job = RefreshUser {
+                    user_id: user.clone(),
+                    trigger: Trigger::Cron,
+                };
+                NewJob::new(&job, job.options()).expect("serialisable")
+            })
+            .collect();
+        let clock = Instant::now();
+        let results = queue.enqueue_bulk(&jobs).await.map_err(|e| err(&e))?;
+        queue_secs += clock.elapsed().as_secs_f64();
+        let queued: Vec<QueuedJob> = batch
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| !r.duplicate)
+            .map(|(user, r)| QueuedJob {
+                job_id: r.id.clone(),
+                user_id: user.clone(),
+            })
+            .collect();
+        enqueued += queued.len();
+        let clock = Instant::now();
+        record_queued(db, USER_DATA_QUEUE, &queued, Trigger::Cron, 3)
+            .await
+            .map_err(|e| err(&e))?;
+        status_secs += clock.elapsed().as_secs_f64();
+    }
+    let round = |s: f64| (s * 1000.0).round() / 1000.0;
+    emit(json!({
+        "scenario": "cron_tick", "users": args.users, "selected": users.len(), "enqueued": enqueued,
+        "batch_size": args.batch_size, "mongo_select_seconds": round(select),
+        "redis_enqueue_seconds": round(queue_secs), "mongo_job_status_seconds": round(status_secs),
+    }));
+    Ok(())
+}

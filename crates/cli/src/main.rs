@@ -79,6 +79,8 @@ enum BenchCommand {
     Refresh(bench::RefreshBenchArgs),
     /// Users refreshed per second end to end: queue, worker processes, stand-in, JobStatus.
     E2e(bench::E2eBenchArgs),
+    /// The hourly producer: select and enqueue N stale users, timed per part.
+    Cron(bench::CronBenchArgs),
 }
 
 #[tokio::main]
@@ -105,6 +107,7 @@ async fn main() -> ExitCode {
         Command::Bench(BenchCommand::Queue(args)) => bench::run(&settings, &args).await,
         Command::Bench(BenchCommand::Refresh(args)) => bench::refresh(&settings, &args).await,
         Command::Bench(BenchCommand::E2e(args)) => bench::e2e(&settings, &args).await,
+        Command::Bench(BenchCommand::Cron(args)) => bench::cron(&settings, &args).await,
         Command::BenchWorker(args) => bench::worker(&settings, &args).await,
     };
     match result {
