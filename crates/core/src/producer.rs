@@ -10,6 +10,9 @@ use crate::error::CoreResult;
 use crate::job_status::{self, QueuedJob};
 use crate::jobs::{RefreshUser, Trigger};
 
+/// `queued` JobStatus documents written per insert.
+const JOB_STATUS_BATCH: usize = 1000;
+
 /// A user and the job that refreshes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -48,6 +51,9 @@ pub async fn enqueue_refresh_for_tick(
     tick: Option<&str>,
 ) -> CoreResult<EnqueueReport> {
     let mut report = EnqueueReport::default();
+    // JobStatus documents are written in larger batches than the enqueue round trips: MongoDB
+    // (and the local stand-in even more) is far slower per call than Redis.
+    let mut queued = Vec::new();
     for batch in user_ids.chunks(batch_size.max(1)) {
         let jobs = batch
             .iter()
@@ -62,7 +68,6 @@ pub async fn enqueue_refresh_for_tick(
             })
             .collect::<Result<Vec<_>, _>>()?;
         let results = queue.enqueue_bulk(&jobs).await?;
-        let mut queued = Vec::new();
         for (user_id, result) in batch.iter().zip(results) {
             let entry = UserJob {
                 user_id: user_id.clone(),
@@ -78,7 +83,12 @@ pub async fn enqueue_refresh_for_tick(
                 report.enqueued.push(entry);
             }
         }
-        job_status::record_queued(db, queue.name(), &queued, trigger, queue.config().max_attempts()).await?;
+        if queued.len() >= JOB_STATUS_BATCH {
+            job_status::record_queued(db, queue.name(), &queued, trigger, queue.config().max_attempts())
+                .await?;
+            queued.clear();
+        }
     }
+    job_status::record_queued(db, queue.name(), &queued, trigger, queue.config().max_attempts()).await?;
     Ok(report)
 }
