@@ -18,7 +18,7 @@ pub(crate) async fn run(queue: Queue, worker_id: String, leases: Leases, concurr
     let mut reap = tokio::time::interval(queue.config().reap_interval());
     let mut retention = tokio::time::interval(Duration::from_secs(60));
     let started_ms = now_ms();
-    let host = std::env::var("HOSTNAME").unwrap_or_default();
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
     loop {
         tokio::select! {
             _ = heartbeat.tick() => {

@@ -45,6 +45,14 @@ async fn an_apalis_worker_processes_jobs_from_our_queue() {
             counts.completed == 9 && counts.failed == 1
         })
         .await;
+        let workers = probe.workers().await.unwrap();
+        assert_eq!(workers.len(), 1, "the running worker is registered");
+        assert_eq!(workers[0].id, "apalis-test-worker");
+        assert!(
+            workers[0].info["host"].as_str().is_some_and(|h| !h.is_empty()),
+            "{:?}",
+            workers[0].info
+        );
         Ok::<(), std::io::Error>(())
     };
     worker.run_until(done).await.unwrap();
