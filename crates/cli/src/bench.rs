@@ -503,6 +503,15 @@ pub struct RefreshBenchArgs {
     pub accounts: usize,
 }
 
+/// A temporary database `<name><pid>` for one benchmark; the caller drops it afterwards.
+async fn bench_database(settings: &Settings, name: &str) -> Result<mongodb::Database, String> {
+    let mut mongo = settings.mongo.clone();
+    mongo.database = format!("{name}{}", std::process::id());
+    sellersync_core::connections::mongo_database(&mongo, "sellersync-bench")
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// The SP-API stand-in in this process on a random port, adding `latency_ms` to every call.
 async fn spawn_sim(latency_ms: u64) -> Result<String, String> {
     let config = sellersync_spapi_sim::SimConfig {
@@ -521,14 +530,9 @@ async fn spawn_sim(latency_ms: u64) -> Result<String, String> {
 /// (started in this process on a random port, with the given latency per call) at account
 /// concurrency 1, 10 and 50. Uses a temporary database and key prefix, dropped afterwards.
 pub async fn refresh(settings: &Settings, args: &RefreshBenchArgs) -> Result<(), String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
     let base = spawn_sim(args.latency_ms).await?;
 
-    let mut mongo = settings.mongo.clone();
-    mongo.database = format!("bench_{}", std::process::id());
-    let db = sellersync_core::connections::mongo_database(&mongo, "sellersync-bench")
-        .await
-        .map_err(|e| err(&e))?;
+    let db = bench_database(settings, "bench_").await?;
     let result = refresh_scenarios(settings, args, &db, &base).await;
     let _ = db.drop().await;
     result
@@ -619,14 +623,9 @@ pub struct E2eBenchArgs {
 /// worker processes run `process_user_data` against the stand-in (latency per call) until every
 /// JobStatus is completed. Temporary database and key prefix, dropped afterwards.
 pub async fn e2e(settings: &Settings, args: &E2eBenchArgs) -> Result<(), String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
     let base = spawn_sim(args.latency_ms).await?;
     let bench = Bench::fresh(settings).await?;
-    let mut mongo = settings.mongo.clone();
-    mongo.database = format!("bench_e2e_{}", std::process::id());
-    let db = sellersync_core::connections::mongo_database(&mongo, "sellersync-bench")
-        .await
-        .map_err(|e| err(&e))?;
+    let db = bench_database(settings, "bench_e2e_").await?;
     let result = e2e_run(settings, args, &bench, &db, &base).await;
     let _ = db.drop().await;
     bench.reset().await?;
@@ -727,13 +726,8 @@ pub struct CronBenchArgs {
 /// selecting them from MongoDB (cursor + account check), enqueueing them in Redis, and writing
 /// their `queued` JobStatus documents. Temporary database and key prefix, dropped afterwards.
 pub async fn cron(settings: &Settings, args: &CronBenchArgs) -> Result<(), String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
     let bench = Bench::fresh(settings).await?;
-    let mut mongo = settings.mongo.clone();
-    mongo.database = format!("bench_cron_{}", std::process::id());
-    let db = sellersync_core::connections::mongo_database(&mongo, "sellersync-bench")
-        .await
-        .map_err(|e| err(&e))?;
+    let db = bench_database(settings, "bench_cron_").await?;
     let result = cron_run(settings, args, &bench, &db).await;
     let _ = db.drop().await;
     bench.reset().await?;
