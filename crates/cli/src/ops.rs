@@ -284,7 +284,7 @@ pub fn token(settings: &Settings, command: TokenCommand) -> Result<(), String> {
     let TokenCommand::Mint { sub, role, ttl_secs } = command;
     let role = if role == "admin" { Role::Admin } else { Role::User };
     let token = auth::mint(
-        settings.auth.jwt_secret.as_ref(),
+        &settings.auth,
         &sub,
         role,
         Duration::from_secs(ttl_secs),

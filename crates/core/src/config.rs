@@ -152,7 +152,16 @@ pub struct Settings {
     pub refresh: RefreshSettings,
     /// Named queues; `user-data` must be among them.
     pub queues: BTreeMap<String, QueueConfig>,
+    pub monitoring: MonitoringSettings,
     pub log: LogSettings,
+}
+
+/// When the queue health endpoints call a queue unhealthy (seed 003: failed > 10, waiting > 100).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringSettings {
+    pub failed_threshold: u64,
+    pub waiting_threshold: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -165,6 +174,8 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     pub shutdown_timeout_ms: u64,
     pub readiness_timeout_ms: u64,
+    /// Origins allowed to call the API from a browser (CORS). Empty: no CORS headers; `["*"]`: any.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -194,8 +205,20 @@ pub struct MongoSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
+    /// HS256 key. Required outside development/test unless an RS256 public key is configured.
     #[serde(default, deserialize_with = "optional_secret")]
     pub jwt_secret: Option<Secret>,
+    /// PEM file with an RSA public key: RS256 tokens (from an identity provider) are accepted too.
+    #[serde(default)]
+    pub jwt_public_key_file: Option<std::path::PathBuf>,
+    /// When set, tokens must carry this `iss`.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// When set, tokens must carry this `aud`.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp`, in seconds.
+    pub leeway_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -391,7 +414,8 @@ impl Settings {
                 "must be greater than 0",
             ));
         }
-        self.validate_jwt_secret()?;
+        self.validate_auth()?;
+        self.validate_cors()?;
         self.validate_queues()?;
         self.validate_spapi()?;
         tracing_subscriber::EnvFilter::try_new(&s.log.level).map_err(|e| {
@@ -489,9 +513,32 @@ impl Settings {
         ))
     }
 
-    fn validate_jwt_secret(&self) -> Result<(), ConfigError> {
+    fn validate_cors(&self) -> Result<(), ConfigError> {
+        let origins = &self.server.cors_allowed_origins;
+        let key = "server.cors_allowed_origins";
+        if origins.len() > 1 && origins.iter().any(|o| o == "*") {
+            return Err(ConfigError::for_key(key, "\"*\" cannot be combined with other origins"));
+        }
+        for origin in origins.iter().filter(|o| *o != "*") {
+            let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/')
+                && origin.is_ascii()
+                && !origin.contains(char::is_whitespace);
+            if !valid {
+                return Err(ConfigError::for_key(
+                    key,
+                    format!("{origin:?} is not an origin like https://admin.example.com (scheme and host, no path)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        crate::auth::Verifier::from_settings(&self.auth)
+            .map_err(|problem| ConfigError::for_key("auth.jwt_public_key_file", problem))?;
         match &self.auth.jwt_secret {
-            None if self.environment.is_local() => Ok(()),
+            None if self.environment.is_local() || self.auth.jwt_public_key_file.is_some() => Ok(()),
             None => Err(ConfigError::for_key(
                 "auth.jwt_secret",
                 format!("is required when SELLERSYNC_ENV={}", self.environment.name()),

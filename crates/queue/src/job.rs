@@ -185,3 +185,63 @@ pub enum FailOutcome {
     /// The caller no longer held the lease; nothing changed.
     LeaseLost,
 }
+
+/// Cumulative counters of a queue since it was created, across all workers (kept in Redis by
+/// the scripts, never trimmed by retention).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QueueMetrics {
+    pub completed_total: u64,
+    /// Jobs that failed for good.
+    pub failed_total: u64,
+    /// Failed attempts that were scheduled to run again.
+    pub retried_total: u64,
+    /// Durations of completed jobs' last attempts.
+    pub duration: DurationHistogram,
+}
+
+/// A Prometheus-style histogram: cumulative counts per upper bound, in seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DurationHistogram {
+    /// `(upper bound in seconds, jobs at or below it)`, ascending; the last bound is infinite.
+    pub buckets: Vec<(f64, u64)>,
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl QueueMetrics {
+    /// From the `metrics` hash written by `complete.lua` and `fail.lua`.
+    pub(crate) fn from_hash(hash: &HashMap<String, u64>) -> Self {
+        let field = |name: &str| hash.get(name).copied().unwrap_or(0);
+        let mut bounds: Vec<(f64, u64)> = hash
+            .iter()
+            .filter_map(|(name, count)| {
+                let bound = name.strip_prefix("dur_le_")?;
+                let seconds = if bound == "inf" {
+                    f64::INFINITY
+                } else {
+                    bound.parse::<f64>().ok()? / 1000.0
+                };
+                Some((seconds, *count))
+            })
+            .collect();
+        bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if bounds.last().is_none_or(|(bound, _)| bound.is_finite()) {
+            bounds.push((f64::INFINITY, 0));
+        }
+        let mut cumulative = 0;
+        for (_, count) in &mut bounds {
+            cumulative += *count;
+            *count = cumulative;
+        }
+        Self {
+            completed_total: field("completed"),
+            failed_total: field("failed"),
+            retried_total: field("retried"),
+            duration: DurationHistogram {
+                buckets: bounds,
+                sum_seconds: field("dur_sum_ms") as f64 / 1000.0,
+                count: cumulative,
+            },
+        }
+    }
+}

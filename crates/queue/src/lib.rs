@@ -14,5 +14,5 @@ mod scripts;
 
 pub use config::QueueConfig;
 pub use error::{QueueError, QueueResult};
-pub use job::{Counts, EnqueueOptions, Enqueued, FailOutcome, JobInfo, JobState, LeasedJob};
+pub use job::{Counts, DurationHistogram, EnqueueOptions, Enqueued, FailOutcome, JobInfo, JobState, LeasedJob, QueueMetrics};
 pub use queue::{Ack, Fetched, NewJob, Queue, WorkerInfo};

@@ -432,6 +432,12 @@ impl Queue {
             .collect())
     }
 
+    /// Cumulative completions, failures, retries and the job duration histogram.
+    pub async fn metrics(&self) -> QueueResult<crate::job::QueueMetrics> {
+        let hash: std::collections::HashMap<String, u64> = self.conn().hgetall(self.key("metrics")).await?;
+        Ok(crate::job::QueueMetrics::from_hash(&hash))
+    }
+
     /// Workers that sent a heartbeat within the last three leases, most recent first.
     pub async fn workers(&self) -> QueueResult<Vec<WorkerInfo>> {
         let since = now_ms().saturating_sub(self.config.lease_ms * 3);

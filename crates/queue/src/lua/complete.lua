@@ -2,18 +2,34 @@
 -- KEYS[1]: the queue's wait key
 -- ARGV: base, now_ms, keep_completed, count, then per job: id, attempt, result
 -- A job is completed only if it is still active under that attempt (its lease was not lost).
+-- Counts completions and their durations (start of the attempt to now) in the queue's `metrics`
+-- hash: `completed`, `dur_sum_ms`, and per-bucket counts `dur_le_<ms>` / `dur_le_inf`.
 -- Returns the ids of the jobs completed.
 local base = ARGV[1]
 local now = tonumber(ARGV[2])
 local keep = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local CHUNK = 500
+local BOUNDS_MS = { 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000, 600000 }
+local hist, dur_sum = {}, 0
+
+local function observe(started)
+  local started_ms = tonumber(started)
+  if not started_ms then return end
+  local d = math.max(0, now - started_ms)
+  local field = 'dur_le_inf'
+  for _, bound in ipairs(BOUNDS_MS) do
+    if d <= bound then field = 'dur_le_' .. bound; break end
+  end
+  hist[field] = (hist[field] or 0) + 1
+  dur_sum = dur_sum + d
+end
 
 local done, finished = {}, {}
 for i = 0, n - 1 do
   local id, attempt, result = ARGV[5 + i * 3], ARGV[6 + i * 3], ARGV[7 + i * 3]
   local jk = base .. 'job:' .. id
-  local job = redis.call('HMGET', jk, 'st', 'att', 'dk')
+  local job = redis.call('HMGET', jk, 'st', 'att', 'dk', 'sa')
   if job[1] == 'active' and job[2] == attempt then
     if result == 'null' then
       redis.call('HSET', jk, 'st', 'completed', 'fin', now)
@@ -23,6 +39,7 @@ for i = 0, n - 1 do
     if job[3] and job[3] ~= '' and redis.call('GET', base .. 'dedup:' .. job[3]) == id then
       redis.call('DEL', base .. 'dedup:' .. job[3])
     end
+    observe(job[4])
     done[#done + 1] = id
     finished[#finished + 1] = now
     finished[#finished + 1] = id
@@ -44,6 +61,10 @@ if total > keep + slack then
   redis.call('ZREMRANGEBYRANK', base .. 'completed', 0, total - keep - 1)
 end
 if #done > 0 then
+  local mk = base .. 'metrics'
+  redis.call('HINCRBY', mk, 'completed', #done)
+  redis.call('HINCRBY', mk, 'dur_sum_ms', dur_sum)
+  for field, count in pairs(hist) do redis.call('HINCRBY', mk, field, count) end
   redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'completed', 'ids', table.concat(done, ','))
 end
 return done

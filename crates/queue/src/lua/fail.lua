@@ -1,6 +1,7 @@
 -- A leased job's attempt failed: schedule a retry after the backoff, or fail it for good.
 -- KEYS[1]: the queue's wait key
 -- ARGV: base, now_ms, id, attempt, error, retryable (0|1), max_backoff_ms, default_max_attempts, backoff_ms
+-- Counts retries and final failures in the queue's `metrics` hash (`retried`, `failed`).
 -- Returns: {'retrying', due_ms} | {'failed', 0} | {'stale', 0} (the lease was lost; nothing changed)
 local base = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -18,11 +19,13 @@ if retryable and attempts < max_attempts then
   local due = now + delay
   redis.call('ZADD', base .. 'delayed', due, id)
   redis.call('HSET', jk, 'st', 'delayed', 'err', err, 'due', due)
+  redis.call('HINCRBY', base .. 'metrics', 'retried', 1)
   redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'retried', 'ids', id, 'error', err)
   return { 'retrying', due }
 end
 redis.call('ZADD', base .. 'failed', now, id)
 redis.call('HSET', jk, 'st', 'failed', 'err', err, 'fin', now)
+redis.call('HINCRBY', base .. 'metrics', 'failed', 1)
 if job[4] and redis.call('GET', base .. 'dedup:' .. job[4]) == id then
   redis.call('DEL', base .. 'dedup:' .. job[4])
 end

@@ -61,6 +61,11 @@ async fn a_job_failing_twice_then_succeeding_completes_on_attempt_three() {
     assert_eq!(info.result, Some(json!({ "ok": 3 })));
     assert_eq!(info.last_error.as_deref(), Some("boom 2"));
     assert_eq!((report.retried, report.completed, report.failed), (2, 1, 0));
+    let metrics = q.metrics().await.unwrap();
+    assert_eq!(
+        (metrics.completed_total, metrics.retried_total, metrics.failed_total),
+        (1, 2, 0)
+    );
 }
 
 #[tokio::test]
