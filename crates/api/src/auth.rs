@@ -1,17 +1,34 @@
-//! Authentication: `Authorization: Bearer <JWT>` (HS256 with `JWT_SECRET`), verified into the
-//! caller's claims. [`Admin`] extracts only admin callers.
+//! Authentication: `Authorization: Bearer <JWT>`, verified by the configured
+//! [`Verifier`](sellersync_core::auth::Verifier) into the caller's claims. [`Caller`] accepts any
+//! valid token (handlers then check whose data it may read); [`Admin`] only admin tokens.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use sellersync_core::auth::{self, Claims, Role};
+use sellersync_core::auth::Claims;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// A verified admin caller.
+/// A caller with a valid token.
+pub struct Caller(pub Claims);
+
+/// A caller with a valid admin token.
 pub struct Admin(pub Claims);
 
-impl FromRequestParts<AppState> for Admin {
+impl Caller {
+    /// Users may read their own data; admins anyone's.
+    pub fn may_read_user(&self, user_id: &str) -> Result<(), ApiError> {
+        if self.0.is_admin() || self.0.sub == user_id {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "a user token may only read its own user's data".into(),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -23,12 +40,23 @@ impl FromRequestParts<AppState> for Admin {
             .to_str()
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("expected Authorization: Bearer <token>".into()))?;
-        let secret = state.settings.auth.jwt_secret.as_ref().ok_or_else(|| {
-            ApiError::Unauthorized("tokens cannot be verified: JWT_SECRET is not set".into())
-        })?;
-        let claims = auth::verify(secret, token.trim()).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-        if claims.role != Role::Admin {
+        let claims = state
+            .verifier
+            .verify(token)
+            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        Ok(Caller(claims))
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(claims) = Caller::from_request_parts(parts, state).await?;
+        if !claims.is_admin() {
             return Err(ApiError::Forbidden("this endpoint is for admins".into()));
         }
         Ok(Admin(claims))

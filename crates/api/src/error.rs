@@ -1,11 +1,17 @@
 //! The API's one error type and the one table that turns it into an HTTP status, a stable
 //! machine-readable code and a message, sent in the envelope
 //! `{"success": false, "error": {"code", "message"}}`.
+//!
+//! Errors raised outside handlers (tower-http's body limit and timeout, axum's 405) are given the
+//! same envelope by [`envelope_layer_errors`], so every error response has one shape.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sellersync_core::CoreError;
+use sellersync_queue::QueueError;
+use serde::Serialize;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +25,17 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
     Core(#[from] CoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 /// Every kind of error response the API sends. Codes are part of the API: never rename one.
@@ -31,16 +45,24 @@ pub enum ErrorCode {
     Unauthorized,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
     ServiceUnavailable,
     Internal,
 }
 
 impl ErrorCode {
     pub const ALL: &'static [ErrorCode] = &[
+        Self::BadRequest,
         Self::Unauthorized,
         Self::Forbidden,
-        Self::BadRequest,
         Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
         Self::ServiceUnavailable,
         Self::Internal,
     ];
@@ -52,8 +74,31 @@ impl ErrorCode {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Conflict => (StatusCode::CONFLICT, "conflict"),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+
+    /// The code for a status set by a layer rather than a handler (500 for anything unknown).
+    fn for_status(status: StatusCode) -> Self {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|code| code.status_and_code().0 == status)
+            .unwrap_or(Self::Internal)
+    }
+
+    /// The message for an error raised outside a handler.
+    fn layer_message(self, status: StatusCode) -> &'static str {
+        match self {
+            Self::PayloadTooLarge => "request body is larger than server.body_limit_bytes",
+            Self::MethodNotAllowed => "method not allowed on this route",
+            Self::ServiceUnavailable => "the request did not finish within server.request_timeout_ms",
+            _ => status.canonical_reason().unwrap_or("request failed"),
         }
     }
 }
@@ -65,18 +110,46 @@ impl ApiError {
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Core(CoreError::Queue(e)) | Self::Queue(e) => queue_code(e),
             Self::Core(e) if e.is_unavailable() => ErrorCode::ServiceUnavailable,
             Self::Core(_) => ErrorCode::Internal,
         }
     }
 
-    /// The message clients see. Internal errors are logged in full and reported generically.
+    /// The message clients see. Internal errors are logged in full and reported generically;
+    /// an unavailable backing service is named, its error is not.
     fn public_message(&self) -> String {
-        match self.code() {
-            ErrorCode::Internal => "internal error; the request id in the logs has the details".to_owned(),
+        match (self.code(), self) {
+            (ErrorCode::Internal, _) => {
+                "internal error; the request id in the logs has the details".to_owned()
+            }
+            (ErrorCode::ServiceUnavailable, Self::Core(_) | Self::Queue(_)) => {
+                format!("{} is unavailable; try again later", self.unavailable_service())
+            }
             _ => self.to_string(),
         }
+    }
+
+    fn unavailable_service(&self) -> &'static str {
+        match self {
+            Self::Core(CoreError::Mongo(_)) => "MongoDB",
+            Self::Core(CoreError::Timeout { service, .. }) => service,
+            _ => "Redis",
+        }
+    }
+}
+
+fn queue_code(error: &QueueError) -> ErrorCode {
+    match error {
+        QueueError::NotFound(_) => ErrorCode::NotFound,
+        QueueError::InvalidState { .. } => ErrorCode::Conflict,
+        QueueError::InvalidOptions(_) => ErrorCode::BadRequest,
+        e if e.is_unavailable() => ErrorCode::ServiceUnavailable,
+        _ => ErrorCode::Internal,
     }
 }
 
@@ -86,15 +159,58 @@ pub fn envelope(code: ErrorCode, message: &str) -> serde_json::Value {
     json!({ "success": false, "error": { "code": code, "message": message } })
 }
 
+/// The error envelope as documented in the OpenAPI document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Always false.
+    pub success: bool,
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code: bad_request, unauthorized, forbidden, not_found,
+    /// method_not_allowed, conflict, payload_too_large, unsupported_media_type,
+    /// service_unavailable, internal_error.
+    pub code: String,
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code();
-        if code == ErrorCode::Internal {
-            tracing::error!(error = %self, "request failed");
+        match code {
+            ErrorCode::Internal => tracing::error!(error = %self, "request failed"),
+            ErrorCode::ServiceUnavailable => tracing::warn!(error = %self, "backing service unavailable"),
+            _ => {}
         }
         let (status, _) = code.status_and_code();
         (status, Json(envelope(code, &self.public_message()))).into_response()
     }
+}
+
+/// Gives error responses produced by layers (body limit, timeout, 405) the error envelope.
+pub async fn envelope_layer_errors<B>(response: axum::http::Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response.map(Body::new);
+    }
+    let code = ErrorCode::for_status(status);
+    let body = envelope(code, code.layer_message(status)).to_string();
+    let (mut parts, _) = response.into_parts();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
 }
 
 #[cfg(test)]
@@ -109,6 +225,7 @@ mod tests {
             assert!(status.is_client_error() || status.is_server_error(), "{name}");
             assert!(seen.insert(name), "duplicate code {name}");
             assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
+            assert_eq!(ErrorCode::for_status(status), *code, "{name}");
         }
     }
 
@@ -120,5 +237,24 @@ mod tests {
         });
         assert_eq!(error.code(), ErrorCode::Internal);
         assert!(!error.public_message().contains("secret detail"));
+    }
+
+    #[test]
+    fn queue_errors_map_to_404_409_and_400() {
+        let cases = [
+            (QueueError::NotFound("j".into()), StatusCode::NOT_FOUND),
+            (
+                QueueError::InvalidState {
+                    id: "j".into(),
+                    state: "active".into(),
+                    action: "remove",
+                },
+                StatusCode::CONFLICT,
+            ),
+            (QueueError::InvalidOptions("x".into()), StatusCode::BAD_REQUEST),
+        ];
+        for (error, status) in cases {
+            assert_eq!(ApiError::Queue(error).code().status_and_code().0, status);
+        }
     }
 }

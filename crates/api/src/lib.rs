@@ -1,8 +1,13 @@
 //! sellersync-api: the Axum application. `startup` builds it from configuration, `routes` holds
-//! one module per resource, `error` is the single table from error kind to HTTP status and code.
+//! one module per resource (each documented in `openapi`), `error` is the single table from error
+//! kind to HTTP status and code, `extract` gives axum's extractors that table's errors.
 pub mod auth;
 pub mod cron;
 pub mod error;
+pub mod extract;
+pub mod http_metrics;
+pub mod monitoring;
+pub mod openapi;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -2,7 +2,9 @@
 //! signal, then drain in-flight requests for at most `server.shutdown_timeout_ms`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use sellersync_core::auth::Verifier;
 use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::connections::{lazy_redis, mongo_database};
 use sellersync_core::cron::Producer;
@@ -12,7 +14,7 @@ use sellersync_queue::Queue;
 use tokio::net::TcpListener;
 
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, Queues};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -56,10 +58,17 @@ impl Application {
             let producer = producer(&settings, &redis, &mongo);
             tokio::spawn(crate::cron::run(producer, schedule, settings.timezone, stopped));
         }
+        let verifier = Verifier::from_settings(&settings.auth).map_err(|problem| CoreError::Encode {
+            what: "auth.jwt_public_key_file",
+            reason: problem,
+        })?;
         let state = AppState {
+            queues: Arc::new(Queues::from_settings(&settings, &redis)),
             settings: settings.into(),
             redis,
             mongo,
+            verifier: Arc::new(verifier),
+            prometheus: crate::http_metrics::prometheus(),
         };
         Ok(Self {
             listener,

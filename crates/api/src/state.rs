@@ -1,10 +1,17 @@
-//! `AppState`: what every handler may use, built once at start-up.
+//! `AppState`: what every handler may use, built once at start-up, and the registry of the
+//! configured queues.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use mongodb::Database;
 use redis::aio::ConnectionManager;
 use sellersync_core::Settings;
+use sellersync_core::auth::Verifier;
+use sellersync_queue::Queue;
+
+use crate::error::ApiError;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -12,4 +19,54 @@ pub struct AppState {
     /// Shared multiplexed connection; clone it per use (cheap).
     pub redis: ConnectionManager,
     pub mongo: Database,
+    pub verifier: Arc<Verifier>,
+    pub queues: Arc<Queues>,
+    /// Renders the API's own metrics (HTTP requests) for `/metrics`.
+    pub prometheus: PrometheusHandle,
+}
+
+/// Every queue in `[queues.*]`, by name.
+pub struct Queues(BTreeMap<String, Queue>);
+
+impl Queues {
+    pub fn from_settings(settings: &Settings, redis: &ConnectionManager) -> Self {
+        let queues = settings
+            .queues
+            .keys()
+            .map(|name| {
+                let config = settings.queue(name).expect("configured queues are valid");
+                let queue = Queue::new(redis.clone(), &settings.redis.key_prefix, name, config);
+                (name.clone(), queue)
+            })
+            .collect();
+        Self(queues)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Queue> {
+        self.0.values()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+
+    /// A queue named in the path: unknown is 404.
+    pub fn by_path(&self, name: &str) -> Result<&Queue, ApiError> {
+        self.0.get(name).ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no queue named {name:?} (queues: {})",
+                self.names().join(", ")
+            ))
+        })
+    }
+
+    /// A queue named in a query value: unknown is 400.
+    pub fn by_query(&self, name: &str) -> Result<&Queue, ApiError> {
+        self.0.get(name).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "unknown queue {name:?} (queues: {})",
+                self.names().join(", ")
+            ))
+        })
+    }
 }

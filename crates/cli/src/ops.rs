@@ -283,13 +283,7 @@ impl Ops {
 pub fn token(settings: &Settings, command: TokenCommand) -> Result<(), String> {
     let TokenCommand::Mint { sub, role, ttl_secs } = command;
     let role = if role == "admin" { Role::Admin } else { Role::User };
-    let token = auth::mint(
-        &settings.auth,
-        &sub,
-        role,
-        Duration::from_secs(ttl_secs),
-    )
-    .map_err(e)?;
+    let token = auth::mint(&settings.auth, &sub, role, Duration::from_secs(ttl_secs)).map_err(e)?;
     println!("{token}");
     Ok(())
 }

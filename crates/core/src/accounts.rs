@@ -196,3 +196,20 @@ pub async fn save_summary(db: &Database, account: &SellerAccount, summary: &Summ
         .await?;
     Ok(())
 }
+
+/// Which of `user_ids` exist.
+pub async fn existing_user_ids(
+    db: &Database,
+    user_ids: &[String],
+) -> CoreResult<std::collections::HashSet<String>> {
+    let cursor = db
+        .collection::<Document>(USERS)
+        .find(doc! { "_id": { "$in": user_ids } })
+        .projection(doc! { "_id": 1 })
+        .await?;
+    let docs: Vec<Document> = cursor.try_collect().await?;
+    Ok(docs
+        .iter()
+        .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
+        .collect())
+}

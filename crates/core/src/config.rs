@@ -517,7 +517,10 @@ impl Settings {
         let origins = &self.server.cors_allowed_origins;
         let key = "server.cors_allowed_origins";
         if origins.len() > 1 && origins.iter().any(|o| o == "*") {
-            return Err(ConfigError::for_key(key, "\"*\" cannot be combined with other origins"));
+            return Err(ConfigError::for_key(
+                key,
+                "\"*\" cannot be combined with other origins",
+            ));
         }
         for origin in origins.iter().filter(|o| *o != "*") {
             let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
@@ -527,7 +530,9 @@ impl Settings {
             if !valid {
                 return Err(ConfigError::for_key(
                     key,
-                    format!("{origin:?} is not an origin like https://admin.example.com (scheme and host, no path)"),
+                    format!(
+                        "{origin:?} is not an origin like https://admin.example.com (scheme and host, no path)"
+                    ),
                 ));
             }
         }

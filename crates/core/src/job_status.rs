@@ -175,3 +175,160 @@ pub async fn record_deferred(db: &Database, job_id: &str, reason: &str) -> CoreR
     collection(db).update_one(doc! { "_id": job_id }, update).await?;
     Ok(())
 }
+
+// --- reading -----------------------------------------------------------------------------------
+
+/// Where a job is, as JobStatus records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Queued,
+    Active,
+    Retrying,
+    Completed,
+    Failed,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Self::Queued,
+        Self::Active,
+        Self::Retrying,
+        Self::Completed,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Active => "active",
+            Self::Retrying => "retrying",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown status {s:?} (expected one of queued, active, retrying, completed, failed)")
+            })
+    }
+}
+
+/// One failed attempt.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptError {
+    pub attempt: u32,
+    pub message: String,
+    #[serde(default, deserialize_with = "from_bson_time")]
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// A seller account that failed in a completed job.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountErrorRecord {
+    pub account_id: String,
+    pub seller_id: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// A job's JobStatus document, as the API shows it (times in RFC 3339, UTC).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatusRecord {
+    pub job_id: String,
+    pub queue: String,
+    pub user_id: String,
+    pub status: Status,
+    /// What enqueued it: `cron`, `manual`, `api` (`unknown` if first seen by a worker).
+    pub trigger: String,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub max_attempts: u32,
+    /// 0–100.
+    #[serde(default)]
+    pub progress: u8,
+    #[serde(default, deserialize_with = "from_bson_time")]
+    pub enqueued_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "from_bson_time")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "from_bson_time")]
+    pub completed_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "from_bson_time")]
+    pub failed_at: Option<DateTime<Utc>>,
+    /// When a `retrying` job runs again.
+    #[serde(default, deserialize_with = "from_bson_time")]
+    pub next_run_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "from_bson_time")]
+    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub worker_id: Option<String>,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    #[serde(default)]
+    pub accounts_total: Option<u64>,
+    #[serde(default)]
+    pub accounts_processed: Option<u64>,
+    #[serde(default)]
+    pub accounts_failed: Option<u64>,
+    #[serde(default)]
+    pub account_errors: Vec<AccountErrorRecord>,
+    /// Every failed attempt, oldest first.
+    #[serde(default)]
+    pub errors: Vec<AttemptError>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Why a job was put back without spending an attempt (its user was busy).
+    #[serde(default)]
+    pub deferred_reason: Option<String>,
+}
+
+fn from_bson_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let value: Option<bson::DateTime> = serde::Deserialize::deserialize(d)?;
+    Ok(value.and_then(|t| DateTime::from_timestamp_millis(t.timestamp_millis())))
+}
+
+fn records(db: &Database) -> mongodb::Collection<JobStatusRecord> {
+    db.collection(JOB_STATUS)
+}
+
+/// The record of one job.
+pub async fn find(db: &Database, job_id: &str) -> CoreResult<Option<JobStatusRecord>> {
+    Ok(records(db).find_one(doc! { "_id": job_id }).await?)
+}
+
+/// A user's most recent jobs, newest first.
+pub async fn for_user(db: &Database, user_id: &str, limit: i64) -> CoreResult<Vec<JobStatusRecord>> {
+    use futures::TryStreamExt;
+    let cursor = records(db)
+        .find(doc! { "userId": user_id })
+        .sort(doc! { "enqueuedAt": -1 })
+        .limit(limit)
+        .await?;
+    Ok(cursor.try_collect().await?)
+}
+
+/// The most recently updated jobs, optionally in one status, newest first.
+pub async fn recent(db: &Database, status: Option<Status>, limit: i64) -> CoreResult<Vec<JobStatusRecord>> {
+    use futures::TryStreamExt;
+    let filter = match status {
+        Some(status) => doc! { "status": status.as_str() },
+        None => doc! {},
+    };
+    let cursor = records(db)
+        .find(filter)
+        .sort(doc! { "updatedAt": -1 })
+        .limit(limit)
+        .await?;
+    Ok(cursor.try_collect().await?)
+}

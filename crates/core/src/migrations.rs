@@ -34,6 +34,7 @@ macro_rules! migration {
 pub const MIGRATIONS: &[Migration] = &[
     migration!("0001_job_status_indexes"),
     migration!("0002_users_and_accounts_indexes"),
+    migration!("0003_job_status_updated_at"),
 ];
 
 #[derive(Debug, Deserialize)]

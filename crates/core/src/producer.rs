@@ -14,7 +14,7 @@ use crate::jobs::{RefreshUser, Trigger};
 const JOB_STATUS_BATCH: usize = 1000;
 
 /// A user and the job that refreshes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserJob {
     pub user_id: String,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 /// Where a job is in its life. `Paused` is how waiting jobs are counted while the queue is paused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Waiting,
@@ -93,7 +93,7 @@ pub struct LeasedJob {
 }
 
 /// Everything Redis holds about a job.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobInfo {
     pub id: String,
@@ -109,10 +109,19 @@ pub struct JobInfo {
     pub retries: u32,
     pub dedup_key: Option<String>,
     pub worker_id: Option<String>,
+    /// Enqueued at (ms since the epoch; BullMQ's name).
+    #[serde(rename = "timestamp")]
     pub created_at_ms: Option<u64>,
+    /// The current or last attempt started at (ms).
+    #[serde(rename = "processedOn")]
     pub started_at_ms: Option<u64>,
+    /// Completed or failed for good at (ms).
+    #[serde(rename = "finishedOn")]
     pub finished_at_ms: Option<u64>,
+    /// When a delayed job becomes due (ms).
     pub next_run_at_ms: Option<u64>,
+    /// The last attempt's error.
+    #[serde(rename = "failedReason")]
     pub last_error: Option<String>,
     pub result: Option<serde_json::Value>,
 }
@@ -163,8 +172,8 @@ impl JobInfo {
     }
 }
 
-/// Jobs per state, each read in O(1).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// Jobs per state, each read in O(1). `paused` counts waiting jobs while the queue is paused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Counts {
     pub waiting: u64,
     pub active: u64,

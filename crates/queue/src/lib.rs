@@ -14,5 +14,8 @@ mod scripts;
 
 pub use config::QueueConfig;
 pub use error::{QueueError, QueueResult};
-pub use job::{Counts, DurationHistogram, EnqueueOptions, Enqueued, FailOutcome, JobInfo, JobState, LeasedJob, QueueMetrics};
+pub use job::{
+    Counts, DurationHistogram, EnqueueOptions, Enqueued, FailOutcome, JobInfo, JobState, LeasedJob,
+    QueueMetrics,
+};
 pub use queue::{Ack, Fetched, NewJob, Queue, WorkerInfo};

@@ -351,6 +351,11 @@ impl Queue {
 
     /// Jobs per state, in one round trip of O(1) commands.
     pub async fn counts(&self) -> QueueResult<Counts> {
+        Ok(self.counts_and_pause().await?.0)
+    }
+
+    /// Jobs per state and whether the queue is paused, in one round trip.
+    pub async fn counts_and_pause(&self) -> QueueResult<(Counts, bool)> {
         let (waiting, active, delayed, completed, failed, paused): (u64, u64, u64, u64, u64, bool) =
             redis::pipe()
                 .zcard(self.key("wait"))
@@ -361,9 +366,10 @@ impl Queue {
                 .exists(self.key("paused"))
                 .query_async(&mut self.conn())
                 .await?;
+        let is_paused = paused;
         let (waiting, paused) = if paused { (0, waiting) } else { (waiting, 0) };
         let total = waiting + active + delayed + completed + failed + paused;
-        Ok(Counts {
+        let counts = Counts {
             waiting,
             active,
             delayed,
@@ -371,7 +377,8 @@ impl Queue {
             failed,
             paused,
             total,
-        })
+        };
+        Ok((counts, is_paused))
     }
 
     pub async fn is_paused(&self) -> QueueResult<bool> {

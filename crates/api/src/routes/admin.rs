@@ -1,43 +1,49 @@
-//! Admin endpoints. Today: the hourly producer's runs (`GET /api/admin/cron-runs?limit`).
+//! Admin endpoints beside the queues: the hourly producer's runs (`GET /api/admin/cron-runs`).
 
-use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::extract::State;
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
+use sellersync_core::CoreError;
 use sellersync_core::cron::CRON_RUNS;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::{Envelope, ok};
 use crate::auth::Admin;
 use crate::error::ApiError;
+use crate::extract::{Query, limit};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/admin/cron-runs", get(cron_runs))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(cron_runs))
 }
 
-#[derive(Deserialize)]
-struct Limit {
-    limit: Option<String>,
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CronRunsQuery {
+    /// Runs to return, 1–200 (default 24).
+    limit: Option<i64>,
 }
 
-/// Most recent ticks first; `limit` 1–200, default 24.
+#[derive(Serialize, ToSchema)]
+struct CronRuns {
+    /// `cron_runs` documents: tick, instance, selected, enqueued, duplicates, duration, error.
+    runs: Vec<serde_json::Value>,
+    count: usize,
+}
+
+/// The hourly producer's most recent ticks first.
+#[utoipa::path(get, path = "/api/admin/cron-runs", tag = "admin", params(CronRunsQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Producer runs", body = Envelope<CronRuns>)))]
 async fn cron_runs(
     _admin: Admin,
     State(state): State<AppState>,
-    Query(q): Query<Limit>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let limit = match q.limit.as_deref() {
-        None => 24,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=200).contains(n))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit must be an integer from 1 to 200, got {raw:?}"))
-            })?,
-    };
+    Query(q): Query<CronRunsQuery>,
+) -> Result<axum::Json<Envelope<CronRuns>>, ApiError> {
+    let limit = limit(q.limit, 24, 200)?;
     let runs: Vec<Document> = state
         .mongo
         .collection::<Document>(CRON_RUNS)
@@ -45,15 +51,19 @@ async fn cron_runs(
         .sort(doc! { "tickAt": -1 })
         .limit(limit)
         .await
-        .map_err(sellersync_core::CoreError::from)?
+        .map_err(CoreError::from)?
         .try_collect()
         .await
-        .map_err(sellersync_core::CoreError::from)?;
+        .map_err(CoreError::from)?;
     let runs: Vec<serde_json::Value> = runs
         .into_iter()
         .map(|d| mongodb::bson::Bson::Document(d).into_relaxed_extjson())
         .collect();
-    Ok(Json(
-        json!({ "success": true, "data": { "runs": runs, "count": runs.len() } }),
+    Ok(ok(
+        "Cron runs retrieved successfully",
+        CronRuns {
+            count: runs.len(),
+            runs,
+        },
     ))
 }

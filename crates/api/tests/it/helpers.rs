@@ -2,9 +2,16 @@
 
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use figment::value::Value;
+use reqwest::Method;
 use sellersync_api::Application;
+use sellersync_core::auth::{self, Role};
 use sellersync_core::testing::TestNamespace;
+
+/// The JWT secret every test app is configured with (unless a test overrides it).
+pub const SECRET: &str = "test-secret-0123456789-0123456789-abcdef";
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -19,7 +26,9 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`], with settings overridden by dotted key.
 pub async fn spawn_app_with(overrides: &[(&str, Value)]) -> TestApp {
-    let namespace = TestNamespace::with_overrides(overrides);
+    let mut all = vec![("auth.jwt_secret", Value::from(SECRET))];
+    all.extend(overrides.iter().cloned());
+    let namespace = TestNamespace::with_overrides(&all);
     let app = Application::build(namespace.settings.clone())
         .await
         .expect("the app builds");
@@ -54,6 +63,50 @@ impl TestApp {
         let response = self.get(path).await;
         let status = response.status().as_u16();
         (status, response.json().await.expect("a JSON body"))
+    }
+
+    /// A token for `sub` with `role`, signed with the app's secret, valid for a minute.
+    pub fn token(&self, sub: &str, role: Role) -> String {
+        auth::mint(&self.settings().auth, sub, role, Duration::from_secs(60)).expect("a token")
+    }
+
+    pub fn admin(&self) -> String {
+        self.token("ops", Role::Admin)
+    }
+
+    /// Sends `method path` with `token` (if any) and a JSON `body` (if any); returns the status
+    /// and the JSON body (`Null` if the body is not JSON).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// GET `path` as an admin.
+    pub async fn admin_get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(Method::GET, path, Some(&self.admin()), None).await
+    }
+
+    /// POST `path` as an admin, with an optional JSON body.
+    pub async fn admin_post(&self, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        self.call(Method::POST, path, Some(&self.admin()), body).await
     }
 }
 

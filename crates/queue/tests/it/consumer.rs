@@ -63,7 +63,11 @@ async fn a_job_failing_twice_then_succeeding_completes_on_attempt_three() {
     assert_eq!((report.retried, report.completed, report.failed), (2, 1, 0));
     let metrics = q.metrics().await.unwrap();
     assert_eq!(
-        (metrics.completed_total, metrics.retried_total, metrics.failed_total),
+        (
+            metrics.completed_total,
+            metrics.retried_total,
+            metrics.failed_total
+        ),
         (1, 2, 0)
     );
 }

@@ -158,14 +158,21 @@ async fn counts_agree_with_listings_after_a_mixed_run() {
     }
     let metrics = q.metrics().await.unwrap();
     assert_eq!(
-        (metrics.completed_total, metrics.failed_total, metrics.retried_total),
+        (
+            metrics.completed_total,
+            metrics.failed_total,
+            metrics.retried_total
+        ),
         (10, 5, 0)
     );
     let histogram = &metrics.duration;
     assert_eq!(histogram.count, 10);
     assert_eq!(histogram.buckets.last(), Some(&(f64::INFINITY, 10)));
     assert!(
-        histogram.buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+        histogram
+            .buckets
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
         "bounds ascend and counts are cumulative: {histogram:?}"
     );
     let page = q.list(JobState::Completed, 0, 3).await.unwrap();

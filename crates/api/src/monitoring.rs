@@ -1,0 +1,220 @@
+//! What the monitoring endpoints share: a snapshot of every queue's counts, the health rule
+//! (seed 003: a queue with more failed or waiting jobs than the configured thresholds is an
+//! issue), and the Prometheus text of the queue families for `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use futures::future::try_join_all;
+use sellersync_core::config::MonitoringSettings;
+use sellersync_queue::{Counts, Queue, QueueMetrics};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::state::Queues;
+
+/// One queue's counts (seed 003's stats object).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QueueStats {
+    pub name: String,
+    pub waiting: u64,
+    pub active: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub delayed: u64,
+    /// Workers take no new jobs from a paused queue.
+    pub paused: bool,
+    pub total: u64,
+}
+
+impl QueueStats {
+    fn new(name: &str, counts: Counts, paused: bool) -> Self {
+        Self {
+            name: name.to_owned(),
+            // While paused, waiting jobs are counted as `paused`; they are still waiting here.
+            waiting: counts.waiting + counts.paused,
+            active: counts.active,
+            completed: counts.completed,
+            failed: counts.failed,
+            delayed: counts.delayed,
+            paused,
+            total: counts.total,
+        }
+    }
+}
+
+pub async fn stats(queue: &Queue) -> Result<QueueStats, ApiError> {
+    let (counts, paused) = queue.counts_and_pause().await?;
+    Ok(QueueStats::new(queue.name(), counts, paused))
+}
+
+/// Every queue's stats, by name (read concurrently).
+pub async fn all_stats(queues: &Queues) -> Result<BTreeMap<String, QueueStats>, ApiError> {
+    let stats = try_join_all(queues.all().map(stats)).await?;
+    Ok(stats.into_iter().map(|s| (s.name.clone(), s)).collect())
+}
+
+/// Every queue's raw counts, by name (seed 004's shape, `paused` being a count).
+pub async fn all_counts(queues: &Queues) -> Result<BTreeMap<String, Counts>, ApiError> {
+    let counts = try_join_all(queues.all().map(|q| q.counts())).await?;
+    Ok(queues
+        .names()
+        .into_iter()
+        .map(str::to_owned)
+        .zip(counts)
+        .collect())
+}
+
+/// The issues of every queue, e.g. `"user-data: 150 failed jobs"`; empty when healthy.
+pub fn issues<'a>(
+    stats: impl IntoIterator<Item = &'a QueueStats>,
+    thresholds: &MonitoringSettings,
+) -> Vec<String> {
+    let mut issues = Vec::new();
+    for s in stats {
+        if s.failed > thresholds.failed_threshold {
+            issues.push(format!("{}: {} failed jobs", s.name, s.failed));
+        }
+        if s.waiting > thresholds.waiting_threshold {
+            issues.push(format!("{}: {} waiting jobs", s.name, s.waiting));
+        }
+    }
+    issues
+}
+
+/// The queue families of `/metrics`, read from Redis at scrape time, so they are the same
+/// whichever API replica is scraped and include every worker's work.
+pub async fn prometheus_text(queues: &Queues) -> Result<String, ApiError> {
+    let stats = all_stats(queues).await?;
+    let metrics = try_join_all(queues.all().map(|q| q.metrics())).await?;
+    Ok(render(&stats, &queues.names(), &metrics))
+}
+
+fn render(stats: &BTreeMap<String, QueueStats>, names: &[&str], metrics: &[QueueMetrics]) -> String {
+    let mut out = String::new();
+    family(
+        &mut out,
+        "sellersync_queue_jobs",
+        "gauge",
+        "Jobs in each queue by state.",
+    );
+    for s in stats.values() {
+        for (state, value) in [
+            ("waiting", s.waiting),
+            ("active", s.active),
+            ("delayed", s.delayed),
+            ("completed", s.completed),
+            ("failed", s.failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "sellersync_queue_jobs{{queue=\"{}\",state=\"{state}\"}} {value}",
+                s.name
+            );
+        }
+    }
+    family(
+        &mut out,
+        "sellersync_queue_paused",
+        "gauge",
+        "1 while the queue is paused.",
+    );
+    for s in stats.values() {
+        let _ = writeln!(
+            out,
+            "sellersync_queue_paused{{queue=\"{}\"}} {}",
+            s.name,
+            u8::from(s.paused)
+        );
+    }
+    let counters: [(&str, &str, fn(&QueueMetrics) -> u64); 3] = [
+        (
+            "sellersync_queue_jobs_completed_total",
+            "Jobs completed, by all workers.",
+            |m| m.completed_total,
+        ),
+        (
+            "sellersync_queue_jobs_failed_total",
+            "Jobs failed for good, by all workers.",
+            |m| m.failed_total,
+        ),
+        (
+            "sellersync_queue_jobs_retried_total",
+            "Failed attempts scheduled to run again.",
+            |m| m.retried_total,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(&mut out, name, "counter", help);
+        for (queue, m) in names.iter().zip(metrics) {
+            let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {}", value(m));
+        }
+    }
+    let name = "sellersync_queue_job_duration_seconds";
+    family(
+        &mut out,
+        name,
+        "histogram",
+        "Duration of completed jobs' last attempts, by all workers.",
+    );
+    for (queue, m) in names.iter().zip(metrics) {
+        for (bound, count) in &m.duration.buckets {
+            let le = if bound.is_finite() {
+                bound.to_string()
+            } else {
+                "+Inf".to_owned()
+            };
+            let _ = writeln!(out, "{name}_bucket{{queue=\"{queue}\",le=\"{le}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_sum{{queue=\"{queue}\"}} {}", m.duration.sum_seconds);
+        let _ = writeln!(out, "{name}_count{{queue=\"{queue}\"}} {}", m.duration.count);
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(name: &str, failed: u64, waiting: u64) -> QueueStats {
+        QueueStats::new(
+            name,
+            Counts {
+                failed,
+                waiting,
+                total: failed + waiting,
+                ..Counts::default()
+            },
+            false,
+        )
+    }
+
+    #[test]
+    fn issues_name_the_queue_and_the_count_above_the_thresholds() {
+        let thresholds = MonitoringSettings {
+            failed_threshold: 10,
+            waiting_threshold: 100,
+        };
+        let all = [stats("email", 150, 1200), stats("user-data", 10, 100)];
+        assert_eq!(
+            issues(&all, &thresholds),
+            vec!["email: 150 failed jobs", "email: 1200 waiting jobs"]
+        );
+    }
+
+    #[test]
+    fn paused_waiting_jobs_are_still_reported_as_waiting() {
+        let counts = Counts {
+            paused: 7,
+            total: 7,
+            ..Counts::default()
+        };
+        let s = QueueStats::new("q", counts, true);
+        assert_eq!((s.waiting, s.paused, s.total), (7, true, 7));
+    }
+}

@@ -1,0 +1,293 @@
+//! `/app/job-status` (seed 000): "is my data fresh, what happened to my job". A user token may
+//! read its own user's status; everything else here is for admins, including the manual enqueue
+//! (seed 001's `manualEnqueue`).
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use sellersync_core::accounts;
+use sellersync_core::config::USER_DATA_QUEUE;
+use sellersync_core::job_status::{self, JobStatusRecord, Status};
+use sellersync_core::jobs::Trigger;
+use sellersync_core::producer::{self, UserJob};
+use sellersync_queue::{Counts, JobInfo};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{Envelope, ok};
+use crate::auth::{Admin, Caller};
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query, limit};
+use crate::state::AppState;
+
+/// Most user ids one manual enqueue accepts.
+const MAX_ENQUEUE: usize = 1000;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(user_status))
+        .routes(routes!(job_status))
+        .routes(routes!(recent))
+        .routes(routes!(queue_stats))
+        .routes(routes!(failed))
+        .routes(routes!(enqueue))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct HistoryQuery {
+    /// Jobs of history to return, 1–200 (default 10).
+    limit: Option<i64>,
+}
+
+/// A user's freshness and jobs.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct UserStatus {
+    user_id: String,
+    /// When the user's data was last refreshed successfully.
+    last_data_update_at: Option<DateTime<Utc>>,
+    /// The most recent job, if any.
+    latest: Option<JobStatusRecord>,
+    /// Most recent jobs first (the latest included).
+    history: Vec<JobStatusRecord>,
+}
+
+/// The latest job and recent history of one user.
+#[utoipa::path(get, path = "/app/job-status/status/user/{userId}", tag = "job-status",
+    params(("userId" = String, Path, description = "The user's id"), HistoryQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The user's status", body = Envelope<UserStatus>),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody)))]
+async fn user_status(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<axum::Json<Envelope<UserStatus>>, ApiError> {
+    caller.may_read_user(&user_id)?;
+    let limit = limit(q.limit, 10, 200)?;
+    let (user, history) = tokio::try_join!(
+        accounts::find_user(&state.mongo, &user_id),
+        job_status::for_user(&state.mongo, &user_id, limit),
+    )?;
+    if user.is_none() && history.is_empty() {
+        return Err(ApiError::NotFound(format!("no user {user_id:?}")));
+    }
+    let status = UserStatus {
+        last_data_update_at: user
+            .and_then(|u| u.last_data_update_at)
+            .and_then(|t| DateTime::from_timestamp_millis(t.timestamp_millis())),
+        latest: history.first().cloned(),
+        history,
+        user_id,
+    };
+    Ok(ok("User job status retrieved successfully", status))
+}
+
+/// A job's record with its live queue entry (while Redis still holds it).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct JobStatusDetail {
+    #[serde(flatten)]
+    record: JobStatusRecord,
+    /// The job in the queue; null once retention removed it.
+    queue_job: Option<JobInfo>,
+}
+
+/// One job's status by id.
+#[utoipa::path(get, path = "/app/job-status/status/job/{jobId}", tag = "job-status",
+    params(("jobId" = String, Path, description = "The job's id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The job's status", body = Envelope<JobStatusDetail>),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody)))]
+async fn job_status(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<axum::Json<Envelope<JobStatusDetail>>, ApiError> {
+    let record = job_status::find(&state.mongo, &job_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {job_id:?}")))?;
+    let queue_job = match state.queues.by_path(&record.queue) {
+        Ok(queue) => queue.get(&job_id).await?,
+        Err(_) => None,
+    };
+    Ok(ok(
+        "Job status retrieved successfully",
+        JobStatusDetail { record, queue_job },
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RecentQuery {
+    /// Jobs to return, 1–200 (default 50).
+    limit: Option<i64>,
+    /// Only jobs in this status.
+    status: Option<Status>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct JobStatusList {
+    jobs: Vec<JobStatusRecord>,
+    count: usize,
+}
+
+impl JobStatusList {
+    fn new(jobs: Vec<JobStatusRecord>) -> Self {
+        Self {
+            count: jobs.len(),
+            jobs,
+        }
+    }
+}
+
+/// The most recently updated jobs, optionally in one status.
+#[utoipa::path(get, path = "/app/job-status/recent", tag = "job-status", params(RecentQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Recent jobs, newest first", body = Envelope<JobStatusList>)))]
+async fn recent(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<RecentQuery>,
+) -> Result<axum::Json<Envelope<JobStatusList>>, ApiError> {
+    let limit = limit(q.limit, 50, 200)?;
+    let jobs = job_status::recent(&state.mongo, q.status, limit).await?;
+    Ok(ok("Recent jobs retrieved successfully", JobStatusList::new(jobs)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct FailedQuery {
+    /// Jobs to return, 1–200 (default 100).
+    limit: Option<i64>,
+}
+
+/// Jobs that failed for good, most recent first.
+#[utoipa::path(get, path = "/app/job-status/failed", tag = "job-status", params(FailedQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Failed jobs, newest first", body = Envelope<JobStatusList>)))]
+async fn failed(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<FailedQuery>,
+) -> Result<axum::Json<Envelope<JobStatusList>>, ApiError> {
+    let limit = limit(q.limit, 100, 200)?;
+    let jobs = job_status::recent(&state.mongo, Some(Status::Failed), limit).await?;
+    Ok(ok("Failed jobs retrieved successfully", JobStatusList::new(jobs)))
+}
+
+/// Seed 000's shape: the counts at the top level.
+#[derive(Serialize, ToSchema)]
+struct QueueStatsBody {
+    success: bool,
+    #[serde(flatten)]
+    counts: Counts,
+}
+
+/// The user-data queue's counts: `{waiting, active, completed, failed, delayed, total}` (and
+/// `paused`, the waiting jobs of a paused queue).
+#[utoipa::path(get, path = "/app/job-status/queue/stats", tag = "job-status",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Counts per state", body = QueueStatsBody)))]
+async fn queue_stats(
+    _admin: Admin,
+    State(state): State<AppState>,
+) -> Result<axum::Json<QueueStatsBody>, ApiError> {
+    let counts = state.queues.by_path(USER_DATA_QUEUE)?.counts().await?;
+    Ok(axum::Json(QueueStatsBody {
+        success: true,
+        counts,
+    }))
+}
+
+/// One user (`userId`) or several (`userIds`).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EnqueueRequest {
+    user_id: Option<String>,
+    /// At most 1000.
+    user_ids: Option<Vec<String>>,
+}
+
+impl EnqueueRequest {
+    /// The distinct user ids, in request order.
+    fn user_ids(self) -> Result<Vec<String>, ApiError> {
+        let ids = match (self.user_id, self.user_ids) {
+            (Some(id), None) => vec![id],
+            (None, Some(ids)) if !ids.is_empty() => ids,
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "give either userId or a non-empty userIds list".into(),
+                ));
+            }
+        };
+        if ids.len() > MAX_ENQUEUE {
+            return Err(ApiError::BadRequest(format!(
+                "at most {MAX_ENQUEUE} users per request, got {}",
+                ids.len()
+            )));
+        }
+        if let Some(bad) = ids.iter().find(|id| id.trim().is_empty() || id.len() > 200) {
+            return Err(ApiError::BadRequest(format!(
+                "user ids must be 1-200 characters, got {bad:?}"
+            )));
+        }
+        let mut seen = BTreeSet::new();
+        Ok(ids.into_iter().filter(|id| seen.insert(id.clone())).collect())
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct EnqueueResult {
+    /// New jobs.
+    enqueued: Vec<UserJob>,
+    /// Users that already had a pending job, with that job.
+    duplicates: Vec<UserJob>,
+    /// Ids with no user; nothing was enqueued for them.
+    unknown_users: Vec<String>,
+}
+
+/// Enqueue a refresh now for one user or a list (one pending job per user: a user with a
+/// pending job is reported as a duplicate with that job's id).
+#[utoipa::path(post, path = "/app/job-status/enqueue", tag = "job-status", request_body = EnqueueRequest,
+    security(("bearer" = [])),
+    responses((status = 202, description = "Enqueued (or already pending)", body = Envelope<EnqueueResult>),
+        (status = 404, description = "None of the users exist", body = crate::error::ErrorBody)))]
+async fn enqueue(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Json(request): Json<EnqueueRequest>,
+) -> Result<(StatusCode, axum::Json<Envelope<EnqueueResult>>), ApiError> {
+    let requested = request.user_ids()?;
+    let existing = accounts::existing_user_ids(&state.mongo, &requested).await?;
+    let (known, unknown_users): (Vec<String>, Vec<String>) =
+        requested.into_iter().partition(|id| existing.contains(id));
+    if known.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no such users: {}",
+            unknown_users.join(", ")
+        )));
+    }
+    let queue = state.queues.by_path(USER_DATA_QUEUE)?;
+    let batch = state.settings.cron.batch_size;
+    let report = producer::enqueue_refresh(queue, &state.mongo, &known, Trigger::Api, batch).await?;
+    let message = format!(
+        "{} enqueued, {} already pending, {} unknown",
+        report.enqueued.len(),
+        report.duplicates.len(),
+        unknown_users.len()
+    );
+    let result = EnqueueResult {
+        enqueued: report.enqueued,
+        duplicates: report.duplicates,
+        unknown_users,
+    };
+    Ok((StatusCode::ACCEPTED, ok(message, result)))
+}

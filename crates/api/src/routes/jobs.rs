@@ -1,0 +1,181 @@
+//! `/api/jobs` (seed 004): jobs across every queue by id, listing with filters, per-queue
+//! counts, removal and retry. Admin only. Also the job listing `/api/admin/queues` reuses.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use futures::future::try_join_all;
+use sellersync_queue::{Counts, JobInfo, JobState, Queue};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{Envelope, JobIdData, ok};
+use crate::auth::Admin;
+use crate::error::ApiError;
+use crate::extract::{Path, Query, limit};
+use crate::monitoring;
+use crate::state::{AppState, Queues};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(stats_all))
+        .routes(routes!(get_job, remove_job))
+        .routes(routes!(retry_job))
+}
+
+/// A page of jobs.
+#[derive(Serialize, ToSchema)]
+pub struct JobList {
+    /// Newest first.
+    pub jobs: Vec<JobInfo>,
+    /// Jobs in this response.
+    pub count: usize,
+    /// Jobs matching the filter in all.
+    pub total: u64,
+}
+
+/// The states a listing without a state filter covers.
+const LISTED: [JobState; 5] = [
+    JobState::Waiting,
+    JobState::Active,
+    JobState::Delayed,
+    JobState::Completed,
+    JobState::Failed,
+];
+
+/// Up to `limit` jobs of `queues` in `state` (every state when `None`), newest first.
+pub async fn list_jobs(
+    queues: &[&Queue],
+    state: Option<JobState>,
+    limit: usize,
+) -> Result<JobList, ApiError> {
+    let states: Vec<JobState> = state.map_or_else(|| LISTED.to_vec(), |s| vec![s]);
+    let pages = queues
+        .iter()
+        .flat_map(|q| states.iter().map(move |s| q.list(*s, 0, limit)));
+    let mut jobs: Vec<JobInfo> = try_join_all(pages).await?.into_iter().flatten().collect();
+    jobs.sort_by(|a, b| {
+        b.created_at_ms
+            .cmp(&a.created_at_ms)
+            .then_with(|| b.id.cmp(&a.id))
+    });
+    jobs.truncate(limit);
+    let counts = try_join_all(queues.iter().map(|q| q.counts())).await?;
+    let total = counts.iter().map(|c| count_in(c, state)).sum();
+    Ok(JobList {
+        count: jobs.len(),
+        jobs,
+        total,
+    })
+}
+
+fn count_in(counts: &Counts, state: Option<JobState>) -> u64 {
+    match state {
+        None => counts.total,
+        Some(JobState::Waiting) => counts.waiting + counts.paused,
+        Some(JobState::Active) => counts.active,
+        Some(JobState::Delayed) => counts.delayed,
+        Some(JobState::Completed) => counts.completed,
+        Some(JobState::Failed) => counts.failed,
+        Some(JobState::Paused) => counts.paused,
+    }
+}
+
+/// The queue holding job `id`, and the job.
+async fn find(queues: &Queues, id: &str) -> Result<(Queue, JobInfo), ApiError> {
+    for queue in queues.all() {
+        if let Some(job) = queue.get(id).await? {
+            return Ok((queue.clone(), job));
+        }
+    }
+    Err(ApiError::NotFound(format!("no job {id:?} in any queue")))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only this queue (default: all).
+    queue: Option<String>,
+    /// Only jobs in this state (default: all).
+    state: Option<JobState>,
+    /// Jobs to return, 1–200 (default 50).
+    limit: Option<i64>,
+}
+
+/// Jobs of every queue or one, optionally in one state, newest first.
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs", params(ListQuery), security(("bearer" = [])),
+    responses((status = 200, description = "Jobs", body = Envelope<JobList>)))]
+async fn list(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<Envelope<JobList>>, ApiError> {
+    let limit = limit(q.limit, 50, 200)? as usize;
+    let queues: Vec<&Queue> = match &q.queue {
+        Some(name) => vec![state.queues.by_query(name)?],
+        None => state.queues.all().collect(),
+    };
+    let list = list_jobs(&queues, q.state, limit).await?;
+    Ok(ok("Jobs retrieved successfully", list))
+}
+
+/// Counts per queue.
+#[utoipa::path(get, path = "/api/jobs/stats/all", tag = "jobs", security(("bearer" = [])),
+    responses((status = 200, description = "Counts by queue name", body = Envelope<BTreeMap<String, Counts>>)))]
+async fn stats_all(
+    _admin: Admin,
+    State(state): State<AppState>,
+) -> Result<axum::Json<Envelope<BTreeMap<String, Counts>>>, ApiError> {
+    let counts = monitoring::all_counts(&state.queues).await?;
+    Ok(ok("Job statistics retrieved successfully", counts))
+}
+
+/// One job, from whichever queue holds it.
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")), security(("bearer" = [])),
+    responses((status = 200, description = "The job", body = Envelope<JobInfo>),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody)))]
+async fn get_job(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Envelope<JobInfo>>, ApiError> {
+    let (_, job) = find(&state.queues, &id).await?;
+    Ok(ok("Job status retrieved successfully", job))
+}
+
+/// Removes a job that is not running (409 while active).
+#[utoipa::path(delete, path = "/api/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")), security(("bearer" = [])),
+    responses((status = 200, description = "Removed", body = Envelope<Option<String>>),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+        (status = 409, description = "The job is running", body = crate::error::ErrorBody)))]
+async fn remove_job(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Envelope<serde_json::Value>>, ApiError> {
+    let (queue, _) = find(&state.queues, &id).await?;
+    queue.remove(&id).await?;
+    Ok(ok("Job removed successfully", json!(null)))
+}
+
+/// Runs a failed job again with a fresh attempt budget (409 unless failed).
+#[utoipa::path(post, path = "/api/jobs/{id}/retry", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")), security(("bearer" = [])),
+    responses((status = 200, description = "Retried", body = Envelope<JobIdData>),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+        (status = 409, description = "The job has not failed", body = crate::error::ErrorBody)))]
+async fn retry_job(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Envelope<JobIdData>>, ApiError> {
+    let (queue, _) = find(&state.queues, &id).await?;
+    queue.retry(&id).await?;
+    Ok(ok("Job retry initiated successfully", JobIdData { job_id: id }))
+}

@@ -1,0 +1,81 @@
+//! Metrics: `/api/metrics/queues` (seed 004: counts per queue and an overall health, admin) and
+//! `/metrics` (Prometheus text: queue depth per state, jobs completed/failed/retried, the job
+//! duration histogram from Redis, and the API's HTTP request metrics; no token, as scrapers
+//! expect — expose it only where Prometheus can reach it).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use sellersync_queue::Counts;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{Envelope, ok};
+use crate::auth::Admin;
+use crate::error::ApiError;
+use crate::monitoring;
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(queue_metrics))
+        .routes(routes!(prometheus))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// `healthy` or `unhealthy`.
+    status: &'static str,
+    message: String,
+}
+
+/// Counts per queue name, plus `health`.
+#[derive(Serialize, ToSchema)]
+struct QueueMetricsData {
+    #[serde(flatten)]
+    queues: BTreeMap<String, Counts>,
+    health: Health,
+}
+
+/// Counts of every queue and an overall health (the thresholds of `/api/admin/queues/health`).
+#[utoipa::path(get, path = "/api/metrics/queues", tag = "metrics", security(("bearer" = [])),
+    responses((status = 200, description = "Counts by queue name, and health", body = Envelope<QueueMetricsData>)))]
+async fn queue_metrics(
+    _admin: Admin,
+    State(state): State<AppState>,
+) -> Result<axum::Json<Envelope<QueueMetricsData>>, ApiError> {
+    let (stats, queues) = tokio::try_join!(
+        monitoring::all_stats(&state.queues),
+        monitoring::all_counts(&state.queues)
+    )?;
+    let issues = monitoring::issues(stats.values(), &state.settings.monitoring);
+    let health = if issues.is_empty() {
+        Health {
+            status: "healthy",
+            message: "All queues operating normally".into(),
+        }
+    } else {
+        Health {
+            status: "unhealthy",
+            message: issues.join("; "),
+        }
+    };
+    Ok(ok("Queue metrics retrieved", QueueMetricsData { queues, health }))
+}
+
+/// Prometheus text exposition format 0.0.4.
+#[utoipa::path(get, path = "/metrics", tag = "metrics",
+    responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain")))]
+async fn prometheus(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let mut text = monitoring::prometheus_text(&state.queues).await?;
+    state.prometheus.run_upkeep();
+    text.push_str(&state.prometheus.render());
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    ))
+}
