@@ -127,7 +127,7 @@ fn render(stats: &BTreeMap<String, QueueStats>, names: &[&str], metrics: &[Queue
             u8::from(s.paused)
         );
     }
-    let counters: [(&str, &str, fn(&QueueMetrics) -> u64); 3] = [
+    let counters: [Counter; 3] = [
         (
             "sellersync_queue_jobs_completed_total",
             "Jobs completed, by all workers.",
@@ -171,6 +171,9 @@ fn render(stats: &BTreeMap<String, QueueStats>, names: &[&str], metrics: &[Queue
     }
     out
 }
+
+/// A counter family: name, help, and how to read it from a queue's metrics.
+type Counter = (&'static str, &'static str, fn(&QueueMetrics) -> u64);
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");

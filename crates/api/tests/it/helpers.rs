@@ -118,3 +118,82 @@ pub fn closed_port() -> u16 {
         .unwrap()
         .port()
 }
+
+impl TestApp {
+    pub async fn db(&self) -> mongodb::Database {
+        sellersync_core::connections::mongo_database(&self.settings().mongo, "it")
+            .await
+            .expect("mongo")
+    }
+
+    /// The app's user-data queue, for setting up jobs in a given state.
+    pub async fn queue(&self) -> sellersync_queue::Queue {
+        let settings = self.settings();
+        let redis = sellersync_core::connections::connect_redis(&settings.redis)
+            .await
+            .expect("redis");
+        let name = sellersync_core::config::USER_DATA_QUEUE;
+        sellersync_queue::Queue::new(
+            redis,
+            &settings.redis.key_prefix,
+            name,
+            settings.queue(name).expect("configured"),
+        )
+    }
+
+    /// Users (with no accounts) the manual enqueue accepts.
+    pub async fn add_users(&self, ids: &[&str]) {
+        let db = self.db().await;
+        for id in ids {
+            sellersync_core::accounts::upsert_user(&db, id, true)
+                .await
+                .expect("user");
+        }
+    }
+
+    /// Enqueues `users` through the API; returns their job ids.
+    pub async fn enqueue(&self, users: &[&str]) -> Vec<String> {
+        let (status, body) = self
+            .admin_post(
+                "/app/job-status/enqueue",
+                Some(serde_json::json!({ "userIds": users })),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["data"]["enqueued"]
+            .as_array()
+            .expect("enqueued")
+            .iter()
+            .map(|j| j["jobId"].as_str().expect("jobId").to_owned())
+            .collect()
+    }
+}
+
+/// Takes up to `n` waiting jobs as worker "test" and completes them (`Ok`) or fails them for
+/// good (`Err`), as a worker would. Returns the ids.
+pub async fn finish_jobs(
+    queue: &sellersync_queue::Queue,
+    n: usize,
+    outcome: Result<(), &str>,
+) -> Vec<String> {
+    let jobs = queue.fetch("test", n).await.expect("fetch").jobs;
+    for job in &jobs {
+        match outcome {
+            Ok(()) => {
+                let ack = sellersync_queue::Ack {
+                    id: job.id.clone(),
+                    attempt: job.attempt,
+                    result: "null".into(),
+                };
+                queue.complete(&[ack]).await.expect("complete");
+            }
+            Err(message) => {
+                queue
+                    .fail(&job.id, job.attempt, message, false)
+                    .await
+                    .expect("fail");
+            }
+        }
+    }
+    jobs.into_iter().map(|j| j.id).collect()
+}

@@ -1,7 +1,13 @@
 //! Integration tests of the API: the real application on a random port, against the real local
 //! Redis and MongoDB-wire server, each test in its own namespace (see `helpers`).
+mod auth;
 mod cron;
 mod errors;
 mod health;
 mod helpers;
+mod job_status;
+mod jobs;
+mod metrics;
+mod openapi;
 mod process;
+mod queues;

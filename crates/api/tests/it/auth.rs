@@ -1,0 +1,185 @@
+//! The auth matrix over every secured route of the OpenAPI document: no token, a malformed one,
+//! expired, wrong key, `alg: none`, a user token on admin routes, user A reading user B; and
+//! RS256 / issuer / audience when configured.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use figment::value::Value;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use sellersync_core::auth::{self, Role};
+use sellersync_core::secret::Secret;
+use serde_json::json;
+
+use crate::helpers::{SECRET, TestApp, spawn_app, spawn_app_with};
+
+/// Every (method, path) of the document that requires a token, with path parameters filled.
+async fn secured_routes(app: &TestApp) -> Vec<(Method, String)> {
+    let (_, document) = app.get_json("/openapi.json").await;
+    let mut routes = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if operation["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                let path = path.replace("{name}", "user-data").replace(['{', '}'], "");
+                routes.push((method.to_uppercase().parse().unwrap(), path));
+            }
+        }
+    }
+    assert!(routes.len() >= 23, "secured routes found: {routes:?}");
+    routes
+}
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+fn hs256(secret: &str, claims: serde_json::Value) -> String {
+    auth::sign_hs256(&Secret::new(secret), &claims).unwrap()
+}
+
+fn alg_none(claims: &serde_json::Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims.to_string()))
+}
+
+#[tokio::test]
+async fn every_secured_route_refuses_missing_and_bad_tokens_and_user_tokens() {
+    let app = spawn_app().await;
+    let admin_claims = json!({ "sub": "ops", "role": "admin", "exp": now() + 60 });
+    let bad_tokens = [
+        ("malformed", "not.a.jwt".to_owned()),
+        (
+            "expired",
+            hs256(
+                SECRET,
+                json!({ "sub": "ops", "role": "admin", "exp": now() - 3600 }),
+            ),
+        ),
+        (
+            "wrong key",
+            hs256("another-secret-0123456789-0123456789", admin_claims.clone()),
+        ),
+        ("alg none", alg_none(&admin_claims)),
+        (
+            "no role",
+            hs256(SECRET, json!({ "sub": "ops", "exp": now() + 60 })),
+        ),
+        ("no exp", hs256(SECRET, json!({ "sub": "ops", "role": "admin" }))),
+    ];
+    let user = app.token("u1", Role::User);
+    for (method, path) in secured_routes(&app).await {
+        let (status, body) = app.call(method.clone(), &path, None, None).await;
+        assert_eq!(status, 401, "{method} {path} without a token");
+        assert_eq!(body["error"]["code"], "unauthorized", "{method} {path}");
+        for (what, token) in &bad_tokens {
+            let (status, _) = app.call(method.clone(), &path, Some(token), None).await;
+            assert_eq!(status, 401, "{method} {path} with a {what} token");
+        }
+        let (status, body) = app.call(method.clone(), &path, Some(&user), None).await;
+        assert_eq!(status, 403, "{method} {path} with a user token");
+        assert_eq!(body["error"]["code"], "forbidden");
+    }
+    let scheme = app
+        .client
+        .get(app.url("/api/jobs"))
+        .header("Authorization", format!("Basic {}", app.admin()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scheme.status(), 401);
+}
+
+#[tokio::test]
+async fn a_user_token_reads_its_own_status_only() {
+    let app = spawn_app().await;
+    app.add_users(&["alice", "bob"]).await;
+    let alice = app.token("alice", Role::User);
+    let own = app
+        .call(
+            Method::GET,
+            "/app/job-status/status/user/alice",
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(own.0, 200);
+    let other = app
+        .call(Method::GET, "/app/job-status/status/user/bob", Some(&alice), None)
+        .await;
+    assert_eq!(other.0, 403);
+    assert!(other.1["error"]["message"].as_str().unwrap().contains("own user"));
+}
+
+#[tokio::test]
+async fn tokens_within_the_leeway_are_accepted() {
+    let app = spawn_app().await;
+    let token = hs256(
+        SECRET,
+        json!({ "sub": "ops", "role": "admin", "exp": now() - 30 }),
+    );
+    let (status, _) = app
+        .call(Method::GET, "/api/jobs/stats/all", Some(&token), None)
+        .await;
+    assert_eq!(status, 200, "30 s past exp is inside the 60 s leeway");
+}
+
+#[tokio::test]
+async fn rs256_tokens_verify_with_the_configured_public_key_and_iss_aud_are_enforced() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let app = spawn_app_with(&[
+        (
+            "auth.jwt_public_key_file",
+            Value::from(format!("{fixtures}/jwt-test-public.pem")),
+        ),
+        ("auth.issuer", Value::from("https://id.example")),
+        ("auth.audience", Value::from("sellersync")),
+    ])
+    .await;
+    let private = std::fs::read(format!("{fixtures}/jwt-test-private.pem")).unwrap();
+    let key = EncodingKey::from_rsa_pem(&private).unwrap();
+    let rs256 = |claims: serde_json::Value| {
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap()
+    };
+    let path = "/api/jobs/stats/all";
+    let good = json!({ "sub": "ops", "role": "admin", "exp": now() + 60, "iss": "https://id.example", "aud": "sellersync" });
+    let (status, body) = app
+        .call(Method::GET, path, Some(&rs256(good.clone())), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut wrong_issuer = good.clone();
+    wrong_issuer["iss"] = json!("https://evil.example");
+    let mut wrong_audience = good.clone();
+    wrong_audience["aud"] = json!("other-service");
+    let mut no_issuer = good.clone();
+    no_issuer.as_object_mut().unwrap().remove("iss");
+    for claims in [wrong_issuer, wrong_audience, no_issuer] {
+        let (status, _) = app
+            .call(Method::GET, path, Some(&rs256(claims.clone())), None)
+            .await;
+        assert_eq!(status, 401, "{claims}");
+    }
+    // HS256 still works with the secret (minted tokens carry the configured iss/aud) ...
+    let minted = auth::mint(&app.settings().auth, "ops", Role::Admin, Duration::from_secs(60)).unwrap();
+    assert_eq!(app.call(Method::GET, path, Some(&minted), None).await.0, 200);
+    // ... but an HS256 token signed with the public key as its secret (key confusion) is not.
+    let public = std::fs::read_to_string(format!("{fixtures}/jwt-test-public.pem")).unwrap();
+    let confused = hs256(&public, good);
+    assert_eq!(app.call(Method::GET, path, Some(&confused), None).await.0, 401);
+}
+
+#[test]
+fn an_unreadable_public_key_stops_start_up_naming_the_setting() {
+    use sellersync_core::Settings;
+    use sellersync_core::config::Environment;
+    let figment = Settings::figment(Environment::Test, &sellersync_core::testing::config_dir()).merge(
+        figment::providers::Serialized::default("auth.jwt_public_key_file", "/nonexistent/key.pem"),
+    );
+    let error = Settings::from_figment(Environment::Test, figment)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("JWT_PUBLIC_KEY_FILE"), "{error}");
+    assert!(error.contains("/nonexistent/key.pem"), "{error}");
+}

@@ -1,0 +1,199 @@
+//! `/app/job-status`: manual enqueue, a user's status, a job's status, recent, failed, stats.
+
+use reqwest::Method;
+use sellersync_core::auth::Role;
+use sellersync_core::job_status;
+use serde_json::json;
+
+use crate::helpers::{finish_jobs, spawn_app};
+
+#[tokio::test]
+async fn manual_enqueue_returns_job_ids_duplicates_and_unknown_users() {
+    let app = spawn_app().await;
+    app.add_users(&["u1", "u2"]).await;
+    let path = "/app/job-status/enqueue";
+
+    let (status, body) = app.admin_post(path, Some(json!({ "userId": "u1" }))).await;
+    assert_eq!(status, 202, "{body}");
+    let first = body["data"]["enqueued"][0]["jobId"].as_str().unwrap().to_owned();
+    assert_eq!(body["data"]["enqueued"][0]["userId"], "u1");
+
+    let (status, body) = app
+        .admin_post(path, Some(json!({ "userIds": ["u1", "u2", "ghost", "u2"] })))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["duplicates"], json!([{ "userId": "u1", "jobId": first }]));
+    assert_eq!(data["enqueued"].as_array().unwrap().len(), 1);
+    assert_eq!(data["enqueued"][0]["userId"], "u2");
+    assert_eq!(data["unknownUsers"], json!(["ghost"]));
+    assert_eq!(body["message"], "1 enqueued, 1 already pending, 1 unknown");
+
+    let (status, body) = app.admin_post(path, Some(json!({ "userId": "ghost" }))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(app.queue().await.counts().await.unwrap().waiting, 2);
+}
+
+#[tokio::test]
+async fn manual_enqueue_rejects_bad_bodies_with_400_413_and_415() {
+    let app = spawn_app().await;
+    let path = "/app/job-status/enqueue";
+    let too_many: Vec<String> = (0..1001).map(|i| format!("u{i}")).collect();
+    for body in [
+        json!({}),
+        json!({ "userIds": [] }),
+        json!({ "userId": "a", "userIds": ["b"] }),
+        json!({ "userId": "" }),
+        json!({ "userId": 5 }),
+        json!({ "userIds": too_many }),
+        json!({ "user": "a" }),
+        json!([1, 2]),
+    ] {
+        let (status, response) = app.admin_post(path, Some(body.clone())).await;
+        assert_eq!(status, 400, "{body} -> {response}");
+        assert_eq!(response["success"], false);
+        assert_eq!(response["error"]["code"], "bad_request");
+    }
+    let not_json = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(app.admin())
+        .body("userId=u1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 415);
+    let body: serde_json::Value = not_json.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+
+    let huge = json!({ "userId": "x".repeat(2 * 1024 * 1024) });
+    let (status, body) = app.admin_post(path, Some(huge)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+}
+
+#[tokio::test]
+async fn a_user_reads_its_own_status_with_history_and_not_another_users() {
+    let app = spawn_app().await;
+    app.add_users(&["u1", "u2"]).await;
+    let job = app.enqueue(&["u1"]).await.remove(0);
+
+    let own = app.token("u1", Role::User);
+    let (status, body) = app
+        .call(Method::GET, "/app/job-status/status/user/u1", Some(&own), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], true);
+    let data = &body["data"];
+    assert_eq!(data["userId"], "u1");
+    assert_eq!(data["latest"]["jobId"], job.as_str());
+    assert_eq!(data["latest"]["status"], "queued");
+    assert_eq!(data["latest"]["trigger"], "api");
+    assert_eq!(data["history"].as_array().unwrap().len(), 1);
+    assert!(data["lastDataUpdateAt"].is_null());
+
+    let (status, body) = app
+        .call(Method::GET, "/app/job-status/status/user/u2", Some(&own), None)
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")));
+
+    let (status, _) = app.admin_get("/app/job-status/status/user/u2").await;
+    assert_eq!(status, 200, "admins read anyone");
+    let (status, body) = app.admin_get("/app/job-status/status/user/nobody").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, _) = app.admin_get("/app/job-status/status/user/u1?limit=0").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_job_status_shows_the_record_and_the_live_queue_entry() {
+    let app = spawn_app().await;
+    app.add_users(&["u1"]).await;
+    let job = app.enqueue(&["u1"]).await.remove(0);
+    let (status, body) = app.admin_get(&format!("/app/job-status/status/job/{job}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["jobId"], job.as_str());
+    assert_eq!(body["data"]["status"], "queued");
+    assert_eq!(body["data"]["queueJob"]["state"], "waiting");
+    assert_eq!(body["data"]["queueJob"]["data"]["userId"], "u1");
+
+    let (status, body) = app.admin_get("/app/job-status/status/job/nope").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+}
+
+#[tokio::test]
+async fn recent_and_failed_list_jobs_newest_first_and_validate_queries() {
+    let app = spawn_app().await;
+    app.add_users(&["a", "b", "c"]).await;
+    let jobs = app.enqueue(&["a", "b", "c"]).await;
+    let db = app.db().await;
+    let retention = std::time::Duration::from_secs(3600);
+    job_status::record_failed(&db, &jobs[1], 1, "invalid_grant", retention)
+        .await
+        .unwrap();
+
+    let (status, body) = app.admin_get("/app/job-status/recent?limit=2").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["count"], 2);
+    assert_eq!(
+        body["data"]["jobs"][0]["jobId"],
+        jobs[1].as_str(),
+        "most recently updated first"
+    );
+
+    let (_, body) = app.admin_get("/app/job-status/recent?status=queued").await;
+    let queued: Vec<&str> = body["data"]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["jobId"].as_str().unwrap())
+        .collect();
+    assert_eq!(queued.len(), 2);
+    assert!(!queued.contains(&jobs[1].as_str()));
+
+    let (status, body) = app.admin_get("/app/job-status/failed?limit=100").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["count"], 1);
+    assert_eq!(body["data"]["jobs"][0]["lastError"], "invalid_grant");
+    assert_eq!(body["data"]["jobs"][0]["errors"][0]["attempt"], 1);
+
+    for bad in [
+        "/app/job-status/recent?limit=0",
+        "/app/job-status/recent?limit=500",
+        "/app/job-status/recent?limit=abc",
+        "/app/job-status/recent?status=exploded",
+        "/app/job-status/failed?limit=-1",
+        "/app/job-status/failed?limit=201",
+    ] {
+        let (status, body) = app.admin_get(bad).await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(body["error"]["code"], "bad_request", "{bad}");
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn queue_stats_has_the_seed_shape() {
+    let app = spawn_app().await;
+    app.add_users(&["a", "b", "c", "d"]).await;
+    app.enqueue(&["a", "b", "c", "d"]).await;
+    let queue = app.queue().await;
+    finish_jobs(&queue, 1, Ok(())).await;
+    finish_jobs(&queue, 1, Err("boom")).await;
+    queue.fetch("test", 1).await.unwrap();
+
+    let (status, body) = app.admin_get("/app/job-status/queue/stats").await;
+    assert_eq!(status, 200, "{body}");
+    for (key, value) in [
+        ("waiting", 1),
+        ("active", 1),
+        ("completed", 1),
+        ("failed", 1),
+        ("delayed", 0),
+        ("total", 4),
+    ] {
+        assert_eq!(body[key], value, "{key} in {body}");
+    }
+}

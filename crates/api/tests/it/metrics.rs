@@ -1,0 +1,117 @@
+//! `/metrics` parses as Prometheus text and reflects the queue; `/api/metrics/queues` has the
+//! seed's shape.
+
+use std::collections::HashMap;
+
+use crate::helpers::{finish_jobs, spawn_app};
+
+fn sample_value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            prometheus_parse::Value::Summary(_) => f64::NAN,
+        })
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_and_count_the_queue() {
+    let app = spawn_app().await;
+    app.add_users(&["a", "b", "c", "d"]).await;
+    app.enqueue(&["a", "b", "c", "d"]).await;
+    let queue = app.queue().await;
+    finish_jobs(&queue, 2, Ok(())).await;
+    finish_jobs(&queue, 1, Err("boom")).await;
+
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
+
+    let q = ("queue", "user-data");
+    let expect: HashMap<(&str, &str), f64> = HashMap::from([
+        (("waiting", ""), 1.0),
+        (("completed", ""), 2.0),
+        (("failed", ""), 1.0),
+        (("active", ""), 0.0),
+    ]);
+    for ((state, _), value) in &expect {
+        assert_eq!(
+            sample_value(&scrape, "sellersync_queue_jobs", &[q, ("state", state)]),
+            Some(*value),
+            "{state}"
+        );
+    }
+    assert_eq!(
+        sample_value(&scrape, "sellersync_queue_jobs_completed_total", &[q]),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample_value(&scrape, "sellersync_queue_jobs_failed_total", &[q]),
+        Some(1.0)
+    );
+    assert_eq!(sample_value(&scrape, "sellersync_queue_paused", &[q]), Some(0.0));
+    assert_eq!(
+        sample_value(&scrape, "sellersync_queue_job_duration_seconds", &[q]),
+        Some(2.0),
+        "two completed jobs in the histogram"
+    );
+    assert_eq!(
+        scrape.docs.get("sellersync_queue_jobs").map(String::is_empty),
+        Some(false)
+    );
+
+    // The previous scrape was an HTTP request: it is in the next one, labelled by route.
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let seen = sample_value(
+        &scrape,
+        "sellersync_http_requests_total",
+        &[("route", "/metrics"), ("method", "GET"), ("status", "200")],
+    );
+    assert!(seen.is_some_and(|n| n >= 1.0), "{text}");
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "sellersync_http_request_duration_seconds"
+                && matches!(s.value, prometheus_parse::Value::Histogram(_))),
+        "an HTTP latency histogram"
+    );
+}
+
+#[tokio::test]
+async fn queue_metrics_have_counts_per_queue_and_health() {
+    let app = spawn_app().await;
+    app.add_users(&["a"]).await;
+    app.enqueue(&["a"]).await;
+    let (status, body) = app.admin_get("/api/metrics/queues").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "Queue metrics retrieved");
+    let queue = &body["data"]["user-data"];
+    for key in [
+        "waiting",
+        "active",
+        "completed",
+        "failed",
+        "delayed",
+        "paused",
+        "total",
+    ] {
+        assert!(queue[key].is_u64(), "{key} in {queue}");
+    }
+    assert_eq!(queue["waiting"], 1);
+    assert_eq!(body["data"]["health"]["status"], "healthy");
+    assert_eq!(body["data"]["health"]["message"], "All queues operating normally");
+}

@@ -1,0 +1,100 @@
+//! The OpenAPI document describes every route: the routes the issue and the seeds name are in
+//! it, and every operation in it is served (none falls through to the 404 fallback or a 405).
+//! Routes are registered only through utoipa-axum, so a handler cannot be served undocumented.
+
+use reqwest::Method;
+
+use crate::helpers::spawn_app;
+
+const EXPECTED: &[(&str, &str)] = &[
+    ("get", "/app/job-status/status/user/{userId}"),
+    ("get", "/app/job-status/status/job/{jobId}"),
+    ("get", "/app/job-status/recent"),
+    ("get", "/app/job-status/queue/stats"),
+    ("get", "/app/job-status/failed"),
+    ("post", "/app/job-status/enqueue"),
+    ("get", "/api/admin/queues/health"),
+    ("get", "/api/admin/queues/stats"),
+    ("get", "/api/admin/queues/{name}/stats"),
+    ("get", "/api/admin/queues/{name}/jobs"),
+    ("get", "/api/admin/queues/{name}/job/{id}"),
+    ("delete", "/api/admin/queues/{name}/job/{id}"),
+    ("post", "/api/admin/queues/{name}/job/{id}/retry"),
+    ("post", "/api/admin/queues/{name}/pause"),
+    ("post", "/api/admin/queues/{name}/resume"),
+    ("post", "/api/admin/queues/{name}/clean"),
+    ("post", "/api/admin/queues/{name}/jobs/retry-failed"),
+    ("get", "/api/jobs"),
+    ("get", "/api/jobs/{id}"),
+    ("delete", "/api/jobs/{id}"),
+    ("post", "/api/jobs/{id}/retry"),
+    ("get", "/api/jobs/stats/all"),
+    ("get", "/api/metrics/queues"),
+    ("get", "/metrics"),
+    ("get", "/api/admin/cron-runs"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/openapi.json"),
+    ("get", "/docs"),
+];
+
+#[tokio::test]
+async fn the_document_lists_every_route_and_every_listed_route_is_served() {
+    let app = spawn_app().await;
+    let (status, document) = app.get_json("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    for (method, path) in EXPECTED {
+        assert!(
+            paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+            "{method} {path} is documented"
+        );
+    }
+    let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        operations,
+        EXPECTED.len(),
+        "no undocumented extras, no missing ones"
+    );
+
+    let admin = app.admin();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let concrete = path.replace("{name}", "user-data").replace(['{', '}'], "");
+            let (status, body) = app
+                .call(
+                    method.to_uppercase().parse::<Method>().unwrap(),
+                    &concrete,
+                    Some(&admin),
+                    None,
+                )
+                .await;
+            let fallback = body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("no route"));
+            assert!(
+                !fallback && status != 405,
+                "{method} {path} is served: {status} {body}"
+            );
+            assert!(status < 500, "{method} {path}: {status} {body}");
+            assert!(
+                operation["responses"].get(status.to_string()).is_some(),
+                "{method} {path} answered {status}, which its documentation does not list"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_docs_ui_is_served() {
+    let app = spawn_app().await;
+    let response = app.get("/docs").await;
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("<html") && html.contains("sellersync API"),
+        "{}",
+        &html[..200.min(html.len())]
+    );
+}

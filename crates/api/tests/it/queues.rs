@@ -1,0 +1,194 @@
+//! `/api/admin/queues`: health, stats, jobs, a job, retry, remove, pause/resume, clean,
+//! retry-failed.
+
+use figment::value::Value;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{finish_jobs, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn pause_then_stats_shows_paused_and_resume_clears_it() {
+    let app = spawn_app().await;
+    app.add_users(&["a", "b"]).await;
+    app.enqueue(&["a", "b"]).await;
+
+    let (status, body) = app.admin_post("/api/admin/queues/user-data/pause", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["paused"], true);
+    let (status, body) = app.admin_get("/api/admin/queues/user-data/stats").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["success"], true);
+    assert_eq!(body["message"], "Queue statistics retrieved successfully");
+    let stats = &body["data"];
+    assert_eq!(stats["name"], "user-data");
+    assert_eq!(stats["paused"], true);
+    assert_eq!(
+        (stats["waiting"].as_u64(), stats["total"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert!(
+        app.queue().await.fetch("w", 5).await.unwrap().jobs.is_empty(),
+        "paused: nothing to fetch"
+    );
+
+    let (status, body) = app.admin_post("/api/admin/queues/user-data/resume", None).await;
+    assert_eq!((status, &body["data"]["paused"]), (200, &json!(false)));
+    let (_, body) = app.admin_get("/api/admin/queues/stats").await;
+    assert_eq!(body["data"]["user-data"]["paused"], false);
+    assert_eq!(body["data"]["user-data"]["waiting"], 2);
+}
+
+#[tokio::test]
+async fn health_reports_each_queue_over_the_configured_thresholds() {
+    let app = spawn_app_with(&[
+        ("monitoring.failed_threshold", Value::from(1)),
+        ("monitoring.waiting_threshold", Value::from(2)),
+    ])
+    .await;
+    let (status, body) = app.admin_get("/api/admin/queues/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["healthy"].as_bool(), body["issues"].as_array().map(Vec::len)),
+        (Some(true), Some(0))
+    );
+
+    app.add_users(&["a", "b", "c", "d", "e", "f"]).await;
+    app.enqueue(&["a", "b", "c", "d", "e", "f"]).await;
+    finish_jobs(&app.queue().await, 2, Err("boom")).await;
+    let (status, body) = app.admin_get("/api/admin/queues/health").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["healthy"], false);
+    assert_eq!(
+        body["issues"],
+        json!(["user-data: 2 failed jobs", "user-data: 4 waiting jobs"])
+    );
+    assert_eq!(body["stats"]["user-data"]["failed"], 2);
+
+    let (_, body) = app.admin_get("/api/metrics/queues").await;
+    assert_eq!(body["data"]["health"]["status"], "unhealthy");
+    assert_eq!(
+        body["data"]["health"]["message"],
+        "user-data: 2 failed jobs; user-data: 4 waiting jobs"
+    );
+}
+
+#[tokio::test]
+async fn jobs_are_listed_by_status_and_one_job_is_read_retried_and_removed() {
+    let app = spawn_app().await;
+    app.add_users(&["a", "b", "c"]).await;
+    app.enqueue(&["a", "b", "c"]).await;
+    let queue = app.queue().await;
+    let completed = finish_jobs(&queue, 1, Ok(())).await.remove(0);
+    let failed = finish_jobs(&queue, 1, Err("boom")).await.remove(0);
+
+    let (status, body) = app
+        .admin_get("/api/admin/queues/user-data/jobs?status=failed")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["data"]["count"].as_u64(), body["data"]["total"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(body["data"]["jobs"][0]["id"], failed.as_str());
+    assert_eq!(body["data"]["jobs"][0]["failedReason"], "boom");
+    let (_, body) = app.admin_get("/api/admin/queues/user-data/jobs").await;
+    assert_eq!(
+        (body["data"]["count"].as_u64(), body["data"]["total"].as_u64()),
+        (Some(3), Some(3))
+    );
+
+    let base = "/api/admin/queues/user-data/job";
+    let (status, body) = app.admin_get(&format!("{base}/{completed}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["state"], "completed");
+    assert_eq!(body["data"]["progress"], 100);
+    assert!(body["data"]["finishedOn"].as_u64().is_some());
+
+    let (status, body) = app.admin_post(&format!("{base}/{completed}/retry"), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    let (status, body) = app.admin_post(&format!("{base}/{failed}/retry"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["jobId"], failed.as_str());
+    assert_eq!(queue.get(&failed).await.unwrap().unwrap().state, "waiting");
+
+    let active = queue.fetch("test", 1).await.unwrap().jobs.remove(0).id;
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("{base}/{active}"),
+            Some(&app.admin()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "a running job is not removed");
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            &format!("{base}/{completed}"),
+            Some(&app.admin()),
+            None,
+        )
+        .await;
+    assert_eq!((status, &body["data"]), (200, &json!(null)));
+    let (status, _) = app.admin_get(&format!("{base}/{completed}")).await;
+    assert_eq!(status, 404);
+
+    for bad in ["?status=exploded", "?limit=0", "?limit=abc"] {
+        let (status, _) = app
+            .admin_get(&format!("/api/admin/queues/user-data/jobs{bad}"))
+            .await;
+        assert_eq!(status, 400, "{bad}");
+    }
+    let (status, body) = app.admin_get("/api/admin/queues/email/stats").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+}
+
+#[tokio::test]
+async fn retry_failed_honours_the_limit_and_clean_removes_old_finished_jobs() {
+    let app = spawn_app().await;
+    let users = ["a", "b", "c", "d", "e"];
+    app.add_users(&users).await;
+    app.enqueue(&users).await;
+    let queue = app.queue().await;
+    finish_jobs(&queue, 3, Err("boom")).await;
+    finish_jobs(&queue, 2, Ok(())).await;
+
+    let path = "/api/admin/queues/user-data/jobs/retry-failed";
+    let (status, body) = app.admin_post(path, Some(json!({ "limit": 2 }))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["retried"], 2);
+    assert_eq!(queue.counts().await.unwrap().failed, 1);
+    let (status, _) = app.admin_post(path, Some(json!({ "limit": 0 }))).await;
+    assert_eq!(status, 400);
+    let (_, body) = app.admin_post(path, None).await;
+    assert_eq!(body["data"]["retried"], 1, "default limit");
+
+    let clean = "/api/admin/queues/user-data/clean";
+    let (_, body) = app.admin_post(clean, None).await;
+    assert_eq!(
+        body["data"]["removed"], 0,
+        "the default age keeps jobs finished just now"
+    );
+    let (status, body) = app
+        .admin_post(
+            clean,
+            Some(json!({ "grace": 0, "status": "completed", "limit": 10 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["removed"], 2);
+    assert_eq!(queue.counts().await.unwrap().completed, 0);
+    for bad in [
+        json!({ "status": "active" }),
+        json!({ "olderThanMs": -1 }),
+        json!({ "age": 1 }),
+    ] {
+        let (status, body) = app.admin_post(clean, Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad} -> {body}");
+    }
+}
