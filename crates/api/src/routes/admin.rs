@@ -24,6 +24,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct CronRunsQuery {
     /// Runs to return, 1–200 (default 24).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 

@@ -41,6 +41,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct HistoryQuery {
     /// Jobs of history to return, 1–200 (default 10).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
@@ -127,6 +128,7 @@ async fn job_status(
 #[into_params(parameter_in = Query)]
 struct RecentQuery {
     /// Jobs to return, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     /// Only jobs in this status.
     status: Option<Status>,
@@ -165,6 +167,7 @@ async fn recent(
 #[into_params(parameter_in = Query)]
 struct FailedQuery {
     /// Jobs to return, 1–200 (default 100).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
@@ -210,8 +213,10 @@ async fn queue_stats(
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EnqueueRequest {
+    #[schema(min_length = 1, max_length = 200, example = "demo-user-000000")]
     user_id: Option<String>,
-    /// At most 1000.
+    /// 1–1000 ids of 1–200 characters.
+    #[schema(min_items = 1, max_items = 1000)]
     user_ids: Option<Vec<String>>,
 }
 

@@ -103,6 +103,7 @@ struct ListQuery {
     /// Only jobs in this state (default: all).
     state: Option<JobState>,
     /// Jobs to return, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 

@@ -73,7 +73,7 @@ async fn stats(
 
 /// Stats of one queue.
 #[utoipa::path(get, path = "/api/admin/queues/{name}/stats", tag = "admin-queues",
-    params(("name" = String, Path, description = "Queue name")), security(("bearer" = [])),
+    params(("name" = String, Path, description = "Queue name", example = "user-data")), security(("bearer" = [])),
     responses((status = 200, description = "The queue's stats", body = Envelope<QueueStats>),
         (status = 404, description = "No such queue", body = ErrorBody)))]
 async fn queue_stats(
@@ -91,12 +91,13 @@ struct JobsQuery {
     /// Only jobs in this state (default: all).
     status: Option<JobState>,
     /// Jobs to return, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
 /// Jobs of one queue, newest first.
 #[utoipa::path(get, path = "/api/admin/queues/{name}/jobs", tag = "admin-queues",
-    params(("name" = String, Path, description = "Queue name"), JobsQuery), security(("bearer" = [])),
+    params(("name" = String, Path, description = "Queue name", example = "user-data"), JobsQuery), security(("bearer" = [])),
     responses((status = 200, description = "Jobs", body = Envelope<JobList>),
         (status = 404, description = "No such queue", body = ErrorBody)))]
 async fn jobs(
@@ -113,7 +114,7 @@ async fn jobs(
 
 /// One job of a queue.
 #[utoipa::path(get, path = "/api/admin/queues/{name}/job/{id}", tag = "admin-queues",
-    params(("name" = String, Path, description = "Queue name"), ("id" = String, Path, description = "Job id")),
+    params(("name" = String, Path, description = "Queue name", example = "user-data"), ("id" = String, Path, description = "Job id")),
     security(("bearer" = [])),
     responses((status = 200, description = "The job", body = Envelope<JobInfo>),
         (status = 404, description = "No such queue or job", body = ErrorBody)))]
@@ -133,7 +134,7 @@ async fn get_job(
 
 /// Removes a job that is not running (409 while active).
 #[utoipa::path(delete, path = "/api/admin/queues/{name}/job/{id}", tag = "admin-queues",
-    params(("name" = String, Path, description = "Queue name"), ("id" = String, Path, description = "Job id")),
+    params(("name" = String, Path, description = "Queue name", example = "user-data"), ("id" = String, Path, description = "Job id")),
     security(("bearer" = [])),
     responses((status = 200, description = "Removed", body = Envelope<Option<String>>),
         (status = 404, description = "No such queue or job", body = ErrorBody),
@@ -149,7 +150,7 @@ async fn remove_job(
 
 /// Runs a failed job again with a fresh attempt budget (409 unless failed).
 #[utoipa::path(post, path = "/api/admin/queues/{name}/job/{id}/retry", tag = "admin-queues",
-    params(("name" = String, Path, description = "Queue name"), ("id" = String, Path, description = "Job id")),
+    params(("name" = String, Path, description = "Queue name", example = "user-data"), ("id" = String, Path, description = "Job id")),
     security(("bearer" = [])),
     responses((status = 200, description = "Retried", body = Envelope<JobIdData>),
         (status = 404, description = "No such queue or job", body = ErrorBody),
@@ -165,7 +166,7 @@ async fn retry_job(
 
 /// Workers stop taking jobs from the queue; running jobs finish.
 #[utoipa::path(post, path = "/api/admin/queues/{name}/pause", tag = "admin-queues",
-    params(("name" = String, Path, description = "Queue name")), security(("bearer" = [])),
+    params(("name" = String, Path, description = "Queue name", example = "user-data")), security(("bearer" = [])),
     responses((status = 200, description = "Paused; the queue's stats", body = Envelope<QueueStats>),
         (status = 404, description = "No such queue", body = ErrorBody)))]
 async fn pause(
@@ -181,7 +182,7 @@ async fn pause(
 
 /// Workers take jobs from the queue again.
 #[utoipa::path(post, path = "/api/admin/queues/{name}/resume", tag = "admin-queues",
-    params(("name" = String, Path, description = "Queue name")), security(("bearer" = [])),
+    params(("name" = String, Path, description = "Queue name", example = "user-data")), security(("bearer" = [])),
     responses((status = 200, description = "Resumed; the queue's stats", body = Envelope<QueueStats>),
         (status = 404, description = "No such queue", body = ErrorBody)))]
 async fn resume(
@@ -205,6 +206,7 @@ struct CleanRequest {
     /// `completed` or `failed` (default `completed`).
     status: JobState,
     /// Most jobs to delete, 1–100000 (default 1000).
+    #[schema(minimum = 1, maximum = 100000)]
     limit: i64,
 }
 
@@ -228,7 +230,7 @@ struct CleanResult {
 
 /// Deletes finished jobs older than an age.
 #[utoipa::path(post, path = "/api/admin/queues/{name}/clean", tag = "admin-queues",
-    params(("name" = String, Path, description = "Queue name")), request_body(content = Option<CleanRequest>),
+    params(("name" = String, Path, description = "Queue name", example = "user-data")), request_body(content = Option<CleanRequest>),
     security(("bearer" = [])),
     responses((status = 200, description = "How many were deleted", body = Envelope<CleanResult>),
         (status = 404, description = "No such queue", body = ErrorBody)))]
@@ -267,6 +269,7 @@ async fn clean(
 #[serde(default, deny_unknown_fields)]
 struct RetryFailedRequest {
     /// 1–10000 (default 100), oldest failure first.
+    #[schema(minimum = 1, maximum = 10000)]
     limit: i64,
 }
 
@@ -283,7 +286,7 @@ struct RetriedCount {
 
 /// Retries failed jobs, oldest failure first.
 #[utoipa::path(post, path = "/api/admin/queues/{name}/jobs/retry-failed", tag = "admin-queues",
-    params(("name" = String, Path, description = "Queue name")), request_body(content = Option<RetryFailedRequest>),
+    params(("name" = String, Path, description = "Queue name", example = "user-data")), request_body(content = Option<RetryFailedRequest>),
     security(("bearer" = [])),
     responses((status = 200, description = "How many were retried", body = Envelope<RetriedCount>),
         (status = 404, description = "No such queue", body = ErrorBody)))]
