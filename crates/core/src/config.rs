@@ -525,8 +525,7 @@ impl Settings {
         for origin in origins.iter().filter(|o| *o != "*") {
             let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
                 && !origin.ends_with('/')
-                && origin.is_ascii()
-                && !origin.contains(char::is_whitespace);
+                && origin.chars().all(|c| c.is_ascii_graphic());
             if !valid {
                 return Err(ConfigError::for_key(
                     key,
