@@ -719,6 +719,27 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_must_be_origins() {
+        let ok = load(
+            Environment::Test,
+            &[(
+                "server.cors_allowed_origins",
+                r#"["https://a.example", "http://localhost:5173"]"#,
+            )],
+        );
+        assert_eq!(ok.unwrap().server.cors_allowed_origins.len(), 2);
+        for bad in [
+            r#"["*", "https://a.example"]"#,
+            r#"["a.example"]"#,
+            r#"["https://a.example/"]"#,
+            r#"["https://a b"]"#,
+        ] {
+            let message = error(Environment::Test, &[("server.cors_allowed_origins", bad)]);
+            assert!(message.contains("CORS_ALLOWED_ORIGINS"), "{bad}: {message}");
+        }
+    }
+
+    #[test]
     fn defaults_load_and_match_the_seeds() {
         let s = load(Environment::Development, &[]).unwrap();
         assert_eq!(s.worker.concurrency, 3);

@@ -5,6 +5,7 @@ mod cron;
 mod errors;
 mod health;
 mod helpers;
+mod http;
 mod job_status;
 mod jobs;
 mod metrics;
