@@ -107,9 +107,14 @@ pub async fn enabled_accounts(db: &Database, user_id: &str) -> CoreResult<Vec<Se
 
 /// Ids of every active user, in id order.
 pub async fn active_user_ids(db: &Database) -> CoreResult<Vec<String>> {
+    user_ids(db, doc! { "active": true }).await
+}
+
+/// Ids of the users matching `filter`, in id order.
+async fn user_ids(db: &Database, filter: Document) -> CoreResult<Vec<String>> {
     let cursor = db
         .collection::<Document>(USERS)
-        .find(doc! { "active": true })
+        .find(filter)
         .projection(doc! { "_id": 1 })
         .sort(doc! { "_id": 1 })
         .await?;
@@ -202,14 +207,6 @@ pub async fn existing_user_ids(
     db: &Database,
     user_ids: &[String],
 ) -> CoreResult<std::collections::HashSet<String>> {
-    let cursor = db
-        .collection::<Document>(USERS)
-        .find(doc! { "_id": { "$in": user_ids } })
-        .projection(doc! { "_id": 1 })
-        .await?;
-    let docs: Vec<Document> = cursor.try_collect().await?;
-    Ok(docs
-        .iter()
-        .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
-        .collect())
+    let found = self::user_ids(db, doc! { "_id": { "$in": user_ids } }).await?;
+    Ok(found.into_iter().collect())
 }

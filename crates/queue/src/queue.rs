@@ -15,6 +15,7 @@
 //! | `events` | stream | lifecycle events, capped at ~10,000 |
 //! | `workers`, `worker:<id>` | zset, string | live workers by last heartbeat, and their info |
 //! | `id`, `seq` | counters | generated job ids, FIFO order |
+//! | `metrics` | hash | cumulative `completed`, `failed`, `retried`, and the duration histogram of completed jobs (`dur_le_<ms>`, `dur_sum_ms`) |
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

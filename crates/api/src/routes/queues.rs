@@ -174,10 +174,7 @@ async fn pause(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Envelope<QueueStats>>, ApiError> {
-    let queue = state.queues.by_path(&name)?;
-    queue.pause().await?;
-    tracing::info!(queue = %name, "queue paused");
-    Ok(ok("Queue paused successfully", monitoring::stats(queue).await?))
+    set_paused(&state, &name, true).await
 }
 
 /// Workers take jobs from the queue again.
@@ -190,10 +187,27 @@ async fn resume(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Envelope<QueueStats>>, ApiError> {
-    let queue = state.queues.by_path(&name)?;
-    queue.resume().await?;
-    tracing::info!(queue = %name, "queue resumed");
-    Ok(ok("Queue resumed successfully", monitoring::stats(queue).await?))
+    set_paused(&state, &name, false).await
+}
+
+async fn set_paused(
+    state: &AppState,
+    name: &str,
+    paused: bool,
+) -> Result<axum::Json<Envelope<QueueStats>>, ApiError> {
+    let queue = state.queues.by_path(name)?;
+    let verb = if paused {
+        queue.pause().await?;
+        "paused"
+    } else {
+        queue.resume().await?;
+        "resumed"
+    };
+    tracing::info!(queue = %name, "queue {verb}");
+    Ok(ok(
+        format!("Queue {verb} successfully"),
+        monitoring::stats(queue).await?,
+    ))
 }
 
 /// Which finished jobs to delete. Every field is optional.
