@@ -124,7 +124,14 @@ impl Verifier {
             Algorithm::RS256 => self.rs256.as_ref(),
             _ => None,
         }
-        .ok_or_else(|| TokenError::Invalid(format!("algorithm {:?} is not accepted", header.alg)))?;
+        .ok_or_else(|| {
+            let hint = match header.alg {
+                Algorithm::HS256 => " (JWT_SECRET is not set)",
+                Algorithm::RS256 => " (auth.jwt_public_key_file is not set)",
+                _ => "",
+            };
+            TokenError::Invalid(format!("algorithm {:?} is not accepted{hint}", header.alg))
+        })?;
         jsonwebtoken::decode::<Claims>(token, key, &self.validation(header.alg))
             .map(|data| data.claims)
             .map_err(|e| TokenError::Invalid(e.to_string()))
