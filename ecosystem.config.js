@@ -1,7 +1,8 @@
 // PM2 process file (seed 000): `pm2 start ecosystem.config.js`, `pm2 scale worker N`.
 //
 // - api-server: 1 instance; worker: WORKER_INSTANCES instances (default 2).
-// - Both run the release binaries (`cargo build --release`), from this directory.
+// - Both run the release binaries (`cargo build --release`), from this directory, or those in
+//   SELLERSYNC_BIN_DIR when set.
 // - Environment: the process environment, plus SELLERSYNC_ENV_FILE (default deploy/sellersync.env
 //   when it exists), a KEY=value file as used by systemd's EnvironmentFile.
 // - kill_timeout is longer than the worker's drain timeout (SELLERSYNC_WORKER__DRAIN_TIMEOUT_MS,
@@ -27,6 +28,7 @@ const fileEnv = readEnvFile(envFile);
 const env = { SELLERSYNC_CONFIG_DIR: path.join(root, 'config'), ...fileEnv };
 const instances = Number.parseInt(process.env.WORKER_INSTANCES || fileEnv.WORKER_INSTANCES || '2', 10);
 const drainMs = Number.parseInt(fileEnv.SELLERSYNC_WORKER__DRAIN_TIMEOUT_MS || '30000', 10);
+const binDir = process.env.SELLERSYNC_BIN_DIR || path.join(root, 'target', 'release');
 const logDir = process.env.SELLERSYNC_LOG_DIR || path.join(root, 'var', 'log', 'pm2');
 fs.mkdirSync(logDir, { recursive: true });
 
@@ -34,7 +36,7 @@ module.exports = {
   apps: [
     {
       name: 'api-server',
-      script: path.join(root, 'target', 'release', 'sellersync-api'),
+      script: path.join(binDir, 'sellersync-api'),
       cwd: root,
       exec_mode: 'fork',
       instances: 1,
@@ -48,7 +50,7 @@ module.exports = {
     },
     {
       name: 'worker',
-      script: path.join(root, 'target', 'release', 'sellersync-worker'),
+      script: path.join(binDir, 'sellersync-worker'),
       cwd: root,
       exec_mode: 'fork',
       instances,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sellersync_core::auth::Verifier;
 use sellersync_core::config::USER_DATA_QUEUE;
-use sellersync_core::connections::{lazy_redis, mongo_database};
+use sellersync_core::connections::{lazy_redis, lazy_redis_for_requests, mongo_database};
 use sellersync_core::cron::Producer;
 use sellersync_core::instance::instance_id;
 use sellersync_core::{CoreError, Settings, bootstrap};
@@ -36,9 +36,9 @@ pub struct Application {
 
 impl Application {
     /// Connects (Redis lazily, so the API can start and report itself not ready while Redis is
-    /// down), starts applying migrations when configured, and binds the listener.
+    /// down, and with a short reconnect budget, so requests fail fast while it is), starts applying migrations when configured, and binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let redis = lazy_redis(&settings.redis)?;
+        let redis = lazy_redis_for_requests(&settings.redis)?;
         let mongo = mongo_database(&settings.mongo, "sellersync-api").await?;
         // In the background: the API starts (and reports itself not ready) while MongoDB is down.
         let (migration_settings, migration_db) = (settings.clone(), mongo.clone());
@@ -55,7 +55,9 @@ impl Application {
         if settings.cron.enabled {
             let schedule = sellersync_core::cron::parse_schedule(&settings.cron.schedule)
                 .expect("validated with the configuration");
-            let producer = producer(&settings, &redis, &mongo);
+            // Its own connection with the full reconnect budget: a short Redis blip should not
+            // fail a tick the way it may fail a request.
+            let producer = producer(&settings, &lazy_redis(&settings.redis)?, &mongo);
             tokio::spawn(crate::cron::run(producer, schedule, settings.timezone, stopped));
         }
         let verifier = Verifier::from_settings(&settings.auth).map_err(|problem| CoreError::Encode {

@@ -55,7 +55,15 @@ pub const ENV_VARS: &[(&str, &str)] = &[
 ];
 
 /// `SELLERSYNC_*` variables that steer the scripts and process set-up, not settings.
-const PROCESS_VARS: &[&str] = &["ENV", "CONFIG_DIR", "ENV_FILE", "LOG_DIR", "VAR_DIR"];
+const PROCESS_VARS: &[&str] = &[
+    "ENV",
+    "CONFIG_DIR",
+    "ENV_FILE",
+    "LOG_DIR",
+    "VAR_DIR",
+    "BIN_DIR",
+    "CARGO_PROFILE",
+];
 
 /// Shortest JWT secret accepted: HS256 wants at least 256 bits of key.
 pub const MIN_JWT_SECRET_LEN: usize = 32;

@@ -29,11 +29,11 @@ fn redis_client(settings: &RedisSettings) -> CoreResult<redis::Client> {
     Ok(redis::Client::open(info)?)
 }
 
-fn redis_manager_config(settings: &RedisSettings) -> ConnectionManagerConfig {
+fn redis_manager_config(settings: &RedisSettings, retries: usize) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(settings.connect_timeout()))
         .set_response_timeout(Some(settings.response_timeout()))
-        .set_number_of_retries(REDIS_RECONNECT_RETRIES)
+        .set_number_of_retries(retries)
         .set_min_delay(Duration::from_millis(100))
         .set_max_delay(Duration::from_secs(3))
 }
@@ -41,7 +41,8 @@ fn redis_manager_config(settings: &RedisSettings) -> ConnectionManagerConfig {
 /// Connects now and fails if Redis does not answer within the connect timeout.
 pub async fn connect_redis(settings: &RedisSettings) -> CoreResult<ConnectionManager> {
     let client = redis_client(settings)?;
-    let manager = ConnectionManager::new_with_config(client, redis_manager_config(settings));
+    let manager =
+        ConnectionManager::new_with_config(client, redis_manager_config(settings, REDIS_RECONNECT_RETRIES));
     tokio::time::timeout(settings.connect_timeout() * 2, manager)
         .await
         .map_err(|_| CoreError::Timeout {
@@ -57,7 +58,18 @@ pub fn lazy_redis(settings: &RedisSettings) -> CoreResult<ConnectionManager> {
     let client = redis_client(settings)?;
     Ok(ConnectionManager::new_lazy_with_config(
         client,
-        redis_manager_config(settings),
+        redis_manager_config(settings, REDIS_RECONNECT_RETRIES),
+    )?)
+}
+
+/// Like [`lazy_redis`], for answering requests: a reconnect gives up after one quick retry, so
+/// while Redis is down a request gets its 503 in well under a second (each request tries
+/// again) instead of waiting out the backoff.
+pub fn lazy_redis_for_requests(settings: &RedisSettings) -> CoreResult<ConnectionManager> {
+    let client = redis_client(settings)?;
+    Ok(ConnectionManager::new_lazy_with_config(
+        client,
+        redis_manager_config(settings, 1),
     )?)
 }
 

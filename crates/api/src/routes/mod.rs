@@ -83,6 +83,9 @@ pub fn router(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::new(request_id))
+        // Outside the timeout, so requests that time out are measured too. (Router::layer wraps
+        // each route, so the matched route template is known here.)
+        .layer(axum::middleware::from_fn(http_metrics::track))
         .option_layer(cors(&server.cors_allowed_origins))
         .layer(CompressionLayer::new())
         .layer(axum::middleware::map_response(envelope_layer_errors))
@@ -91,11 +94,7 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, server.request_timeout()));
 
     let (routes, _) = api().split_for_parts();
-    routes
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn(http_metrics::track))
-        .layer(layers)
-        .with_state(state)
+    routes.fallback(not_found).layer(layers).with_state(state)
 }
 
 /// CORS for the configured origins; none configured, no CORS headers.

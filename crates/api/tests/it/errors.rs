@@ -84,3 +84,30 @@ async fn mongo_down_gets_503_naming_mongodb() {
         "MongoDB is unavailable; try again later"
     );
 }
+
+#[tokio::test]
+async fn while_redis_is_down_requests_get_503_quickly_and_recover_when_it_returns() {
+    let mut redis = sellersync_core::testing::PrivateRedis::start();
+    let app =
+        crate::helpers::spawn_app_with(&[("redis.port", figment::value::Value::from(redis.port))]).await;
+    let path = "/app/job-status/queue/stats";
+    assert_eq!(app.admin_get(path).await.0, 200);
+
+    redis.stop();
+    let started = std::time::Instant::now();
+    let (status, body) = app.admin_get(path).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    redis.restart();
+    sellersync_core::testing::eventually(
+        std::time::Duration::from_secs(10),
+        "the API answers again",
+        || async { app.admin_get(path).await.0 == 200 },
+    )
+    .await;
+}

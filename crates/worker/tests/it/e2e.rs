@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use figment::value::Value;
 use mongodb::bson::Document;
+use sellersync_core::testing::PrivateRedis;
 use sellersync_spapi_sim::SimConfig;
 
 use crate::helpers::{env, eventually, sigterm, wait_exit};
@@ -211,69 +212,10 @@ async fn sigkill_of_one_of_two_workers_loses_no_job() {
     );
 }
 
-/// A private Redis with every write on disk (AOF, fsync always), which the test can crash and
-/// restart on the same port without touching the shared one.
-struct PrivateRedis {
-    port: u16,
-    dir: std::path::PathBuf,
-    child: std::process::Child,
-}
-
-impl PrivateRedis {
-    fn start(port: u16, dir: std::path::PathBuf) -> Self {
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-            ])
-            .args(["--appendfsync", "always", "--dir"])
-            .arg(&dir)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/services up)");
-        let redis = Self { port, dir, child };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "private redis did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        redis
-    }
-
-    fn crash_and_restart(mut self) -> Self {
-        self.child.kill().unwrap();
-        let _ = self.child.wait();
-        Self::start(self.port, self.dir.clone())
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[tokio::test]
 async fn all_jobs_complete_when_redis_crashes_and_restarts_mid_run() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("sellersync-redis-{port}"));
-    let redis = PrivateRedis::start(port, dir);
+    let redis = PrivateRedis::start();
+    let port = redis.port;
     let e = env(
         SimConfig {
             latency_ms: 40,
@@ -290,9 +232,13 @@ async fn all_jobs_complete_when_redis_crashes_and_restarts_mid_run() {
     })
     .await;
 
-    let redis = tokio::task::spawn_blocking(move || redis.crash_and_restart())
-        .await
-        .unwrap();
+    let redis = tokio::task::spawn_blocking(move || {
+        let mut redis = redis;
+        redis.restart(); // kills it first, as a crash would
+        redis
+    })
+    .await
+    .unwrap();
     eventually(Duration::from_secs(90), "every job completed", || async {
         e.count_status("completed").await == 16
     })
