@@ -99,6 +99,11 @@ impl TestApp {
         )
     }
 
+    /// `method path` as an admin, without a body.
+    pub async fn admin_call(&self, method: Method, path: &str) -> (u16, serde_json::Value) {
+        self.call(method, path, Some(&self.admin()), None).await
+    }
+
     /// GET `path` as an admin.
     pub async fn admin_get(&self, path: &str) -> (u16, serde_json::Value) {
         self.call(Method::GET, path, Some(&self.admin()), None).await

@@ -87,23 +87,12 @@ async fn one_job_is_read_removed_and_retried_with_409s_where_the_state_forbids_i
         assert!(!job[key].is_null(), "{key} in {job}");
     }
 
-    let admin = app.admin();
     let (status, body) = app
-        .call(
-            Method::POST,
-            &format!("/api/jobs/{completed}/retry"),
-            Some(&admin),
-            None,
-        )
+        .admin_call(Method::POST, &format!("/api/jobs/{completed}/retry"))
         .await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("conflict")));
     let (status, body) = app
-        .call(
-            Method::POST,
-            &format!("/api/jobs/{failed}/retry"),
-            Some(&admin),
-            None,
-        )
+        .admin_call(Method::POST, &format!("/api/jobs/{failed}/retry"))
         .await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -112,16 +101,11 @@ async fn one_job_is_read_removed_and_retried_with_409s_where_the_state_forbids_i
     );
 
     let (status, _) = app
-        .call(Method::DELETE, &format!("/api/jobs/{active}"), Some(&admin), None)
+        .admin_call(Method::DELETE, &format!("/api/jobs/{active}"))
         .await;
     assert_eq!(status, 409);
     let (status, body) = app
-        .call(
-            Method::DELETE,
-            &format!("/api/jobs/{completed}"),
-            Some(&admin),
-            None,
-        )
+        .admin_call(Method::DELETE, &format!("/api/jobs/{completed}"))
         .await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -130,9 +114,7 @@ async fn one_job_is_read_removed_and_retried_with_409s_where_the_state_forbids_i
     );
     let (status, _) = app.admin_get(&format!("/api/jobs/{completed}")).await;
     assert_eq!(status, 404);
-    let (status, _) = app
-        .call(Method::POST, "/api/jobs/nope/retry", Some(&admin), None)
-        .await;
+    let (status, _) = app.admin_call(Method::POST, "/api/jobs/nope/retry").await;
     assert_eq!(status, 404);
 }
 

@@ -117,22 +117,10 @@ async fn jobs_are_listed_by_status_and_one_job_is_read_retried_and_removed() {
     assert_eq!(queue.get(&failed).await.unwrap().unwrap().state, "waiting");
 
     let active = queue.fetch("test", 1).await.unwrap().jobs.remove(0).id;
-    let (status, _) = app
-        .call(
-            Method::DELETE,
-            &format!("{base}/{active}"),
-            Some(&app.admin()),
-            None,
-        )
-        .await;
+    let (status, _) = app.admin_call(Method::DELETE, &format!("{base}/{active}")).await;
     assert_eq!(status, 409, "a running job is not removed");
     let (status, body) = app
-        .call(
-            Method::DELETE,
-            &format!("{base}/{completed}"),
-            Some(&app.admin()),
-            None,
-        )
+        .admin_call(Method::DELETE, &format!("{base}/{completed}"))
         .await;
     assert_eq!((status, &body["data"]), (200, &json!(null)));
     let (status, _) = app.admin_get(&format!("{base}/{completed}")).await;
