@@ -20,6 +20,9 @@ use crate::state::{AppState, Queues};
 pub enum StartupError {
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// The RS256 key file changed after the configuration was validated.
+    #[error("auth.jwt_public_key_file: {0}")]
+    Auth(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -60,10 +63,7 @@ impl Application {
             let producer = producer(&settings, &lazy_redis(&settings.redis)?, &mongo);
             tokio::spawn(crate::cron::run(producer, schedule, settings.timezone, stopped));
         }
-        let verifier = Verifier::from_settings(&settings.auth).map_err(|problem| CoreError::Encode {
-            what: "auth.jwt_public_key_file",
-            reason: problem,
-        })?;
+        let verifier = Verifier::from_settings(&settings.auth).map_err(StartupError::Auth)?;
         let state = AppState {
             queues: Arc::new(Queues::from_settings(&settings, &redis)),
             settings: settings.into(),
