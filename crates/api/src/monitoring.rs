@@ -48,21 +48,45 @@ pub async fn stats(queue: &Queue) -> Result<QueueStats, ApiError> {
     Ok(QueueStats::new(queue.name(), counts, paused))
 }
 
-/// Every queue's stats, by name (read concurrently).
-pub async fn all_stats(queues: &Queues) -> Result<BTreeMap<String, QueueStats>, ApiError> {
-    let stats = try_join_all(queues.all().map(stats)).await?;
-    Ok(stats.into_iter().map(|s| (s.name.clone(), s)).collect())
+/// One queue's counts and pause flag, as read together in one round trip.
+pub struct Snapshot {
+    pub name: String,
+    pub counts: Counts,
+    pub paused: bool,
 }
 
-/// Every queue's raw counts, by name (seed 004's shape, `paused` being a count).
-pub async fn all_counts(queues: &Queues) -> Result<BTreeMap<String, Counts>, ApiError> {
-    let counts = try_join_all(queues.all().map(|q| q.counts())).await?;
+/// Every queue's snapshot (read concurrently), in name order. The routes derive both shapes
+/// (seed 003's stats, seed 004's counts) from one read.
+pub async fn snapshot(queues: &Queues) -> Result<Vec<Snapshot>, ApiError> {
+    let read = try_join_all(queues.all().map(|q| q.counts_and_pause())).await?;
     Ok(queues
         .names()
         .into_iter()
-        .map(str::to_owned)
-        .zip(counts)
+        .zip(read)
+        .map(|(name, (counts, paused))| Snapshot {
+            name: name.to_owned(),
+            counts,
+            paused,
+        })
         .collect())
+}
+
+/// Seed 003's stats, by name.
+pub fn stats_by_name(snapshot: &[Snapshot]) -> BTreeMap<String, QueueStats> {
+    snapshot
+        .iter()
+        .map(|s| (s.name.clone(), QueueStats::new(&s.name, s.counts, s.paused)))
+        .collect()
+}
+
+/// Seed 004's counts (`paused` being a count), by name.
+pub fn counts_by_name(snapshot: &[Snapshot]) -> BTreeMap<String, Counts> {
+    snapshot.iter().map(|s| (s.name.clone(), s.counts)).collect()
+}
+
+/// Every queue's stats, by name.
+pub async fn all_stats(queues: &Queues) -> Result<BTreeMap<String, QueueStats>, ApiError> {
+    Ok(stats_by_name(&snapshot(queues).await?))
 }
 
 /// The issues of every queue, e.g. `"user-data: 150 failed jobs"`; empty when healthy.

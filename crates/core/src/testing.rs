@@ -193,3 +193,15 @@ impl Drop for PrivateRedis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Every document of `collection`, in natural order.
+pub async fn all_documents(db: &mongodb::Database, collection: &str) -> Vec<mongodb::bson::Document> {
+    use futures::TryStreamExt;
+    db.collection(collection)
+        .find(mongodb::bson::doc! {})
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("documents")
+}

@@ -131,7 +131,7 @@ async fn stats_all(
     _admin: Admin,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Envelope<BTreeMap<String, Counts>>>, ApiError> {
-    let counts = monitoring::all_counts(&state.queues).await?;
+    let counts = monitoring::counts_by_name(&monitoring::snapshot(&state.queues).await?);
     Ok(ok("Job statistics retrieved successfully", counts))
 }
 

@@ -48,10 +48,9 @@ async fn queue_metrics(
     _admin: Admin,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Envelope<QueueMetricsData>>, ApiError> {
-    let (stats, queues) = tokio::try_join!(
-        monitoring::all_stats(&state.queues),
-        monitoring::all_counts(&state.queues)
-    )?;
+    let snapshot = monitoring::snapshot(&state.queues).await?;
+    let stats = monitoring::stats_by_name(&snapshot);
+    let queues = monitoring::counts_by_name(&snapshot);
     let issues = monitoring::issues(stats.values(), &state.settings.monitoring);
     let health = if issues.is_empty() {
         Health {

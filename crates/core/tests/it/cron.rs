@@ -1,7 +1,6 @@
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use futures::TryStreamExt;
 use mongodb::bson::{self, Document, doc};
 use sellersync_core::accounts::{self, NewAccount};
 use sellersync_core::config::USER_DATA_QUEUE;
@@ -134,14 +133,7 @@ async fn two_instances_on_one_tick_make_one_run_and_one_job_per_user() {
         1,
         "{outcomes:?}"
     );
-    let runs: Vec<Document> =
-        a.db.collection(CRON_RUNS)
-            .find(doc! {})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+    let runs = sellersync_core::testing::all_documents(&a.db, CRON_RUNS).await;
     assert_eq!(runs.len(), 1);
     assert_eq!(queued_users(&a).await, vec!["never", "stale"]);
     assert_eq!(a.queue.counts().await.unwrap().total, 2);

@@ -44,20 +44,11 @@ async fn two_namespaces_do_not_see_each_other() {
 
     let keys_a: Vec<String> = redis.keys(format!("{}*", a.key_prefix())).await.unwrap();
     assert_eq!(keys_a, vec![format!("{}marker", a.key_prefix())]);
-    let owners: Vec<String> = {
-        use futures::TryStreamExt;
-        let docs: Vec<Document> = db_a
-            .collection("things")
-            .find(doc! {})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        docs.iter()
-            .map(|d| d.get_str("owner").unwrap().to_owned())
-            .collect()
-    };
+    let owners: Vec<String> = sellersync_core::testing::all_documents(&db_a, "things")
+        .await
+        .iter()
+        .map(|d| d.get_str("owner").unwrap().to_owned())
+        .collect();
     assert_eq!(owners, vec!["a"]);
 
     let (prefix_b, name_b) = (b.key_prefix().to_owned(), b.database().to_owned());
