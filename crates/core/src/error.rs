@@ -15,6 +15,8 @@ pub enum CoreError {
     Migration { name: String, reason: String },
     #[error("cannot encode {what}: {reason}")]
     Encode { what: &'static str, reason: String },
+    #[error("JobStatus projection: {0}")]
+    Projection(String),
 }
 
 impl CoreError {
@@ -31,7 +33,7 @@ impl CoreError {
             ),
             Self::Queue(e) => e.is_unavailable(),
             Self::Timeout { .. } => true,
-            Self::Migration { .. } | Self::Encode { .. } => false,
+            Self::Migration { .. } | Self::Encode { .. } | Self::Projection(_) => false,
         }
     }
 }
