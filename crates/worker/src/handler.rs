@@ -63,23 +63,26 @@ async fn run_locked(
     }
 }
 
-/// Completed unless too many accounts failed; then the attempt fails, retryably if any of the
-/// failures may pass on a retry.
+/// Completed unless too many accounts failed (accounts waiting for their seller to authorize
+/// us again count as failed); then the attempt fails, retryably if any of the failures may pass
+/// on a retry.
 fn judge(report: RefreshReport, max_failed_share: f64) -> Result<RefreshReport, BoxDynError> {
+    let unusable = report.accounts_failed + report.accounts_awaiting_reauthorization;
     let failed_share = if report.accounts_total == 0 {
         0.0
     } else {
-        report.accounts_failed as f64 / report.accounts_total as f64
+        unusable as f64 / report.accounts_total as f64
     };
-    if report.accounts_failed > 0 && failed_share > max_failed_share {
+    if unusable > 0 && failed_share > max_failed_share {
         let first = report
             .errors
             .first()
-            .map(|e| e.message.as_str())
-            .unwrap_or_default();
+            .map_or("the seller must authorize sellersync again", |e| {
+                e.message.as_str()
+            });
         let message = format!(
-            "{} of {} seller accounts failed: {first}",
-            report.accounts_failed, report.accounts_total
+            "{unusable} of {} seller accounts failed: {first}",
+            report.accounts_total
         );
         return if report.has_retryable_failures() {
             Err(message.into())
@@ -129,6 +132,16 @@ mod tests {
     fn a_few_failed_accounts_still_complete() {
         assert!(judge(report(4, 2, true), 0.5).is_ok(), "2 of 4 is not above half");
         assert!(judge(report(0, 0, true), 0.5).is_ok());
+    }
+
+    #[test]
+    fn accounts_waiting_for_reauthorization_count_as_failed() {
+        let mut waiting = report(1, 0, false);
+        waiting.accounts_processed = 0;
+        waiting.accounts_awaiting_reauthorization = 1;
+        let error = judge(waiting, 0.5).unwrap_err();
+        assert!(error.downcast_ref::<NonRetryable>().is_some());
+        assert!(error.to_string().contains("authorize"), "{error}");
     }
 
     #[test]
