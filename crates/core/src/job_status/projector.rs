@@ -18,7 +18,7 @@ use mongodb::Database;
 use mongodb::bson::{Document, doc};
 use redis::aio::ConnectionManager;
 use sellersync_queue::Queue;
-use sellersync_queue::events::{EventBatch, ReadFrom};
+use sellersync_queue::events::{EventBatch, JobEvent, ReadFrom};
 
 use super::JOB_STATUS;
 use super::projection::{JobWrite, Retention, plan};
@@ -191,20 +191,26 @@ impl Projector {
         for skipped in &batch.unreadable {
             tracing::warn!(stream_id = %skipped.stream_id, reason = %skipped.reason, "skipping an unreadable queue event");
         }
-        let config = self.queue.config();
-        let writes = plan(
-            self.queue.name(),
-            config.max_attempts(),
-            &self.retention,
-            &batch.events,
-        );
-        write_all(&self.db, &writes).await?;
+        let records = project(&self.db, &self.queue, &self.retention, &batch.events).await?;
         self.queue.ack_events(GROUP, &batch.stream_ids()).await?;
         Ok(StepReport {
             events: batch.events.len(),
-            records: writes.len(),
+            records,
         })
     }
+}
+
+/// Writes `events` of `queue` to JobStatus (in any order, any number of times: the result is the
+/// same). Returns how many records were written.
+pub async fn project(
+    db: &Database,
+    queue: &Queue,
+    retention: &Retention,
+    events: &[JobEvent],
+) -> CoreResult<usize> {
+    let writes = plan(queue.name(), queue.config().max_attempts(), retention, events);
+    write_all(db, &writes).await?;
+    Ok(writes.len())
 }
 
 /// Applies the writes: guarded statements first; those whose record was newer (or was inserted

@@ -6,6 +6,7 @@ mod cron;
 mod demo;
 mod isolation;
 mod migrations;
+mod projector;
 mod refresh;
 mod sim;
 mod spapi;
