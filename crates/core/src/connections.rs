@@ -80,8 +80,26 @@ pub async fn mongo_database(settings: &MongoSettings, app_name: &str) -> CoreRes
     options.app_name = Some(app_name.to_owned());
     options.connect_timeout = Some(settings.connect_timeout());
     options.server_selection_timeout = Some(settings.server_selection_timeout());
+    options.command_event_handler = Some(count_commands());
     let client = Client::with_options(options)?;
     Ok(client.database(&settings.database))
+}
+
+/// Counts every MongoDB command this process sends (`sellersync_mongodb_commands_total`, by
+/// command name) and those that failed: round trips per job are a number to watch.
+fn count_commands() -> mongodb::event::EventHandler<mongodb::event::command::CommandEvent> {
+    use mongodb::event::command::CommandEvent;
+    mongodb::event::EventHandler::callback(|event: CommandEvent| match event {
+        CommandEvent::Started(started) => {
+            metrics::counter!("sellersync_mongodb_commands_total", "command" => started.command_name)
+                .increment(1);
+        }
+        CommandEvent::Failed(failed) => {
+            metrics::counter!("sellersync_mongodb_command_failures_total", "command" => failed.command_name)
+                .increment(1);
+        }
+        _ => {}
+    })
 }
 
 pub async fn ping_redis(redis: &mut ConnectionManager) -> CoreResult<()> {
