@@ -5,12 +5,18 @@
 //! Accounts run with bounded concurrency; one failing account does not stop the others. Running
 //! it twice is harmless: every write replaces the previous state, and the data window is aligned
 //! to whole hours, so two runs within an hour produce the same summaries.
+//!
+//! Per account: one `searchOrders` listing (items embedded) and one inventory listing. An account
+//! whose inventory cannot be read keeps its order analysis, flagged `inventoryUnavailable`. An
+//! account whose calls are rate-bound fails with [`AccountErrorKind::RateBound`] and a
+//! `retryAfterMs`; one whose seller withdrew authorization with
+//! [`AccountErrorKind::NeedsReauthorization`].
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use mongodb::Database;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -20,7 +26,13 @@ use crate::accounts::{self, SellerAccount};
 use crate::analysis::{self, AnalysisParams, Summary, Window};
 use crate::config::RefreshSettings;
 use crate::error::CoreError;
-use crate::spapi::{SpApiClient, SpApiError};
+use crate::spapi::{CreatedBetween, SpApiClient, SpApiError};
+
+/// How far before the top of the hour the window ends. Amazon requires `CreatedBefore` at least
+/// two minutes before the request (`ordersV0.json`, `orders_2026-01-01.json`); ending the window
+/// a fixed margin before the hour keeps it the same for the whole hour (idempotent runs) and
+/// leaves room for clock skew.
+const WINDOW_END_MARGIN: TimeDelta = TimeDelta::minutes(5);
 
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -30,10 +42,13 @@ pub struct RefreshReport {
     pub accounts_processed: usize,
     pub accounts_failed: usize,
     pub errors: Vec<AccountError>,
+    /// Accounts refreshed with part of their data missing (e.g. no inventory).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<DegradedAccount>,
 }
 
 /// Why one account failed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountError {
     pub account_id: String,
@@ -43,12 +58,95 @@ pub struct AccountError {
     pub message: String,
     /// Whether a later attempt may succeed.
     pub retryable: bool,
+    /// What kind of failure this is, for the caller to act on.
+    #[serde(default)]
+    pub kind: AccountErrorKind,
+    /// For [`AccountErrorKind::RateBound`]: how long until the account's calls can go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// The kinds of account failure a caller treats differently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AccountErrorKind {
+    /// Anything else; `retryable` says whether trying again can help.
+    #[default]
+    Failed,
+    /// The seller withdrew the app's authorization (LWA `invalid_grant`): mark the account as
+    /// needing re-authorization; retrying cannot help.
+    NeedsReauthorization,
+    /// Amazon's rate limits leave no room now: defer the job by `retry_after_ms` without
+    /// counting an attempt.
+    RateBound,
+}
+
+/// An account refreshed with part of its data missing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DegradedAccount {
+    pub account_id: String,
+    pub seller_id: String,
+    /// What is missing and why.
+    pub message: String,
+}
+
+impl DegradedAccount {
+    /// The degradation of `account`'s refreshed `summary`, if any.
+    pub fn of(account: &SellerAccount, summary: &Summary) -> Option<Self> {
+        let reason = summary.inventory_unavailable.as_ref()?;
+        Some(Self {
+            account_id: account.id.clone(),
+            seller_id: account.seller_id.clone(),
+            message: format!("inventory unavailable: {reason}"),
+        })
+    }
+}
+
+impl AccountError {
+    /// How `error` failed `account`.
+    pub fn new(account: &SellerAccount, error: &SpApiError) -> Self {
+        let kind = if error.needs_reauthorization() {
+            AccountErrorKind::NeedsReauthorization
+        } else if error.retry_after().is_some() {
+            AccountErrorKind::RateBound
+        } else {
+            AccountErrorKind::Failed
+        };
+        Self {
+            account_id: account.id.clone(),
+            seller_id: account.seller_id.clone(),
+            region: account.region.as_str().to_owned(),
+            marketplace_id: account.marketplace_id.clone(),
+            message: error.to_string(),
+            retryable: error.is_retryable(),
+            kind,
+            retry_after_ms: error.retry_after().map(|d| d.as_millis() as u64),
+        }
+    }
 }
 
 impl RefreshReport {
     /// True when some account failed with an error a retry may fix.
     pub fn has_retryable_failures(&self) -> bool {
         self.errors.iter().any(|e| e.retryable)
+    }
+
+    /// When some account is rate-bound: the longest of their waits, after which a deferred job
+    /// can run again (no attempt spent). `None` when no account is rate-bound.
+    pub fn rate_bound_retry_after(&self) -> Option<Duration> {
+        self.errors
+            .iter()
+            .filter(|e| e.kind == AccountErrorKind::RateBound)
+            .map(|e| Duration::from_millis(e.retry_after_ms.unwrap_or(0)))
+            .max()
+    }
+
+    /// Accounts whose seller must re-authorize the app.
+    pub fn needing_reauthorization(&self) -> impl Iterator<Item = &AccountError> {
+        self.errors
+            .iter()
+            .filter(|e| e.kind == AccountErrorKind::NeedsReauthorization)
     }
 }
 
@@ -129,9 +227,10 @@ impl Refresher {
         Ok(report)
     }
 
-    /// The last `window_days` days, ending at the start of the current hour.
+    /// The last `window_days` days, ending [`WINDOW_END_MARGIN`] before the start of the current
+    /// hour: the same all hour long, and always far enough in the past for Amazon.
     fn window(&self, now: DateTime<Utc>) -> Window {
-        let end = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now);
+        let end = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now) - WINDOW_END_MARGIN;
         Window {
             start: end - TimeDelta::days(i64::from(self.settings.window_days)),
             end,
@@ -154,18 +253,14 @@ impl Refresher {
             Err(error) => {
                 tracing::warn!(account_id = %account.id, seller_id = %account.seller_id, %error, retryable = error.is_retryable(), "seller account refresh failed");
                 accounts::record_account_update(&self.db, &account.id, Some(&error.to_string())).await?;
-                Ok(Some(AccountError {
-                    account_id: account.id.clone(),
-                    seller_id: account.seller_id.clone(),
-                    region: account.region.as_str().to_owned(),
-                    marketplace_id: account.marketplace_id.clone(),
-                    message: error.to_string(),
-                    retryable: error.is_retryable(),
-                }))
+                Ok(Some(AccountError::new(account, &error)))
             }
         }
     }
 
+    /// The account's orders (items embedded) and inventory, analysed. Orders are required;
+    /// inventory is not: without it the summary keeps the order analysis and says why the
+    /// inventory is missing.
     async fn fetch_and_analyse(
         &self,
         account: &SellerAccount,
@@ -173,37 +268,30 @@ impl Refresher {
     ) -> Result<Summary, SpApiError> {
         let creds = account.credentials();
         let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let (after, before) = (rfc3339(window.start), rfc3339(window.end));
+        let created = CreatedBetween {
+            after: &after,
+            before: &before,
+        };
         let orders = self
             .spapi
-            .orders(
-                &creds,
-                &account.marketplace_id,
-                &rfc3339(window.start),
-                &rfc3339(window.end),
-            )
+            .orders(&creds, &account.marketplace_id, created)
             .await?;
-        let live_orders: Vec<String> = orders
-            .iter()
-            .filter(|o| o.order_status != "Canceled")
-            .map(|o| o.amazon_order_id.clone())
-            .collect();
-        let fetches = live_orders.into_iter().map(|order_id| {
-            let (spapi, creds) = (Arc::clone(&self.spapi), creds.clone());
-            async move {
-                let items = spapi.order_items(&creds, &order_id).await?;
-                Ok::<_, SpApiError>((order_id, items))
+        let (inventory, unavailable) = match self.spapi.inventory(&creds, &account.marketplace_id).await {
+            Ok(inventory) => (inventory, None),
+            Err(error) if error.needs_reauthorization() => return Err(error),
+            Err(error) => {
+                tracing::warn!(account_id = %account.id, seller_id = %account.seller_id, %error, "inventory unavailable; summary without it");
+                (Vec::new(), Some(error.to_string()))
             }
-        });
-        let items: HashMap<String, Vec<_>> = futures::stream::iter(fetches)
-            .buffer_unordered(self.settings.item_concurrency)
-            .try_collect()
-            .await?;
-        let inventory = self.spapi.inventory(&creds, &account.marketplace_id).await?;
+        };
         let params = AnalysisParams {
             stockout_days: self.settings.stockout_days,
             top_skus: self.settings.top_skus,
         };
-        Ok(analysis::analyse(window, &orders, &items, &inventory, params))
+        let mut summary = analysis::analyse(window, &orders, &inventory, params);
+        summary.inventory_unavailable = unavailable;
+        Ok(summary)
     }
 
     async fn store(&self, account: &SellerAccount, summary: &Summary) -> Result<(), CoreError> {

@@ -7,5 +7,7 @@ mod demo;
 mod isolation;
 mod migrations;
 mod refresh;
+mod refresh_spapi;
 mod sim;
+mod sim_rules;
 mod spapi;

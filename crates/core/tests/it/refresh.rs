@@ -190,7 +190,7 @@ async fn refresh_tokens_never_appear_in_logs() {
     let sim = sim::spawn(SimConfig::default()).await;
     let r = refresher(&ns, &sim).await;
     user_with_accounts(&r, "u3", &["S-LOG", "REVOKED-LOG"]).await;
-    sim.fault("S-LOG", 500, 100, None).await;
+    sim.fault("S-LOG", 500, 100).await;
 
     let captured = Captured::default();
     let writer = captured.clone();
