@@ -18,6 +18,10 @@ use std::time::Duration;
 use super::SpApiError;
 use crate::rate_limit::{Limit, RateLimitError, Take, TokenBuckets};
 
+/// Added to every wait for a token: the server counts a call when it arrives, so a call sent the
+/// instant its token refilled can arrive "early" when it travels faster than the one before it.
+const ARRIVAL_GUARD: Duration = Duration::from_millis(100);
+
 /// The SP-API operations the client calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -130,7 +134,7 @@ impl Pacer {
                 wait_ms = wait.as_millis() as u64,
                 "waiting for an SP-API rate-limit token"
             );
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(wait + ARRIVAL_GUARD).await;
             pace.waited += wait;
         }
         Ok(())
