@@ -41,6 +41,10 @@ pub struct Take {
     pub learned_rate: Option<f64>,
     /// The server refused a call: treat the bucket as empty before taking.
     pub refused: bool,
+    /// Wait until the bucket holds a token plus this much refill (capped at a full bucket): a
+    /// cushion for a remote bucket that counts calls on arrival, when one call travels faster
+    /// than the one before it. Zero for a local resource.
+    pub headroom: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +91,7 @@ impl TokenBuckets {
             .arg(max_wait_ms)
             .arg(take.learned_rate.filter(|r| *r > 0.0).unwrap_or(0.0))
             .arg(if take.refused { "1" } else { "0" })
+            .arg(take.headroom.as_millis() as u64)
             .invoke_async(&mut self.redis.clone())
             .await?;
         let wait = Duration::from_millis(waited.unsigned_abs());

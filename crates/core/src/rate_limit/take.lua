@@ -7,6 +7,8 @@
 -- ARGV[3]  longest acceptable wait in ms; a longer one reserves nothing
 -- ARGV[4]  learned rate to store (tokens/s), or 0 to keep what is stored
 -- ARGV[5]  "1" when the server refused a call (429): the bucket is empty, whatever we thought
+-- ARGV[6]  headroom in ms: wait until the bucket also holds this much refill beyond the token
+--          (capped at a full bucket), a cushion for calls that reach the server out of step
 --
 -- Returns the wait in ms before the call may go (0: at once), or -(wait) when it exceeds ARGV[3].
 local time = redis.call('TIME')
@@ -25,9 +27,10 @@ tokens = math.min(burst, tokens + math.max(0, now - last) * rate / 1000)
 if ARGV[5] == '1' then
   tokens = math.min(tokens, 0)
 end
+local need = math.min(1 + tonumber(ARGV[6]) * rate / 1000, burst)
 local wait = 0
-if tokens < 1 then
-  wait = math.ceil((1 - tokens) * 1000 / rate)
+if tokens < need then
+  wait = math.ceil((need - tokens) * 1000 / rate)
 end
 local granted = wait <= tonumber(ARGV[3])
 if granted then

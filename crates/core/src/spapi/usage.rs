@@ -18,9 +18,9 @@ use std::time::Duration;
 use super::SpApiError;
 use crate::rate_limit::{Limit, RateLimitError, Take, TokenBuckets};
 
-/// Added to every wait for a token: the server counts a call when it arrives, so a call sent the
-/// instant its token refilled can arrive "early" when it travels faster than the one before it.
-const ARRIVAL_GUARD: Duration = Duration::from_millis(100);
+/// Amazon counts a call when it arrives, so a call sent the instant its token refilled can arrive
+/// "early" when it travels faster than the one before it: calls wait for this much extra refill.
+const ARRIVAL_HEADROOM: Duration = Duration::from_millis(100);
 
 /// The SP-API operations the client calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,6 +109,7 @@ impl Pacer {
                     max_wait: remaining,
                     learned_rate: self.learned(pace.seller, pace.op),
                     refused: pace.refusals > 0,
+                    headroom: ARRIVAL_HEADROOM,
                 };
                 let name = format!("{}:{}", pace.seller, pace.op.name());
                 buckets
@@ -134,7 +135,7 @@ impl Pacer {
                 wait_ms = wait.as_millis() as u64,
                 "waiting for an SP-API rate-limit token"
             );
-            tokio::time::sleep(wait + ARRIVAL_GUARD).await;
+            tokio::time::sleep(wait).await;
             pace.waited += wait;
         }
         Ok(())

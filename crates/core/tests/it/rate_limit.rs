@@ -95,3 +95,28 @@ async fn a_refusal_empties_the_bucket_and_a_learned_rate_is_shared() {
     let wait = other.reserve("y", TEN_PER_SEC, within(5000)).await.unwrap();
     assert!(near(wait, 2000), "queued behind at 1/s: {wait:?}");
 }
+
+#[tokio::test]
+async fn headroom_waits_for_extra_refill_but_never_beyond_a_full_bucket() {
+    let ns = TestNamespace::new();
+    let b = buckets(&ns).await;
+    let cushioned = Take {
+        headroom: Duration::from_millis(100),
+        ..within(5000)
+    };
+    for _ in 0..3 {
+        b.reserve("x", TEN_PER_SEC, cushioned).await.unwrap();
+    }
+    let wait = b.reserve("x", TEN_PER_SEC, cushioned).await.unwrap();
+    assert!(near(wait, 200), "one token plus 100 ms of refill: {wait:?}");
+
+    let one = Limit {
+        rate_per_sec: 10.0,
+        burst: 1,
+    };
+    assert_eq!(
+        b.reserve("y", one, cushioned).await.unwrap(),
+        Duration::ZERO,
+        "a full bucket goes"
+    );
+}
