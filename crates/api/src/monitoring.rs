@@ -1,12 +1,15 @@
-//! What the monitoring endpoints share: a snapshot of every queue's counts, the health rule
+//! What the monitoring endpoints share: a snapshot of every queue's counts, the health rules
 //! (seed 003: a queue with more failed or waiting jobs than the configured thresholds is an
-//! issue), and the Prometheus text of the queue families for `/metrics`.
+//! issue; so is a JobStatus projection further behind than `job_status.max_lag_ms`), and the
+//! Prometheus text of the queue families for `/metrics`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use futures::future::try_join_all;
 use sellersync_core::config::MonitoringSettings;
+use sellersync_core::job_status::projector::GROUP as PROJECTOR_GROUP;
+use sellersync_queue::events::EventBacklog;
 use sellersync_queue::{Counts, Queue, QueueMetrics};
 use serde::Serialize;
 
@@ -106,12 +109,59 @@ pub fn issues<'a>(
     issues
 }
 
+/// How far each queue's JobStatus projection is behind its events, by name.
+pub async fn backlogs(queues: &Queues) -> Result<BTreeMap<String, EventBacklog>, ApiError> {
+    let read = try_join_all(queues.all().map(|q| q.event_backlog(PROJECTOR_GROUP))).await?;
+    Ok(queues.names().into_iter().map(str::to_owned).zip(read).collect())
+}
+
+/// An issue per queue whose JobStatus projection is more than `max_lag_ms` behind.
+pub fn projection_issues(backlogs: &BTreeMap<String, EventBacklog>, max_lag_ms: u64) -> Vec<String> {
+    backlogs
+        .iter()
+        .filter(|(_, b)| b.oldest_age_ms > max_lag_ms)
+        .map(|(name, b)| {
+            format!(
+                "{name}: JobStatus is {} s behind the queue ({} events not yet recorded)",
+                b.oldest_age_ms / 1000,
+                b.total()
+            )
+        })
+        .collect()
+}
+
 /// The queue families of `/metrics`, read from Redis at scrape time, so they are the same
 /// whichever API replica is scraped and include every worker's work.
 pub async fn prometheus_text(queues: &Queues) -> Result<String, ApiError> {
     let stats = all_stats(queues).await?;
     let metrics = try_join_all(queues.all().map(|q| q.metrics())).await?;
-    Ok(render(&stats, &queues.names(), &metrics))
+    let mut out = render(&stats, &queues.names(), &metrics);
+    render_backlogs(&mut out, &backlogs(queues).await?);
+    Ok(out)
+}
+
+/// A gauge family of the projection backlog: name, help, and how to read it.
+type BacklogGauge = (&'static str, &'static str, fn(&EventBacklog) -> f64);
+
+fn render_backlogs(out: &mut String, backlogs: &BTreeMap<String, EventBacklog>) {
+    let gauges: [BacklogGauge; 2] = [
+        (
+            "sellersync_job_status_projection_backlog_events",
+            "Queue events not yet recorded in JobStatus.",
+            |b| b.total() as f64,
+        ),
+        (
+            "sellersync_job_status_projection_lag_seconds",
+            "Age of the oldest queue event not yet recorded in JobStatus (0 when caught up).",
+            |b| b.oldest_age_ms as f64 / 1000.0,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        for (queue, backlog) in backlogs {
+            let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {}", value(backlog));
+        }
+    }
 }
 
 fn render(stats: &BTreeMap<String, QueueStats>, names: &[&str], metrics: &[QueueMetrics]) -> String {

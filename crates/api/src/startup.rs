@@ -9,6 +9,7 @@ use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::connections::{lazy_redis, lazy_redis_for_requests, mongo_database};
 use sellersync_core::cron::Producer;
 use sellersync_core::instance::instance_id;
+use sellersync_core::job_status::projector::{self, RunningProjector};
 use sellersync_core::{CoreError, Settings, bootstrap};
 use sellersync_queue::Queue;
 use tokio::net::TcpListener;
@@ -35,6 +36,8 @@ pub struct Application {
     state: AppState,
     /// Stops background services (the hourly producer) on shutdown.
     stop: tokio::sync::watch::Sender<bool>,
+    /// Records the queue's events in JobStatus (`job_status.projector`); stopped last.
+    projector: Option<RunningProjector>,
 }
 
 impl Application {
@@ -63,6 +66,15 @@ impl Application {
             let producer = producer(&settings, &lazy_redis(&settings.redis)?, &mongo);
             tokio::spawn(crate::cron::run(producer, schedule, settings.timezone, stopped));
         }
+        let projected = Queue::new(
+            lazy_redis(&settings.redis)?,
+            &settings.redis.key_prefix,
+            USER_DATA_QUEUE,
+            settings
+                .queue(USER_DATA_QUEUE)
+                .expect("validated with the configuration"),
+        );
+        let projector = projector::spawn(&settings, projected, mongo.clone(), &instance_id())?;
         let verifier = Verifier::from_settings(&settings.auth).map_err(StartupError::Auth)?;
         let state = AppState {
             queues: Arc::new(Queues::from_settings(&settings, &redis)),
@@ -76,6 +88,7 @@ impl Application {
             listener,
             state,
             stop,
+            projector,
         })
     }
 
@@ -93,6 +106,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let drain_timeout = self.state.settings.server.shutdown_timeout();
         let stop = self.stop;
+        let projector = self.projector;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let app = routes::router(self.state);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
@@ -107,13 +121,17 @@ impl Application {
                 std::future::pending::<()>().await;
             }
         };
-        tokio::select! {
+        let served = tokio::select! {
             result = server => result,
             () = drain_deadline => {
                 tracing::warn!(timeout_ms = drain_timeout.as_millis() as u64, "requests still running after the shutdown timeout; closing them");
                 Ok(())
             }
+        };
+        if let Some(projector) = projector {
+            projector.stop().await;
         }
+        served
     }
 }
 
@@ -138,5 +156,6 @@ fn producer(
         key_prefix: settings.redis.key_prefix.clone(),
         batch_size: settings.cron.batch_size,
         lease_ttl: std::time::Duration::from_millis(settings.cron.lease_ttl_ms),
+        due_tolerance: settings.cron.due_tolerance(),
     }
 }

@@ -17,8 +17,7 @@ use redis::aio::ConnectionManager;
 use sellersync_core::Settings;
 use sellersync_core::connections::{connect_redis, delete_keys};
 use sellersync_queue::apalis::RedisBackend;
-use sellersync_queue::consumer::{self, ConsumerOptions, JobContext};
-use sellersync_queue::{EnqueueOptions, LeasedJob, NewJob, Queue, QueueConfig};
+use sellersync_queue::{EnqueueOptions, NewJob, Queue, QueueConfig};
 use serde_json::json;
 
 const QUEUE: &str = "bench";
@@ -45,26 +44,6 @@ pub struct WorkerArgs {
     /// Count executions per job in a Redis hash (crash scenario).
     #[arg(long)]
     pub count_runs: bool,
-    /// Which worker runtime runs the jobs.
-    #[arg(long, value_enum, default_value_t = Runtime::Apalis)]
-    pub runtime: Runtime,
-}
-
-/// The worker runtime: an apalis worker over our backend (what `sellersync-worker` runs), or the
-/// queue crate's own consumer.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runtime {
-    Apalis,
-    Consumer,
-}
-
-impl Runtime {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Apalis => "apalis",
-            Self::Consumer => "consumer",
-        }
-    }
 }
 
 fn queue_config() -> QueueConfig {
@@ -104,7 +83,7 @@ impl Bench {
         Queue::new(self.redis.clone(), &self.prefix, QUEUE, queue_config())
     }
 
-    fn spawn_worker(&self, runtime: Runtime, concurrency: usize, sleep_ms: u64, count_runs: bool) -> Child {
+    fn spawn_worker(&self, concurrency: usize, sleep_ms: u64, count_runs: bool) -> Child {
         let mut command = Command::new(std::env::current_exe().expect("own path"));
         command
             .args([
@@ -114,7 +93,7 @@ impl Bench {
                 "--concurrency",
                 &concurrency.to_string(),
             ])
-            .args(["--sleep-ms", &sleep_ms.to_string(), "--runtime", runtime.name()])
+            .args(["--sleep-ms", &sleep_ms.to_string()])
             .env("LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
@@ -258,16 +237,8 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
             json!({"scenario": "enqueue_bulk", "n": n, "batch": 1000, "cores": cores, "jobs_per_sec": (n as f64 / secs).round()}),
         );
     }
-    let configs = [
-        (Runtime::Apalis, 1, 1),
-        (Runtime::Apalis, 1, 10),
-        (Runtime::Apalis, 1, 50),
-        (Runtime::Apalis, 2, 10),
-        (Runtime::Apalis, 2, 50),
-        (Runtime::Consumer, 1, 50),
-        (Runtime::Consumer, 2, 50),
-    ];
-    for (runtime, workers, concurrency) in configs {
+    let configs = [(1, 1), (1, 10), (1, 50), (2, 10), (2, 50)];
+    for (workers, concurrency) in configs {
         if !wanted("process") {
             break;
         }
@@ -280,14 +251,14 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
         bench.backlog(n).await?;
         let calls_before = bench.command_calls().await?;
         let children: Vec<Child> = (0..workers)
-            .map(|_| bench.spawn_worker(runtime, concurrency, 0, false))
+            .map(|_| bench.spawn_worker(concurrency, 0, false))
             .collect();
         let elapsed = bench.wait_completed(n as u64, Duration::from_secs(600)).await;
         let calls = bench.command_calls().await? - calls_before;
         stop(children);
         let secs = elapsed?.as_secs_f64();
         emit(json!({
-            "scenario": "process", "runtime": runtime.name(), "workers": workers, "concurrency": concurrency, "n": n, "cores": cores,
+            "scenario": "process", "runtime": "apalis", "workers": workers, "concurrency": concurrency, "n": n, "cores": cores,
             "jobs_per_sec": (n as f64 / secs).round(),
             "redis_commands_per_job": ((calls as f64 / n as f64) * 100.0).round() / 100.0,
         }));
@@ -354,7 +325,7 @@ async fn memory_per_job(bench: &Bench) -> Result<(), String> {
     let n = 50_000;
     let before = bench.used_memory().await?;
     bench.backlog(n).await?;
-    let child = bench.spawn_worker(Runtime::Apalis, 50, 0, false);
+    let child = bench.spawn_worker(50, 0, false);
     let result = bench.wait_completed(n as u64, Duration::from_secs(300)).await;
     stop(vec![child]);
     result?;
@@ -374,12 +345,12 @@ async fn crash(bench: &Bench) -> Result<(), String> {
     let n = 2000;
     bench.backlog(n).await?;
     let started = Instant::now();
-    let mut first = bench.spawn_worker(Runtime::Apalis, 10, 20, true);
+    let mut first = bench.spawn_worker(10, 20, true);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let killed = first.kill(); // SIGKILL
     let _ = first.wait();
     killed.map_err(|e| e.to_string())?;
-    let second = bench.spawn_worker(Runtime::Apalis, 10, 20, true);
+    let second = bench.spawn_worker(10, 20, true);
     let done = bench.wait_completed(n as u64, Duration::from_secs(120)).await;
     let total = started.elapsed();
     stop(vec![second]);
@@ -417,7 +388,7 @@ async fn record_pickup(
     Ok(())
 }
 
-/// What a bench job does, shared by both runtimes.
+/// What a bench job does.
 #[derive(Clone)]
 struct BenchJob {
     redis: ConnectionManager,
@@ -460,37 +431,19 @@ pub async fn worker(settings: &Settings, args: &WorkerArgs) -> Result<(), String
     };
     let id = sellersync_core::instance::instance_id();
     let shutdown = sellersync_core::shutdown::signal();
-    match args.runtime {
-        Runtime::Apalis => {
-            let backend = RedisBackend::<u64>::new(queue, wake, args.concurrency);
-            let worker = WorkerBuilder::new(id)
-                .backend(backend)
-                .data(job)
-                .concurrency(args.concurrency)
-                .build(apalis_handler);
-            worker
-                .run_until(async move {
-                    shutdown.await;
-                    Ok::<(), std::io::Error>(())
-                })
-                .await
-                .map_err(|e| e.to_string())
-        }
-        Runtime::Consumer => {
-            let handler = move |leased: LeasedJob, _ctx: JobContext| {
-                let job = job.clone();
-                async move {
-                    job.run(&leased.id).await;
-                    Ok(serde_json::Value::Null)
-                }
-            };
-            let options = ConsumerOptions::new(id, args.concurrency);
-            consumer::run(queue, wake, handler, options, shutdown)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-    }
+    let backend = RedisBackend::<u64>::new(queue, wake, args.concurrency);
+    let worker = WorkerBuilder::new(id)
+        .backend(backend)
+        .data(job)
+        .concurrency(args.concurrency)
+        .build(apalis_handler);
+    worker
+        .run_until(async move {
+            shutdown.await;
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -651,15 +604,9 @@ async fn e2e_run(
         USER_DATA_QUEUE,
         settings.queue(USER_DATA_QUEUE).expect("validated"),
     );
-    sellersync_core::producer::enqueue_refresh(
-        &queue,
-        db,
-        &users,
-        sellersync_core::jobs::Trigger::Manual,
-        50,
-    )
-    .await
-    .map_err(|e| err(&e))?;
+    sellersync_core::producer::enqueue_refresh(&queue, &users, sellersync_core::jobs::Trigger::Manual, 50)
+        .await
+        .map_err(|e| err(&e))?;
     let worker_bin = std::env::current_exe()
         .map_err(|e| err(&e))?
         .with_file_name("sellersync-worker");
@@ -750,9 +697,10 @@ async fn cron_run(
     let queue = Queue::new(bench.redis.clone(), &bench.prefix, USER_DATA_QUEUE, config);
 
     let clock = Instant::now();
-    let mut stale = sellersync_core::cron::StaleUsers::open(db, chrono::Utc::now())
-        .await
-        .map_err(|e| err(&e))?;
+    let mut stale =
+        sellersync_core::cron::StaleUsers::open(db, chrono::Utc::now(), settings.cron.due_tolerance())
+            .await
+            .map_err(|e| err(&e))?;
     let mut users = Vec::with_capacity(args.users);
     while let Some(batch) = stale.next_batch(1000).await.map_err(|e| err(&e))? {
         users.extend(batch);
@@ -761,10 +709,9 @@ async fn cron_run(
 
     // The producer's own path: Redis round trips of `batch_size`, JobStatus inserts of 1000.
     let clock = Instant::now();
-    let report =
-        sellersync_core::producer::enqueue_refresh(&queue, db, &users, Trigger::Cron, args.batch_size)
-            .await
-            .map_err(|e| err(&e))?;
+    let report = sellersync_core::producer::enqueue_refresh(&queue, &users, Trigger::Cron, args.batch_size)
+        .await
+        .map_err(|e| err(&e))?;
     let total = clock.elapsed().as_secs_f64();
     let enqueued = report.enqueued.len();
     // The Redis part alone: the same enqueues into a fresh queue (the same work in Redis).

@@ -154,12 +154,12 @@ async fn enqueue(
             .await
             .map_err(|e| e.to_string())?
     } else if all_stale {
-        stale_user_ids(&db, json).await?
+        stale_user_ids(&db, settings.cron.due_tolerance(), json).await?
     } else {
         users
     };
     let trigger = sellersync_core::jobs::Trigger::Manual;
-    let report = sellersync_core::producer::enqueue_refresh(&queue, &db, &users, trigger, 50)
+    let report = sellersync_core::producer::enqueue_refresh(&queue, &users, trigger, 50)
         .await
         .map_err(|e| e.to_string())?;
     if json {
@@ -175,8 +175,12 @@ async fn enqueue(
 }
 
 /// Every stale user, read in batches (progress on stderr).
-async fn stale_user_ids(db: &mongodb::Database, quiet: bool) -> Result<Vec<String>, String> {
-    let mut stale = sellersync_core::cron::StaleUsers::open(db, chrono::Utc::now())
+async fn stale_user_ids(
+    db: &mongodb::Database,
+    tolerance: std::time::Duration,
+    quiet: bool,
+) -> Result<Vec<String>, String> {
+    let mut stale = sellersync_core::cron::StaleUsers::open(db, chrono::Utc::now(), tolerance)
         .await
         .map_err(|e| e.to_string())?;
     let mut users = Vec::new();

@@ -4,10 +4,12 @@
 //! A seller account is one seller id in one region and marketplace, with the LWA refresh token
 //! that authorizes us: a [`Secret`], never logged and never serialised back out.
 
+use std::collections::HashMap;
+
 use futures::TryStreamExt;
 use mongodb::Database;
-use mongodb::bson::{self, Document, doc};
-use serde::Deserialize;
+use mongodb::bson::{self, Bson, Document, doc};
+use serde::{Deserialize, Serialize};
 
 use crate::analysis::Summary;
 use crate::error::CoreResult;
@@ -25,10 +27,64 @@ pub struct User {
     pub id: String,
     #[serde(default)]
     pub active: bool,
+    /// When a refresh last completed (at least one account refreshed, or none to refresh).
     #[serde(default)]
     pub last_data_update_at: Option<bson::DateTime>,
+    /// When a refresh was last attempted, whatever its outcome.
+    #[serde(default)]
+    pub last_attempt_at: Option<bson::DateTime>,
     #[serde(default = "default_interval")]
     pub update_interval_minutes: i64,
+    /// Every enabled account's authorization is broken: the hourly producer skips the user until
+    /// an account's credentials change.
+    #[serde(default)]
+    pub needs_reauthorization: bool,
+    /// The last outcome of each account, by account id.
+    #[serde(default)]
+    pub account_outcomes: HashMap<String, AccountOutcome>,
+}
+
+/// How an account's last refresh went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AccountStatus {
+    Ok,
+    Failed,
+    /// Its seller must authorize us again (`invalid_grant`, access revoked); not tried again
+    /// until its refresh token changes.
+    NeedsReauthorization,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountOutcome {
+    pub status: AccountStatus,
+    pub at: bson::DateTime,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// For `NeedsReauthorization`: a fingerprint of the refresh token that was refused, so a
+    /// new token is noticed.
+    #[serde(default)]
+    pub token_fingerprint: Option<String>,
+}
+
+impl User {
+    /// Whether `account` is waiting for its seller to authorize again (with the same token).
+    pub fn awaits_reauthorization(&self, account: &SellerAccount) -> bool {
+        self.account_outcomes.get(&account.id).is_some_and(|outcome| {
+            outcome.status == AccountStatus::NeedsReauthorization
+                && outcome.token_fingerprint.as_deref() == Some(account.refresh_token.fingerprint().as_str())
+        })
+    }
+}
+
+/// What one refresh attempt of a user records on the user.
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    /// Every enabled account's outcome (accounts left waiting for re-authorization included).
+    pub outcomes: HashMap<String, AccountOutcome>,
+    /// At least one account was refreshed, or the user has none: the data is fresh.
+    pub completed: bool,
 }
 
 fn default_interval() -> i64 {
@@ -157,50 +213,87 @@ pub async fn upsert_account(db: &Database, account: &NewAccount) -> CoreResult<S
     Ok(id)
 }
 
-/// Records one account's refresh: `lastUpdateAt`, `lastUpdateStatus` and the error, if any.
-pub async fn record_account_update(db: &Database, account_id: &str, error: Option<&str>) -> CoreResult<()> {
-    let status = if error.is_some() { "failed" } else { "ok" };
-    let update = doc! { "$set": {
-        "lastUpdateAt": bson::DateTime::now(),
-        "lastUpdateStatus": status,
-        "lastError": error,
-    }};
-    db.collection::<Document>(SELLER_ACCOUNTS)
-        .update_one(doc! { "_id": account_id }, update)
-        .await?;
-    Ok(())
-}
-
-/// The user's data is fresh as of now (every account was attempted).
-pub async fn record_user_refreshed(db: &Database, user_id: &str) -> CoreResult<()> {
-    db.collection::<Document>(USERS)
-        .update_one(
-            doc! { "_id": user_id },
-            doc! { "$set": { "lastDataUpdateAt": bson::DateTime::now() } },
-        )
-        .await?;
-    Ok(())
-}
-
-/// Stores the account's latest summary durably (replacing the previous one).
-pub async fn save_summary(db: &Database, account: &SellerAccount, summary: &Summary) -> CoreResult<()> {
-    let summary = bson::to_bson(summary).map_err(|e| crate::CoreError::Encode {
-        what: "summary",
+/// Records one refresh attempt of a user in one write: `lastAttemptAt`, each account's outcome,
+/// whether the user needs re-authorization, and `lastDataUpdateAt` only when the refresh
+/// completed.
+pub async fn record_refresh(db: &Database, user_id: &str, record: &RefreshRecord) -> CoreResult<()> {
+    let now = bson::DateTime::now();
+    let outcomes = bson::to_bson(&record.outcomes).map_err(|e| crate::CoreError::Encode {
+        what: "account outcomes",
         reason: e.to_string(),
     })?;
-    let fields = doc! {
-        "userId": &account.user_id,
-        "sellerId": &account.seller_id,
-        "region": account.region.as_str(),
-        "marketplaceId": &account.marketplace_id,
-        "summary": summary,
-        "updatedAt": bson::DateTime::now(),
+    let all_need_reauthorization = !record.outcomes.is_empty()
+        && record
+            .outcomes
+            .values()
+            .all(|o| o.status == AccountStatus::NeedsReauthorization);
+    let mut set = doc! {
+        "lastAttemptAt": now,
+        "accountOutcomes": outcomes,
+        "needsReauthorization": all_need_reauthorization,
     };
-    db.collection::<Document>(ACCOUNT_SUMMARIES)
-        .update_one(doc! { "_id": &account.id }, doc! { "$set": fields })
-        .upsert(true)
+    if record.completed {
+        set.insert("lastDataUpdateAt", now);
+    }
+    db.collection::<Document>(USERS)
+        .update_one(doc! { "_id": user_id }, doc! { "$set": set })
         .await?;
     Ok(())
+}
+
+/// Stores the accounts' latest summaries durably (replacing the previous ones), in one round trip.
+pub async fn save_summaries(db: &Database, summaries: &[(&SellerAccount, &Summary)]) -> CoreResult<()> {
+    if summaries.is_empty() {
+        return Ok(());
+    }
+    let now = bson::DateTime::now();
+    let mut statements = Vec::with_capacity(summaries.len());
+    for (account, summary) in summaries {
+        let summary = bson::to_bson(summary).map_err(|e| crate::CoreError::Encode {
+            what: "summary",
+            reason: e.to_string(),
+        })?;
+        let fields = doc! {
+            "userId": &account.user_id,
+            "sellerId": &account.seller_id,
+            "region": account.region.as_str(),
+            "marketplaceId": &account.marketplace_id,
+            "summary": summary,
+            "updatedAt": now,
+        };
+        statements.push(Bson::Document(
+            doc! { "q": { "_id": &account.id }, "u": { "$set": fields }, "upsert": true },
+        ));
+    }
+    let reply = db
+        .run_command(doc! { "update": ACCOUNT_SUMMARIES, "updates": statements, "ordered": false })
+        .await?;
+    match reply.get_array("writeErrors").ok().and_then(|e| e.first()) {
+        Some(error) => Err(crate::CoreError::Encode {
+            what: "summaries",
+            reason: format!("MongoDB refused a summary: {error}"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Users that wait for re-authorization but whose accounts' credentials have changed since:
+/// the producer refreshes them again.
+pub async fn reauthorized_users(db: &Database) -> CoreResult<Vec<String>> {
+    let flagged: Vec<User> = db
+        .collection::<User>(USERS)
+        .find(doc! { "active": true, "needsReauthorization": true })
+        .await?
+        .try_collect()
+        .await?;
+    let mut changed = Vec::new();
+    for user in flagged {
+        let accounts = enabled_accounts(db, &user.id).await?;
+        if accounts.iter().any(|a| !user.awaits_reauthorization(a)) {
+            changed.push(user.id);
+        }
+    }
+    Ok(changed)
 }
 
 /// Which of `user_ids` exist.

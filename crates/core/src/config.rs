@@ -161,7 +161,27 @@ pub struct Settings {
     /// Named queues; `user-data` must be among them.
     pub queues: BTreeMap<String, QueueConfig>,
     pub monitoring: MonitoringSettings,
+    pub job_status: JobStatusSettings,
     pub log: LogSettings,
+}
+
+/// JobStatus: the projection of the queue's events into MongoDB.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobStatusSettings {
+    /// Run a projector in this process (workers and the API do by default; any number may).
+    pub projector: bool,
+    /// How long queued, active and retrying records are kept (finished ones follow their
+    /// queue's retention).
+    pub pending_retention_ms: u64,
+    /// A projection further behind than this makes the queue unhealthy.
+    pub max_lag_ms: u64,
+}
+
+impl JobStatusSettings {
+    pub fn pending_retention(&self) -> Duration {
+        Duration::from_millis(self.pending_retention_ms)
+    }
 }
 
 /// When the queue health endpoints call a queue unhealthy (seed 003: failed > 10, waiting > 100).
@@ -238,6 +258,7 @@ pub struct WorkerSettings {
     pub drain_timeout_ms: u64,
     pub max_failed_account_share: f64,
     pub user_busy_delay_ms: u64,
+    pub store_unavailable_delay_ms: u64,
     pub metrics_port: u16,
 }
 
@@ -247,6 +268,9 @@ impl WorkerSettings {
     }
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)
+    }
+    pub fn store_unavailable_delay(&self) -> Duration {
+        Duration::from_millis(self.store_unavailable_delay_ms)
     }
     pub fn user_busy_delay(&self) -> Duration {
         Duration::from_millis(self.user_busy_delay_ms)
@@ -267,6 +291,15 @@ pub struct CronSettings {
     pub schedule: String,
     pub batch_size: usize,
     pub lease_ttl_ms: u64,
+    /// A user is due at a tick if its interval has passed at the tick plus this much, so a user
+    /// refreshed a little after the previous tick is not left for another hour.
+    pub due_tolerance_ms: u64,
+}
+
+impl CronSettings {
+    pub fn due_tolerance(&self) -> Duration {
+        Duration::from_millis(self.due_tolerance_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -11,8 +11,12 @@
 //!   is not run again, and its jobs carry the tick in their id (`<user>@<tick>`), so a late or
 //!   repeated run enqueues nothing new.
 //! - Selection streams active users from MongoDB with a cursor (index `active_lastDataUpdateAt`),
-//!   keeps those whose `lastDataUpdateAt` is missing or older than their interval, and keeps
+//!   keeps those that are due at the tick — `lastDataUpdateAt` missing, or
+//!   `lastDataUpdateAt + interval <= tick + cron.due_tolerance_ms`, so a refresh that finished a
+//!   little after the previous tick is due at this one (every hour, not every other) — and keeps
 //!   only users with an enabled seller account (one `distinct` per batch).
+//! - Users whose every account needs re-authorization are skipped until an account's
+//!   credentials change ([`accounts::reauthorized_users`]).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -27,7 +31,7 @@ use redis::aio::ConnectionManager;
 use sellersync_queue::Queue;
 use serde::Serialize;
 
-use crate::accounts::{SELLER_ACCOUNTS, USERS};
+use crate::accounts::{self, SELLER_ACCOUNTS, USERS};
 use crate::error::CoreResult;
 use crate::jobs::Trigger;
 use crate::lease::Lease;
@@ -97,14 +101,27 @@ pub fn tick_id(tick_at: DateTime<Utc>) -> String {
 pub struct StaleUsers {
     cursor: Cursor<Document>,
     db: Database,
-    now: DateTime<Utc>,
+    /// The tick plus the tolerance: a user is due if its interval has passed by then.
+    due_by: DateTime<Utc>,
+    /// Users waiting for re-authorization whose credentials changed: due again.
+    reauthorized: Vec<String>,
 }
 
 impl StaleUsers {
-    pub async fn open(db: &Database, now: DateTime<Utc>) -> CoreResult<Self> {
-        // Nothing refreshed within the last minute can be stale (intervals are whole minutes).
-        let recent = bson::DateTime::from_millis((now - TimeDelta::minutes(1)).timestamp_millis());
-        let filter = doc! { "active": true, "$or": [ { "lastDataUpdateAt": null }, { "lastDataUpdateAt": { "$lt": recent } } ] };
+    /// Users due at `tick`, with `tolerance` (see the module documentation).
+    pub async fn open(
+        db: &Database,
+        tick: DateTime<Utc>,
+        tolerance: std::time::Duration,
+    ) -> CoreResult<Self> {
+        let due_by = tick + TimeDelta::from_std(tolerance).unwrap_or_default();
+        // Nothing refreshed within a minute of `due_by` can be due (intervals are whole minutes).
+        let recent = bson::DateTime::from_millis((due_by - TimeDelta::minutes(1)).timestamp_millis());
+        let filter = doc! {
+            "active": true,
+            "needsReauthorization": { "$ne": true },
+            "$or": [ { "lastDataUpdateAt": null }, { "lastDataUpdateAt": { "$lt": recent } } ],
+        };
         let cursor = db
             .collection::<Document>(USERS)
             .find(filter)
@@ -114,13 +131,16 @@ impl StaleUsers {
         Ok(Self {
             cursor,
             db: db.clone(),
-            now,
+            due_by,
+            reauthorized: accounts::reauthorized_users(db).await?,
         })
     }
 
     /// Up to `size` more stale users with an enabled seller account; `None` when done.
     pub async fn next_batch(&mut self, size: usize) -> CoreResult<Option<Vec<String>>> {
         let mut candidates = Vec::with_capacity(size);
+        let take = self.reauthorized.len().min(size);
+        candidates.extend(self.reauthorized.drain(..take));
         while candidates.len() < size {
             let Some(user) = self.cursor.try_next().await? else {
                 break;
@@ -154,7 +174,7 @@ impl StaleUsers {
     fn is_due(&self, user: &Document) -> bool {
         let interval = user.get("updateIntervalMinutes").and_then(minutes).unwrap_or(60);
         match user.get_datetime("lastDataUpdateAt") {
-            Ok(last) => last.timestamp_millis() + interval * 60_000 <= self.now.timestamp_millis(),
+            Ok(last) => last.timestamp_millis() + interval * 60_000 <= self.due_by.timestamp_millis(),
             Err(_) => true,
         }
     }
@@ -181,6 +201,8 @@ pub struct Producer {
     pub key_prefix: String,
     pub batch_size: usize,
     pub lease_ttl: Duration,
+    /// See [`StaleUsers::open`].
+    pub due_tolerance: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -242,14 +264,13 @@ impl Producer {
             "instance": &self.instance, "startedAt": bson::DateTime::now(),
         }};
         runs.update_one(doc! { "_id": id }, start).upsert(true).await?;
-        let mut users = StaleUsers::open(&self.db, Utc::now()).await?;
+        let mut users = StaleUsers::open(&self.db, tick_at, self.due_tolerance).await?;
         let mut total = EnqueueReport::default();
         let mut selected = 0;
         while let Some(batch) = users.next_batch(self.batch_size.max(500)).await? {
             selected += batch.len();
             let report = producer::enqueue_refresh_for_tick(
                 &self.queue,
-                &self.db,
                 &batch,
                 Trigger::Cron,
                 self.batch_size,

@@ -15,6 +15,8 @@ pub enum CoreError {
     Migration { name: String, reason: String },
     #[error("cannot encode {what}: {reason}")]
     Encode { what: &'static str, reason: String },
+    #[error("JobStatus projection: {0}")]
+    Projection(String),
 }
 
 impl CoreError {
@@ -25,14 +27,25 @@ impl CoreError {
             Self::Redis(e) => {
                 e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
             }
-            Self::Mongo(e) => matches!(
-                *e.kind,
-                mongodb::error::ErrorKind::ServerSelection { .. } | mongodb::error::ErrorKind::Io(_)
-            ),
+            Self::Mongo(e) => mongo_unavailable(e),
             Self::Queue(e) => e.is_unavailable(),
             Self::Timeout { .. } => true,
-            Self::Migration { .. } | Self::Encode { .. } => false,
+            Self::Migration { .. } | Self::Encode { .. } | Self::Projection(_) => false,
         }
+    }
+}
+
+/// Server codes that mean "not now" (a shutdown, a failover, the network), not "never".
+const MONGO_TRANSIENT_CODES: [i32; 10] = [6, 7, 89, 91, 189, 9001, 10107, 11600, 11602, 13435];
+
+fn mongo_unavailable(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    match error.kind.as_ref() {
+        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => {
+            true
+        }
+        ErrorKind::Command(command) => MONGO_TRANSIENT_CODES.contains(&command.code),
+        _ => error.contains_label("RetryableWriteError") || error.contains_label("TransientTransactionError"),
     }
 }
 

@@ -1,17 +1,12 @@
-//! Enqueueing user refreshes: bulk enqueue with one pending job per user, plus the `queued`
-//! JobStatus documents of the jobs that are new. Used by the hourly producer, the API's manual
-//! enqueue and the CLI.
+//! Enqueueing user refreshes: bulk enqueue with one pending job per user. Used by the hourly
+//! producer, the API's manual enqueue and the CLI. (Their JobStatus records follow from the
+//! queue's `enqueued` events, written by the projector.)
 
-use mongodb::Database;
 use sellersync_queue::{NewJob, Queue};
 use serde::Serialize;
 
 use crate::error::CoreResult;
-use crate::job_status::{self, QueuedJob};
 use crate::jobs::{RefreshUser, Trigger};
-
-/// `queued` JobStatus documents written per insert.
-const JOB_STATUS_BATCH: usize = 1000;
 
 /// A user and the job that refreshes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -32,28 +27,23 @@ pub struct EnqueueReport {
 /// Enqueues a refresh for each user, `batch_size` per round trip (seed default 50).
 pub async fn enqueue_refresh(
     queue: &Queue,
-    db: &Database,
     user_ids: &[String],
     trigger: Trigger,
     batch_size: usize,
 ) -> CoreResult<EnqueueReport> {
-    enqueue_refresh_for_tick(queue, db, user_ids, trigger, batch_size, None).await
+    enqueue_refresh_for_tick(queue, user_ids, trigger, batch_size, None).await
 }
 
 /// Like [`enqueue_refresh`]; with a producer tick, each job's id is `<user>@<tick>`, so running
 /// the same tick again enqueues nothing new even after the first jobs finished.
 pub async fn enqueue_refresh_for_tick(
     queue: &Queue,
-    db: &Database,
     user_ids: &[String],
     trigger: Trigger,
     batch_size: usize,
     tick: Option<&str>,
 ) -> CoreResult<EnqueueReport> {
     let mut report = EnqueueReport::default();
-    // JobStatus documents are written in larger batches than the enqueue round trips: MongoDB
-    // (and the local stand-in even more) is far slower per call than Redis.
-    let mut queued = Vec::new();
     for batch in user_ids.chunks(batch_size.max(1)) {
         let jobs = batch
             .iter()
@@ -76,19 +66,9 @@ pub async fn enqueue_refresh_for_tick(
             if result.duplicate {
                 report.duplicates.push(entry);
             } else {
-                queued.push(QueuedJob {
-                    job_id: entry.job_id.clone(),
-                    user_id: entry.user_id.clone(),
-                });
                 report.enqueued.push(entry);
             }
         }
-        if queued.len() >= JOB_STATUS_BATCH {
-            job_status::record_queued(db, queue.name(), &queued, trigger, queue.config().max_attempts())
-                .await?;
-            queued.clear();
-        }
     }
-    job_status::record_queued(db, queue.name(), &queued, trigger, queue.config().max_attempts()).await?;
     Ok(report)
 }

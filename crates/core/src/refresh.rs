@@ -1,28 +1,32 @@
 //! `process_user_data`: refresh one user's seller data — for every enabled seller account, fetch
-//! its orders and FBA inventory from SP-API, analyse them, cache the summary in Redis (with a TTL)
-//! and store it durably in MongoDB, and record the account's outcome; then mark the user fresh.
+//! its orders and FBA inventory from SP-API, analyse them, cache the summaries in Redis (with a
+//! TTL) and store them durably in MongoDB; then record the attempt on the user: each account's
+//! outcome, `lastAttemptAt`, and `lastDataUpdateAt` only if the refresh completed (at least one
+//! account refreshed, or none to refresh).
 //!
-//! Accounts run with bounded concurrency; one failing account does not stop the others. Running
-//! it twice is harmless: every write replaces the previous state, and the data window is aligned
-//! to whole hours, so two runs within an hour produce the same summaries.
+//! Accounts run with bounded concurrency; one failing account does not stop the others. An
+//! account whose seller must authorize us again is skipped until its refresh token changes.
+//! MongoDB sees four round trips per user however many accounts it has: the user, its accounts,
+//! the summaries (one bulk write) and the attempt record.
+//! Running it twice is harmless: every write replaces the previous state, and the data window is
+//! aligned to whole hours, so two runs within an hour produce the same summaries.
 //!
 //! Per account: one `searchOrders` listing (items embedded) and one inventory listing. An account
 //! whose inventory cannot be read keeps its order analysis, flagged `inventoryUnavailable`. An
-//! account whose calls are rate-bound fails with [`AccountErrorKind::RateBound`] and a
-//! `retryAfterMs`; one whose seller withdrew authorization with
-//! [`AccountErrorKind::NeedsReauthorization`].
+//! account whose calls are rate-bound fails with a `retryAfterMs` (defer, don't retry); one whose
+//! seller withdrew authorization with `needsReauthorization`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
 use futures::StreamExt;
 use mongodb::Database;
-use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{self, SellerAccount};
+use crate::accounts::{self, AccountOutcome, AccountStatus, RefreshRecord, SellerAccount};
 use crate::analysis::{self, AnalysisParams, Summary, Window};
 use crate::config::RefreshSettings;
 use crate::error::CoreError;
@@ -34,13 +38,16 @@ use crate::spapi::{CreatedBetween, SpApiClient, SpApiError};
 /// leaves room for clock skew.
 const WINDOW_END_MARGIN: TimeDelta = TimeDelta::minutes(5);
 
-/// What one run did.
+/// What one run did: the job's result, stored with the completed job and projected to JobStatus.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshReport {
     pub accounts_total: usize,
     pub accounts_processed: usize,
     pub accounts_failed: usize,
+    /// Accounts skipped because their seller must authorize us again (not counted as failed).
+    #[serde(default)]
+    pub accounts_awaiting_reauthorization: usize,
     pub errors: Vec<AccountError>,
     /// Accounts refreshed with part of their data missing (e.g. no inventory).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -58,27 +65,13 @@ pub struct AccountError {
     pub message: String,
     /// Whether a later attempt may succeed.
     pub retryable: bool,
-    /// What kind of failure this is, for the caller to act on.
+    /// The seller's authorization is gone: only the seller can fix it.
     #[serde(default)]
-    pub kind: AccountErrorKind,
-    /// For [`AccountErrorKind::RateBound`]: how long until the account's calls can go.
+    pub needs_reauthorization: bool,
+    /// Set when the account is rate-bound: Amazon's usage plan has no room for its calls for
+    /// this long. Not a failure of the job: defer it by this much instead of spending an attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
-}
-
-/// The kinds of account failure a caller treats differently.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum AccountErrorKind {
-    /// Anything else; `retryable` says whether trying again can help.
-    #[default]
-    Failed,
-    /// The seller withdrew the app's authorization (LWA `invalid_grant`): mark the account as
-    /// needing re-authorization; retrying cannot help.
-    NeedsReauthorization,
-    /// Amazon's rate limits leave no room now: defer the job by `retry_after_ms` without
-    /// counting an attempt.
-    RateBound,
 }
 
 /// An account refreshed with part of its data missing.
@@ -103,29 +96,6 @@ impl DegradedAccount {
     }
 }
 
-impl AccountError {
-    /// How `error` failed `account`.
-    pub fn new(account: &SellerAccount, error: &SpApiError) -> Self {
-        let kind = if error.needs_reauthorization() {
-            AccountErrorKind::NeedsReauthorization
-        } else if error.retry_after().is_some() {
-            AccountErrorKind::RateBound
-        } else {
-            AccountErrorKind::Failed
-        };
-        Self {
-            account_id: account.id.clone(),
-            seller_id: account.seller_id.clone(),
-            region: account.region.as_str().to_owned(),
-            marketplace_id: account.marketplace_id.clone(),
-            message: error.to_string(),
-            retryable: error.is_retryable(),
-            kind,
-            retry_after_ms: error.retry_after().map(|d| d.as_millis() as u64),
-        }
-    }
-}
-
 impl RefreshReport {
     /// True when some account failed with an error a retry may fix.
     pub fn has_retryable_failures(&self) -> bool {
@@ -137,16 +107,14 @@ impl RefreshReport {
     pub fn rate_bound_retry_after(&self) -> Option<Duration> {
         self.errors
             .iter()
-            .filter(|e| e.kind == AccountErrorKind::RateBound)
-            .map(|e| Duration::from_millis(e.retry_after_ms.unwrap_or(0)))
+            .filter_map(|e| e.retry_after_ms)
             .max()
+            .map(Duration::from_millis)
     }
 
-    /// Accounts whose seller must re-authorize the app.
+    /// Accounts whose seller must authorize the app again.
     pub fn needing_reauthorization(&self) -> impl Iterator<Item = &AccountError> {
-        self.errors
-            .iter()
-            .filter(|e| e.kind == AccountErrorKind::NeedsReauthorization)
+        self.errors.iter().filter(|e| e.needs_reauthorization)
     }
 }
 
@@ -161,6 +129,11 @@ pub enum RefreshError {
 }
 
 impl RefreshError {
+    /// MongoDB or Redis did not answer: nothing is wrong with the user, the run should wait.
+    pub fn is_store_unavailable(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_unavailable())
+    }
+
     /// Whether retrying the whole run can help.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -194,36 +167,81 @@ impl Refresher {
         if !user.active {
             return Err(RefreshError::InactiveUser(user_id.to_owned()));
         }
-        let accounts = accounts::enabled_accounts(&self.db, user_id).await?;
+        let (waiting, runnable): (Vec<SellerAccount>, Vec<SellerAccount>) =
+            accounts::enabled_accounts(&self.db, user_id)
+                .await?
+                .into_iter()
+                .partition(|account| user.awaits_reauthorization(account));
         let window = self.window(Utc::now());
-        let total = accounts.len();
-        let mut report = RefreshReport {
-            accounts_total: total,
-            ..RefreshReport::default()
-        };
+        let total = runnable.len();
         // Owned futures (not closures over borrowed accounts) keep the whole run `Send`.
-        let runs = accounts.into_iter().map(|account| {
+        let runs = runnable.into_iter().map(|account| {
             let this = self.clone();
-            async move { this.refresh_account(&account, window).await }
-        });
-        let mut outcomes = futures::stream::iter(runs).buffer_unordered(self.settings.account_concurrency);
-        let mut done = 0;
-        while let Some(outcome) = outcomes.next().await {
-            done += 1;
-            match outcome? {
-                None => report.accounts_processed += 1,
-                Some(error) => {
-                    report.accounts_failed += 1;
-                    report.errors.push(error);
-                }
+            async move {
+                let result = this.fetch_and_analyse(&account, window).await;
+                (account, result)
             }
-            progress((done * 100 / total.max(1)) as u8);
+        });
+        let mut results = futures::stream::iter(runs).buffer_unordered(self.settings.account_concurrency);
+        let mut finished = Vec::with_capacity(total);
+        while let Some(result) = results.next().await {
+            finished.push(result);
+            progress((finished.len() * 100 / total.max(1)) as u8);
         }
-        report.errors.sort_by(|a, b| a.account_id.cmp(&b.account_id));
-        accounts::record_user_refreshed(&self.db, user_id).await?;
         if total == 0 {
             progress(100);
         }
+        let report = self.record(&user, &waiting, finished).await?;
+        Ok(report)
+    }
+
+    /// Stores the summaries and records the attempt on the user; returns the run's report.
+    async fn record(
+        &self,
+        user: &accounts::User,
+        waiting: &[SellerAccount],
+        finished: Vec<(SellerAccount, Result<Summary, SpApiError>)>,
+    ) -> Result<RefreshReport, CoreError> {
+        let now = mongodb::bson::DateTime::now();
+        let mut report = RefreshReport {
+            accounts_total: finished.len() + waiting.len(),
+            accounts_awaiting_reauthorization: waiting.len(),
+            ..RefreshReport::default()
+        };
+        let mut outcomes: HashMap<String, AccountOutcome> = waiting
+            .iter()
+            .filter_map(|a| Some((a.id.clone(), user.account_outcomes.get(&a.id)?.clone())))
+            .collect();
+        let mut refreshed: Vec<(&SellerAccount, &Summary)> = Vec::new();
+        for (account, result) in &finished {
+            let outcome = match result {
+                Ok(summary) => {
+                    refreshed.push((account, summary));
+                    report.accounts_processed += 1;
+                    AccountOutcome {
+                        status: AccountStatus::Ok,
+                        at: now,
+                        error: None,
+                        token_fingerprint: None,
+                    }
+                }
+                Err(error) => {
+                    let error = account_error(account, error);
+                    report.accounts_failed += 1;
+                    let outcome = failed_outcome(account, &error, now);
+                    report.errors.push(error);
+                    outcome
+                }
+            };
+            outcomes.insert(account.id.clone(), outcome);
+        }
+        report.errors.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        self.store(&refreshed).await?;
+        let record = RefreshRecord {
+            outcomes,
+            completed: report.accounts_processed > 0 || report.accounts_total == 0,
+        };
+        accounts::record_refresh(&self.db, &user.id, &record).await?;
         Ok(report)
     }
 
@@ -234,27 +252,6 @@ impl Refresher {
         Window {
             start: end - TimeDelta::days(i64::from(self.settings.window_days)),
             end,
-        }
-    }
-
-    /// One account: `Ok(None)` when refreshed, `Ok(Some(error))` when SP-API failed for it, `Err`
-    /// when our own stores failed (which fails the whole run).
-    async fn refresh_account(
-        &self,
-        account: &SellerAccount,
-        window: Window,
-    ) -> Result<Option<AccountError>, CoreError> {
-        match self.fetch_and_analyse(account, window).await {
-            Ok(summary) => {
-                self.store(account, &summary).await?;
-                accounts::record_account_update(&self.db, &account.id, None).await?;
-                Ok(None)
-            }
-            Err(error) => {
-                tracing::warn!(account_id = %account.id, seller_id = %account.seller_id, %error, retryable = error.is_retryable(), "seller account refresh failed");
-                accounts::record_account_update(&self.db, &account.id, Some(&error.to_string())).await?;
-                Ok(Some(AccountError::new(account, &error)))
-            }
         }
     }
 
@@ -294,20 +291,61 @@ impl Refresher {
         Ok(summary)
     }
 
-    async fn store(&self, account: &SellerAccount, summary: &Summary) -> Result<(), CoreError> {
-        let json = serde_json::to_string(summary).map_err(|e| CoreError::Encode {
-            what: "summary",
-            reason: e.to_string(),
-        })?;
-        let _: () = self
-            .redis
-            .clone()
-            .set_ex(self.cache_key(&account.id), json, self.settings.cache_ttl_secs)
-            .await?;
-        accounts::save_summary(&self.db, account, summary).await
+    /// Caches the summaries in Redis (one pipeline) and stores them in MongoDB (one bulk write).
+    async fn store(&self, refreshed: &[(&SellerAccount, &Summary)]) -> Result<(), CoreError> {
+        if refreshed.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (account, summary) in refreshed {
+            let json = serde_json::to_string(summary).map_err(|e| CoreError::Encode {
+                what: "summary",
+                reason: e.to_string(),
+            })?;
+            pipe.set_ex(self.cache_key(&account.id), json, self.settings.cache_ttl_secs)
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut self.redis.clone()).await?;
+        accounts::save_summaries(&self.db, refreshed).await
     }
 
     pub fn cache_key(&self, account_id: &str) -> String {
         format!("{}cache:summary:{account_id}", self.key_prefix)
+    }
+}
+
+/// Why `account` failed, as the job's report shows it.
+fn account_error(account: &SellerAccount, error: &SpApiError) -> AccountError {
+    tracing::warn!(account_id = %account.id, seller_id = %account.seller_id, %error, retryable = error.is_retryable(), "seller account refresh failed");
+    AccountError {
+        account_id: account.id.clone(),
+        seller_id: account.seller_id.clone(),
+        region: account.region.as_str().to_owned(),
+        marketplace_id: account.marketplace_id.clone(),
+        message: error.to_string(),
+        retryable: error.is_retryable(),
+        needs_reauthorization: error.needs_reauthorization(),
+        retry_after_ms: error.retry_after().map(|d| d.as_millis() as u64),
+    }
+}
+
+fn failed_outcome(
+    account: &SellerAccount,
+    error: &AccountError,
+    at: mongodb::bson::DateTime,
+) -> AccountOutcome {
+    let (status, token_fingerprint) = if error.needs_reauthorization {
+        (
+            AccountStatus::NeedsReauthorization,
+            Some(account.refresh_token.fingerprint()),
+        )
+    } else {
+        (AccountStatus::Failed, None)
+    };
+    AccountOutcome {
+        status,
+        at,
+        error: Some(error.message.clone()),
+        token_fingerprint,
     }
 }

@@ -25,6 +25,14 @@ impl Secret {
         &self.0
     }
 
+    /// A short one-way fingerprint (SHA-256, 16 hex digits): tells whether a secret changed
+    /// without storing or showing it.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.0.as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

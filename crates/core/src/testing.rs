@@ -135,10 +135,7 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts one on a free port and waits until it accepts connections.
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let dir = std::env::temp_dir().join(format!("sellersync-redis-{port}"));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let mut redis = Self {
@@ -176,14 +173,7 @@ impl PrivateRedis {
             .spawn()
             .expect("redis-server is installed (scripts/services up)");
         self.child = Some(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "private redis did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_for_port(self.port, "private redis");
     }
 }
 
@@ -192,6 +182,130 @@ impl Drop for PrivateRedis {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The MongoDB-wire server's launcher that `scripts/services` installs (`var/venv`), unless
+/// `SECANTUSD` names another.
+fn secantusd() -> PathBuf {
+    std::env::var_os("SECANTUSD").map_or_else(
+        || {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../var/venv/bin/secantusd-py"
+            ))
+        },
+        PathBuf::from,
+    )
+}
+
+/// A private MongoDB-wire server (SecantusDB) on its own port and data directory, which a test
+/// or the chaos suite can freeze (SIGSTOP), stop and restart without touching the shared one.
+/// Killed and removed on drop.
+pub struct PrivateMongo {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateMongo {
+    /// Starts one on a free port and waits until it accepts connections.
+    pub fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("sellersync-mongo-{port}"));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let mut mongo = Self {
+            port,
+            dir,
+            child: None,
+        };
+        mongo.restart();
+        mongo
+    }
+
+    /// `mongodb://127.0.0.1:<port>/?directConnection=true`
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+    }
+
+    /// Stops the server (SIGTERM, then waits for it to exit, as a restart needs the port).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, "-TERM");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open and nothing answers.
+    pub fn freeze(&self) {
+        if let Some(child) = &self.child {
+            signal(child, "-STOP");
+        }
+    }
+
+    /// Thaws a frozen server (SIGCONT).
+    pub fn thaw(&self) {
+        if let Some(child) = &self.child {
+            signal(child, "-CONT");
+        }
+    }
+
+    /// Starts the server again on the same port and data; waits until it accepts connections.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = std::process::Command::new(secantusd())
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--standalone",
+            ])
+            .arg("--storage-path")
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("secantusd-py is installed (scripts/services up)");
+        self.child = Some(child);
+        wait_for_port(self.port, "private mongodb");
+    }
+}
+
+impl Drop for PrivateMongo {
+    fn drop(&mut self) {
+        self.thaw();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &std::process::Child, which: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([which, &child.id().to_string()])
+        .status();
 }
 
 /// Every document of `collection`, in natural order.

@@ -28,6 +28,8 @@ pub struct QueueConfig {
     pub max_backoff_ms: u64,
     /// Completed jobs kept in Redis, newest first.
     pub keep_completed: u64,
+    /// Failed jobs kept in Redis, newest first.
+    pub keep_failed: u64,
     /// Completed jobs older than this are deleted by the cleaner.
     pub completed_max_age_ms: u64,
     /// Failed jobs older than this are deleted by the cleaner.
@@ -49,6 +51,7 @@ impl Default for QueueConfig {
             backoff_ms: None,
             max_backoff_ms: 60 * 60 * 1000,
             keep_completed: 1000,
+            keep_failed: 10_000,
             completed_max_age_ms: 7 * DAY_MS,
             failed_max_age_ms: 7 * DAY_MS,
         }

@@ -1,12 +1,13 @@
 //! sellersync-queue: our Redis job storage (see `docs/adr/0001-queue-backend.md` for why it is
 //! ours). `queue` is one named queue's producer, consumer and control API over atomic Lua
-//! scripts; `consumer` runs a handler over a queue with leases, heartbeats, reaping, retries and
-//! graceful shutdown. It knows nothing of users: payloads are JSON.
+//! scripts; `events` is the stream every transition appends to (read by consumer groups such as
+//! the JobStatus projector); `apalis` runs jobs in apalis workers, with leases, heartbeats,
+//! reaping, retries and graceful shutdown. It knows nothing of users: payloads are JSON.
 mod acker;
 pub mod apalis;
 pub mod config;
-pub mod consumer;
 pub mod error;
+pub mod events;
 pub mod job;
 mod maintenance;
 pub mod queue;

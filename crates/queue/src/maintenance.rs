@@ -1,5 +1,4 @@
-//! Duties every running worker performs beside its jobs, shared by the consumer and the apalis
-//! backend: heartbeats extending the leases it holds, reaping of expired leases (returning jobs of
+//! Duties every running worker performs beside its jobs (run by the apalis backend): heartbeats extending the leases it holds, reaping of expired leases (returning jobs of
 //! dead workers), age-based retention, and the idle wait between empty fetches.
 
 use std::collections::HashMap;

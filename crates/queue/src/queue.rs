@@ -123,7 +123,7 @@ impl Queue {
         format!("{}{suffix}", self.base)
     }
 
-    fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> ConnectionManager {
         self.redis.clone()
     }
 
@@ -252,6 +252,7 @@ impl Queue {
             .arg(self.config.max_backoff_ms)
             .arg(self.config.max_attempts())
             .arg(self.config.backoff_ms())
+            .arg(self.config.keep_failed)
             .invoke_async(&mut self.conn())
             .await?;
         match outcome.as_str() {
@@ -293,6 +294,7 @@ impl Queue {
             .arg(self.config.max_stalls)
             .arg(REAP_LIMIT)
             .arg(dead_before)
+            .arg(self.config.keep_failed)
             .invoke_async(&mut self.conn())
             .await?;
         Ok((requeued, failed))
@@ -302,7 +304,7 @@ impl Queue {
     /// deregisters the worker. Used on graceful shutdown.
     pub async fn release(&self, worker_id: &str, leases: &[(String, u32)]) -> QueueResult<usize> {
         let mut call = SCRIPTS.release.key(&self.wait_key);
-        call.arg(&self.base).arg(worker_id);
+        call.arg(&self.base).arg(worker_id).arg(now_ms());
         for (id, attempt) in leases {
             call.arg(id).arg(*attempt);
         }
@@ -335,6 +337,7 @@ impl Queue {
             .arg(id)
             .arg(attempt)
             .arg(progress.min(100))
+            .arg(now_ms())
             .invoke_async(&mut self.conn())
             .await?;
         Ok(recorded == 1)
@@ -499,6 +502,7 @@ impl Queue {
             .key(&self.wait_key)
             .arg(&self.base)
             .arg(id)
+            .arg(now_ms())
             .invoke_async(&mut self.conn())
             .await?;
         match outcome.as_str() {
@@ -544,7 +548,7 @@ impl Queue {
             return Ok(Vec::new());
         }
         let mut call = SCRIPTS.retry.key(&self.wait_key);
-        call.arg(&self.base);
+        call.arg(&self.base).arg(now_ms());
         for id in ids {
             call.arg(id);
         }
@@ -568,6 +572,7 @@ impl Queue {
             .arg(state.set_name())
             .arg(cutoff)
             .arg(limit)
+            .arg(now_ms())
             .invoke_async(&mut self.conn())
             .await?)
     }

@@ -1,5 +1,7 @@
 //! The Lua scripts (in `src/lua/`), loaded once per process and run with EVALSHA.
-//! Every state change of a job is one of these scripts, so it is atomic.
+//! Every state change of a job is one of these scripts, so it is atomic, and each appends its
+//! transition to the queue's event stream in the same step (`lua/events.lua`, prepended to every
+//! script with `lua/retention.lua`).
 
 use std::sync::LazyLock;
 
@@ -20,17 +22,24 @@ pub(crate) struct Scripts {
     pub defer: Script,
 }
 
+/// The helpers every script may use: the event outbox and retention.
+const PRELUDE: &str = concat!(include_str!("lua/events.lua"), include_str!("lua/retention.lua"));
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}\n{body}"))
+}
+
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    enqueue: Script::new(include_str!("lua/enqueue.lua")),
-    fetch: Script::new(include_str!("lua/fetch.lua")),
-    complete: Script::new(include_str!("lua/complete.lua")),
-    fail: Script::new(include_str!("lua/fail.lua")),
-    heartbeat: Script::new(include_str!("lua/heartbeat.lua")),
-    reap: Script::new(include_str!("lua/reap.lua")),
-    release: Script::new(include_str!("lua/release.lua")),
-    remove: Script::new(include_str!("lua/remove.lua")),
-    retry: Script::new(include_str!("lua/retry.lua")),
-    clean: Script::new(include_str!("lua/clean.lua")),
-    progress: Script::new(include_str!("lua/progress.lua")),
-    defer: Script::new(include_str!("lua/defer.lua")),
+    enqueue: script(include_str!("lua/enqueue.lua")),
+    fetch: script(include_str!("lua/fetch.lua")),
+    complete: script(include_str!("lua/complete.lua")),
+    fail: script(include_str!("lua/fail.lua")),
+    heartbeat: script(include_str!("lua/heartbeat.lua")),
+    reap: script(include_str!("lua/reap.lua")),
+    release: script(include_str!("lua/release.lua")),
+    remove: script(include_str!("lua/remove.lua")),
+    retry: script(include_str!("lua/retry.lua")),
+    clean: script(include_str!("lua/clean.lua")),
+    progress: script(include_str!("lua/progress.lua")),
+    defer: script(include_str!("lua/defer.lua")),
 });

@@ -1,18 +1,15 @@
-//! The user-refresh job handler: take the user's lock, record the attempt as active, run
-//! `process_user_data`, and turn its outcome into the queue's terms (complete, retry, fail, or
-//! defer when the user is busy).
+//! The user-refresh job handler: take the user's lock, run `process_user_data`, and turn its
+//! outcome into the queue's terms: complete (the report is the job's result), retry, fail, or
+//! defer without spending the attempt when the user is busy or our own stores are unreachable.
+//! The handler writes no JobStatus: the queue's events are projected there.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use apalis::prelude::{BoxDynError, Data};
-use mongodb::Database;
-use sellersync_core::job_status::{self, Started};
 use sellersync_core::jobs::RefreshUser;
-use sellersync_core::refresh::{RefreshError, RefreshReport, Refresher};
+use sellersync_core::refresh::{RefreshReport, Refresher};
 use sellersync_queue::Queue;
 use sellersync_queue::apalis::{Defer, Lease, NonRetryable};
-use serde_json::json;
 
 use crate::user_lock::UserLocks;
 
@@ -21,19 +18,17 @@ use crate::user_lock::UserLocks;
 pub struct WorkerState {
     pub worker_id: String,
     pub refresher: Refresher,
-    pub db: Database,
     pub queue: Queue,
     pub locks: UserLocks,
     pub settings: Arc<sellersync_core::Settings>,
 }
 
-/// The apalis handler of `RefreshUser` jobs. Returns the run's report and duration, which the
-/// outcome observer writes to JobStatus.
+/// The apalis handler of `RefreshUser` jobs. Its report becomes the completed job's result.
 pub async fn refresh_user(
     job: RefreshUser,
     lease: Data<Lease>,
     state: Data<WorkerState>,
-) -> Result<serde_json::Value, BoxDynError> {
+) -> Result<RefreshReport, BoxDynError> {
     let holder = format!("{}:{}", state.worker_id, lease.job_id);
     let Some(lock) = state.locks.acquire(&job.user_id, &holder).await? else {
         let delay = state.settings.worker.user_busy_delay();
@@ -54,55 +49,40 @@ async fn run_locked(
     job: &RefreshUser,
     lease: &Lease,
     state: &WorkerState,
-) -> Result<serde_json::Value, BoxDynError> {
-    let started = Started {
-        job_id: &lease.job_id,
-        queue: state.queue.name(),
-        user_id: &job.user_id,
-        worker_id: &state.worker_id,
-        attempt: lease.attempt,
-        max_attempts: state.queue.config().max_attempts(),
-    };
-    job_status::record_active(&state.db, &started).await?;
-    let clock = Instant::now();
+) -> Result<RefreshReport, BoxDynError> {
     let progress = |percent: u8| report_progress(state, lease, percent);
-    let report = state.refresher.process_user_data(&job.user_id, &progress).await;
-    let duration_ms = clock.elapsed().as_millis() as u64;
-    match report {
-        Ok(report) => judge(
-            report,
-            duration_ms,
-            state.settings.worker.max_failed_account_share,
-        ),
-        Err(error @ (RefreshError::UnknownUser(_) | RefreshError::InactiveUser(_))) => {
-            Err(NonRetryable(error.to_string()).into())
+    match state.refresher.process_user_data(&job.user_id, &progress).await {
+        Ok(report) => judge(report, state.settings.worker.max_failed_account_share),
+        Err(error) if error.is_store_unavailable() => Err(Defer {
+            delay: state.settings.worker.store_unavailable_delay(),
+            reason: format!("our data stores are unreachable ({error}); the refresh waits"),
         }
+        .into()),
         Err(error) if error.is_retryable() => Err(error.into()),
         Err(error) => Err(NonRetryable(error.to_string()).into()),
     }
 }
 
-/// Completed unless too many accounts failed; then the attempt fails, retryably if any of the
-/// failures may pass on a retry.
-fn judge(
-    report: RefreshReport,
-    duration_ms: u64,
-    max_failed_share: f64,
-) -> Result<serde_json::Value, BoxDynError> {
+/// Completed unless too many accounts failed (accounts waiting for their seller to authorize
+/// us again count as failed); then the attempt fails, retryably if any of the failures may pass
+/// on a retry.
+fn judge(report: RefreshReport, max_failed_share: f64) -> Result<RefreshReport, BoxDynError> {
+    let unusable = report.accounts_failed + report.accounts_awaiting_reauthorization;
     let failed_share = if report.accounts_total == 0 {
         0.0
     } else {
-        report.accounts_failed as f64 / report.accounts_total as f64
+        unusable as f64 / report.accounts_total as f64
     };
-    if report.accounts_failed > 0 && failed_share > max_failed_share {
+    if unusable > 0 && failed_share > max_failed_share {
         let first = report
             .errors
             .first()
-            .map(|e| e.message.as_str())
-            .unwrap_or_default();
+            .map_or("the seller must authorize sellersync again", |e| {
+                e.message.as_str()
+            });
         let message = format!(
-            "{} of {} seller accounts failed: {first}",
-            report.accounts_failed, report.accounts_total
+            "{unusable} of {} seller accounts failed: {first}",
+            report.accounts_total
         );
         return if report.has_retryable_failures() {
             Err(message.into())
@@ -110,15 +90,14 @@ fn judge(
             Err(NonRetryable(message).into())
         };
     }
-    Ok(json!({ "report": report, "durationMs": duration_ms }))
+    Ok(report)
 }
 
-/// Progress goes to the queue (for the admin API) and to JobStatus, without holding up the job.
+/// Progress goes to the queue (whose event reaches JobStatus), without holding up the job.
 fn report_progress(state: &WorkerState, lease: &Lease, percent: u8) {
-    let (queue, db, lease) = (state.queue.clone(), state.db.clone(), lease.clone());
+    let (queue, lease) = (state.queue.clone(), lease.clone());
     tokio::spawn(async move {
-        let _ = queue.set_progress(&lease.job_id, lease.attempt, percent).await;
-        if let Err(error) = job_status::record_progress(&db, &lease.job_id, percent).await {
+        if let Err(error) = queue.set_progress(&lease.job_id, lease.attempt, percent).await {
             tracing::debug!(%error, "progress not recorded");
         }
     });
@@ -138,29 +117,38 @@ mod tests {
             marketplace_id: "m".into(),
             message: "boom".into(),
             retryable,
+            needs_reauthorization: false,
         };
         RefreshReport {
             accounts_total: total,
             accounts_processed: total - failed,
             accounts_failed: failed,
+            accounts_awaiting_reauthorization: 0,
             errors: vec![error; failed],
         }
     }
 
     #[test]
     fn a_few_failed_accounts_still_complete() {
-        assert!(
-            judge(report(4, 2, true), 10, 0.5).is_ok(),
-            "2 of 4 is not above half"
-        );
-        assert!(judge(report(0, 0, true), 10, 0.5).is_ok());
+        assert!(judge(report(4, 2, true), 0.5).is_ok(), "2 of 4 is not above half");
+        assert!(judge(report(0, 0, true), 0.5).is_ok());
+    }
+
+    #[test]
+    fn accounts_waiting_for_reauthorization_count_as_failed() {
+        let mut waiting = report(1, 0, false);
+        waiting.accounts_processed = 0;
+        waiting.accounts_awaiting_reauthorization = 1;
+        let error = judge(waiting, 0.5).unwrap_err();
+        assert!(error.downcast_ref::<NonRetryable>().is_some());
+        assert!(error.to_string().contains("authorize"), "{error}");
     }
 
     #[test]
     fn too_many_failed_accounts_fail_retryably_only_when_a_retry_can_help() {
-        let retryable = judge(report(2, 2, true), 10, 0.5).unwrap_err();
+        let retryable = judge(report(2, 2, true), 0.5).unwrap_err();
         assert!(retryable.downcast_ref::<NonRetryable>().is_none());
-        let permanent = judge(report(1, 1, false), 10, 0.5).unwrap_err();
+        let permanent = judge(report(1, 1, false), 0.5).unwrap_err();
         assert!(permanent.downcast_ref::<NonRetryable>().is_some());
         assert!(permanent.to_string().contains("1 of 1"));
     }

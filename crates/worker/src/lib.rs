@@ -1,11 +1,11 @@
 //! sellersync-worker: one worker process. It runs an apalis `Monitor` with a worker on the
 //! `user-data` queue (our Redis backend, `WORKER_CONCURRENCY` jobs at once, a per-job timeout,
-//! panics caught), whose handler runs `process_user_data` and whose outcomes are recorded in
-//! JobStatus. SIGTERM/SIGINT stops fetching, lets running jobs finish within the drain timeout
-//! and hands back whatever is still leased.
+//! panics caught), whose handler runs `process_user_data`, and a JobStatus projector beside it
+//! (`job_status.projector`). SIGTERM/SIGINT stops fetching, lets running jobs finish within the
+//! drain timeout, hands back whatever is still leased, then stops the projector.
 
 pub mod handler;
-pub mod status;
+pub mod outcome_metrics;
 pub mod user_lock;
 
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,7 @@ use apalis::prelude::{Monitor, WorkerBuilder};
 use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::connections::{connect_redis, lazy_redis, mongo_database, ping_mongo};
 use sellersync_core::instance::instance_id;
+use sellersync_core::job_status::projector;
 use sellersync_core::jobs::RefreshUser;
 use sellersync_core::refresh::Refresher;
 use sellersync_core::spapi::SpApiClient;
@@ -66,12 +67,12 @@ pub async fn run(
             settings: settings.refresh.clone(),
             key_prefix: prefix.clone(),
         },
-        db: mongo.clone(),
         queue: queue.clone(),
         locks: UserLocks::new(redis.clone(), &prefix, queue_config.lease() * 2),
         settings: Arc::new(settings.clone()),
     };
-    let observer = status::observer(mongo.clone(), &queue_config);
+    let observer = outcome_metrics::observer();
+    let projector = projector::spawn(&settings, queue.clone(), mongo.clone(), &worker_id)?;
     let held: Arc<Mutex<Vec<HeldLeases>>> = Arc::default();
     let redis_settings = settings.redis.clone();
 
@@ -116,6 +117,9 @@ pub async fn run(
             Ok(count) => tracing::warn!(count, "handed unfinished jobs back to the queue"),
             Err(error) => tracing::warn!(%error, "could not hand jobs back; their leases will expire"),
         }
+    }
+    if let Some(projector) = projector {
+        projector.stop().await;
     }
     outcome.map_err(|e| WorkerError::Monitor(e.to_string()))?;
     tracing::info!(worker_id, "sellersync-worker stopped");

@@ -50,12 +50,34 @@ struct HistoryQuery {
 #[serde(rename_all = "camelCase")]
 struct UserStatus {
     user_id: String,
-    /// When the user's data was last refreshed successfully.
+    /// When a refresh last completed (at least one seller account refreshed).
     last_data_update_at: Option<DateTime<Utc>>,
+    /// When a refresh was last attempted, whatever its outcome.
+    last_attempt_at: Option<DateTime<Utc>>,
+    /// Every seller account needs its seller to authorize us again; hourly refreshes are paused
+    /// until an account's credentials change.
+    needs_reauthorization: bool,
+    /// Each seller account's last outcome.
+    accounts: Vec<AccountFreshness>,
     /// The most recent job, if any.
     latest: Option<JobStatusRecord>,
     /// Most recent jobs first (the latest included).
     history: Vec<JobStatusRecord>,
+}
+
+/// One seller account's last refresh.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct AccountFreshness {
+    account_id: String,
+    status: accounts::AccountStatus,
+    at: Option<DateTime<Utc>>,
+    /// What went wrong, for accounts that failed (no internal details).
+    error: Option<String>,
+}
+
+fn to_utc(t: mongodb::bson::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(t.timestamp_millis())
 }
 
 /// The latest job and recent history of one user.
@@ -79,10 +101,22 @@ async fn user_status(
     if user.is_none() && history.is_empty() {
         return Err(ApiError::NotFound(format!("no user {user_id:?}")));
     }
+    let mut accounts: Vec<AccountFreshness> = user
+        .iter()
+        .flat_map(|u| &u.account_outcomes)
+        .map(|(id, outcome)| AccountFreshness {
+            account_id: id.clone(),
+            status: outcome.status.clone(),
+            at: to_utc(outcome.at),
+            error: outcome.error.clone(),
+        })
+        .collect();
+    accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
     let status = UserStatus {
-        last_data_update_at: user
-            .and_then(|u| u.last_data_update_at)
-            .and_then(|t| DateTime::from_timestamp_millis(t.timestamp_millis())),
+        last_data_update_at: user.as_ref().and_then(|u| u.last_data_update_at).and_then(to_utc),
+        last_attempt_at: user.as_ref().and_then(|u| u.last_attempt_at).and_then(to_utc),
+        needs_reauthorization: user.as_ref().is_some_and(|u| u.needs_reauthorization),
+        accounts,
         latest: history.first().cloned(),
         history,
         user_id,
@@ -282,7 +316,7 @@ async fn enqueue(
     }
     let queue = state.queues.by_path(USER_DATA_QUEUE)?;
     let batch = state.settings.cron.batch_size;
-    let report = producer::enqueue_refresh(queue, &state.mongo, &known, Trigger::Api, batch).await?;
+    let report = producer::enqueue_refresh(queue, &known, Trigger::Api, batch).await?;
     let message = format!(
         "{} enqueued, {} already pending, {} unknown",
         report.enqueued.len(),

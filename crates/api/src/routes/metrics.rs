@@ -51,7 +51,12 @@ async fn queue_metrics(
     let snapshot = monitoring::snapshot(&state.queues).await?;
     let stats = monitoring::stats_by_name(&snapshot);
     let queues = monitoring::counts_by_name(&snapshot);
-    let issues = monitoring::issues(stats.values(), &state.settings.monitoring);
+    let mut issues = monitoring::issues(stats.values(), &state.settings.monitoring);
+    let backlogs = monitoring::backlogs(&state.queues).await?;
+    issues.extend(monitoring::projection_issues(
+        &backlogs,
+        state.settings.job_status.max_lag_ms,
+    ));
     let health = if issues.is_empty() {
         Health {
             status: "healthy",

@@ -46,12 +46,18 @@ struct HealthBody {
 }
 
 /// Health of every queue: an issue per queue above `monitoring.failed_threshold` failed or
-/// `monitoring.waiting_threshold` waiting jobs.
+/// `monitoring.waiting_threshold` waiting jobs, or whose JobStatus projection is more than
+/// `job_status.max_lag_ms` behind.
 #[utoipa::path(get, path = "/api/admin/queues/health", tag = "admin-queues", security(("bearer" = [])),
     responses((status = 200, description = "Health (200 also when unhealthy)", body = HealthBody)))]
 async fn health(_admin: Admin, State(state): State<AppState>) -> Result<axum::Json<HealthBody>, ApiError> {
     let stats = monitoring::all_stats(&state.queues).await?;
-    let issues = monitoring::issues(stats.values(), &state.settings.monitoring);
+    let mut issues = monitoring::issues(stats.values(), &state.settings.monitoring);
+    let backlogs = monitoring::backlogs(&state.queues).await?;
+    issues.extend(monitoring::projection_issues(
+        &backlogs,
+        state.settings.job_status.max_lag_ms,
+    ));
     Ok(axum::Json(HealthBody {
         success: true,
         healthy: issues.is_empty(),

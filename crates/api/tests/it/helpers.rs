@@ -146,6 +146,30 @@ impl TestApp {
         )
     }
 
+    /// Waits until the projector has recorded job `job_id` with `status` in JobStatus.
+    pub async fn wait_for_status(
+        &self,
+        job_id: &str,
+        status: &str,
+    ) -> sellersync_core::job_status::JobStatusRecord {
+        let db = self.db().await;
+        let found = std::sync::Mutex::new(None);
+        sellersync_core::testing::eventually(
+            std::time::Duration::from_secs(10),
+            &format!("job {job_id} recorded as {status}"),
+            || async {
+                let record = sellersync_core::job_status::find(&db, job_id)
+                    .await
+                    .expect("read");
+                let matches = record.as_ref().is_some_and(|r| r.status.as_str() == status);
+                *found.lock().unwrap() = record;
+                matches
+            },
+        )
+        .await;
+        found.into_inner().unwrap().expect("found")
+    }
+
     /// Users (with no accounts) the manual enqueue accepts.
     pub async fn add_users(&self, ids: &[&str]) {
         let db = self.db().await;

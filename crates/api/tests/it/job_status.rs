@@ -2,7 +2,6 @@
 
 use reqwest::Method;
 use sellersync_core::auth::Role;
-use sellersync_core::job_status;
 use serde_json::json;
 
 use crate::helpers::{finish_jobs, spawn_app};
@@ -79,6 +78,7 @@ async fn a_user_reads_its_own_status_with_history_and_not_another_users() {
     let app = spawn_app().await;
     app.add_users(&["u1", "u2"]).await;
     let job = app.enqueue(&["u1"]).await.remove(0);
+    app.wait_for_status(&job, "queued").await;
 
     let own = app.token("u1", Role::User);
     let (status, body) = app
@@ -93,6 +93,8 @@ async fn a_user_reads_its_own_status_with_history_and_not_another_users() {
     assert_eq!(data["latest"]["trigger"], "api");
     assert_eq!(data["history"].as_array().unwrap().len(), 1);
     assert!(data["lastDataUpdateAt"].is_null());
+    assert_eq!(data["needsReauthorization"], false);
+    assert_eq!(data["accounts"], json!([]));
 
     let (status, body) = app
         .call(Method::GET, "/app/job-status/status/user/u2", Some(&own), None)
@@ -112,6 +114,7 @@ async fn a_job_status_shows_the_record_and_the_live_queue_entry() {
     let app = spawn_app().await;
     app.add_users(&["u1"]).await;
     let job = app.enqueue(&["u1"]).await.remove(0);
+    app.wait_for_status(&job, "queued").await;
     let (status, body) = app.admin_get(&format!("/app/job-status/status/job/{job}")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["jobId"], job.as_str());
@@ -128,18 +131,19 @@ async fn recent_and_failed_list_jobs_newest_first_and_validate_queries() {
     let app = spawn_app().await;
     app.add_users(&["a", "b", "c"]).await;
     let jobs = app.enqueue(&["a", "b", "c"]).await;
-    let db = app.db().await;
-    let retention = std::time::Duration::from_secs(3600);
-    job_status::record_failed(&db, &jobs[1], 1, "invalid_grant", retention)
-        .await
-        .unwrap();
+    for job in &jobs {
+        app.wait_for_status(job, "queued").await;
+    }
+    let failed = finish_jobs(&app.queue().await, 1, Err("invalid_grant")).await;
+    assert_eq!(failed, vec![jobs[0].clone()], "the oldest job goes first");
+    app.wait_for_status(&jobs[0], "failed").await;
 
     let (status, body) = app.admin_get("/app/job-status/recent?limit=2").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["count"], 2);
     assert_eq!(
         body["data"]["jobs"][0]["jobId"],
-        jobs[1].as_str(),
+        jobs[0].as_str(),
         "most recently updated first"
     );
 
@@ -151,7 +155,7 @@ async fn recent_and_failed_list_jobs_newest_first_and_validate_queries() {
         .map(|j| j["jobId"].as_str().unwrap())
         .collect();
     assert_eq!(queued.len(), 2);
-    assert!(!queued.contains(&jobs[1].as_str()));
+    assert!(!queued.contains(&jobs[0].as_str()));
 
     let (status, body) = app.admin_get("/app/job-status/failed?limit=100").await;
     assert_eq!(status, 200);

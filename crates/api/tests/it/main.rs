@@ -8,6 +8,7 @@ mod helpers;
 mod http;
 mod job_status;
 mod jobs;
+mod lifecycle;
 mod metrics;
 mod openapi;
 mod process;

@@ -27,6 +27,7 @@ async fn producer(ns: &TestNamespace, instance: &str) -> Producer {
         key_prefix: ns.key_prefix().to_owned(),
         batch_size: 50,
         lease_ttl: Duration::from_secs(10),
+        due_tolerance: ns.settings.cron.due_tolerance(),
     }
 }
 
@@ -86,7 +87,7 @@ async fn only_stale_users_with_accounts_are_enqueued_and_queued_ones_are_duplica
     let p = producer(&ns, "api-1").await;
     seed(&p).await;
     // "stale" already has a pending job.
-    sellersync_core::producer::enqueue_refresh(&p.queue, &p.db, &["stale".to_owned()], Trigger::Manual, 50)
+    sellersync_core::producer::enqueue_refresh(&p.queue, &["stale".to_owned()], Trigger::Manual, 50)
         .await
         .unwrap();
 
@@ -169,9 +170,71 @@ async fn a_rerun_of_the_same_tick_enqueues_nothing_new_even_after_its_jobs_finis
         panic!()
     };
     assert_eq!((again.enqueued, again.duplicates), (0, 2), "{again:?}");
-    // A new tick enqueues them again.
+    // A new tick enqueues them again, and by then `fresh` and `slow-interval` are due as well.
     let TickOutcome::Ran(next) = p.run_tick(tick + TimeDelta::hours(1)).await.unwrap() else {
         panic!()
     };
-    assert_eq!(next.enqueued, 2);
+    assert_eq!(next.enqueued, 4);
+}
+
+/// A user whose refresh finished `seconds_after` the tick `tick`.
+async fn refreshed_after(p: &Producer, id: &str, tick: chrono::DateTime<Utc>, seconds_after: i64) {
+    user(p, id, true, None, true, 60).await;
+    let at = bson::DateTime::from_millis((tick + TimeDelta::seconds(seconds_after)).timestamp_millis());
+    p.db.collection::<Document>(accounts::USERS)
+        .update_one(doc! { "_id": id }, doc! { "$set": { "lastDataUpdateAt": at } })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_refresh_finishing_after_its_tick_is_due_again_at_the_next_tick() {
+    let ns = TestNamespace::new();
+    let p = producer(&ns, "api-1").await;
+    let tick = Utc::now() - TimeDelta::hours(1);
+    refreshed_after(&p, "finished-30s-late", tick, 30).await;
+    // Refreshed by hand three quarters into the hour: not due at the next tick.
+    refreshed_after(&p, "refreshed-by-hand", tick, 45 * 60).await;
+
+    let TickOutcome::Ran(report) = p.run_tick(tick + TimeDelta::hours(1)).await.unwrap() else {
+        panic!("the tick should run")
+    };
+    assert_eq!(report.enqueued, 1, "{report:?}");
+    assert_eq!(queued_users(&p).await, vec!["finished-30s-late"]);
+}
+
+#[tokio::test]
+async fn a_user_waiting_for_reauthorization_is_skipped_until_its_credentials_change() {
+    let ns = TestNamespace::new();
+    let p = producer(&ns, "api-1").await;
+    user(&p, "revoked", true, None, true, 60).await;
+    let account_id = "revoked:revoked-S:na:ATVPDKIKX0DER".to_owned();
+    let refused = sellersync_core::Secret::from("Atzr|x|y").fingerprint();
+    let outcome =
+        doc! { "status": "needsReauthorization", "at": bson::DateTime::now(), "tokenFingerprint": refused };
+    p.db.collection::<Document>(accounts::USERS)
+        .update_one(
+            doc! { "_id": "revoked" },
+            doc! { "$set": { "needsReauthorization": true, format!("accountOutcomes.{account_id}"): outcome } },
+        )
+        .await
+        .unwrap();
+
+    let tick = Utc::now();
+    let TickOutcome::Ran(report) = p.run_tick(tick).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(report.selected, 0, "skipped while its token is the refused one");
+
+    p.db.collection::<Document>(accounts::SELLER_ACCOUNTS)
+        .update_one(
+            doc! { "_id": &account_id },
+            doc! { "$set": { "refreshToken": "Atzr|new|token" } },
+        )
+        .await
+        .unwrap();
+    let TickOutcome::Ran(report) = p.run_tick(tick + TimeDelta::hours(1)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(report.enqueued, 1, "a new token is tried again");
 }

@@ -99,32 +99,90 @@ async fn one_failing_account_of_three_does_not_stop_the_others() {
     assert!(missing.is_none());
 
     assert_eq!(summaries(&r).await.len(), 2);
-    let account = |id: &str| {
-        let db = r.db.clone();
-        let id = id.to_owned();
-        async move {
-            db.collection::<Document>(accounts::SELLER_ACCOUNTS)
-                .find_one(doc! { "_id": id })
-                .await
-                .unwrap()
-                .unwrap()
-        }
-    };
-    assert_eq!(account(&ids[0]).await.get_str("lastUpdateStatus").unwrap(), "ok");
-    assert_eq!(
-        account(&ids[1]).await.get_str("lastUpdateStatus").unwrap(),
-        "failed"
-    );
-    let user =
-        r.db.collection::<Document>(accounts::USERS)
-            .find_one(doc! { "_id": "u1" })
-            .await
+    let user = user_doc(&r, "u1").await;
+    let outcomes = user.get_document("accountOutcomes").unwrap();
+    let status = |id: &str| {
+        outcomes
+            .get_document(id)
             .unwrap()
-            .unwrap();
+            .get_str("status")
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(status(&ids[0]), "ok");
+    assert_eq!(status(&ids[1]), "needsReauthorization");
+    assert_eq!(status(&ids[2]), "ok");
     assert!(
         user.get_datetime("lastDataUpdateAt").is_ok(),
         "the user is marked fresh"
     );
+    assert!(user.get_datetime("lastAttemptAt").is_ok());
+    assert!(
+        !user.get_bool("needsReauthorization").unwrap(),
+        "two accounts still work"
+    );
+}
+
+async fn user_doc(r: &Refresher, id: &str) -> Document {
+    r.db.collection::<Document>(accounts::USERS)
+        .find_one(doc! { "_id": id })
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_refresh_where_every_account_failed_does_not_mark_the_user_fresh() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig::default()).await;
+    let r = refresher(&ns, &sim).await;
+    user_with_accounts(&r, "u1", &["BROKEN-A"]).await;
+    sim.fault("BROKEN-A", 500, 100).await;
+
+    let report = r.process_user_data("u1", &|_| {}).await.unwrap();
+    assert_eq!((report.accounts_processed, report.accounts_failed), (0, 1));
+    let user = user_doc(&r, "u1").await;
+    assert!(
+        user.get_datetime("lastDataUpdateAt").is_err(),
+        "not fresh: nothing was refreshed"
+    );
+    assert!(
+        user.get_datetime("lastAttemptAt").is_ok(),
+        "but the attempt is recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_account_is_skipped_until_its_refresh_token_changes() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig::default()).await;
+    let r = refresher(&ns, &sim).await;
+    let ids = user_with_accounts(&r, "u1", &["REVOKED-A"]).await;
+
+    let first = r.process_user_data("u1", &|_| {}).await.unwrap();
+    assert!(first.errors[0].needs_reauthorization, "{first:?}");
+    assert!(user_doc(&r, "u1").await.get_bool("needsReauthorization").unwrap());
+
+    let second = r.process_user_data("u1", &|_| {}).await.unwrap();
+    assert_eq!(
+        (second.accounts_failed, second.accounts_awaiting_reauthorization),
+        (0, 1),
+        "not tried again with the same token"
+    );
+
+    r.db.collection::<Document>(accounts::SELLER_ACCOUNTS)
+        .update_one(
+            doc! { "_id": &ids[0] },
+            doc! { "$set": { "refreshToken": "Atzr|S-NEW|fresh" } },
+        )
+        .await
+        .unwrap();
+    let third = r.process_user_data("u1", &|_| {}).await.unwrap();
+    assert_eq!(
+        (third.accounts_processed, third.accounts_awaiting_reauthorization),
+        (1, 0)
+    );
+    assert!(!user_doc(&r, "u1").await.get_bool("needsReauthorization").unwrap());
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ local hist, dur_sum = {}, 0
 
 local function observe(started)
   local started_ms = tonumber(started)
-  if not started_ms then return end
+  if not started_ms then return 0 end
   local d = math.max(0, now - started_ms)
   local field = 'dur_le_inf'
   for _, bound in ipairs(BOUNDS_MS) do
@@ -23,6 +23,7 @@ local function observe(started)
   end
   hist[field] = (hist[field] or 0) + 1
   dur_sum = dur_sum + d
+  return d
 end
 
 local done, finished = {}, {}
@@ -32,14 +33,15 @@ for i = 0, n - 1 do
   local job = redis.call('HMGET', jk, 'st', 'att', 'dk', 'sa')
   if job[1] == 'active' and job[2] == attempt then
     if result == 'null' then
-      redis.call('HSET', jk, 'st', 'completed', 'fin', now)
+      redis.call('HSET', jk, 'st', 'completed', 'fin', now, 'pg', 100)
     else
-      redis.call('HSET', jk, 'st', 'completed', 'fin', now, 'res', result)
+      redis.call('HSET', jk, 'st', 'completed', 'fin', now, 'pg', 100, 'res', result)
     end
     if job[3] and job[3] ~= '' and redis.call('GET', base .. 'dedup:' .. job[3]) == id then
       redis.call('DEL', base .. 'dedup:' .. job[3])
     end
-    observe(job[4])
+    local d = observe(job[4])
+    emit(base, id, 'completed', now, { 'res', result, 'dur', d })
     done[#done + 1] = id
     finished[#finished + 1] = now
     finished[#finished + 1] = id
@@ -52,19 +54,11 @@ for s = 1, #finished, CHUNK * 2 do
   redis.call('ZADD', base .. 'completed', unpack(finished, s, math.min(s + CHUNK * 2 - 1, #finished)))
 end
 
--- Retention by count, amortised: trim only once the set is a little over the limit.
-local total = redis.call('ZCARD', base .. 'completed')
-local slack = math.min(100, math.floor(keep / 10))
-if total > keep + slack then
-  local excess = redis.call('ZRANGE', base .. 'completed', 0, total - keep - 1)
-  for _, id in ipairs(excess) do redis.call('DEL', base .. 'job:' .. id) end
-  redis.call('ZREMRANGEBYRANK', base .. 'completed', 0, total - keep - 1)
-end
+trim_finished(base, 'completed', keep, now)
 if #done > 0 then
   local mk = base .. 'metrics'
   redis.call('HINCRBY', mk, 'completed', #done)
   redis.call('HINCRBY', mk, 'dur_sum_ms', dur_sum)
   for field, count in pairs(hist) do redis.call('HINCRBY', mk, field, count) end
-  redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'completed', 'ids', table.concat(done, ','))
 end
 return done

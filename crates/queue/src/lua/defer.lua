@@ -9,6 +9,6 @@ if job[1] ~= 'active' or job[2] ~= attempt then return 0 end
 local due = now + tonumber(ARGV[5])
 redis.call('ZREM', base .. 'active', id)
 redis.call('ZADD', base .. 'delayed', due, id)
-redis.call('HSET', jk, 'st', 'delayed', 'att', tonumber(attempt) - 1, 'due', due, 'err', ARGV[6])
-redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'deferred', 'ids', id, 'reason', ARGV[6])
+redis.call('HSET', jk, 'st', 'delayed', 'att', tonumber(attempt) - 1, 'due', due)
+emit(base, id, 'deferred', now, { 'reason', ARGV[6] })
 return 1

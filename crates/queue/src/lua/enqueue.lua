@@ -29,6 +29,7 @@ for i = 0, n - 1 do
   if dedup ~= '' then existing = redis.call('GET', base .. 'dedup:' .. dedup) end
   if not existing and id ~= '' and redis.call('EXISTS', base .. 'job:' .. id) == 1 then existing = id end
   if existing then
+    note(base, 'deduplicated', now, { 'id', existing })
     out[#out + 1] = existing
     out[#out + 1] = 1
   else
@@ -52,6 +53,8 @@ for i = 0, n - 1 do
     if priority ~= 0 then fields[#fields + 1] = 'pr'; fields[#fields + 1] = priority end
     if dedup ~= '' then fields[#fields + 1] = 'dk'; fields[#fields + 1] = dedup end
     redis.call('HSET', base .. 'job:' .. id, unpack(fields))
+    if delay > 0 then redis.call('HSET', base .. 'job:' .. id, 'due', now + delay) end
+    emit(base, id, 'enqueued', now, { 'data', ARGV[a + 5] })
     added[#added + 1] = id
     out[#out + 1] = id
     out[#out + 1] = 0
@@ -73,8 +76,5 @@ if #waiting > 0 then
   for t = 1, tokens do wake[t] = '1' end
   redis.call('LPUSH', base .. 'wake', unpack(wake))
   redis.call('LTRIM', base .. 'wake', 0, 63)
-end
-if #added > 0 then
-  redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'enqueued', 'ids', table.concat(added, ','))
 end
 return out

@@ -1,6 +1,7 @@
 -- A leased job's attempt failed: schedule a retry after the backoff, or fail it for good.
 -- KEYS[1]: the queue's wait key
--- ARGV: base, now_ms, id, attempt, error, retryable (0|1), max_backoff_ms, default_max_attempts, backoff_ms
+-- ARGV: base, now_ms, id, attempt, error, retryable (0|1), max_backoff_ms, default_max_attempts, backoff_ms,
+--   keep_failed
 -- Counts retries and final failures in the queue's `metrics` hash (`retried`, `failed`).
 -- Returns: {'retrying', due_ms} | {'failed', 0} | {'stale', 0} (the lease was lost; nothing changed)
 local base = ARGV[1]
@@ -20,7 +21,7 @@ if retryable and attempts < max_attempts then
   redis.call('ZADD', base .. 'delayed', due, id)
   redis.call('HSET', jk, 'st', 'delayed', 'err', err, 'due', due)
   redis.call('HINCRBY', base .. 'metrics', 'retried', 1)
-  redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'retried', 'ids', id, 'error', err)
+  emit(base, id, 'retrying', now)
   return { 'retrying', due }
 end
 redis.call('ZADD', base .. 'failed', now, id)
@@ -29,5 +30,6 @@ redis.call('HINCRBY', base .. 'metrics', 'failed', 1)
 if job[4] and redis.call('GET', base .. 'dedup:' .. job[4]) == id then
   redis.call('DEL', base .. 'dedup:' .. job[4])
 end
-redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'failed', 'ids', id, 'error', err)
+emit(base, id, 'failed', now, { 'by', 'worker' })
+trim_finished(base, 'failed', tonumber(ARGV[10]), now)
 return { 'failed', 0 }

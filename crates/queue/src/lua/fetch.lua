@@ -29,6 +29,8 @@ if #due > 0 then
     local jk = base .. 'job:' .. id
     local priority = tonumber(redis.call('HGET', jk, 'pr') or '0')
     redis.call('HSET', jk, 'st', 'waiting')
+    redis.call('HDEL', jk, 'due')
+    emit(base, id, 'promoted', now)
     promoted[#promoted + 1] = priority * PRIORITY_SPAN + seq + i
     promoted[#promoted + 1] = id
   end
@@ -49,7 +51,8 @@ for i = 1, #popped, 2 do
   local job = redis.call('HMGET', jk, 'data', 'att', 'max')
   if job[1] then
     local attempt = tonumber(job[2]) + 1
-    redis.call('HSET', jk, 'att', attempt, 'st', 'active', 'sa', now, 'w', worker)
+    redis.call('HSET', jk, 'att', attempt, 'st', 'active', 'sa', now, 'w', worker, 'pg', 0)
+    emit(base, id, 'active', now)
     leases[#leases + 1] = deadline
     leases[#leases + 1] = id
     ids[#ids + 1] = id
@@ -61,9 +64,6 @@ for i = 1, #popped, 2 do
 end
 for s = 1, #leases, CHUNK * 2 do
   redis.call('ZADD', base .. 'active', unpack(leases, s, math.min(s + CHUNK * 2 - 1, #leases)))
-end
-if #ids > 0 then
-  redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'active', 'ids', table.concat(ids, ','), 'worker', worker)
 end
 if #ids == 0 then out[1] = next_due() end
 return out

@@ -1,6 +1,6 @@
 -- Remove a job that is not active.
 -- KEYS[1]: the queue's wait key
--- ARGV: base, id
+-- ARGV: base, id, now_ms
 -- Returns 'removed' | 'active' | 'missing'.
 local base, id = ARGV[1], ARGV[2]
 local jk = base .. 'job:' .. id
@@ -13,6 +13,7 @@ end
 if job[2] and job[2] ~= '' and redis.call('GET', base .. 'dedup:' .. job[2]) == id then
   redis.call('DEL', base .. 'dedup:' .. job[2])
 end
+redis.call('HSET', jk, 'st', 'removed', 'fin', ARGV[3])
+emit(base, id, 'removed', tonumber(ARGV[3]))
 redis.call('DEL', jk)
-redis.call('XADD', base .. 'events', 'MAXLEN', '~', 10000, '*', 'event', 'removed', 'ids', id)
 return 'removed'

@@ -1,7 +1,8 @@
 //! Integration tests of the queue engine against the real local Redis. Each test has its own key
 //! prefix (removed afterwards), so tests run in parallel.
 mod apalis;
-mod consumer;
 mod control;
+mod events;
 mod helpers;
 mod producer;
+mod runtime;

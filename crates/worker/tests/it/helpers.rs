@@ -99,7 +99,7 @@ impl Env {
     }
 
     pub async fn enqueue(&self, users: &[String]) -> EnqueueReport {
-        enqueue_refresh(&self.queue, &self.db, users, Trigger::Manual, 50)
+        enqueue_refresh(&self.queue, users, Trigger::Manual, 50)
             .await
             .unwrap()
     }

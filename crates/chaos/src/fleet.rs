@@ -1,0 +1,96 @@
+//! Worker processes of one chaos run: the real `sellersync-worker` binary, configured through
+//! its environment like a deployment, logging to files the report points at.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sellersync_core::testing::{config_dir, sigterm, wait_exit};
+
+/// Where the workspace's binaries are: `SELLERSYNC_BIN_DIR`, else beside (or one level above)
+/// the running executable, as in `target/debug` and `target/debug/deps`.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SELLERSYNC_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("own path");
+    let here = exe.parent().expect("a directory").to_path_buf();
+    if here.join("sellersync-worker").exists() {
+        return here;
+    }
+    here.parent().map(Path::to_path_buf).unwrap_or(here)
+}
+
+/// The running workers and how to start more.
+pub struct Fleet {
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+    logs: PathBuf,
+    workers: Vec<Child>,
+    started: usize,
+}
+
+impl Fleet {
+    /// `env`: the settings every worker gets; logs go to `logs/worker-<n>.log`.
+    pub fn new(env: Vec<(String, String)>, logs: PathBuf) -> Self {
+        let binary = bin_dir().join("sellersync-worker");
+        assert!(
+            binary.exists(),
+            "{} not found: build the workspace first (or set SELLERSYNC_BIN_DIR)",
+            binary.display()
+        );
+        std::fs::create_dir_all(&logs).expect("a log directory");
+        Self {
+            binary,
+            env,
+            logs,
+            workers: Vec::new(),
+            started: 0,
+        }
+    }
+
+    pub fn start(&mut self) {
+        let log = std::fs::File::create(self.logs.join(format!("worker-{}.log", self.started)))
+            .expect("a log file");
+        let child = Command::new(&self.binary)
+            .env("SELLERSYNC_ENV", "test")
+            .env("SELLERSYNC_CONFIG_DIR", config_dir())
+            .env("LOG_LEVEL", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("the worker starts");
+        self.workers.push(child);
+        self.started += 1;
+    }
+
+    /// SIGKILLs the oldest running worker (its jobs are recovered by the others).
+    pub fn kill_one(&mut self) {
+        if !self.workers.is_empty() {
+            let mut victim = self.workers.remove(0);
+            let _ = victim.kill();
+            let _ = victim.wait();
+        }
+    }
+
+    /// SIGTERMs every worker and waits for each to exit.
+    pub fn stop_all(&mut self) {
+        for worker in &self.workers {
+            sigterm(worker);
+        }
+        for mut worker in self.workers.drain(..) {
+            wait_exit(&mut worker, Duration::from_secs(60));
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for mut worker in self.workers.drain(..) {
+            let _ = worker.kill();
+            let _ = worker.wait();
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The lifecycle scenario's timeline and its report.
+
+use std::time::{Duration, Instant};
+
+use figment::value::Value;
+use mongodb::Database;
+use sellersync_core::accounts::{self, NewAccount};
+use sellersync_core::config::USER_DATA_QUEUE;
+use sellersync_core::connections::{connect_redis, mongo_database};
+use sellersync_core::job_status::projector::GROUP;
+use sellersync_core::jobs::Trigger;
+use sellersync_core::spapi::Region;
+use sellersync_core::testing::{PrivateMongo, TestNamespace};
+use sellersync_core::{demo, migrations, producer};
+use sellersync_queue::{JobState, Queue};
+use serde::Serialize;
+
+use crate::check::{self, Mismatch};
+use crate::fleet::Fleet;
+
+/// Users whose seller revoked our access: their jobs fail for good, by design.
+const REVOKED_USERS: [&str; 2] = ["chaos-revoked-0", "chaos-revoked-1"];
+/// Waiting jobs an admin removes.
+const REMOVED_BY_ADMIN: usize = 2;
+
+/// What to run. The defaults are the full form; [`Scenario::short`] is the test command's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Scenario {
+    /// Users refreshed, enqueued in three waves (before the kill, the freeze and the outage).
+    #[arg(long, default_value_t = 60)]
+    pub users: usize,
+    /// Seller accounts per user.
+    #[arg(long, default_value_t = 2)]
+    pub accounts: usize,
+    /// Worker processes (one of them is SIGKILLed and replaced).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Jobs per worker process at once.
+    #[arg(long, default_value_t = 5)]
+    pub concurrency: u32,
+    /// Latency the SP-API stand-in adds to every call.
+    #[arg(long, default_value_t = 100)]
+    pub latency_ms: u64,
+    /// How long MongoDB is frozen (SIGSTOP) while jobs run.
+    #[arg(long, default_value_t = 20)]
+    pub freeze_secs: u64,
+    /// How long MongoDB is stopped while jobs run.
+    #[arg(long, default_value_t = 10)]
+    pub outage_secs: u64,
+    /// Give up waiting for the jobs (and report them unfinished) after this long.
+    #[arg(long, default_value_t = 300)]
+    pub deadline_secs: u64,
+}
+
+impl Scenario {
+    /// The short form the test command runs (about half a minute).
+    pub fn short() -> Self {
+        Self {
+            users: 24,
+            accounts: 2,
+            workers: 2,
+            concurrency: 4,
+            latency_ms: 100,
+            freeze_secs: 4,
+            outage_secs: 3,
+            deadline_secs: 120,
+        }
+    }
+}
+
+/// What a run saw. [`Report::passed`] is the suite's verdict.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub struct Report {
+    pub scenario: &'static str,
+    pub users: usize,
+    pub enqueued: usize,
+    pub completed: u64,
+    pub failed: u64,
+    /// Failed jobs of users whose data was fine: failed because of a fault.
+    pub failed_unexpectedly: usize,
+    pub removed_by_admin: usize,
+    pub retried_by_admin: usize,
+    pub workers_killed: usize,
+    pub mongo_frozen_secs: u64,
+    pub mongo_stopped_secs: u64,
+    /// Jobs neither completed, failed nor removed when the run ended (lost, or stuck).
+    pub unfinished: usize,
+    /// Jobs whose JobStatus record disagrees with the queue.
+    pub mismatches: usize,
+    pub mismatch_examples: Vec<Mismatch>,
+    pub seconds: f64,
+    /// The worker logs of the run.
+    pub logs: String,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.failed_unexpectedly == 0 && self.unfinished == 0 && self.mismatches == 0
+    }
+}
+
+/// Runs the scenario and reports what it saw (an `Err` means the harness itself failed).
+pub async fn run(s: &Scenario) -> Result<Report, String> {
+    let clock = Instant::now();
+    let mut mongo = tokio::task::spawn_blocking(PrivateMongo::start)
+        .await
+        .map_err(|e| e.to_string())?;
+    let sim = spawn_sim(s.latency_ms).await?;
+    let ns = TestNamespace::with_overrides(&[
+        ("mongo.uri", Value::from(mongo.uri())),
+        ("queues.user-data.keep_completed", Value::from(1_000_000)),
+    ]);
+    let db = mongo_database(&ns.settings.mongo, "sellersync-chaos")
+        .await
+        .map_err(|e| e.to_string())?;
+    migrations::apply(&db).await.map_err(|e| e.to_string())?;
+    let redis = connect_redis(&ns.settings.redis)
+        .await
+        .map_err(|e| e.to_string())?;
+    let config = ns.settings.queue(USER_DATA_QUEUE).expect("configured");
+    let queue = Queue::new(redis, ns.key_prefix(), USER_DATA_QUEUE, config);
+    let users = seed(&db, s).await?;
+    let logs = std::env::temp_dir().join(format!("sellersync-chaos-{}", ns.database()));
+    let mut fleet = Fleet::new(worker_env(&ns, &mongo.uri(), &sim, s), logs.clone());
+    for _ in 0..s.workers {
+        fleet.start();
+    }
+
+    let waves: Vec<&[String]> = users.chunks(users.len().div_ceil(3).max(1)).collect();
+    let mut jobs = enqueue(&queue, waves[0]).await?;
+    let removed = remove_waiting(&queue, REMOVED_BY_ADMIN).await?;
+    jobs.extend(enqueue(&queue, &REVOKED_USERS.map(str::to_owned)).await?);
+    let retried = retry_revoked(&queue, &jobs, s).await?;
+
+    jobs.extend(enqueue(&queue, waves.get(1).copied().unwrap_or_default()).await?);
+    running(&queue).await;
+    fleet.kill_one();
+    fleet.start();
+    running(&queue).await;
+    mongo.freeze();
+    tokio::time::sleep(Duration::from_secs(s.freeze_secs)).await;
+    mongo.thaw();
+
+    jobs.extend(enqueue(&queue, waves.get(2).copied().unwrap_or_default()).await?);
+    running(&queue).await;
+    tokio::task::block_in_place(|| mongo.stop());
+    tokio::time::sleep(Duration::from_secs(s.outage_secs)).await;
+    tokio::task::block_in_place(|| mongo.restart());
+
+    let deadline = Duration::from_secs(s.deadline_secs);
+    wait_until(deadline, || async { settled(&queue).await }).await;
+    tokio::task::block_in_place(|| fleet.stop_all());
+
+    let mismatches = check::mismatches(&queue, &db, &jobs).await?;
+    let counts = queue.counts().await.map_err(|e| e.to_string())?;
+    let failed_unexpectedly = failed_users(&queue)
+        .await?
+        .iter()
+        .filter(|user| !REVOKED_USERS.contains(&user.as_str()))
+        .count();
+    Ok(Report {
+        scenario: "lifecycle",
+        users: users.len() + REVOKED_USERS.len(),
+        enqueued: jobs.len(),
+        completed: counts.completed,
+        failed: counts.failed,
+        failed_unexpectedly,
+        removed_by_admin: removed,
+        retried_by_admin: retried,
+        workers_killed: 1,
+        mongo_frozen_secs: s.freeze_secs,
+        mongo_stopped_secs: s.outage_secs,
+        unfinished: (counts.waiting + counts.active + counts.delayed + counts.paused) as usize,
+        mismatches: mismatches.len(),
+        mismatch_examples: mismatches.into_iter().take(5).collect(),
+        seconds: (clock.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        logs: logs.display().to_string(),
+    })
+}
+
+/// Waits (briefly) until some job is running, so the next fault meets work in flight.
+async fn running(queue: &Queue) {
+    wait_until(Duration::from_secs(10), || async {
+        queue.counts().await.is_ok_and(|c| c.active > 0)
+    })
+    .await;
+}
+
+/// Every job finished and JobStatus has recorded every event.
+async fn settled(queue: &Queue) -> bool {
+    let Ok(counts) = queue.counts().await else {
+        return false;
+    };
+    let busy = counts.waiting + counts.active + counts.delayed + counts.paused;
+    busy == 0 && queue.event_backlog(GROUP).await.is_ok_and(|b| b.total() == 0)
+}
+
+/// Polls `check` until it holds or `limit` passes (the report then shows what is unfinished).
+async fn wait_until<F, Fut>(limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline && !check().await {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Demo users with working accounts, and the revoked users.
+async fn seed(db: &Database, s: &Scenario) -> Result<Vec<String>, String> {
+    demo::seed(db, s.users, s.accounts, &|_| {})
+        .await
+        .map_err(|e| e.to_string())?;
+    for (n, user) in REVOKED_USERS.iter().enumerate() {
+        accounts::upsert_user(db, user, true)
+            .await
+            .map_err(|e| e.to_string())?;
+        let seller = format!("REVOKED-CHAOS-{n}");
+        let account = NewAccount {
+            user_id: (*user).to_owned(),
+            refresh_token: format!("Atzr|{seller}|revoked").as_str().into(),
+            seller_id: seller,
+            region: Region::Na,
+            marketplace_id: "ATVPDKIKX0DER".into(),
+            country: "US".into(),
+        };
+        accounts::upsert_account(db, &account)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok((0..s.users).map(demo::user_id).collect())
+}
+
+async fn enqueue(queue: &Queue, users: &[String]) -> Result<Vec<String>, String> {
+    let report = producer::enqueue_refresh(queue, users, Trigger::Manual, 50)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(report.enqueued.into_iter().map(|j| j.job_id).collect())
+}
+
+/// An admin removes the newest waiting jobs (as `DELETE /api/jobs/:id` does).
+async fn remove_waiting(queue: &Queue, n: usize) -> Result<usize, String> {
+    let waiting = queue
+        .list(JobState::Waiting, 0, n)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut removed = 0;
+    for job in waiting {
+        // It may have been taken by a worker meanwhile: then it is not removable, and that is fine.
+        if queue.remove(&job.id).await.is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Waits for the revoked users' jobs to fail, then an admin retries them (they fail again).
+async fn retry_revoked(queue: &Queue, jobs: &[String], s: &Scenario) -> Result<usize, String> {
+    let revoked: Vec<String> = jobs[jobs.len() - REVOKED_USERS.len()..].to_vec();
+    let failed = |id: String| async move {
+        queue
+            .get(&id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|j| j.state == "failed")
+    };
+    wait_until(Duration::from_secs(s.deadline_secs), || async {
+        for id in &revoked {
+            if !failed(id.clone()).await {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    let mut retried = 0;
+    for id in &revoked {
+        if queue.retry(id).await.is_ok() {
+            retried += 1;
+        }
+    }
+    Ok(retried)
+}
+
+/// The users of every failed job.
+async fn failed_users(queue: &Queue) -> Result<Vec<String>, String> {
+    let failed = queue
+        .list(JobState::Failed, 0, 10_000)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(failed
+        .iter()
+        .filter_map(|j| j.data["userId"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// The worker processes' settings: this run's namespace, MongoDB and stand-in, fast retries.
+fn worker_env(ns: &TestNamespace, mongo_uri: &str, sim: &str, s: &Scenario) -> Vec<(String, String)> {
+    let redis = &ns.settings.redis;
+    [
+        ("REDIS_HOST", redis.host.clone()),
+        ("REDIS_PORT", redis.port.to_string()),
+        ("REDIS_KEY_PREFIX", ns.key_prefix().to_owned()),
+        ("MONGODB_URI", mongo_uri.to_owned()),
+        ("MONGODB_DATABASE", ns.database().to_owned()),
+        ("SELLERSYNC_SPAPI__TOKEN_URL", format!("{sim}/auth/o2/token")),
+        ("SELLERSYNC_SPAPI__ENDPOINTS__NA", sim.to_owned()),
+        ("SELLERSYNC_SPAPI__ENDPOINTS__EU", sim.to_owned()),
+        ("SELLERSYNC_SPAPI__ENDPOINTS__FE", sim.to_owned()),
+        ("WORKER_CONCURRENCY", s.concurrency.to_string()),
+        ("JOB_RETRY_DELAY", "200".to_owned()),
+        ("SELLERSYNC_WORKER__USER_BUSY_DELAY_MS", "200".to_owned()),
+        ("SELLERSYNC_WORKER__STORE_UNAVAILABLE_DELAY_MS", "500".to_owned()),
+        (
+            "SELLERSYNC_QUEUES__USER-DATA__KEEP_COMPLETED",
+            "1000000".to_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// The SP-API stand-in in this process on a random port.
+async fn spawn_sim(latency_ms: u64) -> Result<String, String> {
+    let config = sellersync_spapi_sim::SimConfig {
+        latency_ms,
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    tokio::spawn(async move { axum::serve(listener, sellersync_spapi_sim::router(config)).await });
+    Ok(base)
+}

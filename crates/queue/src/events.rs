@@ -1,0 +1,630 @@
+//! The queue's event stream (`<base>events`): every transition of every job, appended by the
+//! script that made it (`lua/events.lua` describes an entry), so the stream is the queue's own
+//! history and cannot disagree with it.
+//!
+//! Readers are Redis consumer groups: each group sees every event, each event is delivered to one
+//! consumer of the group, and stays pending until that consumer acknowledges it; a consumer that
+//! died leaves its pending events to be claimed by another. The stream is trimmed only behind the
+//! slowest group ([`Queue::trim_events`]), so no group ever misses an event it has not
+//! acknowledged. A stream nobody has ever read (no group yet) is capped at
+//! [`UNREAD_STREAM_CAP`] entries instead.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{FromRedisValue, Value};
+
+use crate::error::{QueueError, QueueResult};
+use crate::queue::{Queue, now_ms};
+
+/// Entries kept in a stream that has no consumer group at all.
+pub const UNREAD_STREAM_CAP: u64 = 100_000;
+
+/// What happened to a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Enqueued,
+    /// An enqueue found this job already pending under its dedup key or id; nothing changed.
+    Deduplicated,
+    /// A delayed job (delay, retry backoff or deferral) became due and waits in line.
+    Promoted,
+    /// A worker leased it: an attempt started.
+    Active,
+    Progress,
+    /// The attempt failed; it runs again after a backoff.
+    Retrying,
+    /// Put back for later without spending the attempt.
+    Deferred,
+    /// Its lease expired (the worker died or stalled); back in line.
+    Stalled,
+    /// A stopping worker handed it back unstarted or unfinished; the attempt does not count.
+    Released,
+    Completed,
+    /// Failed for good (by the worker, or by the reaper after too many stalls).
+    Failed,
+    /// Deleted by an admin.
+    Removed,
+    /// A failed job put back in line by an admin.
+    Retried,
+    /// Finished jobs deleted from Redis by retention or `clean` (their outcome stands).
+    Cleaned,
+}
+
+impl EventKind {
+    const ALL: [(EventKind, &'static str); 14] = [
+        (Self::Enqueued, "enqueued"),
+        (Self::Deduplicated, "deduplicated"),
+        (Self::Promoted, "promoted"),
+        (Self::Active, "active"),
+        (Self::Progress, "progress"),
+        (Self::Retrying, "retrying"),
+        (Self::Deferred, "deferred"),
+        (Self::Stalled, "stalled"),
+        (Self::Released, "released"),
+        (Self::Completed, "completed"),
+        (Self::Failed, "failed"),
+        (Self::Removed, "removed"),
+        (Self::Retried, "retried"),
+        (Self::Cleaned, "cleaned"),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(kind, _)| *kind == self)
+            .map_or("unknown", |(_, name)| name)
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(kind, _)| *kind)
+    }
+}
+
+/// A job's state fields right after a transition, as its hash held them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobSnapshot {
+    /// `waiting`, `delayed`, `active`, `completed`, `failed` or `removed`.
+    pub state: String,
+    pub attempt: u32,
+    pub progress: u8,
+    pub worker_id: Option<String>,
+    pub started_at_ms: Option<u64>,
+    /// When a delayed job is due.
+    pub due_ms: Option<u64>,
+    pub last_error: Option<String>,
+    pub finished_at_ms: Option<u64>,
+    pub stalls: u32,
+    /// Times an admin retried it.
+    pub retries: u32,
+    /// Set when the job was enqueued with its own limit (else the queue's applies).
+    pub max_attempts: Option<u32>,
+}
+
+/// One entry of the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobEvent {
+    /// The stream entry id (acknowledge with it).
+    pub stream_id: String,
+    pub kind: EventKind,
+    /// The job; for `Cleaned`, the first of `job_ids`.
+    pub job_id: String,
+    /// Every job a `Cleaned` event covers (just `job_id` otherwise).
+    pub job_ids: Vec<String>,
+    /// The job's version after this transition (0 for events that change nothing).
+    pub version: u64,
+    pub at_ms: u64,
+    pub snapshot: JobSnapshot,
+    /// `Enqueued`: the payload.
+    pub data: Option<String>,
+    /// `Completed`: the handler's result (JSON) and the attempt's duration.
+    pub result: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// `Deferred`: why.
+    pub reason: Option<String>,
+    /// `Failed`: `worker` or `reaper`.
+    pub failed_by: Option<String>,
+}
+
+/// A stream entry the reader could not use (an unknown kind, a missing field): acknowledge it
+/// and move on, it can never become readable.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub stream_id: String,
+    pub reason: String,
+}
+
+/// What one read returned.
+#[derive(Debug, Default)]
+pub struct EventBatch {
+    pub events: Vec<JobEvent>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl EventBatch {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.unreadable.is_empty()
+    }
+
+    /// Every entry id of the batch, to acknowledge it whole.
+    pub fn stream_ids(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .map(|e| e.stream_id.clone())
+            .chain(self.unreadable.iter().map(|u| u.stream_id.clone()))
+            .collect()
+    }
+}
+
+/// How far a group is behind the stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventBacklog {
+    /// Delivered to a consumer, not yet acknowledged.
+    pub pending: u64,
+    /// Not yet delivered to any consumer.
+    pub undelivered: u64,
+    /// Age of the oldest event not yet acknowledged (0 when none).
+    pub oldest_age_ms: u64,
+}
+
+impl EventBacklog {
+    pub fn total(&self) -> u64 {
+        self.pending + self.undelivered
+    }
+}
+
+/// Which entries a group read asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// Events never delivered to this group.
+    New,
+    /// Events delivered to this consumer and not acknowledged (after a failed write, say).
+    OwnPending,
+}
+
+impl Queue {
+    fn events_key(&self) -> String {
+        self.key("events")
+    }
+
+    /// Creates consumer group `group` reading from the start of the stream, unless it exists.
+    pub async fn ensure_event_group(&self, group: &str) -> QueueResult<()> {
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.events_key())
+            .arg(group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.conn())
+            .await;
+        match created {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Reads up to `count` events for `consumer` of `group`, blocking up to `block` for new ones.
+    /// `conn` must be a connection of its own: a blocking read holds it.
+    pub async fn read_events(
+        &self,
+        conn: &mut ConnectionManager,
+        group: &str,
+        consumer: &str,
+        from: ReadFrom,
+        count: usize,
+        block: Duration,
+    ) -> QueueResult<EventBatch> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count.max(1));
+        let start = match from {
+            ReadFrom::New => {
+                cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+                ">"
+            }
+            ReadFrom::OwnPending => "0",
+        };
+        cmd.arg("STREAMS").arg(self.events_key()).arg(start);
+        let reply: Value = cmd.query_async(conn).await?;
+        let entries = match reply {
+            Value::Nil => Vec::new(),
+            reply => first_stream_entries(reply)?,
+        };
+        Ok(parse_entries(entries))
+    }
+
+    /// Takes over events that another consumer of `group` received more than `min_idle` ago and
+    /// never acknowledged (it died, say).
+    pub async fn claim_stale_events(
+        &self,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> QueueResult<EventBatch> {
+        let reply: Vec<Value> = redis::cmd("XAUTOCLAIM")
+            .arg(self.events_key())
+            .arg(group)
+            .arg(consumer)
+            .arg(min_idle.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(&mut self.conn())
+            .await?;
+        let entries = reply
+            .into_iter()
+            .nth(1)
+            .map(as_array)
+            .transpose()?
+            .unwrap_or_default();
+        Ok(parse_entries(entries))
+    }
+
+    /// Acknowledges events of `group`.
+    pub async fn ack_events(&self, group: &str, stream_ids: &[String]) -> QueueResult<()> {
+        if stream_ids.is_empty() {
+            return Ok(());
+        }
+        let _: u64 = redis::cmd("XACK")
+            .arg(self.events_key())
+            .arg(group)
+            .arg(stream_ids)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the events every consumer group has acknowledged (or, with no group at all, all
+    /// but the newest [`UNREAD_STREAM_CAP`]). Returns how many entries went.
+    pub async fn trim_events(&self) -> QueueResult<u64> {
+        let groups = self.event_groups().await?;
+        let mut trim = redis::cmd("XTRIM");
+        trim.arg(self.events_key());
+        if groups.is_empty() {
+            trim.arg("MAXLEN").arg("~").arg(UNREAD_STREAM_CAP);
+        } else {
+            let mut floor: Option<StreamId> = None;
+            for group in &groups {
+                let oldest = self.oldest_unacknowledged(group).await?;
+                floor = Some(floor.map_or(oldest, |f| f.min(oldest)));
+            }
+            let floor = floor.expect("at least one group");
+            trim.arg("MINID").arg(floor.to_string());
+        }
+        Ok(trim.query_async(&mut self.conn()).await?)
+    }
+
+    /// How far `group` is behind.
+    pub async fn event_backlog(&self, group: &str) -> QueueResult<EventBacklog> {
+        let Some(info) = self.event_groups().await?.into_iter().find(|g| g.name == group) else {
+            let undelivered: u64 = redis::cmd("XLEN")
+                .arg(self.events_key())
+                .query_async(&mut self.conn())
+                .await?;
+            let oldest = self.first_entry_after(StreamId::ZERO).await?;
+            return Ok(EventBacklog {
+                pending: 0,
+                undelivered,
+                oldest_age_ms: oldest.map_or(0, |id| now_ms().saturating_sub(id.ms)),
+            });
+        };
+        let oldest = self.oldest_unacknowledged(&info).await?;
+        let oldest_ms = if info.pending > 0 {
+            Some(oldest.ms)
+        } else {
+            self.first_entry_after(info.last_delivered).await?.map(|id| id.ms)
+        };
+        Ok(EventBacklog {
+            pending: info.pending,
+            undelivered: info.lag,
+            oldest_age_ms: oldest_ms.map_or(0, |ms| now_ms().saturating_sub(ms)),
+        })
+    }
+
+    async fn event_groups(&self) -> QueueResult<Vec<GroupInfo>> {
+        let reply: redis::RedisResult<Vec<Value>> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(self.events_key())
+            .query_async(&mut self.conn())
+            .await;
+        let groups = match reply {
+            Ok(groups) => groups,
+            // No stream yet: no groups.
+            Err(e) if e.to_string().contains("no such key") => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        groups.into_iter().map(GroupInfo::parse).collect()
+    }
+
+    /// The oldest entry `group` still needs: its oldest pending one, else the first after the
+    /// last delivered one (as an exclusive floor: everything below it is done).
+    async fn oldest_unacknowledged(&self, group: &GroupInfo) -> QueueResult<StreamId> {
+        if group.pending > 0 {
+            let summary: Vec<Value> = redis::cmd("XPENDING")
+                .arg(self.events_key())
+                .arg(&group.name)
+                .query_async(&mut self.conn())
+                .await?;
+            if let Some(min) = summary
+                .into_iter()
+                .nth(1)
+                .and_then(|v| String::from_redis_value(v).ok())
+            {
+                return StreamId::parse(&min);
+            }
+        }
+        Ok(group.last_delivered.next())
+    }
+
+    async fn first_entry_after(&self, id: StreamId) -> QueueResult<Option<StreamId>> {
+        let entries: Vec<Value> = redis::cmd("XRANGE")
+            .arg(self.events_key())
+            .arg(format!("({id}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.conn())
+            .await?;
+        entries
+            .into_iter()
+            .next()
+            .map(|entry| {
+                let id = as_array(entry)?.into_iter().next().map(string).transpose()?;
+                StreamId::parse(&id.unwrap_or_default())
+            })
+            .transpose()
+    }
+}
+
+/// A stream entry id, `<ms>-<seq>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct StreamId {
+    ms: u64,
+    seq: u64,
+}
+
+impl StreamId {
+    const ZERO: StreamId = StreamId { ms: 0, seq: 0 };
+
+    fn parse(text: &str) -> QueueResult<Self> {
+        let (ms, seq) = text.split_once('-').unwrap_or((text, "0"));
+        match (ms.parse(), seq.parse()) {
+            (Ok(ms), Ok(seq)) => Ok(Self { ms, seq }),
+            _ => Err(QueueError::Protocol(format!("bad stream id {text:?}"))),
+        }
+    }
+
+    fn next(self) -> Self {
+        Self {
+            ms: self.ms,
+            seq: self.seq + 1,
+        }
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// A consumer group as `XINFO GROUPS` describes it.
+struct GroupInfo {
+    name: String,
+    pending: u64,
+    last_delivered: StreamId,
+    /// Entries not yet delivered (Redis 7+).
+    lag: u64,
+}
+
+impl GroupInfo {
+    fn parse(value: Value) -> QueueResult<Self> {
+        let fields = field_map(value)?;
+        let text = |name: &str| fields.get(name).cloned().and_then(|v| string(v).ok());
+        let number = |name: &str| text(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        Ok(Self {
+            name: text("name").unwrap_or_default(),
+            pending: number("pending"),
+            last_delivered: StreamId::parse(&text("last-delivered-id").unwrap_or_else(|| "0-0".into()))?,
+            lag: number("lag"),
+        })
+    }
+}
+
+fn protocol(e: impl std::fmt::Display) -> QueueError {
+    QueueError::Protocol(e.to_string())
+}
+
+fn string(value: Value) -> QueueResult<String> {
+    match value {
+        Value::Int(n) => Ok(n.to_string()),
+        other => String::from_redis_value(other).map_err(protocol),
+    }
+}
+
+fn as_array(value: Value) -> QueueResult<Vec<Value>> {
+    match value {
+        Value::Array(items) => Ok(items),
+        Value::Nil => Ok(Vec::new()),
+        other => Err(protocol(format!("expected an array, got {other:?}"))),
+    }
+}
+
+/// A flat `[field, value, ...]` array (or a RESP3 map) as a map.
+fn field_map(value: Value) -> QueueResult<HashMap<String, Value>> {
+    let pairs: Vec<(Value, Value)> = match value {
+        Value::Map(pairs) => pairs,
+        other => {
+            let mut items = as_array(other)?.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(k), Some(v)) = (items.next(), items.next()) {
+                pairs.push((k, v));
+            }
+            pairs
+        }
+    };
+    pairs.into_iter().map(|(k, v)| Ok((string(k)?, v))).collect()
+}
+
+/// The entries of the one stream an XREADGROUP reply holds.
+fn first_stream_entries(reply: Value) -> QueueResult<Vec<Value>> {
+    let stream = match reply {
+        Value::Map(mut pairs) => pairs.pop().map(|(_, entries)| entries),
+        other => as_array(other)?
+            .into_iter()
+            .next()
+            .map(as_array)
+            .transpose()?
+            .and_then(|pair| pair.into_iter().nth(1)),
+    };
+    stream.map(as_array).transpose().map(Option::unwrap_or_default)
+}
+
+fn parse_entries(entries: Vec<Value>) -> EventBatch {
+    let mut batch = EventBatch::default();
+    for entry in entries {
+        let mut parts = match as_array(entry) {
+            Ok(parts) => parts.into_iter(),
+            Err(_) => continue,
+        };
+        let Some(Ok(stream_id)) = parts.next().map(string) else {
+            continue;
+        };
+        // A pending entry that was trimmed meanwhile comes back without fields.
+        let fields = parts.next().map(field_map).transpose();
+        match fields {
+            Ok(Some(fields)) if !fields.is_empty() => match parse_event(stream_id.clone(), fields) {
+                Ok(event) => batch.events.push(event),
+                Err(reason) => batch.unreadable.push(Unreadable { stream_id, reason }),
+            },
+            Ok(_) => batch.unreadable.push(Unreadable {
+                stream_id,
+                reason: "the entry was deleted".to_owned(),
+            }),
+            Err(e) => batch.unreadable.push(Unreadable {
+                stream_id,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    batch
+}
+
+fn parse_event(stream_id: String, fields: HashMap<String, Value>) -> Result<JobEvent, String> {
+    let mut text: HashMap<String, String> = HashMap::with_capacity(fields.len());
+    for (name, value) in fields {
+        text.insert(name, string(value).map_err(|e| e.to_string())?);
+    }
+    let number = |name: &str| text.get(name).and_then(|v| v.parse::<f64>().ok());
+    let kind_name = text.get("e").ok_or("no event kind")?;
+    let kind = EventKind::parse(kind_name).ok_or_else(|| format!("unknown event kind {kind_name:?}"))?;
+    let job_ids: Vec<String> = match kind {
+        EventKind::Cleaned => text
+            .get("ids")
+            .map(|ids| ids.split(',').map(str::to_owned).collect()),
+        _ => text.get("id").map(|id| vec![id.clone()]),
+    }
+    .filter(|ids: &Vec<String>| ids.iter().all(|id| !id.is_empty()) && !ids.is_empty())
+    .ok_or("no job id")?;
+    let snapshot = JobSnapshot {
+        state: text.get("st").cloned().unwrap_or_default(),
+        attempt: number("att").unwrap_or(0.0) as u32,
+        progress: number("pg").unwrap_or(0.0).clamp(0.0, 100.0) as u8,
+        worker_id: text.get("w").cloned(),
+        started_at_ms: number("sa").map(|v| v as u64),
+        due_ms: number("due").map(|v| v as u64),
+        last_error: text.get("err").cloned(),
+        finished_at_ms: number("fin").map(|v| v as u64),
+        stalls: number("stalls").unwrap_or(0.0) as u32,
+        retries: number("retries").unwrap_or(0.0) as u32,
+        max_attempts: number("max").map(|v| v as u32),
+    };
+    Ok(JobEvent {
+        stream_id,
+        kind,
+        job_id: job_ids[0].clone(),
+        job_ids,
+        version: number("v").unwrap_or(0.0) as u64,
+        at_ms: number("t").ok_or("no time")? as u64,
+        snapshot,
+        data: text.get("data").cloned(),
+        result: text.get("res").cloned(),
+        duration_ms: number("dur").map(|v| v as u64),
+        reason: text.get("reason").cloned(),
+        failed_by: text.get("by").cloned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn an_entry_parses_into_a_typed_event() {
+        let fields = [
+            ("e", "completed"),
+            ("id", "42"),
+            ("v", "5"),
+            ("t", "1000"),
+            ("st", "completed"),
+            ("att", "2"),
+            ("pg", "100"),
+            ("w", "w1"),
+            ("res", "{\"a\":1}"),
+            ("dur", "250"),
+        ];
+        let entry = Value::Array(vec![
+            bulk("1-0"),
+            Value::Array(fields.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect()),
+        ]);
+        let batch = parse_entries(vec![entry]);
+        assert!(batch.unreadable.is_empty(), "{:?}", batch.unreadable);
+        let event = &batch.events[0];
+        assert_eq!(event.kind, EventKind::Completed);
+        assert_eq!(
+            (event.job_id.as_str(), event.version, event.at_ms),
+            ("42", 5, 1000)
+        );
+        assert_eq!(event.snapshot.attempt, 2);
+        assert_eq!(event.snapshot.worker_id.as_deref(), Some("w1"));
+        assert_eq!(event.duration_ms, Some(250));
+    }
+
+    #[test]
+    fn unknown_kinds_and_deleted_entries_are_unreadable_not_fatal() {
+        let odd = Value::Array(vec![
+            bulk("1-0"),
+            Value::Array(vec![
+                bulk("e"),
+                bulk("teleported"),
+                bulk("id"),
+                bulk("1"),
+                bulk("t"),
+                bulk("1"),
+            ]),
+        ]);
+        let deleted = Value::Array(vec![bulk("2-0"), Value::Nil]);
+        let batch = parse_entries(vec![odd, deleted]);
+        assert!(batch.events.is_empty());
+        assert_eq!(batch.unreadable.len(), 2);
+        assert_eq!(batch.stream_ids(), vec!["1-0", "2-0"]);
+    }
+
+    #[test]
+    fn stream_ids_order_by_time_then_sequence() {
+        let a = StreamId::parse("10-5").unwrap();
+        let b = StreamId::parse("11-0").unwrap();
+        assert!(a < b && a.next() < b);
+        assert_eq!(a.next().to_string(), "10-6");
+        assert!(StreamId::parse("x-1").is_err());
+    }
+}

@@ -1,0 +1,20 @@
+-- Retention of finished jobs, prepended to the scripts that finish or clean jobs (see scripts.rs).
+
+-- Deletes the finished jobs `ids` of `set` ('completed' | 'failed') and notes one 'cleaned' event.
+local function delete_finished(base, set, ids, now)
+  if #ids == 0 then return end
+  for _, id in ipairs(ids) do redis.call('DEL', base .. 'job:' .. id) end
+  for s = 1, #ids, 500 do
+    redis.call('ZREM', base .. set, unpack(ids, s, math.min(s + 499, #ids)))
+  end
+  note(base, 'cleaned', now, { 'state', set, 'ids', table.concat(ids, ',') })
+end
+
+-- Retention by count, amortised: once `set` is a little over `keep`, the oldest go.
+local function trim_finished(base, set, keep, now)
+  local total = redis.call('ZCARD', base .. set)
+  local slack = math.min(100, math.floor(keep / 10))
+  if total > keep + slack then
+    delete_finished(base, set, redis.call('ZRANGE', base .. set, 0, total - keep - 1), now)
+  end
+end
