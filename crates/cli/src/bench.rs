@@ -510,9 +510,13 @@ async fn refresh_scenarios(
         fe: base.into(),
     };
     let redis = connect_redis(&settings.redis).await.map_err(|e| err(&e))?;
-    let http = reqwest::Client::new();
+    // The rate-limit buckets outlive each scenario, as in production (the stand-in's do too).
+    let bench_prefix = format!("bench:{}:", std::process::id());
     for concurrency in [1, 10, 50] {
-        let client = sellersync_core::spapi::SpApiClient::new(spapi.clone()).map_err(|e| err(&e))?;
+        let key_prefix = format!("{bench_prefix}c{concurrency}:");
+        let client = sellersync_core::spapi::SpApiClient::new(spapi.clone())
+            .map_err(|e| err(&e))?
+            .with_shared_rate_limits(redis.clone(), &bench_prefix);
         let mut refresh = settings.refresh.clone();
         refresh.account_concurrency = concurrency;
         let refresher = sellersync_core::refresh::Refresher {
@@ -520,41 +524,34 @@ async fn refresh_scenarios(
             redis: redis.clone(),
             spapi: std::sync::Arc::new(client),
             settings: refresh,
-            key_prefix: format!("bench:{}:", std::process::id()),
+            key_prefix,
         };
-        let calls_before = sim_calls(&http, base).await?;
         let started = Instant::now();
         let report = refresher
             .process_user_data(&user, &|_| {})
             .await
             .map_err(|e| err(&e))?;
         let secs = started.elapsed().as_secs_f64();
-        let calls = sim_calls(&http, base).await? - calls_before;
+        let calls = refresher.spapi.stats();
         delete_keys(&mut redis.clone(), &refresher.key_prefix)
             .await
             .map_err(|e| err(&e))?;
+        let per_account = |n: u64| (n as f64 / report.accounts_total.max(1) as f64 * 10.0).round() / 10.0;
         emit(json!({
             "scenario": "refresh", "account_concurrency": concurrency, "latency_ms": args.latency_ms,
             "accounts": report.accounts_total, "failed": report.accounts_failed,
+            "rate_bound": report.errors.iter().filter(|e| e.retry_after_ms.is_some()).count(),
             "accounts_per_sec": (report.accounts_processed as f64 / secs * 10.0).round() / 10.0,
-            "calls_per_account": (calls as f64 / report.accounts_total.max(1) as f64 * 10.0).round() / 10.0,
+            "spapi_calls_per_account": per_account(calls.requests),
+            "token_exchanges_per_account": per_account(calls.token_exchanges),
+            "throttled_429": calls.throttled,
             "bound_concurrency_over_latency": (concurrency as f64 * 1000.0 / args.latency_ms.max(1) as f64 * 10.0).round() / 10.0,
         }));
     }
+    delete_keys(&mut redis.clone(), &bench_prefix)
+        .await
+        .map_err(|e| err(&e))?;
     Ok(())
-}
-
-/// API plus token requests the stand-in has served.
-async fn sim_calls(http: &reqwest::Client, base: &str) -> Result<u64, String> {
-    let stats: serde_json::Value = http
-        .get(format!("{base}/_sim/stats"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(stats["apiRequests"].as_u64().unwrap_or(0) + stats["tokenRequests"].as_u64().unwrap_or(0))
 }
 
 #[derive(clap::Args, Debug, Clone)]

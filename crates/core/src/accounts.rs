@@ -115,6 +115,7 @@ impl SellerAccount {
     pub fn credentials(&self) -> Credentials {
         Credentials {
             account_id: self.id.clone(),
+            seller_id: self.seller_id.clone(),
             region: self.region,
             refresh_token: self.refresh_token.clone(),
         }

@@ -312,6 +312,9 @@ pub struct SpApiSettings {
     pub max_retries: u32,
     pub initial_backoff_ms: u64,
     pub max_backoff_ms: u64,
+    /// Longest one call waits for rate-limit tokens (Amazon's usage plans) before its account is
+    /// reported rate-bound, to be retried after the wait instead.
+    pub rate_limit_max_wait_ms: u64,
     pub endpoints: SpApiEndpoints,
 }
 
@@ -648,6 +651,9 @@ impl SpApiSettings {
     }
     pub fn max_backoff(&self) -> Duration {
         Duration::from_millis(self.max_backoff_ms)
+    }
+    pub fn rate_limit_max_wait(&self) -> Duration {
+        Duration::from_millis(self.rate_limit_max_wait_ms)
     }
 }
 

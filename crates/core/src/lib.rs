@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod lease;
 pub mod migrations;
 pub mod producer;
+pub mod rate_limit;
 pub mod refresh;
 pub mod secret;
 pub mod shutdown;

@@ -10,12 +10,18 @@
 //! the summaries (one bulk write) and the attempt record.
 //! Running it twice is harmless: every write replaces the previous state, and the data window is
 //! aligned to whole hours, so two runs within an hour produce the same summaries.
+//!
+//! Per account: one `searchOrders` listing (items embedded) and one inventory listing. An account
+//! whose inventory cannot be read keeps its order analysis, flagged `inventoryUnavailable`. An
+//! account whose calls are rate-bound fails with a `retryAfterMs` (defer, don't retry); one whose
+//! seller withdrew authorization with `needsReauthorization`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use mongodb::Database;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -24,7 +30,13 @@ use crate::accounts::{self, AccountOutcome, AccountStatus, RefreshRecord, Seller
 use crate::analysis::{self, AnalysisParams, Summary, Window};
 use crate::config::RefreshSettings;
 use crate::error::CoreError;
-use crate::spapi::{SpApiClient, SpApiError};
+use crate::spapi::{CreatedBetween, SpApiClient, SpApiError};
+
+/// How far before the top of the hour the window ends. Amazon requires `CreatedBefore` at least
+/// two minutes before the request (`ordersV0.json`, `orders_2026-01-01.json`); ending the window
+/// a fixed margin before the hour keeps it the same for the whole hour (idempotent runs) and
+/// leaves room for clock skew.
+const WINDOW_END_MARGIN: TimeDelta = TimeDelta::minutes(5);
 
 /// What one run did: the job's result, stored with the completed job and projected to JobStatus.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,10 +49,13 @@ pub struct RefreshReport {
     #[serde(default)]
     pub accounts_awaiting_reauthorization: usize,
     pub errors: Vec<AccountError>,
+    /// Accounts refreshed with part of their data missing (e.g. no inventory).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<DegradedAccount>,
 }
 
 /// Why one account failed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountError {
     pub account_id: String,
@@ -53,12 +68,53 @@ pub struct AccountError {
     /// The seller's authorization is gone: only the seller can fix it.
     #[serde(default)]
     pub needs_reauthorization: bool,
+    /// Set when the account is rate-bound: Amazon's usage plan has no room for its calls for
+    /// this long. Not a failure of the job: defer it by this much instead of spending an attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// An account refreshed with part of its data missing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DegradedAccount {
+    pub account_id: String,
+    pub seller_id: String,
+    /// What is missing and why.
+    pub message: String,
+}
+
+impl DegradedAccount {
+    /// The degradation of `account`'s refreshed `summary`, if any.
+    pub fn of(account: &SellerAccount, summary: &Summary) -> Option<Self> {
+        let reason = summary.inventory_unavailable.as_ref()?;
+        Some(Self {
+            account_id: account.id.clone(),
+            seller_id: account.seller_id.clone(),
+            message: format!("inventory unavailable: {reason}"),
+        })
+    }
 }
 
 impl RefreshReport {
     /// True when some account failed with an error a retry may fix.
     pub fn has_retryable_failures(&self) -> bool {
         self.errors.iter().any(|e| e.retryable)
+    }
+
+    /// When some account is rate-bound: the longest of their waits, after which a deferred job
+    /// can run again (no attempt spent). `None` when no account is rate-bound.
+    pub fn rate_bound_retry_after(&self) -> Option<Duration> {
+        self.errors
+            .iter()
+            .filter_map(|e| e.retry_after_ms)
+            .max()
+            .map(Duration::from_millis)
+    }
+
+    /// Accounts whose seller must authorize the app again.
+    pub fn needing_reauthorization(&self) -> impl Iterator<Item = &AccountError> {
+        self.errors.iter().filter(|e| e.needs_reauthorization)
     }
 }
 
@@ -189,15 +245,19 @@ impl Refresher {
         Ok(report)
     }
 
-    /// The last `window_days` days, ending at the start of the current hour.
+    /// The last `window_days` days, ending [`WINDOW_END_MARGIN`] before the start of the current
+    /// hour: the same all hour long, and always far enough in the past for Amazon.
     fn window(&self, now: DateTime<Utc>) -> Window {
-        let end = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now);
+        let end = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now) - WINDOW_END_MARGIN;
         Window {
             start: end - TimeDelta::days(i64::from(self.settings.window_days)),
             end,
         }
     }
 
+    /// The account's orders (items embedded) and inventory, analysed. Orders are required;
+    /// inventory is not: without it the summary keeps the order analysis and says why the
+    /// inventory is missing.
     async fn fetch_and_analyse(
         &self,
         account: &SellerAccount,
@@ -205,37 +265,30 @@ impl Refresher {
     ) -> Result<Summary, SpApiError> {
         let creds = account.credentials();
         let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let (after, before) = (rfc3339(window.start), rfc3339(window.end));
+        let created = CreatedBetween {
+            after: &after,
+            before: &before,
+        };
         let orders = self
             .spapi
-            .orders(
-                &creds,
-                &account.marketplace_id,
-                &rfc3339(window.start),
-                &rfc3339(window.end),
-            )
+            .orders(&creds, &account.marketplace_id, created)
             .await?;
-        let live_orders: Vec<String> = orders
-            .iter()
-            .filter(|o| o.order_status != "Canceled")
-            .map(|o| o.amazon_order_id.clone())
-            .collect();
-        let fetches = live_orders.into_iter().map(|order_id| {
-            let (spapi, creds) = (Arc::clone(&self.spapi), creds.clone());
-            async move {
-                let items = spapi.order_items(&creds, &order_id).await?;
-                Ok::<_, SpApiError>((order_id, items))
+        let (inventory, unavailable) = match self.spapi.inventory(&creds, &account.marketplace_id).await {
+            Ok(inventory) => (inventory, None),
+            Err(error) if error.needs_reauthorization() => return Err(error),
+            Err(error) => {
+                tracing::warn!(account_id = %account.id, seller_id = %account.seller_id, %error, "inventory unavailable; summary without it");
+                (Vec::new(), Some(error.to_string()))
             }
-        });
-        let items: HashMap<String, Vec<_>> = futures::stream::iter(fetches)
-            .buffer_unordered(self.settings.item_concurrency)
-            .try_collect()
-            .await?;
-        let inventory = self.spapi.inventory(&creds, &account.marketplace_id).await?;
+        };
         let params = AnalysisParams {
             stockout_days: self.settings.stockout_days,
             top_skus: self.settings.top_skus,
         };
-        Ok(analysis::analyse(window, &orders, &items, &inventory, params))
+        let mut summary = analysis::analyse(window, &orders, &inventory, params);
+        summary.inventory_unavailable = unavailable;
+        Ok(summary)
     }
 
     /// Caches the summaries in Redis (one pipeline) and stores them in MongoDB (one bulk write).
@@ -271,13 +324,9 @@ fn account_error(account: &SellerAccount, error: &SpApiError) -> AccountError {
         marketplace_id: account.marketplace_id.clone(),
         message: error.to_string(),
         retryable: error.is_retryable(),
-        needs_reauthorization: needs_reauthorization(error),
+        needs_reauthorization: error.needs_reauthorization(),
+        retry_after_ms: error.retry_after().map(|d| d.as_millis() as u64),
     }
-}
-
-/// Only the seller can fix these: LWA refused the refresh token (revoked or expired grant).
-fn needs_reauthorization(error: &SpApiError) -> bool {
-    matches!(error, SpApiError::InvalidGrant)
 }
 
 fn failed_outcome(

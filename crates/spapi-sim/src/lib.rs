@@ -1,27 +1,46 @@
-//! A local stand-in for Amazon's Selling Partner API: the LWA token endpoint, Orders v0 (orders
-//! and order items) and FBA inventory summaries, with Amazon's request and response shapes,
-//! deterministic data per seller, pagination, and knobs for latency, errors, throttling and
-//! per-seller rate limits. Tests can also script faults for one seller (`POST /_sim/faults`).
+//! A local stand-in for Amazon's Selling Partner API that follows Amazon's documented rules, not
+//! our client's assumptions: the LWA token endpoint, Orders v0 (`getOrders`, `getOrderItems`),
+//! Orders v2026-01-01 (`searchOrders`, items embedded) and FBA inventory summaries, with Amazon's
+//! request and response shapes, deterministic data per seller, and pagination.
+//!
+//! Amazon's rules it enforces, each cited where it is implemented:
+//! - a token bucket per (seller, operation) with Amazon's default usage plans, on by default
+//!   ([`plans`]); 429 carries no `Retry-After`; `x-amzn-RateLimit-Limit` is sent on 2xx, 400 and
+//!   404 answers and never on 429 ([`respond`]);
+//! - expired or revoked access tokens get 403 `Unauthorized` with `details` ([`auth`]);
+//! - `CreatedBefore` / `LastUpdatedBefore` at least two minutes before now ([`orders`]);
+//! - inventory `nextToken`s expire 30 s after they were issued ([`inventory`]);
+//! - optional fields left out where Amazon leaves them out (Pending orders without a total,
+//!   items without a SellerSKU), and error bodies whose `message` is null ([`data`], faults).
 //!
 //! Tokens: a refresh token `Atzr|<sellerId>|<anything>` is accepted (a seller id starting with
-//! `REVOKED` gets `invalid_grant`); the access token it yields is `Atza|<sellerId>|<expiry ms>`
-//! and is refused with 401 once expired.
+//! `REVOKED`, or one revoked through `POST /_sim/revoke`, gets `invalid_grant`); the access token it
+//! yields is `Atza|<sellerId>|<expiry ms>`.
+//!
+//! Test controls: `POST /_sim/faults` (the next calls of a seller fail), `POST /_sim/usage-plans`
+//! (a seller's plan for an operation), `POST /_sim/revoke` (a seller withdraws authorization),
+//! `GET /_sim/stats` (requests served, 429s sent).
 
+pub mod auth;
 pub mod data;
+pub mod inventory;
+pub mod orders;
+pub mod plans;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
-use chrono::{DateTime, Utc};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+
+use plans::{Operation, Plan, PlanOverride, UsagePlans};
 
 /// The stand-in's behaviour.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,24 +51,27 @@ pub struct SimConfig {
     /// Share of API requests answered 500 (0.0–1.0).
     #[arg(long, env = "SPAPI_SIM_ERROR_RATE", default_value_t = 0.0)]
     pub error_rate: f64,
-    /// Share of API requests answered 429 with Retry-After (0.0–1.0).
+    /// Share of API requests answered 429 regardless of the buckets (0.0–1.0).
     #[arg(long, env = "SPAPI_SIM_THROTTLE_RATE", default_value_t = 0.0)]
     pub throttle_rate: f64,
-    /// Requests per second each seller may make (token bucket; 0 = unlimited).
-    #[arg(long, env = "SPAPI_SIM_RATE_LIMIT", default_value_t = 0.0)]
-    pub rate_limit_per_sec: f64,
-    /// Burst size of the per-seller token bucket.
-    #[arg(long, env = "SPAPI_SIM_BURST", default_value_t = 20.0)]
-    pub burst: f64,
+    /// Enforce Amazon's default usage plans per (seller, operation).
+    #[arg(long, env = "SPAPI_SIM_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rate_limits: bool,
     /// Lifetime of access tokens.
     #[arg(long, env = "SPAPI_SIM_TOKEN_TTL_SECS", default_value_t = 3600)]
     pub token_ttl_secs: u64,
-    /// Orders per page (Amazon: up to 100).
-    #[arg(long, env = "SPAPI_SIM_PAGE_SIZE", default_value_t = 20)]
+    /// Most orders per page (Amazon: `MaxResultsPerPage` / `maxResultsPerPage`, 1–100).
+    #[arg(long, env = "SPAPI_SIM_PAGE_SIZE", default_value_t = 100)]
     pub page_size: usize,
     /// Average orders a seller gets per day and marketplace.
     #[arg(long, env = "SPAPI_SIM_ORDERS_PER_DAY", default_value_t = 2)]
     pub orders_per_day: u64,
+    /// Inventory summaries per page.
+    #[arg(long, env = "SPAPI_SIM_INVENTORY_PAGE_SIZE", default_value_t = 50)]
+    pub inventory_page_size: usize,
+    /// Lifetime of an inventory `nextToken` (Amazon: 30 s).
+    #[arg(long, env = "SPAPI_SIM_INVENTORY_TOKEN_TTL_MS", default_value_t = 30_000)]
+    pub inventory_token_ttl_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -58,126 +80,150 @@ impl Default for SimConfig {
             latency_ms: 0,
             error_rate: 0.0,
             throttle_rate: 0.0,
-            rate_limit_per_sec: 0.0,
-            burst: 20.0,
+            rate_limits: true,
             token_ttl_secs: 3600,
-            page_size: 20,
+            page_size: 100,
             orders_per_day: 2,
+            inventory_page_size: 50,
+            inventory_token_ttl_ms: 30_000,
         }
     }
 }
 
-/// A scripted fault: the next `count` API requests of `seller` get `status`.
+/// A scripted fault: the next `count` API requests of `seller` (to `operation`, or any) get
+/// `status`, with an error body whose `message` is null, as Amazon sometimes sends.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Fault {
     pub seller: String,
     pub status: u16,
     pub count: u32,
     #[serde(default)]
-    pub retry_after_secs: Option<u64>,
+    pub operation: Option<String>,
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+#[derive(Deserialize)]
+struct SellerOnly {
+    seller: String,
+}
+
+#[derive(Default)]
+struct Counters {
+    api: AtomicU64,
+    token: AtomicU64,
+    throttled: AtomicU64,
 }
 
 pub struct SimState {
     config: SimConfig,
-    requests: AtomicU64,
-    token_requests: AtomicU64,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    counters: Counters,
+    plans: UsagePlans,
     faults: Mutex<HashMap<String, Fault>>,
+    revoked: Mutex<HashSet<String>>,
 }
+
+type Sim = State<Arc<SimState>>;
 
 /// The stand-in's routes.
 pub fn router(config: SimConfig) -> Router {
     let state = Arc::new(SimState {
         config,
-        requests: AtomicU64::new(0),
-        token_requests: AtomicU64::new(0),
-        buckets: Mutex::default(),
+        counters: Counters::default(),
+        plans: UsagePlans::default(),
         faults: Mutex::default(),
+        revoked: Mutex::default(),
     });
     Router::new()
-        .route("/auth/o2/token", post(token))
-        .route("/orders/v0/orders", get(orders))
-        .route("/orders/v0/orders/{order_id}/orderItems", get(order_items))
-        .route("/fba/inventory/v1/summaries", get(inventory))
+        .route("/auth/o2/token", post(auth::token))
+        .route("/orders/v0/orders", get(orders::get_orders))
+        .route(
+            "/orders/v0/orders/{order_id}/orderItems",
+            get(orders::get_order_items),
+        )
+        .route("/orders/2026-01-01/orders", get(orders::search_orders))
+        .route("/fba/inventory/v1/summaries", get(inventory::summaries))
         .route("/_sim/faults", post(add_fault))
+        .route("/_sim/usage-plans", post(set_plan))
+        .route("/_sim/revoke", post(revoke))
         .route("/_sim/stats", get(stats))
         .with_state(state)
 }
 
-type Sim = State<Arc<SimState>>;
+/// An SP-API error answer. `details` is part of Amazon's `Error` model in every API used here.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    status: StatusCode,
+    code: &'static str,
+    message: Option<String>,
+    details: &'static str,
+}
 
-fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let error = json!({ "code": self.code, "message": self.message, "details": self.details });
+        (self.status, Json(json!({ "errors": [error] }))).into_response()
+    }
+}
+
+pub fn api_error(
+    status: StatusCode,
+    code: &'static str,
+    message: Option<&str>,
+    details: &'static str,
+) -> Rejection {
+    Rejection {
         status,
-        Json(json!({ "errors": [{ "code": code, "message": message }] })),
-    )
-        .into_response()
+        code,
+        message: message.map(str::to_owned),
+        details,
+    }
 }
 
-fn now_ms() -> u64 {
-    Utc::now().timestamp_millis() as u64
+pub fn invalid_input(message: &str) -> Rejection {
+    api_error(StatusCode::BAD_REQUEST, "InvalidInput", Some(message), "")
 }
 
-#[derive(Deserialize)]
-struct TokenForm {
-    grant_type: String,
-    refresh_token: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
+/// Finishes an answer of `op` for `seller`: `x-amzn-RateLimit-Limit` (the rate of the plan that
+/// applied) goes on 2xx, 400 and 404 answers only, as the models' response headers list it
+/// (`orders_2026-01-01.json`: 200/400/404 carry it; 403, 429 and 5xx do not).
+pub fn respond(sim: &SimState, seller: &str, op: Operation, response: Response) -> Response {
+    let mut response = response;
+    let status = response.status();
+    if status.is_success() || status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND {
+        let rate = sim.plans.plan(seller, op).rate;
+        if let Ok(value) = HeaderValue::from_str(&rate.to_string()) {
+            response.headers_mut().insert("x-amzn-RateLimit-Limit", value);
+        }
+    }
+    response
 }
 
-async fn token(State(sim): Sim, Form(form): Form<TokenForm>) -> Response {
-    sim.token_requests.fetch_add(1, Ordering::Relaxed);
-    delay(&sim).await;
-    let invalid = |error: &str, description: &str| {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "error": error, "error_description": description })),
-        )
-            .into_response()
-    };
-    if form.grant_type != "refresh_token" {
-        return invalid("unsupported_grant_type", "only refresh_token is supported");
+/// Authenticates an API call of `op` and applies latency, faults, the usage plan and random
+/// errors. Returns the seller id, or the finished response to send instead.
+pub async fn admit(sim: &SimState, headers: &HeaderMap, op: Operation) -> Result<String, Response> {
+    let n = sim.counters.api.fetch_add(1, Ordering::Relaxed);
+    delay(sim).await;
+    let seller = auth::check_access_token(sim, headers).map_err(IntoResponse::into_response)?;
+    if let Some(response) = scripted_fault(sim, &seller, op) {
+        return Err(respond(sim, &seller, op, response));
     }
-    if form.client_id.as_deref().unwrap_or("").is_empty()
-        || form.client_secret.as_deref().unwrap_or("").is_empty()
-    {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({ "error": "invalid_client", "error_description": "Client authentication failed" })),
-        )
-            .into_response();
+    let over_plan = sim.config.rate_limits && !sim.plans.take(&seller, op);
+    if over_plan || chance(n, "throttle", sim.config.throttle_rate) {
+        sim.counters.throttled.fetch_add(1, Ordering::Relaxed);
+        return Err(throttled());
     }
-    let refresh = form.refresh_token.unwrap_or_default();
-    let Some(seller) = refresh
-        .strip_prefix("Atzr|")
-        .and_then(|rest| rest.split('|').next())
-        .filter(|s| !s.is_empty())
-    else {
-        return invalid(
-            "invalid_grant",
-            "The request has an invalid grant parameter : refresh_token",
-        );
-    };
-    if seller.starts_with("REVOKED") {
-        return invalid(
-            "invalid_grant",
-            "The request has an invalid grant parameter : refresh_token",
-        );
+    if chance(n, "error", sim.config.error_rate) {
+        let message = Some("We encountered an internal error. Please try again.");
+        let error = api_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", message, "");
+        return Err(error.into_response());
     }
-    let expires = now_ms() + sim.config.token_ttl_secs * 1000;
-    Json(json!({
-        "access_token": format!("Atza|{seller}|{expires}"),
-        "token_type": "bearer",
-        "expires_in": sim.config.token_ttl_secs,
-        "refresh_token": refresh,
-    }))
-    .into_response()
+    Ok(seller)
+}
+
+/// 429 as Amazon sends it: no `Retry-After` and no `x-amzn-RateLimit-Limit` (every model used here
+/// lists only `x-amzn-RequestId` among the 429 response's headers).
+fn throttled() -> Response {
+    let message = Some("You exceeded your quota for the requested resource.");
+    api_error(StatusCode::TOO_MANY_REQUESTS, "QuotaExceeded", message, "").into_response()
 }
 
 async fn delay(sim: &SimState) {
@@ -186,104 +232,39 @@ async fn delay(sim: &SimState) {
     }
 }
 
-/// Authenticates an API call and applies latency, faults, throttling and errors. Returns the
-/// seller id, or the response to send instead.
-async fn admit(sim: &SimState, headers: &HeaderMap) -> Result<String, Response> {
-    let n = sim.requests.fetch_add(1, Ordering::Relaxed);
-    delay(sim).await;
-    let token = headers
-        .get("x-amz-access-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mut parts = token.strip_prefix("Atza|").unwrap_or("").split('|');
-    let (Some(seller), Some(expires)) = (
-        parts.next().filter(|s| !s.is_empty()),
-        parts.next().and_then(|e| e.parse::<u64>().ok()),
-    ) else {
-        return Err(api_error(
-            StatusCode::FORBIDDEN,
-            "Unauthorized",
-            "Access to requested resource is denied.",
-        ));
-    };
-    if expires <= now_ms() {
-        return Err(api_error(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "The access token you provided has expired.",
-        ));
-    }
-    if let Some(response) = scripted_fault(sim, seller) {
-        return Err(response);
-    }
-    if !take_token(sim, seller) || chance(n, "throttle", sim.config.throttle_rate) {
-        return Err(throttled(1));
-    }
-    if chance(n, "error", sim.config.error_rate) {
-        return Err(api_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalFailure",
-            "We encountered an internal error. Please try again.",
-        ));
-    }
-    Ok(seller.to_owned())
-}
-
-fn throttled(retry_after_secs: u64) -> Response {
-    let mut response = api_error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "QuotaExceeded",
-        "You exceeded your quota for the requested resource.",
-    );
-    let headers = response.headers_mut();
-    headers.insert("retry-after", HeaderValue::from(retry_after_secs));
-    headers.insert("x-amzn-ratelimit-limit", HeaderValue::from_static("1.0"));
-    response
-}
-
 /// A deterministic coin: request number `n` hits with probability `rate`.
 fn chance(n: u64, salt: &str, rate: f64) -> bool {
     rate > 0.0 && (data::hash(&[salt, &n.to_string()]) % 10_000) < (rate * 10_000.0) as u64
 }
 
-fn take_token(sim: &SimState, seller: &str) -> bool {
-    let rate = sim.config.rate_limit_per_sec;
-    if rate <= 0.0 {
-        return true;
-    }
-    let mut buckets = sim.buckets.lock().expect("buckets lock");
-    let bucket = buckets.entry(seller.to_owned()).or_insert(Bucket {
-        tokens: sim.config.burst,
-        at: Instant::now(),
-    });
-    let now = Instant::now();
-    bucket.tokens =
-        (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(sim.config.burst);
-    bucket.at = now;
-    if bucket.tokens >= 1.0 {
-        bucket.tokens -= 1.0;
-        true
-    } else {
-        false
-    }
-}
-
-fn scripted_fault(sim: &SimState, seller: &str) -> Option<Response> {
+fn scripted_fault(sim: &SimState, seller: &str, op: Operation) -> Option<Response> {
     let mut faults = sim.faults.lock().expect("faults lock");
     let fault = faults.get_mut(seller)?;
-    if fault.count == 0 {
-        faults.remove(seller);
+    if fault.operation.as_deref().is_some_and(|name| name != op.name()) {
         return None;
     }
     fault.count -= 1;
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Some(match status {
-        StatusCode::TOO_MANY_REQUESTS => throttled(fault.retry_after_secs.unwrap_or(1)),
-        status => api_error(status, "InjectedFault", "fault injected by the stand-in"),
-    })
+    if fault.count == 0 {
+        faults.remove(seller);
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        sim.counters.throttled.fetch_add(1, Ordering::Relaxed);
+        return Some(throttled());
+    }
+    let code = match status {
+        StatusCode::FORBIDDEN => "Unauthorized",
+        StatusCode::BAD_REQUEST => "InvalidInput",
+        _ => "InternalFailure",
+    };
+    // The fbaInventory model's `Error` requires only `code`: `message` may be null.
+    Some(api_error(status, code, None, "fault injected by the stand-in").into_response())
 }
 
 async fn add_fault(State(sim): Sim, Json(fault): Json<Fault>) -> StatusCode {
+    if fault.count == 0 {
+        return StatusCode::NO_CONTENT;
+    }
     sim.faults
         .lock()
         .expect("faults lock")
@@ -291,154 +272,31 @@ async fn add_fault(State(sim): Sim, Json(fault): Json<Fault>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+async fn set_plan(State(sim): Sim, Json(plan): Json<PlanOverride>) -> StatusCode {
+    let Some(op) = Operation::parse(&plan.operation) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    if plan.rate <= 0.0 || plan.burst < 1.0 {
+        return StatusCode::BAD_REQUEST;
+    }
+    let limits = Plan {
+        rate: plan.rate,
+        burst: plan.burst,
+    };
+    sim.plans.set(&plan.seller, op, limits);
+    StatusCode::NO_CONTENT
+}
+
+async fn revoke(State(sim): Sim, Json(body): Json<SellerOnly>) -> StatusCode {
+    sim.revoked.lock().expect("revoked lock").insert(body.seller);
+    StatusCode::NO_CONTENT
+}
+
 async fn stats(State(sim): Sim) -> Json<serde_json::Value> {
+    let c = &sim.counters;
     Json(json!({
-        "apiRequests": sim.requests.load(Ordering::Relaxed),
-        "tokenRequests": sim.token_requests.load(Ordering::Relaxed),
+        "apiRequests": c.api.load(Ordering::Relaxed),
+        "tokenRequests": c.token.load(Ordering::Relaxed),
+        "throttled": c.throttled.load(Ordering::Relaxed),
     }))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct OrdersQuery {
-    marketplace_ids: Option<String>,
-    created_after: Option<String>,
-    created_before: Option<String>,
-    next_token: Option<String>,
-}
-
-async fn orders(State(sim): Sim, headers: HeaderMap, Query(q): Query<OrdersQuery>) -> Response {
-    let seller = match admit(&sim, &headers).await {
-        Ok(seller) => seller,
-        Err(response) => return response,
-    };
-    let Some(marketplace) = q
-        .marketplace_ids
-        .as_deref()
-        .and_then(|m| m.split(',').next())
-        .filter(|m| !m.is_empty())
-    else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidInput",
-            "MarketplaceIds is required.",
-        );
-    };
-    // As on Amazon, a NextToken stands for the rest of the original query: here it carries the
-    // offset and the window, `page-<offset>-<after>-<before>` (seconds since the epoch).
-    let (offset, after, before) = match q.next_token.as_deref() {
-        Some(token) => match parse_page_token(token) {
-            Some(page) => page,
-            None => return api_error(StatusCode::BAD_REQUEST, "InvalidInput", "Invalid NextToken."),
-        },
-        None => {
-            let parse = |value: &Option<String>| value.as_deref().map(DateTime::parse_from_rfc3339);
-            match (parse(&q.created_after), parse(&q.created_before)) {
-                (Some(Ok(after)), Some(Ok(before))) => {
-                    (0, after.with_timezone(&Utc), before.with_timezone(&Utc))
-                }
-                (Some(Ok(after)), None) => (
-                    0,
-                    after.with_timezone(&Utc),
-                    Utc::now() - chrono::Duration::minutes(2),
-                ),
-                _ => {
-                    return api_error(
-                        StatusCode::BAD_REQUEST,
-                        "InvalidInput",
-                        "CreatedAfter must be an ISO 8601 date-time.",
-                    );
-                }
-            }
-        }
-    };
-    let all = data::orders(&seller, marketplace, after, before, sim.config.orders_per_day);
-    let page: Vec<_> = all
-        .iter()
-        .skip(offset)
-        .take(sim.config.page_size)
-        .map(|o| data::order_json(o, marketplace))
-        .collect();
-    let mut payload =
-        json!({ "Orders": page, "CreatedBefore": before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) });
-    if offset + sim.config.page_size < all.len() {
-        let next = offset + sim.config.page_size;
-        payload["NextToken"] = json!(format!(
-            "page-{next}-{}-{}",
-            after.timestamp(),
-            before.timestamp()
-        ));
-    }
-    Json(json!({ "payload": payload })).into_response()
-}
-
-fn parse_page_token(token: &str) -> Option<(usize, DateTime<Utc>, DateTime<Utc>)> {
-    let mut parts = token.strip_prefix("page-")?.split('-');
-    let offset = parts.next()?.parse().ok()?;
-    let after = DateTime::from_timestamp(parts.next()?.parse().ok()?, 0)?;
-    let before = DateTime::from_timestamp(parts.next()?.parse().ok()?, 0)?;
-    Some((offset, after, before))
-}
-
-async fn order_items(State(sim): Sim, headers: HeaderMap, Path(order_id): Path<String>) -> Response {
-    let seller = match admit(&sim, &headers).await {
-        Ok(seller) => seller,
-        Err(response) => return response,
-    };
-    let items: Vec<_> = data::order_items(&seller, &order_id)
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let price = item.price_cents * item.quantity;
-            json!({
-                "ASIN": format!("B0{:08X}", data::hash(&[&item.sku]) & 0xffff_ffff),
-                "SellerSKU": item.sku,
-                "OrderItemId": format!("{order_id}-{i}"),
-                "QuantityOrdered": item.quantity,
-                "ItemPrice": { "CurrencyCode": "USD", "Amount": format!("{}.{:02}", price / 100, price % 100) },
-            })
-        })
-        .collect();
-    Json(json!({ "payload": { "AmazonOrderId": order_id, "OrderItems": items } })).into_response()
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct InventoryQuery {
-    granularity_id: Option<String>,
-    marketplace_ids: Option<String>,
-    next_token: Option<String>,
-}
-
-async fn inventory(State(sim): Sim, headers: HeaderMap, Query(q): Query<InventoryQuery>) -> Response {
-    let seller = match admit(&sim, &headers).await {
-        Ok(seller) => seller,
-        Err(response) => return response,
-    };
-    let Some(marketplace) = q.granularity_id.or(q.marketplace_ids).filter(|m| !m.is_empty()) else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidInput",
-            "granularityId is required.",
-        );
-    };
-    let all = data::inventory(&seller, &marketplace);
-    let per_page = 5;
-    let offset: usize = q
-        .next_token
-        .as_deref()
-        .and_then(|t| t.strip_prefix("inv-"))
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    let page: Vec<_> = all.iter().skip(offset).take(per_page).cloned().collect();
-    let mut body = json!({
-        "payload": {
-            "granularity": { "granularityType": "Marketplace", "granularityId": marketplace },
-            "inventorySummaries": page,
-        }
-    });
-    if offset + per_page < all.len() {
-        body["pagination"] = json!({ "nextToken": format!("inv-{}", offset + per_page) });
-    }
-    Json(body).into_response()
 }

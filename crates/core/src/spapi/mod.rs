@@ -1,35 +1,46 @@
-//! The Selling Partner API client: LWA token exchange and caching, Orders v0 and FBA inventory,
-//! with throttling, retries and error classification.
+//! The Selling Partner API client: LWA token exchange and caching, Orders v2026-01-01
+//! `searchOrders` (items embedded) and FBA inventory, paced by Amazon's usage plans, with retries
+//! and error classification.
 //!
-//! - Access tokens are cached per account until a minute before expiry, and refreshed once when
-//!   a call answers 401.
-//! - 429 waits out `Retry-After` (or backs off exponentially with jitter), 5xx and timeouts are
-//!   retried; every wait is capped and the number of attempts is bounded.
-//! - Errors say whether a retry can help: `invalid_grant`, 400 and 403 cannot.
-//! - Refresh tokens and access tokens never appear in errors or logs.
+//! - Access tokens are cached per account until a minute before expiry. Amazon answers an expired
+//!   or revoked token with 403 `Unauthorized` (401 from some hosts): the token is refreshed once
+//!   and the call retried; a refresh answered `invalid_grant` means the seller must re-authorize.
+//! - Every call first takes a token of its (seller, operation) bucket ([`usage`]); a 429 (which
+//!   carries no `Retry-After`) waits at least one refill interval; a wait beyond the configured
+//!   budget ends the call as [`SpApiError::RateBound`] with the time to retry after.
+//! - 5xx and timeouts are retried with capped exponential backoff, at most `max_retries` times.
+//! - Error messages keep Amazon's `code`, `message` and `details`; refresh and access tokens never
+//!   appear in errors or logs.
 
 pub mod models;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use redis::aio::ConnectionManager;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use crate::config::SpApiSettings;
+use crate::rate_limit::TokenBuckets;
 use crate::secret::Secret;
 use models::{
-    GetInventorySummariesResponse, GetOrderItemsResponse, GetOrdersResponse, InventorySummary, Order,
-    OrderItem, TokenError, TokenResponse,
+    ApiError, GetInventorySummariesResponse, InventorySummary, Order, SearchOrdersResponse, TokenError,
+    TokenResponse,
 };
+use usage::{CallPace, Operation, Pacer};
 
 /// Most pages read from one paginated listing (a guard against a server that never stops).
 const MAX_PAGES: usize = 200;
 /// Tokens are renewed this long before they expire.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+/// Orders per `searchOrders` page: the model's maximum.
+const ORDERS_PER_PAGE: &str = "100";
 
 /// An SP-API region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -50,11 +61,13 @@ impl Region {
     }
 }
 
-/// Who a call is made for: one seller account's region and LWA refresh token.
+/// Who a call is made for: one seller account's selling partner, region and LWA refresh token.
 #[derive(Debug, Clone)]
 pub struct Credentials {
     /// Cache key of the account's access token.
     pub account_id: String,
+    /// The selling partner: rate limits are per selling partner and operation.
+    pub seller_id: String,
     pub region: Region,
     pub refresh_token: Secret,
 }
@@ -69,8 +82,13 @@ pub enum SpApiError {
     Denied { status: u16, message: String },
     #[error("request rejected ({status}): {message}")]
     BadRequest { status: u16, message: String },
-    #[error("throttled by SP-API after {attempts} attempts")]
-    Throttled { attempts: u32 },
+    #[error("rate-bound: {operation} has no rate-limit token for another {}s; retry after that", retry_after.as_secs_f64().ceil())]
+    RateBound {
+        operation: &'static str,
+        retry_after: Duration,
+    },
+    #[error("{0}")]
+    RateLimiter(String),
     #[error("SP-API server error {status} after {attempts} attempts")]
     Server { status: u16, attempts: u32 },
     #[error("SP-API did not answer in time after {attempts} attempts")]
@@ -82,21 +100,66 @@ pub enum SpApiError {
 }
 
 impl SpApiError {
-    /// True when a later attempt may succeed (throttling, server errors, timeouts, network).
+    /// True when a later attempt may succeed (rate limits, server errors, timeouts, network).
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Throttled { .. } | Self::Server { .. } | Self::Timeout { .. } | Self::Connection(_)
+            Self::RateBound { .. }
+                | Self::RateLimiter(_)
+                | Self::Server { .. }
+                | Self::Timeout { .. }
+                | Self::Connection(_)
         )
+    }
+
+    /// True when the seller withdrew our authorization: only re-authorizing the app helps.
+    pub fn needs_reauthorization(&self) -> bool {
+        matches!(self, Self::InvalidGrant)
+    }
+
+    /// For a rate-bound call: when a rate-limit token will be there. Retrying sooner is pointless,
+    /// and waiting for it is no failure (a job can be deferred without spending an attempt).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateBound { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
     }
 }
 
-/// A paginated listing: its path, the query every page sends, what only the first page adds,
-/// and the name of the next-page parameter.
+/// What a client has done since it was created (for benchmarks and metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallStats {
+    /// SP-API requests sent (every attempt counts).
+    pub requests: u64,
+    /// 429 answers received.
+    pub throttled: u64,
+    /// LWA token exchanges.
+    pub token_exchanges: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    throttled: AtomicU64,
+    token_exchanges: AtomicU64,
+}
+
+/// The filter of an orders search: orders created in `[after, before]`.
+#[derive(Debug, Clone, Copy)]
+pub struct CreatedBetween<'a> {
+    pub after: &'a str,
+    pub before: &'a str,
+}
+
+/// A paginated listing: its path and operation, the query every page sends, what only the first
+/// page adds, and the name of the next-page parameter.
 struct Page<'a> {
+    op: Operation,
     path: &'a str,
     base: Vec<(&'static str, String)>,
-    first: &'a [(&'static str, String)],
+    first: Vec<(&'static str, String)>,
     token_param: &'static str,
 }
 
@@ -105,25 +168,27 @@ struct CachedToken {
     renew_at: Instant,
 }
 
-/// One client per process: it holds the HTTP connection pool and the token cache.
+/// One client per process: it holds the HTTP connection pool, the token cache and the pacer.
 pub struct SpApiClient {
     http: reqwest::Client,
     settings: SpApiSettings,
     /// One slot per account, each locked only while that account's token is exchanged, so
     /// accounts never wait for each other's token exchanges.
     tokens: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<CachedToken>>>>>,
+    pacer: Pacer,
+    counters: Counters,
 }
 
 /// What one HTTP exchange came to.
 enum Outcome {
-    Done(Vec<u8>),
-    /// Worth another attempt, after the server's wait if it gave one.
-    Retry {
-        after: Option<Duration>,
-        error: SpApiError,
-    },
-    /// 401: the access token was refused.
-    Unauthorized,
+    /// The body, and the rate `x-amzn-RateLimit-Limit` reported.
+    Done(Vec<u8>, Option<f64>),
+    /// 429: wait for the bucket, then try again.
+    Throttled,
+    /// Worth another attempt after a backoff.
+    Retry(SpApiError),
+    /// 401, or 403 `Unauthorized`: the access token was refused (expired or revoked).
+    Unauthorized(String),
     /// Final: another attempt cannot help.
     Fail(SpApiError),
 }
@@ -144,49 +209,51 @@ impl SpApiClient {
             http,
             settings,
             tokens: std::sync::Mutex::default(),
+            pacer: Pacer::default(),
+            counters: Counters::default(),
         })
     }
 
-    /// Every order created in `[created_after, created_before)` in `marketplace`. As Amazon
-    /// requires, later pages send only `NextToken` (plus the marketplace).
+    /// Paces every call through token buckets in Redis under `<key_prefix>ratelimit:spapi:`,
+    /// shared with every other process using the same Redis and prefix.
+    pub fn with_shared_rate_limits(mut self, redis: ConnectionManager, key_prefix: &str) -> Self {
+        let buckets = TokenBuckets::new(redis, format!("{key_prefix}ratelimit:spapi:"));
+        self.pacer = Pacer::shared(buckets);
+        self
+    }
+
+    /// Requests, 429s and token exchanges so far.
+    pub fn stats(&self) -> CallStats {
+        let c = &self.counters;
+        CallStats {
+            requests: c.requests.load(Ordering::Relaxed),
+            throttled: c.throttled.load(Ordering::Relaxed),
+            token_exchanges: c.token_exchanges.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Every order created in `created` in `marketplace`, items included (`searchOrders`).
     pub async fn orders(
         &self,
         creds: &Credentials,
         marketplace: &str,
-        created_after: &str,
-        created_before: &str,
+        created: CreatedBetween<'_>,
     ) -> Result<Vec<Order>, SpApiError> {
-        let base = vec![("MarketplaceIds", marketplace.to_owned())];
-        let first = [
-            ("CreatedAfter", created_after.to_owned()),
-            ("CreatedBefore", created_before.to_owned()),
-        ];
         let page = Page {
-            path: "/orders/v0/orders",
-            base,
-            first: &first,
-            token_param: "NextToken",
+            op: Operation::SearchOrders,
+            path: "/orders/2026-01-01/orders",
+            base: vec![
+                ("marketplaceIds", marketplace.to_owned()),
+                ("maxResultsPerPage", ORDERS_PER_PAGE.to_owned()),
+            ],
+            first: vec![
+                ("createdAfter", created.after.to_owned()),
+                ("createdBefore", created.before.to_owned()),
+            ],
+            token_param: "paginationToken",
         };
-        self.paginate(creds, page, |p: GetOrdersResponse| {
-            (p.payload.orders, p.payload.next_token)
-        })
-        .await
-    }
-
-    pub async fn order_items(
-        &self,
-        creds: &Credentials,
-        order_id: &str,
-    ) -> Result<Vec<OrderItem>, SpApiError> {
-        let path = format!("/orders/v0/orders/{order_id}/orderItems");
-        let page = Page {
-            path: &path,
-            base: Vec::new(),
-            first: &[],
-            token_param: "NextToken",
-        };
-        self.paginate(creds, page, |p: GetOrderItemsResponse| {
-            (p.payload.order_items, p.payload.next_token)
+        self.paginate(creds, &page, |p: SearchOrdersResponse| {
+            (p.orders, p.pagination.and_then(|p| p.next_token))
         })
         .await
     }
@@ -197,19 +264,19 @@ impl SpApiClient {
         creds: &Credentials,
         marketplace: &str,
     ) -> Result<Vec<InventorySummary>, SpApiError> {
-        let base = vec![
-            ("details", "true".to_owned()),
-            ("granularityType", "Marketplace".to_owned()),
-            ("granularityId", marketplace.to_owned()),
-            ("marketplaceIds", marketplace.to_owned()),
-        ];
         let page = Page {
+            op: Operation::GetInventorySummaries,
             path: "/fba/inventory/v1/summaries",
-            base,
-            first: &[],
+            base: vec![
+                ("details", "true".to_owned()),
+                ("granularityType", "Marketplace".to_owned()),
+                ("granularityId", marketplace.to_owned()),
+                ("marketplaceIds", marketplace.to_owned()),
+            ],
+            first: Vec::new(),
             token_param: "nextToken",
         };
-        self.paginate(creds, page, |p: GetInventorySummariesResponse| {
+        self.paginate(creds, &page, |p: GetInventorySummariesResponse| {
             (
                 p.payload.inventory_summaries,
                 p.pagination.and_then(|p| p.next_token),
@@ -218,13 +285,36 @@ impl SpApiClient {
         .await
     }
 
-    /// Follows a listing's next-page token until it ends, at most [`MAX_PAGES`] pages.
+    /// Follows a listing's next-page token until it ends, at most [`MAX_PAGES`] pages. A refused
+    /// next-page token (inventory tokens expire after 30 s) starts the listing over, once.
     async fn paginate<R, T>(
         &self,
         creds: &Credentials,
-        page: Page<'_>,
+        page: &Page<'_>,
         split: impl Fn(R) -> (Vec<T>, Option<String>),
     ) -> Result<Vec<T>, SpApiError>
+    where
+        R: DeserializeOwned,
+    {
+        let mut restarted = false;
+        loop {
+            match self.read_pages(creds, page, &split).await {
+                Err((SpApiError::BadRequest { message, .. }, true)) if !restarted => {
+                    tracing::debug!(path = page.path, %message, "next-page token refused; listing again from the start");
+                    restarted = true;
+                }
+                result => return result.map_err(|(error, _)| error),
+            }
+        }
+    }
+
+    /// One pass over a listing; an error says whether it came on a page reached by a token.
+    async fn read_pages<R, T>(
+        &self,
+        creds: &Credentials,
+        page: &Page<'_>,
+        split: &impl Fn(R) -> (Vec<T>, Option<String>),
+    ) -> Result<Vec<T>, (SpApiError, bool)>
     where
         R: DeserializeOwned,
     {
@@ -232,28 +322,29 @@ impl SpApiClient {
         let mut next: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let mut query = page.base.clone();
+            let by_token = next.is_some();
             match next.take() {
                 Some(token) => query.push((page.token_param, token)),
                 None => query.extend(page.first.iter().cloned()),
             }
-            let (batch, token) = split(self.get(creds, page.path, &query).await?);
+            let response = self.get(creds, page.op, page.path, &query).await;
+            let (batch, token) = split(response.map_err(|e| (e, by_token))?);
             items.extend(batch);
             match token {
                 Some(token) => next = Some(token),
                 None => return Ok(items),
             }
         }
-        Err(SpApiError::Decode(format!(
-            "{} did not end after {MAX_PAGES} pages",
-            page.path
-        )))
+        let error = SpApiError::Decode(format!("{} did not end after {MAX_PAGES} pages", page.path));
+        Err((error, false))
     }
 
-    /// One GET with the account's token: refreshes the token once on 401, waits out throttling
-    /// and retries server errors and timeouts, at most `max_retries` times.
+    /// One GET of `op` with the account's token: paced by the (seller, op) bucket, the token
+    /// refreshed once when refused, server errors and timeouts retried at most `max_retries` times.
     async fn get<T: DeserializeOwned>(
         &self,
         creds: &Credentials,
+        op: Operation,
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, SpApiError> {
@@ -261,11 +352,20 @@ impl SpApiClient {
             "{}{path}",
             self.settings.endpoint(creds.region).trim_end_matches('/')
         );
+        let mut pace = CallPace {
+            seller: &creds.seller_id,
+            op,
+            waited: Duration::ZERO,
+            refusals: 0,
+        };
         let mut refreshed = false;
         let mut attempt = 0;
         loop {
-            attempt += 1;
+            self.pacer
+                .before_attempt(&mut pace, self.settings.rate_limit_max_wait())
+                .await?;
             let token = self.access_token(creds, false).await?;
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let sent = self
                 .http
                 .get(&url)
@@ -277,23 +377,31 @@ impl SpApiClient {
                 )
                 .send()
                 .await;
-            match classify(sent, attempt).await {
-                Outcome::Done(body) => return decode(&body),
-                Outcome::Unauthorized if !refreshed => {
+            match classify(sent, attempt + 1).await {
+                Outcome::Done(body, rate) => {
+                    self.pacer.learn(&creds.seller_id, op, rate);
+                    return decode(&body);
+                }
+                Outcome::Throttled => {
+                    self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                    pace.refusals += 1;
+                }
+                Outcome::Unauthorized(reason) if !refreshed => {
+                    tracing::debug!(path, %reason, "access token refused; refreshing it once");
                     refreshed = true;
-                    attempt -= 1;
                     self.access_token(creds, true).await?;
                 }
-                Outcome::Unauthorized => {
+                Outcome::Unauthorized(reason) => {
                     return Err(SpApiError::Denied {
-                        status: 401,
-                        message: "unauthorized after a token refresh".into(),
+                        status: 403,
+                        message: format!("{reason}; still refused after a token refresh"),
                     });
                 }
                 Outcome::Fail(error) => return Err(error),
-                Outcome::Retry { error, .. } if attempt > self.settings.max_retries => return Err(error),
-                Outcome::Retry { after, error } => {
-                    let wait = self.backoff(attempt, after);
+                Outcome::Retry(error) if attempt >= self.settings.max_retries => return Err(error),
+                Outcome::Retry(error) => {
+                    attempt += 1;
+                    let wait = self.backoff(attempt);
                     tracing::debug!(%error, path, wait_ms = wait.as_millis() as u64, "SP-API call will be retried");
                     tokio::time::sleep(wait).await;
                 }
@@ -301,17 +409,13 @@ impl SpApiClient {
         }
     }
 
-    /// Exponential backoff with full jitter, or the server's Retry-After; both capped.
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let cap = self.settings.max_backoff();
-        if let Some(after) = retry_after {
-            return after.min(cap);
-        }
+    /// Exponential backoff with full jitter, capped.
+    fn backoff(&self, attempt: u32) -> Duration {
         let exp = self
             .settings
             .initial_backoff()
             .saturating_mul(1 << attempt.min(16))
-            .min(cap);
+            .min(self.settings.max_backoff());
         let millis = exp.as_millis() as u64;
         Duration::from_millis(rand::rng().random_range(millis / 2..=millis.max(1)))
     }
@@ -348,6 +452,7 @@ impl SpApiClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            self.counters.token_exchanges.fetch_add(1, Ordering::Relaxed);
             let sent = self.http.post(&self.settings.token_url).form(&form).send().await;
             match sent {
                 Ok(response) if response.status().is_success() => {
@@ -361,28 +466,19 @@ impl SpApiClient {
                     if response.status().is_client_error()
                         && response.status() != StatusCode::TOO_MANY_REQUESTS =>
                 {
-                    let error: Option<TokenError> = response.json().await.ok();
-                    let code = error.as_ref().map_or("unknown", |e| e.error.as_str());
-                    return Err(match code {
-                        "invalid_grant" => SpApiError::InvalidGrant,
-                        "invalid_client" | "unauthorized_client" => {
-                            SpApiError::InvalidClient(code.to_owned())
-                        }
-                        _ => SpApiError::BadRequest {
-                            status: 400,
-                            message: error
-                                .map(|e| format!("{}: {}", e.error, e.error_description))
-                                .unwrap_or_default(),
-                        },
-                    });
+                    let status = response.status().as_u16();
+                    return Err(lwa_error(status, response.json().await.ok()));
                 }
                 other => match classify(other, attempt).await {
-                    Outcome::Retry { after, error } if attempt <= self.settings.max_retries => {
-                        tokio::time::sleep(self.backoff(attempt, after)).await;
+                    Outcome::Retry(error) if attempt <= self.settings.max_retries => {
                         tracing::debug!(%error, "LWA token exchange will be retried");
+                        tokio::time::sleep(self.backoff(attempt)).await;
                     }
-                    Outcome::Retry { error, .. } | Outcome::Fail(error) => return Err(error),
-                    Outcome::Done(_) | Outcome::Unauthorized => {
+                    Outcome::Throttled if attempt <= self.settings.max_retries => {
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                    }
+                    Outcome::Retry(error) | Outcome::Fail(error) => return Err(error),
+                    _ => {
                         return Err(SpApiError::Decode("unexpected token endpoint response".into()));
                     }
                 },
@@ -391,71 +487,57 @@ impl SpApiClient {
     }
 }
 
-/// Sorts a response into done, retry (with the server's wait) or unauthorized.
+/// An LWA 4xx answer as an error: `invalid_grant` means the seller must re-authorize.
+fn lwa_error(status: u16, error: Option<TokenError>) -> SpApiError {
+    let code = error.as_ref().map_or("unknown", |e| e.error.as_str());
+    match code {
+        "invalid_grant" => SpApiError::InvalidGrant,
+        "invalid_client" | "unauthorized_client" => SpApiError::InvalidClient(code.to_owned()),
+        _ => SpApiError::BadRequest {
+            status,
+            message: error
+                .map(|e| format!("{}: {}", e.error, e.error_description.unwrap_or_default()))
+                .unwrap_or_default(),
+        },
+    }
+}
+
+/// Sorts a response into done, throttled, retry, unauthorized or final.
 async fn classify(sent: Result<reqwest::Response, reqwest::Error>, attempts: u32) -> Outcome {
     let response = match sent {
         Ok(response) => response,
-        Err(error) if error.is_timeout() => {
-            return Outcome::Retry {
-                after: None,
-                error: SpApiError::Timeout { attempts },
-            };
-        }
-        Err(error) => {
-            return Outcome::Retry {
-                after: None,
-                error: SpApiError::Connection(without_url(&error)),
-            };
-        }
+        Err(error) if error.is_timeout() => return Outcome::Retry(SpApiError::Timeout { attempts }),
+        Err(error) => return Outcome::Retry(SpApiError::Connection(without_url(&error))),
     };
     let status = response.status();
     if status.is_success() {
+        let rate = usage::reported_rate(response.headers());
         return match response.bytes().await {
-            Ok(body) => Outcome::Done(body.to_vec()),
-            Err(error) => Outcome::Retry {
-                after: None,
-                error: SpApiError::Connection(without_url(&error)),
-            },
+            Ok(body) => Outcome::Done(body.to_vec(), rate),
+            Err(error) => Outcome::Retry(SpApiError::Connection(without_url(&error))),
         };
-    }
-    if status == StatusCode::UNAUTHORIZED {
-        return Outcome::Unauthorized;
     }
     if status == StatusCode::TOO_MANY_REQUESTS {
-        let after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(Duration::from_secs_f64);
-        return Outcome::Retry {
-            after,
-            error: SpApiError::Throttled { attempts },
-        };
+        return Outcome::Throttled;
     }
     if status.is_server_error() {
-        return Outcome::Retry {
-            after: None,
-            error: SpApiError::Server {
-                status: status.as_u16(),
-                attempts,
-            },
-        };
+        let status = status.as_u16();
+        return Outcome::Retry(SpApiError::Server { status, attempts });
     }
-    let message = response
+    let error = response
         .json::<models::ErrorList>()
         .await
         .ok()
-        .and_then(|list| list.errors.into_iter().next())
-        .map(|e| format!("{}: {}", e.code, e.message))
-        .unwrap_or_default();
+        .and_then(|list| list.errors.into_iter().next());
+    let message = error.as_ref().map(ApiError::to_string).unwrap_or_default();
+    let refused_token = status == StatusCode::UNAUTHORIZED
+        || (status == StatusCode::FORBIDDEN && error.as_ref().is_some_and(|e| e.code == "Unauthorized"));
     let status = status.as_u16();
-    let error = if status == 403 {
-        SpApiError::Denied { status, message }
-    } else {
-        SpApiError::BadRequest { status, message }
-    };
-    Outcome::Fail(error)
+    match status {
+        _ if refused_token => Outcome::Unauthorized(message),
+        403 => Outcome::Fail(SpApiError::Denied { status, message }),
+        _ => Outcome::Fail(SpApiError::BadRequest { status, message }),
+    }
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, SpApiError> {

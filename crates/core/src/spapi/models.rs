@@ -1,7 +1,11 @@
-//! The parts of Amazon's SP-API models we use (Orders v0, FBA Inventory v1, LWA), serde-typed
-//! with Amazon's field names.
+//! The parts of Amazon's SP-API models we use, serde-typed with Amazon's field names: Orders
+//! v2026-01-01 `searchOrders` (`models/orders-api-model/orders_2026-01-01.json`), FBA Inventory v1
+//! (`models/fba-inventory-api-model/fbaInventory.json`), the error list, and LWA.
+//!
+//! Only what the models mark required is required here; everything else is optional or defaults,
+//! so one order without a total or one item without a SKU cannot fail a whole account.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// LWA token response.
 #[derive(Debug, Deserialize)]
@@ -15,10 +19,11 @@ pub struct TokenResponse {
 pub struct TokenError {
     pub error: String,
     #[serde(default)]
-    pub error_description: String,
+    pub error_description: Option<String>,
 }
 
-/// SP-API error body: `{"errors": [{"code", "message"}]}`.
+/// SP-API error body: `{"errors": [{"code", "message", "details"}]}`. The inventory model
+/// requires only `code`, and Amazon does send `"message": null`.
 #[derive(Debug, Deserialize)]
 pub struct ErrorList {
     #[serde(default)]
@@ -29,61 +34,114 @@ pub struct ErrorList {
 pub struct ApiError {
     pub code: String,
     #[serde(default)]
-    pub message: String,
+    pub message: Option<String>,
+    #[serde(default)]
+    pub details: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct GetOrdersResponse {
-    pub payload: OrdersList,
+impl std::fmt::Display for ApiError {
+    /// `code: message (details)`, leaving out what is empty.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.code)?;
+        if let Some(message) = self.message.as_deref().filter(|m| !m.is_empty()) {
+            write!(f, ": {message}")?;
+        }
+        if let Some(details) = self.details.as_deref().filter(|d| !d.is_empty()) {
+            write!(f, " ({details})")?;
+        }
+        Ok(())
+    }
 }
 
+/// `searchOrders` response: `orders` is required, `pagination` only while more pages follow.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct OrdersList {
+#[serde(rename_all = "camelCase")]
+pub struct SearchOrdersResponse {
     #[serde(default)]
     pub orders: Vec<Order>,
-    pub next_token: Option<String>,
+    pub pagination: Option<Pagination>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+/// An Orders v2026-01-01 order with its items embedded. Required by the model: `orderId`,
+/// `createdTime`, `lastUpdatedTime`, `salesChannel`, `orderItems`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Order {
-    pub amazon_order_id: String,
-    pub purchase_date: String,
-    pub order_status: String,
-    pub order_total: Option<Money>,
+    pub order_id: String,
+    pub created_time: String,
+    pub last_updated_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfillment: Option<OrderFulfillment>,
+    /// Absent while an order is pending (no payment authorized yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proceeds: Option<OrderProceeds>,
     #[serde(default)]
-    pub number_of_items_shipped: u64,
-    #[serde(default)]
-    pub number_of_items_unshipped: u64,
+    pub order_items: Vec<OrderItem>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+impl Order {
+    /// `fulfillmentStatus` (`PENDING`, `UNSHIPPED`, `SHIPPED`, `CANCELLED`, ...), if given.
+    pub fn status(&self) -> Option<&str> {
+        self.fulfillment.as_ref().map(|f| f.fulfillment_status.as_str())
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.status()
+            .is_some_and(|s| s.eq_ignore_ascii_case("CANCELLED") || s.eq_ignore_ascii_case("CANCELED"))
+    }
+
+    /// What the seller receives for the order, once Amazon states it.
+    pub fn total(&self) -> Option<&Money> {
+        self.proceeds.as_ref()?.grand_total.as_ref()
+    }
+
+    /// Units ordered over all items.
+    pub fn units(&self) -> u64 {
+        self.order_items.iter().map(|i| i.quantity_ordered).sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderFulfillment {
+    pub fulfillment_status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderProceeds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grand_total: Option<Money>,
+}
+
+/// `Money`: a decimal string and an ISO 4217 currency code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Money {
     pub currency_code: String,
     pub amount: String,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct GetOrderItemsResponse {
-    pub payload: OrderItemsList,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct OrderItemsList {
-    #[serde(default)]
-    pub order_items: Vec<OrderItem>,
-    pub next_token: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+/// An order item: `quantityOrdered` and `product` are required, the SKU inside is not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OrderItem {
-    #[serde(rename = "SellerSKU")]
-    pub seller_sku: String,
     pub quantity_ordered: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<ItemProduct>,
+}
+
+impl OrderItem {
+    pub fn seller_sku(&self) -> Option<&str> {
+        self.product.as_ref()?.seller_sku.as_deref()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemProduct {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seller_sku: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,10 +163,12 @@ pub struct Pagination {
     pub next_token: Option<String>,
 }
 
+/// One SKU's FBA inventory; the model requires none of its fields.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InventorySummary {
-    pub seller_sku: String,
+    #[serde(default)]
+    pub seller_sku: Option<String>,
     pub inventory_details: Option<InventoryDetails>,
     #[serde(default)]
     pub total_quantity: u64,

@@ -137,7 +137,7 @@ async fn a_refresh_where_every_account_failed_does_not_mark_the_user_fresh() {
     let sim = sim::spawn(SimConfig::default()).await;
     let r = refresher(&ns, &sim).await;
     user_with_accounts(&r, "u1", &["BROKEN-A"]).await;
-    sim.fault("BROKEN-A", 500, 100, None).await;
+    sim.fault("BROKEN-A", 500, 100).await;
 
     let report = r.process_user_data("u1", &|_| {}).await.unwrap();
     assert_eq!((report.accounts_processed, report.accounts_failed), (0, 1));
@@ -248,7 +248,7 @@ async fn refresh_tokens_never_appear_in_logs() {
     let sim = sim::spawn(SimConfig::default()).await;
     let r = refresher(&ns, &sim).await;
     user_with_accounts(&r, "u3", &["S-LOG", "REVOKED-LOG"]).await;
-    sim.fault("S-LOG", 500, 100, None).await;
+    sim.fault("S-LOG", 500, 100).await;
 
     let captured = Captured::default();
     let writer = captured.clone();

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use sellersync_core::config::SpApiSettings;
+use sellersync_core::connections::connect_redis;
 use sellersync_core::spapi::{Credentials, Region, SpApiClient};
 use sellersync_core::testing::TestNamespace;
 use sellersync_spapi_sim::SimConfig;
@@ -39,25 +40,58 @@ impl Sim {
         settings
     }
 
+    /// A client that paces calls only by the 429s it gets (not wired to Redis).
     pub fn client(&self, ns: &TestNamespace) -> Arc<SpApiClient> {
         Arc::new(SpApiClient::new(self.settings(ns)).unwrap())
     }
 
-    /// The next `count` API calls of `seller` answer `status`.
-    pub async fn fault(&self, seller: &str, status: u16, count: u32, retry_after_secs: Option<u64>) {
-        let body = serde_json::json!({ "seller": seller, "status": status, "count": count, "retry_after_secs": retry_after_secs });
+    /// A client pacing calls through the namespace's shared Redis token buckets, as the workers
+    /// of one deployment do.
+    pub async fn shared_client(&self, ns: &TestNamespace) -> Arc<SpApiClient> {
+        let redis = connect_redis(&ns.settings.redis).await.unwrap();
+        let client = SpApiClient::new(self.settings(ns)).unwrap();
+        Arc::new(client.with_shared_rate_limits(redis, ns.key_prefix()))
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) {
         let response = self
             .http
-            .post(format!("{}/_sim/faults", self.base))
+            .post(format!("{}{path}", self.base))
             .json(&body)
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success());
+        assert!(response.status().is_success(), "{path}: {}", response.status());
     }
 
-    /// (API requests, token requests) served so far.
-    pub async fn stats(&self) -> (u64, u64) {
+    /// The next `count` API calls of `seller` answer `status`.
+    pub async fn fault(&self, seller: &str, status: u16, count: u32) {
+        let body = serde_json::json!({ "seller": seller, "status": status, "count": count });
+        self.post("/_sim/faults", body).await;
+    }
+
+    /// The next `count` calls of `seller` to `operation` answer `status`.
+    pub async fn fault_on(&self, seller: &str, operation: &str, status: u16, count: u32) {
+        let body =
+            serde_json::json!({ "seller": seller, "status": status, "count": count, "operation": operation });
+        self.post("/_sim/faults", body).await;
+    }
+
+    /// Gives `seller` its own usage plan for `operation`.
+    pub async fn plan(&self, seller: &str, operation: &str, rate: f64, burst: f64) {
+        let body =
+            serde_json::json!({ "seller": seller, "operation": operation, "rate": rate, "burst": burst });
+        self.post("/_sim/usage-plans", body).await;
+    }
+
+    /// `seller` withdraws the app's authorization.
+    pub async fn revoke(&self, seller: &str) {
+        self.post("/_sim/revoke", serde_json::json!({ "seller": seller }))
+            .await;
+    }
+
+    /// What the stand-in has served so far.
+    pub async fn stats(&self) -> Stats {
         let stats: serde_json::Value = self
             .http
             .get(format!("{}/_sim/stats", self.base))
@@ -67,16 +101,58 @@ impl Sim {
             .json()
             .await
             .unwrap();
-        (
-            stats["apiRequests"].as_u64().unwrap(),
-            stats["tokenRequests"].as_u64().unwrap(),
-        )
+        let count = |name: &str| stats[name].as_u64().unwrap();
+        Stats {
+            api: count("apiRequests"),
+            tokens: count("tokenRequests"),
+            throttled: count("throttled"),
+        }
     }
+
+    /// A raw GET with an access token of `seller` (or `token` as given).
+    pub async fn raw_get(&self, path_and_query: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path_and_query}", self.base))
+            .header("x-amz-access-token", token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A fresh access token of `seller`, straight from the stand-in's LWA endpoint.
+    pub async fn access_token(&self, seller: &str) -> String {
+        let form = [
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", format!("Atzr|{seller}|x")),
+            ("client_id", "c".to_owned()),
+            ("client_secret", "s".to_owned()),
+        ];
+        let body: serde_json::Value = self
+            .http
+            .post(format!("{}/auth/o2/token", self.base))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Requests the stand-in served: API calls, LWA token exchanges, 429s sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub api: u64,
+    pub tokens: u64,
+    pub throttled: u64,
 }
 
 pub fn creds(seller: &str) -> Credentials {
     Credentials {
         account_id: format!("acct-{seller}"),
+        seller_id: seller.to_owned(),
         region: Region::Na,
         refresh_token: format!("Atzr|{seller}|s3cr3t-refresh-{seller}").as_str().into(),
     }

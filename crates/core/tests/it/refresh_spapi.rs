@@ -1,0 +1,213 @@
+//! `process_user_data` against the stand-in with Amazon's default usage plans on and the client
+//! pacing through shared Redis buckets, as deployed: big sellers, sellers with several accounts,
+//! partial failures, revoked grants, currencies.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DurationRound, TimeDelta, Utc};
+use redis::AsyncCommands;
+use sellersync_core::accounts::{self, NewAccount};
+use sellersync_core::connections::{connect_redis, mongo_database};
+use sellersync_core::refresh::Refresher;
+use sellersync_core::spapi::Region;
+use sellersync_core::testing::TestNamespace;
+use sellersync_spapi_sim::SimConfig;
+
+use crate::sim::{self, Sim};
+
+const US: &str = "ATVPDKIKX0DER";
+const DE: &str = "A1PA6795UKMFR9";
+const JP: &str = "A1VC38T7YXB528";
+
+async fn refresher(ns: &TestNamespace, sim: &Sim) -> Refresher {
+    Refresher {
+        db: mongo_database(&ns.settings.mongo, "it").await.unwrap(),
+        redis: connect_redis(&ns.settings.redis).await.unwrap(),
+        spapi: sim.shared_client(ns).await,
+        settings: ns.settings.refresh.clone(),
+        key_prefix: ns.key_prefix().to_owned(),
+    }
+}
+
+/// A user with one account per (seller, marketplace); returns the account ids.
+async fn user(r: &Refresher, user: &str, accounts: &[(&str, &str)]) -> Vec<String> {
+    accounts::upsert_user(&r.db, user, true).await.unwrap();
+    let mut ids = Vec::new();
+    for (seller, marketplace) in accounts {
+        let account = NewAccount {
+            user_id: user.into(),
+            seller_id: (*seller).into(),
+            region: Region::Na,
+            marketplace_id: (*marketplace).into(),
+            country: String::new(),
+            refresh_token: format!("Atzr|{seller}|secret").as_str().into(),
+        };
+        ids.push(accounts::upsert_account(&r.db, &account).await.unwrap());
+    }
+    ids
+}
+
+async fn cached_summary(r: &Refresher, account_id: &str) -> serde_json::Value {
+    let cached: Option<String> = r.redis.clone().get(r.cache_key(account_id)).await.unwrap();
+    serde_json::from_str(&cached.expect("summary cached")).unwrap()
+}
+
+#[tokio::test]
+async fn a_seller_with_1000_live_orders_is_refreshed_within_the_job_timeout_without_a_429() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig {
+        orders_per_day: 200,
+        ..SimConfig::default()
+    })
+    .await;
+    let r = refresher(&ns, &sim).await;
+    let ids = user(&r, "big", &[("BIGSELLER", US)]).await;
+
+    let started = Instant::now();
+    let report = r.process_user_data("big", &|_| {}).await.unwrap();
+    let elapsed = started.elapsed();
+
+    assert_eq!(
+        (report.accounts_processed, report.errors.len()),
+        (1, 0),
+        "{report:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(ns.settings.worker.job_timeout_ms),
+        "{elapsed:?}"
+    );
+    let summary = cached_summary(&r, &ids[0]).await;
+    let orders = summary["orderCount"].as_u64().unwrap();
+    let live = orders - summary["cancelledCount"].as_u64().unwrap();
+    assert!(live >= 1000, "{live} live orders");
+    assert_eq!(sim.stats().await.throttled, 0, "no 429 at all");
+    let calls = r.spapi.stats();
+    assert_eq!(calls.throttled, 0);
+    assert!(
+        calls.requests <= orders / 100 + 2,
+        "one call per page of 100 orders plus inventory, no per-order calls: {calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn accounts_of_one_seller_share_its_bucket_and_the_excess_is_rate_bound_not_throttled() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig {
+        orders_per_day: 200,
+        ..SimConfig::default()
+    })
+    .await;
+    let r = refresher(&ns, &sim).await;
+    // Two marketplaces of one seller: about 28 searchOrders pages against a burst of 20.
+    user(&r, "eu", &[("EUSELLER", US), ("EUSELLER", DE)]).await;
+
+    let report = r.process_user_data("eu", &|_| {}).await.unwrap();
+
+    assert_eq!(
+        sim.stats().await.throttled,
+        0,
+        "the shared bucket kept every call inside the plan"
+    );
+    assert!(!report.errors.is_empty(), "28 pages cannot fit a burst of 20");
+    for error in &report.errors {
+        assert!(error.retryable && !error.needs_reauthorization, "{error:?}");
+        let after = error.retry_after_ms.expect("rate-bound");
+        assert!((170_000..=180_000).contains(&after), "{after} ms");
+    }
+    let defer = report.rate_bound_retry_after().expect("the job can be deferred");
+    assert!(defer >= Duration::from_secs(170));
+}
+
+#[tokio::test]
+async fn an_inventory_failure_keeps_the_order_analysis() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig::default()).await;
+    let r = refresher(&ns, &sim).await;
+    let ids = user(&r, "norole", &[("NOROLE", US)]).await;
+    // The seller did not grant the inventory role: every inventory call is refused.
+    sim.fault_on("NOROLE", "getInventorySummaries", 403, 100).await;
+
+    let report = r.process_user_data("norole", &|_| {}).await.unwrap();
+
+    assert_eq!((report.accounts_processed, report.accounts_failed), (1, 0));
+    let summary = cached_summary(&r, &ids[0]).await;
+    assert!(summary["orderCount"].as_u64().unwrap() > 0, "{summary}");
+    let why = summary["inventoryUnavailable"].as_str().expect("flagged");
+    assert!(why.contains("Unauthorized"), "{why}");
+    assert_eq!(summary["stockoutRisk"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn a_revoked_grant_marks_the_account_as_needing_reauthorization() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig::default()).await;
+    let r = refresher(&ns, &sim).await;
+    user(&r, "gone", &[("REVOKED-7", US), ("STILL-HERE", US)]).await;
+
+    let report = r.process_user_data("gone", &|_| {}).await.unwrap();
+
+    assert_eq!((report.accounts_processed, report.accounts_failed), (1, 1));
+    let revoked: Vec<_> = report.needing_reauthorization().collect();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].seller_id, "REVOKED-7");
+    assert!(!revoked[0].retryable && revoked[0].message.contains("invalid_grant"));
+    assert_eq!(report.rate_bound_retry_after(), None);
+}
+
+#[tokio::test]
+async fn a_throttled_account_reports_when_to_retry() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig::default()).await;
+    let r = refresher(&ns, &sim).await;
+    user(&r, "busy", &[("BUSY", US)]).await;
+    // Someone else (another app of this seller's) took the searchOrders tokens: Amazon says 429.
+    sim.fault_on("BUSY", "searchOrders", 429, 1).await;
+
+    let report = r.process_user_data("busy", &|_| {}).await.unwrap();
+
+    assert_eq!(report.errors.len(), 1);
+    assert!(report.errors[0].retry_after_ms.is_some(), "rate-bound");
+    let after = report.rate_bound_retry_after().unwrap();
+    assert!(
+        after >= Duration::from_secs(170),
+        "a 429 waits a refill interval: {after:?}"
+    );
+    assert_eq!(
+        sim.stats().await.api,
+        1,
+        "nothing more was sent into the empty bucket"
+    );
+}
+
+#[tokio::test]
+async fn yen_are_counted_in_yen_and_the_window_ends_before_the_hour() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig::default()).await;
+    let r = refresher(&ns, &sim).await;
+    let ids = user(&r, "tokyo", &[("TOKYO", JP)]).await;
+
+    let report = r.process_user_data("tokyo", &|_| {}).await.unwrap();
+    assert_eq!(report.accounts_processed, 1, "{report:?}");
+
+    let summary = cached_summary(&r, &ids[0]).await;
+    let end = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap() - TimeDelta::minutes(5);
+    let window_end: chrono::DateTime<Utc> = summary["window"]["end"].as_str().unwrap().parse().unwrap();
+    assert_eq!(window_end, end, "five minutes before the top of the hour");
+    let start = end - TimeDelta::days(7);
+    let now = Utc::now();
+    let expected: u64 = sellersync_spapi_sim::data::orders("TOKYO", JP, start, end, 2)
+        .iter()
+        .filter(|o| {
+            let status = o.status(now);
+            status != sellersync_spapi_sim::data::Status::Canceled
+                && status != sellersync_spapi_sim::data::Status::Pending
+        })
+        .map(|o| o.amount_minor)
+        .sum();
+    assert!(expected > 0);
+    assert_eq!(
+        summary["revenueMinor"]["JPY"].as_u64(),
+        Some(expected),
+        "{summary}"
+    );
+}
