@@ -216,6 +216,7 @@ impl Refresher {
         for (account, result) in &finished {
             let outcome = match result {
                 Ok(summary) => {
+                    report.degraded.extend(DegradedAccount::of(account, summary));
                     refreshed.push((account, summary));
                     report.accounts_processed += 1;
                     AccountOutcome {

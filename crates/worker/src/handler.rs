@@ -52,7 +52,16 @@ async fn run_locked(
 ) -> Result<RefreshReport, BoxDynError> {
     let progress = |percent: u8| report_progress(state, lease, percent);
     match state.refresher.process_user_data(&job.user_id, &progress).await {
-        Ok(report) => judge(report, state.settings.worker.max_failed_account_share),
+        Ok(report) => match report.rate_bound_retry_after() {
+            // SP-API's rate limits for this seller are used up for now: run again when they
+            // refill, without spending an attempt.
+            Some(delay) => Err(Defer {
+                delay,
+                reason: format!("SP-API rate limits of user {} are used up for now", job.user_id),
+            }
+            .into()),
+            None => judge(report, state.settings.worker.max_failed_account_share),
+        },
         Err(error) if error.is_store_unavailable() => Err(Defer {
             delay: state.settings.worker.store_unavailable_delay(),
             reason: format!("our data stores are unreachable ({error}); the refresh waits"),
@@ -117,14 +126,14 @@ mod tests {
             marketplace_id: "m".into(),
             message: "boom".into(),
             retryable,
-            needs_reauthorization: false,
+            ..AccountError::default()
         };
         RefreshReport {
             accounts_total: total,
             accounts_processed: total - failed,
             accounts_failed: failed,
-            accounts_awaiting_reauthorization: 0,
             errors: vec![error; failed],
+            ..RefreshReport::default()
         }
     }
 

@@ -63,7 +63,9 @@ pub async fn run(
         refresher: Refresher {
             db: mongo.clone(),
             redis: redis.clone(),
-            spapi: Arc::new(SpApiClient::new(settings.spapi.clone())?),
+            spapi: Arc::new(
+                SpApiClient::new(settings.spapi.clone())?.with_shared_rate_limits(redis.clone(), &prefix),
+            ),
             settings: settings.refresh.clone(),
             key_prefix: prefix.clone(),
         },
