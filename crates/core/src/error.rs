@@ -29,9 +29,7 @@ impl CoreError {
     /// 503 rather than a 500 at the API).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Redis(e) => {
-                e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
-            }
+            Self::Redis(e) => sellersync_queue::error::redis_unavailable(e),
             Self::Mongo(e) => mongo_unavailable(e),
             Self::Queue(e) => e.is_unavailable(),
             Self::Timeout { .. } => true,

@@ -1,6 +1,11 @@
 //! Leases in Redis: a key held by one holder for a TTL, renewed in the background while the
 //! work runs and released after it (only by its holder). A holder that dies lets it expire.
 //! Used for "one user at a time" in the worker and "one instance per tick" in the producer.
+//!
+//! A fenced lease ([`Lease::acquire_fenced`]) is held by an owner under a token: a newer token of
+//! the same owner takes it over at once (the older holder is known dead: its job was leased
+//! again), so a long TTL never delays a recovered job. A holder learns that it lost the lease
+//! through [`Lease::lost`].
 
 use std::time::Duration;
 
@@ -10,6 +15,18 @@ use redis::aio::ConnectionManager;
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+";
+
+/// Takes the key if it is free, ours, or held by the same owner under an older token.
+/// ARGV: holder (`<owner>:<token>`), ttl_ms, owner, token.
+const ACQUIRE_FENCED: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then
+  local owner, token = string.match(current, '^(.*):(%d+)$')
+  if owner ~= ARGV[3] or tonumber(token) >= tonumber(ARGV[4]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 ";
 
 /// Extends the key only if we still hold it.
@@ -24,6 +41,7 @@ pub struct Lease {
     key: String,
     holder: String,
     renewal: tokio::task::JoinHandle<()>,
+    lost: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Lease {
@@ -45,13 +63,47 @@ impl Lease {
         if taken.is_none() {
             return Ok(None);
         }
-        let renewal = tokio::spawn(renew(redis.clone(), key.clone(), holder.to_owned(), ttl));
-        Ok(Some(Self {
+        Ok(Some(Self::held(redis, key, holder.to_owned(), ttl)))
+    }
+
+    /// Takes `key` for `owner` under `token` (see the module documentation); `None` if another
+    /// owner, or a newer token of this owner, holds it.
+    pub async fn acquire_fenced(
+        redis: &ConnectionManager,
+        key: String,
+        owner: &str,
+        token: u64,
+        ttl: Duration,
+    ) -> redis::RedisResult<Option<Self>> {
+        let holder = format!("{owner}:{token}");
+        let taken: i64 = redis::Script::new(ACQUIRE_FENCED)
+            .key(&key)
+            .arg(&holder)
+            .arg(ttl.as_millis() as u64)
+            .arg(owner)
+            .arg(token)
+            .invoke_async(&mut redis.clone())
+            .await?;
+        Ok((taken == 1).then(|| Self::held(redis, key, holder, ttl)))
+    }
+
+    fn held(redis: &ConnectionManager, key: String, holder: String, ttl: Duration) -> Self {
+        let (lost_tx, lost) = tokio::sync::watch::channel(false);
+        let renewal = tokio::spawn(renew(redis.clone(), key.clone(), holder.clone(), ttl, lost_tx));
+        Self {
             redis: redis.clone(),
             key,
-            holder: holder.to_owned(),
+            holder,
             renewal,
-        }))
+            lost,
+        }
+    }
+
+    /// Resolves when a renewal found the key no longer ours (expired during a long stall, or
+    /// taken over); never while we hold it.
+    pub async fn lost(&self) {
+        let mut lost = self.lost.clone();
+        let _ = lost.wait_for(|lost| *lost).await;
     }
 
     pub async fn release(self) -> redis::RedisResult<()> {
@@ -65,7 +117,13 @@ impl Lease {
     }
 }
 
-async fn renew(redis: ConnectionManager, key: String, holder: String, ttl: Duration) {
+async fn renew(
+    redis: ConnectionManager,
+    key: String,
+    holder: String,
+    ttl: Duration,
+    lost: tokio::sync::watch::Sender<bool>,
+) {
     let mut tick = tokio::time::interval(ttl / 3);
     tick.tick().await;
     loop {
@@ -76,8 +134,14 @@ async fn renew(redis: ConnectionManager, key: String, holder: String, ttl: Durat
             .arg(ttl.as_millis() as u64)
             .invoke_async(&mut redis.clone())
             .await;
-        if let Err(error) = renewed {
-            tracing::warn!(%error, key, "could not renew a lease");
+        match renewed {
+            Ok(0) => {
+                tracing::warn!(key, "lease lost: the key is no longer ours");
+                let _ = lost.send(true);
+                return;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, key, "could not renew a lease"),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::maintenance::{Leases, retry_unavailable};
+use crate::maintenance::{Leases, forget, retry_unavailable};
 use crate::queue::{Ack, Queue};
 
 const MAX_BATCH: usize = 256;
@@ -55,9 +55,8 @@ async fn batch_loop(queue: Queue, leases: Leases, mut rx: mpsc::UnboundedReceive
             .unwrap_or_default()
             .into_iter()
             .collect();
-        let mut held = leases.lock().expect("leases lock");
         for (ack, done) in batch.drain(..) {
-            held.remove(&ack.id);
+            forget(&leases, &ack.id, ack.token);
             let _ = done.send(completed.contains(&ack.id));
         }
     }

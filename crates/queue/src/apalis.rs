@@ -35,7 +35,8 @@ use serde::de::DeserializeOwned;
 use crate::acker::Acker;
 use crate::error::QueueError;
 use crate::job::{FailOutcome, LeasedJob};
-use crate::maintenance::{self, Leases, idle_wait};
+pub use crate::maintenance::LeaseLost;
+use crate::maintenance::{self, Held, Leases, forget, idle_wait, retry_unavailable};
 use crate::queue::{Ack, Queue};
 
 /// A handler error that no retry can fix (bad credentials, unknown user): the job fails at once.
@@ -75,11 +76,15 @@ pub enum AckOutcome {
 /// Called after each attempt's outcome is recorded in the queue (e.g. to write JobStatus).
 pub type Observer = Arc<dyn Fn(Lease, AckOutcome) -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// The lease a task was handed out under; acks quote it.
+/// The lease a task was handed out under; acks quote its token.
 #[derive(Debug, Clone)]
 pub struct Lease {
     pub job_id: String,
     pub attempt: u32,
+    /// The fencing token of this attempt (see [`LeasedJob::token`]).
+    pub token: u64,
+    /// Fires if the lease is lost while the attempt runs: the handler should stop.
+    pub lost: LeaseLost,
 }
 
 /// Longest idle wait before fetching again even without a wake-up.
@@ -176,6 +181,14 @@ impl<Args> RedisBackend<Args> {
 impl<Args: DeserializeOwned + Send + 'static> RedisBackend<Args> {
     /// Turns a leased job into a task; a payload that does not decode fails the job for good.
     fn task_for(&self, job: LeasedJob) -> Option<Task<Args>> {
+        let lost = self
+            .leases
+            .lock()
+            .expect("leases lock")
+            .get(&job.id)
+            .filter(|held| held.token == job.token)
+            .map(|held| held.lost.clone())
+            .unwrap_or_default();
         match serde_json::from_str::<Args>(&job.payload) {
             Ok(args) => Some(
                 TaskBuilder::new(args)
@@ -186,6 +199,8 @@ impl<Args: DeserializeOwned + Send + 'static> RedisBackend<Args> {
                     .data(Lease {
                         job_id: job.id,
                         attempt: job.attempt,
+                        token: job.token,
+                        lost,
                     })
                     .build(),
             ),
@@ -193,10 +208,10 @@ impl<Args: DeserializeOwned + Send + 'static> RedisBackend<Args> {
                 let (queue, leases) = (self.queue.clone(), Arc::clone(&self.leases));
                 tokio::spawn(async move {
                     let message = format!("payload does not decode: {error}");
-                    if let Err(error) = queue.fail(&job.id, job.attempt, &message, false).await {
+                    if let Err(error) = queue.fail(&job.id, job.token, &message, false).await {
                         tracing::warn!(%error, job_id = %job.id, "could not fail an undecodable job");
                     }
-                    leases.lock().expect("leases lock").remove(&job.id);
+                    forget(&leases, &job.id, job.token);
                 });
                 None
             }
@@ -233,7 +248,11 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for RedisBackend<Args> {
             self.wake = Some(wake);
             let mut leases = self.leases.lock().expect("leases lock");
             for job in &jobs {
-                leases.insert(job.id.clone(), job.attempt);
+                let held = Held {
+                    token: job.token,
+                    lost: LeaseLost::default(),
+                };
+                leases.insert(job.id.clone(), held);
             }
             drop(leases);
             self.buffer.extend(jobs);
@@ -244,8 +263,8 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for RedisBackend<Args> {
         // Running tasks have finished (apalis drains them first): hand back what never started.
         self.fetching = None;
         if self.closing.is_none() {
-            let unstarted: Vec<(String, u32)> =
-                self.buffer.drain(..).map(|job| (job.id, job.attempt)).collect();
+            let unstarted: Vec<(String, u64)> =
+                self.buffer.drain(..).map(|job| (job.id, job.token)).collect();
             let (queue, worker_id) = (self.queue.clone(), worker.name().to_owned());
             self.closing = Some(async move { queue.release(&worker_id, &unstarted).await }.boxed());
         }
@@ -271,7 +290,13 @@ impl HeldLeases {
     /// Hands every held lease back to the queue (the attempts do not count) and deregisters
     /// the worker. Returns how many jobs went back.
     pub async fn release(&self, worker_id: &str) -> Result<usize, QueueError> {
-        let held: Vec<(String, u32)> = self.leases.lock().expect("leases lock").drain().collect();
+        let held: Vec<(String, u64)> = self
+            .leases
+            .lock()
+            .expect("leases lock")
+            .drain()
+            .map(|(id, held)| (id, held.token))
+            .collect();
         self.queue.release(worker_id, &held).await
     }
 }
@@ -327,7 +352,7 @@ impl<Res: Serialize> Acknowledge<Res> for RedisAck {
         let this = self.clone();
         async move {
             let recorded = this.record(&lease, outcome).await;
-            this.leases.lock().expect("leases lock").remove(&lease.job_id);
+            forget(&this.leases, &lease.job_id, lease.token);
             if let (Some(observer), Ok(Some(outcome))) = (&this.observer, &recorded) {
                 observer(lease, outcome.clone()).await;
             }
@@ -360,14 +385,15 @@ impl Attempt {
 }
 
 impl RedisAck {
-    /// Records the attempt in the queue; `None` when the lease was lost (nothing changed).
+    /// Records the attempt in the queue (retrying while Redis is unavailable, as completions do);
+    /// `None` when the lease was lost (nothing changed).
     async fn record(&self, lease: &Lease, attempt: Attempt) -> Result<Option<AckOutcome>, QueueError> {
-        let (id, at) = (&lease.job_id, lease.attempt);
+        let (id, token) = (&lease.job_id, lease.token);
         match attempt {
             Attempt::Succeeded(result) => {
                 let ack = Ack {
                     id: id.clone(),
-                    attempt: at,
+                    token,
                     result: result.clone(),
                 };
                 if !self.acker.complete(ack).await {
@@ -378,11 +404,14 @@ impl RedisAck {
                 Ok(Some(AckOutcome::Completed { result }))
             }
             Attempt::Deferred(delay, reason) => {
-                let deferred = self.queue.defer(id, at, delay, &reason).await?;
+                let deferred = retry_unavailable(|| self.queue.defer(id, token, delay, &reason))
+                    .await
+                    .unwrap_or(false);
                 Ok(deferred.then_some(AckOutcome::Deferred { reason }))
             }
             Attempt::Failed { message, retryable } => {
-                match self.queue.fail(id, at, &message, retryable).await? {
+                let failed = retry_unavailable(|| self.queue.fail(id, token, &message, retryable)).await;
+                match failed.unwrap_or(FailOutcome::LeaseLost) {
                     FailOutcome::Retrying { at_ms } => Ok(Some(AckOutcome::Retrying {
                         error: message,
                         at_ms,

@@ -101,6 +101,12 @@ impl QueueConfig {
                 self.heartbeat_ms, self.lease_ms
             ));
         }
+        if self.reap_interval_ms * 2 > self.lease_ms {
+            return Err(format!(
+                "reap_interval_ms ({}) must be at most half of lease_ms ({}): a longer gap between reaps reads as a Redis stall",
+                self.reap_interval_ms, self.lease_ms
+            ));
+        }
         if self.priority_levels > 1000 {
             return Err("priority_levels must be at most 1000".to_owned());
         }
@@ -115,5 +121,12 @@ impl QueueConfig {
     }
     pub fn reap_interval(&self) -> Duration {
         Duration::from_millis(self.reap_interval_ms)
+    }
+
+    /// A gap between two reaps longer than this means Redis stalled (nobody got through): the
+    /// reaper then gives every lease one more period. Half a lease: a shorter stall cannot expire
+    /// a lease its heartbeats kept (they run at most half a lease apart).
+    pub fn stall_gap_ms(&self) -> u64 {
+        self.lease_ms / 2
     }
 }

@@ -19,15 +19,36 @@ pub enum QueueError {
 }
 
 impl QueueError {
-    /// True when Redis is unreachable or slow: retrying later can help.
+    /// True when Redis is unreachable, slow or busy: retrying later can help.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Redis(e) => {
-                e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
-            }
+            Self::Redis(e) => redis_unavailable(e),
             _ => false,
         }
     }
+}
+
+/// Error codes a Redis server answers with while it cannot serve for now: a replica during a
+/// failover (`READONLY`, `MASTERDOWN`), a restart (`LOADING`), a cluster reshard (`TRYAGAIN`,
+/// `CLUSTERDOWN`), memory full (`OOM`), a long script (`BUSY`).
+const UNAVAILABLE_CODES: [&str; 7] = [
+    "READONLY",
+    "MASTERDOWN",
+    "LOADING",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "OOM",
+    "BUSY",
+];
+
+/// True when `e` means "Redis cannot answer now" (connection trouble, a timeout, or one of
+/// [`UNAVAILABLE_CODES`]) rather than "this request is wrong".
+pub fn redis_unavailable(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.code().is_some_and(|code| UNAVAILABLE_CODES.contains(&code))
 }
 
 pub type QueueResult<T> = Result<T, QueueError>;

@@ -82,14 +82,18 @@ pub struct Enqueued {
     pub duplicate: bool,
 }
 
-/// A job leased to a worker. `attempt` identifies this lease: acks and failures quote it, so a
-/// worker that lost its lease cannot complete a job someone else is running.
+/// A job leased to a worker.
 #[derive(Debug, Clone)]
 pub struct LeasedJob {
     pub id: String,
     pub payload: String,
+    /// 1 for the first attempt; stalls, deferrals and hand-backs do not count.
     pub attempt: u32,
     pub max_attempts: u32,
+    /// The lease's fencing token: it only grows (across retries, stalls and admin retries), and
+    /// acks, failures, deferrals, progress and heartbeats quote it, so an attempt that lost its
+    /// lease cannot write over the one running now.
+    pub token: u64,
 }
 
 /// Everything Redis holds about a job.

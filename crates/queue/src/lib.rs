@@ -19,4 +19,4 @@ pub use job::{
     Counts, DurationHistogram, EnqueueOptions, Enqueued, FailOutcome, JobInfo, JobState, LeasedJob,
     QueueMetrics,
 };
-pub use queue::{Ack, Fetched, NewJob, Queue, WorkerInfo};
+pub use queue::{Ack, Fetched, NewJob, Queue, Reaped, WorkerInfo};

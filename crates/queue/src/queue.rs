@@ -53,7 +53,8 @@ impl NewJob {
 #[derive(Debug, Clone)]
 pub struct Ack {
     pub id: String,
-    pub attempt: u32,
+    /// The lease token the attempt was handed (see [`LeasedJob::token`]).
+    pub token: u64,
     /// The handler's result as JSON (`null` when it returned none).
     pub result: String,
 }
@@ -90,6 +91,23 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A new job id: time-ordered (UUIDv7, so ids sort by creation) and random, so ids never repeat,
+/// even after Redis lost its last writes (a counter in Redis would hand out the same ids again).
+fn new_job_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// What one reap did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// Jobs whose lease expired, back in line (the attempt not counted).
+    pub requeued: u64,
+    /// Jobs that stalled too often, failed for good.
+    pub failed: u64,
+    /// No reaper had got through for a while (Redis stalled): every lease got one more period.
+    pub graced: bool,
 }
 
 impl Queue {
@@ -153,11 +171,12 @@ impl Queue {
 
     async fn enqueue_batch(&self, jobs: &[NewJob]) -> QueueResult<Vec<Enqueued>> {
         let mut call = SCRIPTS.enqueue.key(&self.wait_key);
-        call.arg(&self.base).arg(now_ms()).arg(jobs.len());
+        call.arg(&self.base).arg(jobs.len());
         for job in jobs {
             let o = &job.options;
             self.check_options(o)?;
-            call.arg(o.job_id.as_deref().unwrap_or(""))
+            let id = o.job_id.clone().unwrap_or_else(new_job_id);
+            call.arg(id)
                 .arg(o.dedup_key.as_deref().unwrap_or(""))
                 .arg(o.delay.map_or(0, |d| d.as_millis() as u64))
                 .arg(o.priority)
@@ -204,7 +223,6 @@ impl Queue {
             .fetch
             .key(&self.wait_key)
             .arg(&self.base)
-            .arg(now_ms())
             .arg(n.clamp(1, MAX_FETCH))
             .arg(self.config.lease_ms)
             .arg(worker_id)
@@ -222,31 +240,23 @@ impl Queue {
         }
         let mut call = SCRIPTS.complete.key(&self.wait_key);
         call.arg(&self.base)
-            .arg(now_ms())
             .arg(self.config.keep_completed)
             .arg(acks.len());
         for ack in acks {
-            call.arg(&ack.id).arg(ack.attempt).arg(&ack.result);
+            call.arg(&ack.id).arg(ack.token).arg(&ack.result);
         }
         Ok(call.invoke_async(&mut self.conn()).await?)
     }
 
-    /// Records a failed attempt: retried after the backoff while attempts remain and the error
-    /// is retryable, failed for good otherwise.
-    pub async fn fail(
-        &self,
-        id: &str,
-        attempt: u32,
-        error: &str,
-        retryable: bool,
-    ) -> QueueResult<FailOutcome> {
+    /// Records a failed attempt (quoting its lease `token`): retried after the backoff while
+    /// attempts remain and the error is retryable, failed for good otherwise.
+    pub async fn fail(&self, id: &str, token: u64, error: &str, retryable: bool) -> QueueResult<FailOutcome> {
         let (outcome, due): (String, u64) = SCRIPTS
             .fail
             .key(&self.wait_key)
             .arg(&self.base)
-            .arg(now_ms())
             .arg(id)
-            .arg(attempt)
+            .arg(token)
             .arg(error)
             .arg(u8::from(retryable))
             .arg(self.config.max_backoff_ms)
@@ -263,64 +273,68 @@ impl Queue {
         }
     }
 
-    /// Extends the leases `worker_id` holds on `job_ids` and records its heartbeat and `info`.
+    /// Extends the leases `worker_id` holds (`(job id, token)`) and records its heartbeat and
+    /// `info`. Returns the ids whose lease is lost: those attempts must stop.
     pub async fn heartbeat(
         &self,
         worker_id: &str,
         info: &serde_json::Value,
-        job_ids: &[String],
-    ) -> QueueResult<usize> {
+        leases: &[(String, u64)],
+    ) -> QueueResult<Vec<String>> {
         let mut call = SCRIPTS.heartbeat.key(&self.wait_key);
         call.arg(&self.base)
-            .arg(now_ms())
             .arg(self.config.lease_ms)
             .arg(worker_id)
             .arg(info.to_string());
-        for id in job_ids {
-            call.arg(id);
+        for (id, token) in leases {
+            call.arg(id).arg(*token);
         }
         Ok(call.invoke_async(&mut self.conn()).await?)
     }
 
-    /// Returns expired leases to waiting (or fails jobs that stalled too often).
-    /// Returns (requeued, failed). Safe to run from every worker at once.
-    pub async fn reap(&self) -> QueueResult<(u64, u64)> {
-        let dead_before = now_ms().saturating_sub(self.config.lease_ms * 3);
-        let (requeued, failed): (u64, u64) = SCRIPTS
+    /// Returns expired leases to waiting (or fails jobs that stalled too often); after a
+    /// Redis-wide stall it first gives every lease one more period instead. Safe to run from
+    /// every worker at once.
+    pub async fn reap(&self) -> QueueResult<Reaped> {
+        let (requeued, failed, graced): (u64, u64, u8) = SCRIPTS
             .reap
             .key(&self.wait_key)
             .arg(&self.base)
-            .arg(now_ms())
             .arg(self.config.max_stalls)
             .arg(REAP_LIMIT)
-            .arg(dead_before)
+            .arg(self.config.lease_ms * 3)
             .arg(self.config.keep_failed)
+            .arg(self.config.stall_gap_ms())
+            .arg(self.config.lease_ms)
             .invoke_async(&mut self.conn())
             .await?;
-        Ok((requeued, failed))
+        Ok(Reaped {
+            requeued,
+            failed,
+            graced: graced == 1,
+        })
     }
 
-    /// Hands unfinished leased jobs back to waiting without counting the attempt, and
-    /// deregisters the worker. Used on graceful shutdown.
-    pub async fn release(&self, worker_id: &str, leases: &[(String, u32)]) -> QueueResult<usize> {
+    /// Hands unfinished leased jobs (`(job id, token)`) back to waiting without counting the
+    /// attempt, and deregisters the worker. Used on graceful shutdown.
+    pub async fn release(&self, worker_id: &str, leases: &[(String, u64)]) -> QueueResult<usize> {
         let mut call = SCRIPTS.release.key(&self.wait_key);
-        call.arg(&self.base).arg(worker_id).arg(now_ms());
-        for (id, attempt) in leases {
-            call.arg(id).arg(*attempt);
+        call.arg(&self.base).arg(worker_id);
+        for (id, token) in leases {
+            call.arg(id).arg(*token);
         }
         Ok(call.invoke_async(&mut self.conn()).await?)
     }
 
     /// Puts a leased job back to run after `delay` without counting the attempt (its user is
     /// busy elsewhere, say). False if the caller no longer held the lease.
-    pub async fn defer(&self, id: &str, attempt: u32, delay: Duration, reason: &str) -> QueueResult<bool> {
+    pub async fn defer(&self, id: &str, token: u64, delay: Duration, reason: &str) -> QueueResult<bool> {
         let deferred: u8 = SCRIPTS
             .defer
             .key(&self.wait_key)
             .arg(&self.base)
-            .arg(now_ms())
             .arg(id)
-            .arg(attempt)
+            .arg(token)
             .arg(delay.as_millis() as u64)
             .arg(reason)
             .invoke_async(&mut self.conn())
@@ -329,15 +343,14 @@ impl Queue {
     }
 
     /// Records progress (clamped to 0–100) of a job the caller holds; false if the lease is lost.
-    pub async fn set_progress(&self, id: &str, attempt: u32, progress: u8) -> QueueResult<bool> {
+    pub async fn set_progress(&self, id: &str, token: u64, progress: u8) -> QueueResult<bool> {
         let recorded: u8 = SCRIPTS
             .progress
             .key(&self.wait_key)
             .arg(&self.base)
             .arg(id)
-            .arg(attempt)
+            .arg(token)
             .arg(progress.min(100))
-            .arg(now_ms())
             .invoke_async(&mut self.conn())
             .await?;
         Ok(recorded == 1)
@@ -383,6 +396,12 @@ impl Queue {
             total,
         };
         Ok((counts, is_paused))
+    }
+
+    /// Redis's clock, which every script uses (ms since the epoch).
+    pub async fn redis_now_ms(&self) -> QueueResult<u64> {
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut self.conn()).await?;
+        Ok(secs * 1000 + micros / 1000)
     }
 
     pub async fn is_paused(&self) -> QueueResult<bool> {
@@ -449,9 +468,13 @@ impl Queue {
         Ok(crate::job::QueueMetrics::from_hash(&hash))
     }
 
-    /// Workers that sent a heartbeat within the last three leases, most recent first.
+    /// Workers that sent a heartbeat within the last three leases (by Redis's clock), most recent
+    /// first.
     pub async fn workers(&self) -> QueueResult<Vec<WorkerInfo>> {
-        let since = now_ms().saturating_sub(self.config.lease_ms * 3);
+        let since = self
+            .redis_now_ms()
+            .await?
+            .saturating_sub(self.config.lease_ms * 3);
         let seen: Vec<(String, f64)> = self
             .conn()
             .zrevrangebyscore_withscores(self.key("workers"), "+inf", since)
@@ -502,7 +525,6 @@ impl Queue {
             .key(&self.wait_key)
             .arg(&self.base)
             .arg(id)
-            .arg(now_ms())
             .invoke_async(&mut self.conn())
             .await?;
         match outcome.as_str() {
@@ -548,7 +570,7 @@ impl Queue {
             return Ok(Vec::new());
         }
         let mut call = SCRIPTS.retry.key(&self.wait_key);
-        call.arg(&self.base).arg(now_ms());
+        call.arg(&self.base);
         for id in ids {
             call.arg(id);
         }
@@ -564,15 +586,13 @@ impl Queue {
                 state.as_str()
             )));
         }
-        let cutoff = now_ms().saturating_sub(older_than.as_millis() as u64);
         Ok(SCRIPTS
             .clean
             .key(&self.wait_key)
             .arg(&self.base)
             .arg(state.set_name())
-            .arg(cutoff)
+            .arg(older_than.as_millis() as u64)
             .arg(limit)
-            .arg(now_ms())
             .invoke_async(&mut self.conn())
             .await?)
     }
@@ -595,15 +615,16 @@ fn parse_fetch(reply: Vec<Value>) -> QueueResult<Fetched> {
     let paused: i64 =
         FromRedisValue::from_redis_value(items.next().unwrap_or(Value::Int(0))).map_err(protocol)?;
     let rest: Vec<Value> = items.collect();
-    let mut jobs = Vec::with_capacity(rest.len() / 4);
-    for chunk in rest.chunks_exact(4) {
-        let (id, payload, attempt, max_attempts): (String, String, u32, u32) =
+    let mut jobs = Vec::with_capacity(rest.len() / 5);
+    for chunk in rest.chunks_exact(5) {
+        let (id, payload, attempt, max_attempts, token): (String, String, u32, u32, u64) =
             FromRedisValue::from_redis_value(Value::Array(chunk.to_vec())).map_err(protocol)?;
         jobs.push(LeasedJob {
             id,
             payload,
             attempt,
             max_attempts,
+            token,
         });
     }
     Ok(Fetched {

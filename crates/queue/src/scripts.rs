@@ -1,7 +1,8 @@
 //! The Lua scripts (in `src/lua/`), loaded once per process and run with EVALSHA.
 //! Every state change of a job is one of these scripts, so it is atomic, and each appends its
-//! transition to the queue's event stream in the same step (`lua/events.lua`, prepended to every
-//! script with `lua/retention.lua`).
+//! transition to the queue's event stream in the same step. Every script is prepended with the
+//! helpers of `lua/clock.lua` (time from Redis, priority scores), `lua/events.lua` (the outbox)
+//! and `lua/retention.lua`.
 
 use std::sync::LazyLock;
 
@@ -23,7 +24,11 @@ pub(crate) struct Scripts {
 }
 
 /// The helpers every script may use: the event outbox and retention.
-const PRELUDE: &str = concat!(include_str!("lua/events.lua"), include_str!("lua/retention.lua"));
+const PRELUDE: &str = concat!(
+    include_str!("lua/clock.lua"),
+    include_str!("lua/events.lua"),
+    include_str!("lua/retention.lua")
+);
 
 fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}\n{body}"))

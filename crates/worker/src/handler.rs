@@ -13,6 +13,12 @@ use sellersync_queue::apalis::{Defer, Lease, NonRetryable};
 
 use crate::user_lock::UserLocks;
 
+/// An attempt stopped because it lost its lease or lock (its outcome is not recorded: the queue
+/// refuses writes of a lost lease).
+#[derive(Debug, thiserror::Error)]
+#[error("attempt stopped: {0}")]
+pub struct AttemptStopped(&'static str);
+
 /// What every job of this process shares.
 #[derive(Clone)]
 pub struct WorkerState {
@@ -29,8 +35,11 @@ pub async fn refresh_user(
     lease: Data<Lease>,
     state: Data<WorkerState>,
 ) -> Result<RefreshReport, BoxDynError> {
-    let holder = format!("{}:{}", state.worker_id, lease.job_id);
-    let Some(lock) = state.locks.acquire(&job.user_id, &holder).await? else {
+    let Some(lock) = state
+        .locks
+        .acquire(&job.user_id, &lease.job_id, lease.token)
+        .await?
+    else {
         let delay = state.settings.worker.user_busy_delay();
         return Err(Defer {
             delay,
@@ -38,7 +47,13 @@ pub async fn refresh_user(
         }
         .into());
     };
-    let outcome = run_locked(&job, &lease, &state).await;
+    // The attempt stops as soon as its queue lease or its user lock is lost: another attempt
+    // may already run, and whatever this one would still write is refused anyway.
+    let outcome = tokio::select! {
+        outcome = run_locked(&job, &lease, &state) => outcome,
+        () = lease.lost.wait() => Err(AttemptStopped("its queue lease was lost").into()),
+        () = lock.lost() => Err(AttemptStopped("its user lock was lost").into()),
+    };
     if let Err(error) = lock.release().await {
         tracing::warn!(%error, user_id = %job.user_id, "could not release the user lock; it expires by itself");
     }
@@ -106,7 +121,7 @@ fn judge(report: RefreshReport, max_failed_share: f64) -> Result<RefreshReport, 
 fn report_progress(state: &WorkerState, lease: &Lease, percent: u8) {
     let (queue, lease) = (state.queue.clone(), lease.clone());
     tokio::spawn(async move {
-        if let Err(error) = queue.set_progress(&lease.job_id, lease.attempt, percent).await {
+        if let Err(error) = queue.set_progress(&lease.job_id, lease.token, percent).await {
             tracing::debug!(%error, "progress not recorded");
         }
     });

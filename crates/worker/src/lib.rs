@@ -70,7 +70,7 @@ pub async fn run(
             key_prefix: prefix.clone(),
         },
         queue: queue.clone(),
-        locks: UserLocks::new(redis.clone(), &prefix, queue_config.lease() * 2),
+        locks: UserLocks::new(redis.clone(), &prefix, user_lock_ttl(&queue_config)),
         settings: Arc::new(settings.clone()),
     };
     let observer = outcome_metrics::observer();
@@ -138,4 +138,10 @@ fn serve_metrics(port: u16) -> Result<(), WorkerError> {
         .map_err(|e| WorkerError::Metrics(e.to_string()))?;
     tracing::info!(port, "prometheus metrics on /metrics");
     Ok(())
+}
+
+/// How long a user lock outlives its last renewal: long enough to ride out a Redis stall of
+/// several leases (a later attempt of the same job takes the lock over at once anyway).
+fn user_lock_ttl(queue: &sellersync_queue::QueueConfig) -> std::time::Duration {
+    queue.lease() * 5
 }

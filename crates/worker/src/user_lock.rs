@@ -1,6 +1,8 @@
-//! One user at a time: a per-user [`Lease`] in Redis (`<prefix>lock:user:<id>`), taken before a
-//! refresh, kept alive while it runs and released after it. Its TTL is short (twice the queue's
-//! lease), so the lock of a killed worker frees itself within seconds.
+//! One user at a time: a per-user fenced [`Lease`] in Redis (`<prefix>lock:user:<id>`), held by
+//! the job under its attempt's lease token, taken before a refresh, kept alive while it runs and
+//! released after it. A later attempt of the same job takes it over at once (the earlier one lost
+//! its lease), so the TTL can be long enough to ride out a Redis stall; the lock of a dead worker
+//! running another job of the user frees itself after the TTL.
 
 use std::time::Duration;
 
@@ -23,8 +25,15 @@ impl UserLocks {
         }
     }
 
-    /// Takes the user's lock for `holder`; `None` if someone else holds it.
-    pub async fn acquire(&self, user_id: &str, holder: &str) -> redis::RedisResult<Option<Lease>> {
-        Lease::acquire(&self.redis, format!("{}{user_id}", self.prefix), holder, self.ttl).await
+    /// Takes the user's lock for attempt `token` of job `job_id`; `None` if another job (or a
+    /// newer attempt of this one) holds it.
+    pub async fn acquire(
+        &self,
+        user_id: &str,
+        job_id: &str,
+        token: u64,
+    ) -> redis::RedisResult<Option<Lease>> {
+        let key = format!("{}{user_id}", self.prefix);
+        Lease::acquire_fenced(&self.redis, key, job_id, token, self.ttl).await
     }
 }

@@ -211,14 +211,14 @@ pub async fn finish_jobs(
             Ok(()) => {
                 let ack = sellersync_queue::Ack {
                     id: job.id.clone(),
-                    attempt: job.attempt,
+                    token: job.token,
                     result: "null".into(),
                 };
                 queue.complete(&[ack]).await.expect("complete");
             }
             Err(message) => {
                 queue
-                    .fail(&job.id, job.attempt, message, false)
+                    .fail(&job.id, job.token, message, false)
                     .await
                     .expect("fail");
             }

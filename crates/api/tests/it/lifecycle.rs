@@ -68,6 +68,7 @@ async fn a_job_the_reaper_fails_is_failed_in_job_status_and_counted() {
     let app = spawn_app_with(&[
         ("queues.user-data.lease_ms", Value::from(200)),
         ("queues.user-data.heartbeat_ms", Value::from(100)),
+        ("queues.user-data.reap_interval_ms", Value::from(100)),
         ("queues.user-data.max_stalls", Value::from(0)),
     ])
     .await;
@@ -78,7 +79,7 @@ async fn a_job_the_reaper_fails_is_failed_in_job_status_and_counted() {
     assert_eq!(queue.fetch("dead-worker", 1).await.unwrap().jobs.len(), 1);
     app.wait_for_status(&job, "active").await;
     eventually(Duration::from_secs(5), "the reaper fails it", || async {
-        queue.reap().await.unwrap().1 == 1
+        queue.reap().await.unwrap().failed == 1
     })
     .await;
 

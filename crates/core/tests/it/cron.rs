@@ -156,7 +156,7 @@ async fn a_rerun_of_the_same_tick_enqueues_nothing_new_even_after_its_jobs_finis
         p.queue
             .complete(&[sellersync_queue::Ack {
                 id: job.id,
-                attempt: job.attempt,
+                token: job.token,
                 result: "null".into(),
             }])
             .await

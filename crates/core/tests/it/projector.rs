@@ -31,8 +31,8 @@ async fn life_of_a_job(q: &Queue) -> String {
     let payload = json!({ "userId": "u1", "trigger": "cron" });
     let id = q.enqueue(&payload, EnqueueOptions::default()).await.unwrap().id;
     let first = q.fetch("w1", 1).await.unwrap().jobs.remove(0);
-    q.set_progress(&id, first.attempt, 50).await.unwrap();
-    q.fail(&id, first.attempt, "throttled", true).await.unwrap();
+    q.set_progress(&id, first.token, 50).await.unwrap();
+    q.fail(&id, first.token, "throttled", true).await.unwrap();
     let second = loop {
         if let Some(job) = q.fetch("w2", 1).await.unwrap().jobs.pop() {
             break job;
@@ -42,7 +42,7 @@ async fn life_of_a_job(q: &Queue) -> String {
     let result = r#"{"accountsTotal":2,"accountsProcessed":2,"accountsFailed":0,"errors":[]}"#;
     let ack = Ack {
         id: id.clone(),
-        attempt: second.attempt,
+        token: second.token,
         result: result.into(),
     };
     q.complete(&[ack]).await.unwrap();
@@ -139,7 +139,7 @@ async fn a_mongodb_outage_delays_records_and_loses_none() {
         .iter()
         .map(|j| Ack {
             id: j.id.clone(),
-            attempt: j.attempt,
+            token: j.token,
             result: "null".into(),
         })
         .collect();

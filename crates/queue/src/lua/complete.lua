@@ -1,14 +1,14 @@
 -- Mark a batch of leased jobs completed, then trim the completed set to the retention limit.
 -- KEYS[1]: the queue's wait key
--- ARGV: base, now_ms, keep_completed, count, then per job: id, attempt, result
--- A job is completed only if it is still active under that attempt (its lease was not lost).
+-- ARGV: base, keep_completed, count, then per job: id, token, result
+-- A job is completed only if it is still active under that lease token (its lease was not lost).
 -- Counts completions and their durations (start of the attempt to now) in the queue's `metrics`
 -- hash: `completed`, `dur_sum_ms`, and per-bucket counts `dur_le_<ms>` / `dur_le_inf`.
 -- Returns the ids of the jobs completed.
 local base = ARGV[1]
-local now = tonumber(ARGV[2])
-local keep = tonumber(ARGV[3])
-local n = tonumber(ARGV[4])
+local now = now_ms()
+local keep = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
 local CHUNK = 500
 local BOUNDS_MS = { 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000, 600000 }
 local hist, dur_sum = {}, 0
@@ -28,10 +28,10 @@ end
 
 local done, finished = {}, {}
 for i = 0, n - 1 do
-  local id, attempt, result = ARGV[5 + i * 3], ARGV[6 + i * 3], ARGV[7 + i * 3]
+  local id, token, result = ARGV[4 + i * 3], ARGV[5 + i * 3], ARGV[6 + i * 3]
   local jk = base .. 'job:' .. id
-  local job = redis.call('HMGET', jk, 'st', 'att', 'dk', 'sa')
-  if job[1] == 'active' and job[2] == attempt then
+  local job = redis.call('HMGET', jk, 'st', 'tok', 'dk', 'sa')
+  if job[1] == 'active' and job[2] == token then
     if result == 'null' then
       redis.call('HSET', jk, 'st', 'completed', 'fin', now, 'pg', 100)
     else

@@ -1,22 +1,22 @@
 -- A leased job's attempt failed: schedule a retry after the backoff, or fail it for good.
 -- KEYS[1]: the queue's wait key
--- ARGV: base, now_ms, id, attempt, error, retryable (0|1), max_backoff_ms, default_max_attempts, backoff_ms,
+-- ARGV: base, id, token, error, retryable (0|1), max_backoff_ms, default_max_attempts, backoff_ms,
 --   keep_failed
 -- Counts retries and final failures in the queue's `metrics` hash (`retried`, `failed`).
 -- Returns: {'retrying', due_ms} | {'failed', 0} | {'stale', 0} (the lease was lost; nothing changed)
 local base = ARGV[1]
-local now = tonumber(ARGV[2])
-local id, attempt, err = ARGV[3], ARGV[4], ARGV[5]
-local retryable = ARGV[6] == '1'
-local max_backoff = tonumber(ARGV[7])
+local now = now_ms()
+local id, token, err = ARGV[2], ARGV[3], ARGV[4]
+local retryable = ARGV[5] == '1'
+local max_backoff = tonumber(ARGV[6])
 local jk = base .. 'job:' .. id
-local job = redis.call('HMGET', jk, 'st', 'att', 'max', 'dk')
-if job[1] ~= 'active' or job[2] ~= attempt then return { 'stale', 0 } end
+local job = redis.call('HMGET', jk, 'st', 'tok', 'max', 'dk', 'att')
+if job[1] ~= 'active' or job[2] ~= token then return { 'stale', 0 } end
 
 redis.call('ZREM', base .. 'active', id)
-local attempts, max_attempts = tonumber(job[2]), tonumber(job[3]) or tonumber(ARGV[8])
+local attempts, max_attempts = tonumber(job[5]), tonumber(job[3]) or tonumber(ARGV[7])
 if retryable and attempts < max_attempts then
-  local delay = math.min(tonumber(ARGV[9]) * 2 ^ (attempts - 1), max_backoff)
+  local delay = math.min(tonumber(ARGV[8]) * 2 ^ (attempts - 1), max_backoff)
   local due = now + delay
   redis.call('ZADD', base .. 'delayed', due, id)
   redis.call('HSET', jk, 'st', 'delayed', 'err', err, 'due', due)
@@ -31,5 +31,5 @@ if job[4] and redis.call('GET', base .. 'dedup:' .. job[4]) == id then
   redis.call('DEL', base .. 'dedup:' .. job[4])
 end
 emit(base, id, 'failed', now, { 'by', 'worker' })
-trim_finished(base, 'failed', tonumber(ARGV[10]), now)
+trim_finished(base, 'failed', tonumber(ARGV[9]), now)
 return { 'failed', 0 }

@@ -1,15 +1,16 @@
 -- Lease up to N ready jobs to a worker.
 -- KEYS[1]: the queue's wait key
--- ARGV: base, now_ms, n, lease_ms, worker_id, default_max_attempts
+-- ARGV: base, n, lease_ms, worker_id, default_max_attempts
+-- Each lease gets a fencing token from the queue's `fence` counter: it only grows (across
+-- retries, stalls and admin retries), and every later write of the attempt must quote it.
 -- Returns: next_due_ms (-1 if nothing delayed or jobs were leased), paused (0|1),
--- then per job: id, payload, attempt, max_attempts
+-- then per job: id, payload, attempt, max_attempts, token
 local base = ARGV[1]
-local now = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
-local deadline = now + tonumber(ARGV[4])
-local worker = ARGV[5]
-local default_max = tonumber(ARGV[6])
-local PRIORITY_SPAN = 1e13
+local n = tonumber(ARGV[2])
+local now = now_ms()
+local deadline = now + tonumber(ARGV[3])
+local worker = ARGV[4]
+local default_max = tonumber(ARGV[5])
 local CHUNK = 500
 
 local function next_due()
@@ -31,7 +32,7 @@ if #due > 0 then
     redis.call('HSET', jk, 'st', 'waiting')
     redis.call('HDEL', jk, 'due')
     emit(base, id, 'promoted', now)
-    promoted[#promoted + 1] = priority * PRIORITY_SPAN + seq + i
+    promoted[#promoted + 1] = wait_score(priority, seq + i)
     promoted[#promoted + 1] = id
   end
   for s = 1, #promoted, CHUNK * 2 do
@@ -44,26 +45,29 @@ end
 
 local out = { -1, 0 }
 local popped = redis.call('ZPOPMIN', base .. 'wait', n)
-local leases, ids = {}, {}
+local leases = {}
+local token = 0
+if #popped > 0 then token = redis.call('INCRBY', base .. 'fence', #popped / 2) - #popped / 2 end
 for i = 1, #popped, 2 do
   local id = popped[i]
   local jk = base .. 'job:' .. id
   local job = redis.call('HMGET', jk, 'data', 'att', 'max')
   if job[1] then
     local attempt = tonumber(job[2]) + 1
-    redis.call('HSET', jk, 'att', attempt, 'st', 'active', 'sa', now, 'w', worker, 'pg', 0)
+    token = token + 1
+    redis.call('HSET', jk, 'att', attempt, 'st', 'active', 'sa', now, 'w', worker, 'pg', 0, 'tok', token)
     emit(base, id, 'active', now)
     leases[#leases + 1] = deadline
     leases[#leases + 1] = id
-    ids[#ids + 1] = id
     out[#out + 1] = id
     out[#out + 1] = job[1]
     out[#out + 1] = attempt
     out[#out + 1] = tonumber(job[3]) or default_max
+    out[#out + 1] = token
   end
 end
 for s = 1, #leases, CHUNK * 2 do
   redis.call('ZADD', base .. 'active', unpack(leases, s, math.min(s + CHUNK * 2 - 1, #leases)))
 end
-if #ids == 0 then out[1] = next_due() end
+if #leases == 0 then out[1] = next_due() end
 return out

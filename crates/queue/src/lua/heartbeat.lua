@@ -1,20 +1,24 @@
--- A worker is alive: extend the leases of its in-flight jobs and record the heartbeat.
+-- A worker is alive: extend the leases of its in-flight attempts and record the heartbeat.
 -- KEYS[1]: the queue's wait key
--- ARGV: base, now_ms, lease_ms, worker_id, info_json, then the in-flight job ids
--- Only leases the worker still holds are extended (ZADD XX on jobs active under this worker).
--- Returns the number of leases extended.
+-- ARGV: base, lease_ms, worker_id, info_json, then pairs of job id, lease token
+-- Only leases the worker still holds under that token are extended.
+-- Returns the ids whose lease is lost (reaped, removed, or leased again to someone else): their
+-- attempts must stop, and nothing they write later is accepted.
 local base = ARGV[1]
-local now = tonumber(ARGV[2])
-local lease = tonumber(ARGV[3])
-local worker = ARGV[4]
+local lease = tonumber(ARGV[2])
+local worker = ARGV[3]
+local now = now_ms()
 local deadline = now + lease
 redis.call('ZADD', base .. 'workers', now, worker)
-redis.call('SET', base .. 'worker:' .. worker, ARGV[5], 'PX', lease * 3)
-local extended = 0
-for i = 6, #ARGV do
-  local id = ARGV[i]
-  if redis.call('HGET', base .. 'job:' .. id, 'w') == worker then
-    extended = extended + redis.call('ZADD', base .. 'active', 'XX', 'CH', deadline, id)
+redis.call('SET', base .. 'worker:' .. worker, ARGV[4], 'PX', lease * 3)
+local lost = {}
+for i = 5, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local job = redis.call('HMGET', base .. 'job:' .. id, 'st', 'tok')
+  if job[1] == 'active' and job[2] == token then
+    redis.call('ZADD', base .. 'active', 'XX', deadline, id)
+  else
+    lost[#lost + 1] = id
   end
 end
-return extended
+return lost

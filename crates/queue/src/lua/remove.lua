@@ -1,6 +1,6 @@
 -- Remove a job that is not active.
 -- KEYS[1]: the queue's wait key
--- ARGV: base, id, now_ms
+-- ARGV: base, id
 -- Returns 'removed' | 'active' | 'missing'.
 local base, id = ARGV[1], ARGV[2]
 local jk = base .. 'job:' .. id
@@ -13,7 +13,8 @@ end
 if job[2] and job[2] ~= '' and redis.call('GET', base .. 'dedup:' .. job[2]) == id then
   redis.call('DEL', base .. 'dedup:' .. job[2])
 end
-redis.call('HSET', jk, 'st', 'removed', 'fin', ARGV[3])
-emit(base, id, 'removed', tonumber(ARGV[3]))
+local now = now_ms()
+redis.call('HSET', jk, 'st', 'removed', 'fin', now)
+emit(base, id, 'removed', now)
 redis.call('DEL', jk)
 return 'removed'

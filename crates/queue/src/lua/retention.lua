@@ -1,9 +1,15 @@
 -- Retention of finished jobs, prepended to the scripts that finish or clean jobs (see scripts.rs).
 
 -- Deletes the finished jobs `ids` of `set` ('completed' | 'failed') and notes one 'cleaned' event.
+-- A hash is deleted only if its state says it is in that set: an id in a finished set whose job
+-- has moved on (retried, say) keeps its job.
 local function delete_finished(base, set, ids, now)
   if #ids == 0 then return end
-  for _, id in ipairs(ids) do redis.call('DEL', base .. 'job:' .. id) end
+  local state = set == 'completed' and 'completed' or 'failed'
+  for _, id in ipairs(ids) do
+    local jk = base .. 'job:' .. id
+    if redis.call('HGET', jk, 'st') == state then redis.call('DEL', jk) end
+  end
   for s = 1, #ids, 500 do
     redis.call('ZREM', base .. set, unpack(ids, s, math.min(s + 499, #ids)))
   end

@@ -1,12 +1,12 @@
 -- Put failed jobs back to waiting with a fresh attempt budget (attempts reset, as BullMQ's retry).
 -- KEYS[1]: the queue's wait key
--- ARGV: base, now_ms, then job ids
+-- ARGV: base, then job ids
 -- Returns, per id: 'retried' | the job's state when it is not failed | 'missing'.
 local base = ARGV[1]
 local out, retried = {}, {}
-local now = tonumber(ARGV[2])
+local now = now_ms()
 local seq = redis.call('INCRBY', base .. 'seq', #ARGV) - #ARGV
-for i = 3, #ARGV do
+for i = 2, #ARGV do
   local id = ARGV[i]
   local jk = base .. 'job:' .. id
   local job = redis.call('HMGET', jk, 'st', 'pr', 'dk')
@@ -16,7 +16,7 @@ for i = 3, #ARGV do
     out[#out + 1] = job[1]
   else
     redis.call('ZREM', base .. 'failed', id)
-    redis.call('ZADD', base .. 'wait', tonumber(job[2] or '0') * 1e13 + seq + i, id)
+    redis.call('ZADD', base .. 'wait', wait_score(tonumber(job[2] or '0'), seq + i), id)
     redis.call('HSET', jk, 'st', 'waiting', 'att', 0, 'stalls', 0, 'pg', 0)
     redis.call('HINCRBY', jk, 'retries', 1)
     redis.call('HDEL', jk, 'fin', 'err', 'sa', 'w', 'due')

@@ -11,7 +11,7 @@ async fn complete_all(q: &TestQueue, n: usize) {
         .iter()
         .map(|j| Ack {
             id: j.id.clone(),
-            attempt: j.attempt,
+            token: j.token,
             result: "1".into(),
         })
         .collect();
@@ -94,7 +94,7 @@ async fn failed_jobs_can_be_retried_one_or_many() {
         .collect();
     let ids = q.enqueue_bulk(&jobs).await.unwrap();
     for job in q.fetch("w", 4).await.unwrap().jobs {
-        q.fail(&job.id, job.attempt, "nope", false).await.unwrap();
+        q.fail(&job.id, job.token, "nope", false).await.unwrap();
     }
     assert_eq!(q.counts().await.unwrap().failed, 4);
 
@@ -129,7 +129,7 @@ async fn counts_agree_with_listings_after_a_mixed_run() {
     q.enqueue(&json!("later"), later).await.unwrap();
     complete_all(&q, 10).await;
     for job in q.fetch("w", 5).await.unwrap().jobs {
-        q.fail(&job.id, job.attempt, "x", false).await.unwrap();
+        q.fail(&job.id, job.token, "x", false).await.unwrap();
     }
     q.fetch("w", 3).await.unwrap(); // left active
 

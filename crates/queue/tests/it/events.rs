@@ -50,8 +50,8 @@ async fn a_jobs_life_is_one_event_per_transition_with_growing_versions() {
         .await
         .unwrap();
     let leased = q.fetch("w1", 1).await.unwrap().jobs.remove(0);
-    assert!(q.set_progress(&job.id, leased.attempt, 50).await.unwrap());
-    q.fail(&job.id, leased.attempt, "boom", true).await.unwrap();
+    assert!(q.set_progress(&job.id, leased.token, 50).await.unwrap());
+    q.fail(&job.id, leased.token, "boom", true).await.unwrap();
     // Wait out the short backoff, then run it again and complete it.
     let again = loop {
         let mut fetched = q.fetch("w1", 1).await.unwrap().jobs;
@@ -62,7 +62,7 @@ async fn a_jobs_life_is_one_event_per_transition_with_growing_versions() {
     };
     let ack = Ack {
         id: job.id.clone(),
-        attempt: again.attempt,
+        token: again.token,
         result: "{\"ok\":true}".into(),
     };
     assert_eq!(q.complete(&[ack]).await.unwrap(), vec![job.id.clone()]);
@@ -113,7 +113,7 @@ async fn admin_and_reaper_transitions_are_events_too() {
     let stalled = q.enqueue(&json!(3), EnqueueOptions::default()).await.unwrap();
     q.fetch("dead", 1).await.unwrap();
     crate::helpers::eventually(Duration::from_secs(5), "reaped", || async {
-        q.reap().await.unwrap().1 == 1
+        q.reap().await.unwrap().failed == 1
     })
     .await;
     q.retry(&stalled.id).await.unwrap();

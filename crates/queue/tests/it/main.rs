@@ -3,6 +3,7 @@
 mod apalis;
 mod control;
 mod events;
+mod fencing;
 mod helpers;
 mod producer;
 mod runtime;

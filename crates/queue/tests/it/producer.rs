@@ -49,7 +49,7 @@ async fn a_finished_job_frees_its_dedup_key() {
     let job = q.fetch("w", 1).await.unwrap().jobs.pop().unwrap();
     let ack = sellersync_queue::Ack {
         id: job.id.clone(),
-        attempt: job.attempt,
+        token: job.token,
         result: "null".into(),
     };
     assert_eq!(q.complete(&[ack]).await.unwrap(), vec![job.id.clone()]);
