@@ -134,6 +134,14 @@ impl ApiError {
         }
     }
 
+    /// What a client is shown: status, code and message (logged as `into_response` logs).
+    pub fn public_parts(&self) -> (StatusCode, &'static str, String) {
+        let code = self.code();
+        log(self, code);
+        let (status, name) = code.status_and_code();
+        (status, name, self.public_message())
+    }
+
     fn unavailable_service(&self) -> &'static str {
         match self {
             Self::Core(CoreError::Mongo(_)) => "MongoDB",
@@ -179,13 +187,17 @@ pub struct ErrorDetail {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code();
-        match code {
-            ErrorCode::Internal => tracing::error!(error = %self, "request failed"),
-            ErrorCode::ServiceUnavailable => tracing::warn!(error = %self, "backing service unavailable"),
-            _ => {}
-        }
+        log(&self, code);
         let (status, _) = code.status_and_code();
         (status, Json(envelope(code, &self.public_message()))).into_response()
+    }
+}
+
+fn log(error: &ApiError, code: ErrorCode) {
+    match code {
+        ErrorCode::Internal => tracing::error!(%error, "request failed"),
+        ErrorCode::ServiceUnavailable => tracing::warn!(%error, "backing service unavailable"),
+        _ => {}
     }
 }
 

@@ -20,6 +20,7 @@ pub(crate) struct Scripts {
     pub clean: Script,
     pub progress: Script,
     pub defer: Script,
+    pub promote: Script,
 }
 
 /// The helpers every script may use: the event outbox and retention.
@@ -42,4 +43,5 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     clean: script(include_str!("lua/clean.lua")),
     progress: script(include_str!("lua/progress.lua")),
     defer: script(include_str!("lua/defer.lua")),
+    promote: script(include_str!("lua/promote.lua")),
 });
