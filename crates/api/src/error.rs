@@ -208,11 +208,11 @@ where
     B::Error: Into<axum::BoxError>,
 {
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    // JSON already has the envelope; HTML is a dashboard page telling the same error.
+    let is_answer = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+    });
+    if !(status.is_client_error() || status.is_server_error()) || is_answer {
         return response.map(Body::new);
     }
     let code = ErrorCode::for_status(status);
