@@ -213,11 +213,22 @@ pub async fn upsert_account(db: &Database, account: &NewAccount) -> CoreResult<S
     Ok(id)
 }
 
-/// Records one refresh attempt of a user in one write: `lastAttemptAt`, each account's outcome,
-/// whether the user needs re-authorization, and `lastDataUpdateAt` only when the refresh
-/// completed.
-pub async fn record_refresh(db: &Database, user_id: &str, record: &RefreshRecord) -> CoreResult<()> {
+/// Records refresh attempts of users in one write: for each, `lastAttemptAt`, each account's
+/// outcome, whether the user needs re-authorization, and `lastDataUpdateAt` only when the
+/// refresh completed.
+pub async fn record_refreshes(db: &Database, attempts: &[(&str, &RefreshRecord)]) -> CoreResult<()> {
     let now = bson::DateTime::now();
+    let mut statements = Vec::with_capacity(attempts.len());
+    for (user_id, record) in attempts {
+        statements.push(Bson::Document(doc! {
+            "q": { "_id": *user_id },
+            "u": { "$set": refresh_fields(record, now)? },
+        }));
+    }
+    bulk_update(db, USERS, statements, "user refresh records").await
+}
+
+fn refresh_fields(record: &RefreshRecord, now: bson::DateTime) -> CoreResult<Document> {
     let outcomes = bson::to_bson(&record.outcomes).map_err(|e| crate::CoreError::Encode {
         what: "account outcomes",
         reason: e.to_string(),
@@ -235,17 +246,64 @@ pub async fn record_refresh(db: &Database, user_id: &str, record: &RefreshRecord
     if record.completed {
         set.insert("lastDataUpdateAt", now);
     }
-    db.collection::<Document>(USERS)
-        .update_one(doc! { "_id": user_id }, doc! { "$set": set })
+    Ok(set)
+}
+
+/// One unordered `update` command with many statements; a statement MongoDB refused fails it.
+async fn bulk_update(
+    db: &Database,
+    collection: &str,
+    statements: Vec<Bson>,
+    what: &'static str,
+) -> CoreResult<()> {
+    if statements.is_empty() {
+        return Ok(());
+    }
+    let reply = db
+        .run_command(doc! { "update": collection, "updates": statements, "ordered": false })
         .await?;
-    Ok(())
+    match reply.get_array("writeErrors").ok().and_then(|e| e.first()) {
+        Some(error) => Err(crate::CoreError::Encode {
+            what,
+            reason: format!("MongoDB refused a write: {error}"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Users by id with their enabled seller accounts (in a stable order), in two round trips
+/// whatever the number of users.
+pub async fn load_users(
+    db: &Database,
+    user_ids: &[String],
+) -> CoreResult<HashMap<String, (User, Vec<SellerAccount>)>> {
+    let users: Vec<User> = db
+        .collection::<User>(USERS)
+        .find(doc! { "_id": { "$in": user_ids } })
+        .await?
+        .try_collect()
+        .await?;
+    let accounts: Vec<SellerAccount> = db
+        .collection::<SellerAccount>(SELLER_ACCOUNTS)
+        .find(doc! { "userId": { "$in": user_ids }, "enabled": true })
+        .sort(doc! { "_id": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    let mut loaded: HashMap<String, (User, Vec<SellerAccount>)> = users
+        .into_iter()
+        .map(|u| (u.id.clone(), (u, Vec::new())))
+        .collect();
+    for account in accounts {
+        if let Some((_, list)) = loaded.get_mut(&account.user_id) {
+            list.push(account);
+        }
+    }
+    Ok(loaded)
 }
 
 /// Stores the accounts' latest summaries durably (replacing the previous ones), in one round trip.
 pub async fn save_summaries(db: &Database, summaries: &[(&SellerAccount, &Summary)]) -> CoreResult<()> {
-    if summaries.is_empty() {
-        return Ok(());
-    }
     let now = bson::DateTime::now();
     let mut statements = Vec::with_capacity(summaries.len());
     for (account, summary) in summaries {
@@ -265,16 +323,7 @@ pub async fn save_summaries(db: &Database, summaries: &[(&SellerAccount, &Summar
             doc! { "q": { "_id": &account.id }, "u": { "$set": fields }, "upsert": true },
         ));
     }
-    let reply = db
-        .run_command(doc! { "update": ACCOUNT_SUMMARIES, "updates": statements, "ordered": false })
-        .await?;
-    match reply.get_array("writeErrors").ok().and_then(|e| e.first()) {
-        Some(error) => Err(crate::CoreError::Encode {
-            what: "summaries",
-            reason: format!("MongoDB refused a summary: {error}"),
-        }),
-        None => Ok(()),
-    }
+    bulk_update(db, ACCOUNT_SUMMARIES, statements, "summaries").await
 }
 
 /// Users that wait for re-authorization but whose accounts' credentials have changed since:

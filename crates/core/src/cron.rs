@@ -14,7 +14,8 @@
 //!   keeps those that are due at the tick — `lastDataUpdateAt` missing, or
 //!   `lastDataUpdateAt + interval <= tick + cron.due_tolerance_ms`, so a refresh that finished a
 //!   little after the previous tick is due at this one (every hour, not every other) — and keeps
-//!   only users with an enabled seller account (one `distinct` per batch).
+//!   only users with an enabled seller account (users are read in id order, so each batch's
+//!   accounts are one range scan of the `userId` index).
 //! - Users whose every account needs re-authorization are skipped until an account's
 //!   credentials change ([`accounts::reauthorized_users`]).
 
@@ -126,6 +127,8 @@ impl StaleUsers {
             .collection::<Document>(USERS)
             .find(filter)
             .projection(doc! { "_id": 1, "lastDataUpdateAt": 1, "updateIntervalMinutes": 1 })
+            // In id order, so each batch's accounts are one range of the `userId` index.
+            .sort(doc! { "_id": 1 })
             .batch_size(1000)
             .await?;
         Ok(Self {
@@ -136,11 +139,14 @@ impl StaleUsers {
         })
     }
 
-    /// Up to `size` more stale users with an enabled seller account; `None` when done.
+    /// Up to `size` more stale users with an enabled seller account (possibly none in this
+    /// batch); `None` when done.
     pub async fn next_batch(&mut self, size: usize) -> CoreResult<Option<Vec<String>>> {
+        if !self.reauthorized.is_empty() {
+            // Checked to have enabled accounts when they were found.
+            return Ok(Some(std::mem::take(&mut self.reauthorized)));
+        }
         let mut candidates = Vec::with_capacity(size);
-        let take = self.reauthorized.len().min(size);
-        candidates.extend(self.reauthorized.drain(..take));
         while candidates.len() < size {
             let Some(user) = self.cursor.try_next().await? else {
                 break;
@@ -149,26 +155,24 @@ impl StaleUsers {
                 candidates.extend(user.get_str("_id").ok().map(str::to_owned));
             }
         }
-        if candidates.is_empty() {
+        let (Some(first), Some(last)) = (candidates.first(), candidates.last()) else {
             return Ok(None);
-        }
+        };
+        // One range scan of the accounts of the batch's id range (far cheaper than `$in`).
+        let range = doc! { "userId": { "$gte": first, "$lte": last }, "enabled": true };
         let with_accounts: HashSet<String> = self
             .db
             .collection::<Document>(SELLER_ACCOUNTS)
-            .distinct(
-                "userId",
-                doc! { "userId": { "$in": &candidates }, "enabled": true },
-            )
+            .find(range)
+            .projection(doc! { "userId": 1, "_id": 0 })
             .await?
-            .into_iter()
-            .filter_map(|id| id.as_str().map(str::to_owned))
+            .try_collect::<Vec<Document>>()
+            .await?
+            .iter()
+            .filter_map(|a| a.get_str("userId").ok().map(str::to_owned))
             .collect();
-        Ok(Some(
-            candidates
-                .into_iter()
-                .filter(|id| with_accounts.contains(id))
-                .collect(),
-        ))
+        candidates.retain(|id| with_accounts.contains(id));
+        Ok(Some(candidates))
     }
 
     fn is_due(&self, user: &Document) -> bool {

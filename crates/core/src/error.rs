@@ -17,6 +17,11 @@ pub enum CoreError {
     Encode { what: &'static str, reason: String },
     #[error("JobStatus projection: {0}")]
     Projection(String),
+    /// The error of a bulk call made for many requests at once (see `coalesce`).
+    #[error("{0}")]
+    Shared(std::sync::Arc<CoreError>),
+    #[error("internal: {0}")]
+    Coalescer(&'static str),
 }
 
 impl CoreError {
@@ -30,7 +35,8 @@ impl CoreError {
             Self::Mongo(e) => mongo_unavailable(e),
             Self::Queue(e) => e.is_unavailable(),
             Self::Timeout { .. } => true,
-            Self::Migration { .. } | Self::Encode { .. } | Self::Projection(_) => false,
+            Self::Shared(e) => e.is_unavailable(),
+            Self::Migration { .. } | Self::Encode { .. } | Self::Projection(_) | Self::Coalescer(_) => false,
         }
     }
 }

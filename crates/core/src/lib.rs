@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod analysis;
 pub mod auth;
 pub mod bootstrap;
+pub mod coalesce;
 pub mod config;
 pub mod connections;
 pub mod cron;

@@ -1,9 +1,10 @@
 //! MongoDB migrations: the index definitions in `migrations/*.json`, compiled in, applied in order
 //! and recorded in the `_migrations` collection so each runs once per database.
 //!
-//! A migration's `createIndexes` entries are sent verbatim as MongoDB `createIndexes` commands,
-//! which are idempotent for identical specifications; the record adds a checksum so an edited,
-//! already-applied migration is refused instead of silently diverging.
+//! A migration's `dropIndexes` entries are sent as MongoDB `dropIndexes` commands (an index that
+//! is already gone is fine), then its `createIndexes` entries verbatim as `createIndexes`
+//! commands, which are idempotent for identical specifications; the record adds a checksum so an
+//! edited, already-applied migration is refused instead of silently diverging.
 
 use mongodb::Database;
 use mongodb::bson::{self, Document, doc};
@@ -35,13 +36,24 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0001_job_status_indexes"),
     migration!("0002_users_and_accounts_indexes"),
     migration!("0003_job_status_updated_at"),
+    migration!("0004_job_status_drop_jobId_unique"),
 ];
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Spec {
     description: String,
+    #[serde(default)]
+    drop_indexes: Vec<CollectionIndexNames>,
+    #[serde(default)]
     create_indexes: Vec<CollectionIndexes>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollectionIndexNames {
+    collection: String,
+    names: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +108,9 @@ pub async fn apply(db: &Database) -> CoreResult<MigrationReport> {
             continue;
         }
         let spec = migration.spec()?;
+        for entry in &spec.drop_indexes {
+            drop_indexes(db, migration, entry).await?;
+        }
         for entry in &spec.create_indexes {
             create_indexes(db, migration, entry).await?;
         }
@@ -112,6 +127,24 @@ pub async fn apply(db: &Database) -> CoreResult<MigrationReport> {
         report.applied.push(migration.name.to_owned());
     }
     Ok(report)
+}
+
+/// MongoDB's code for "index not found" (and for a missing namespace).
+const INDEX_NOT_FOUND: [i32; 2] = [27, 26];
+
+async fn drop_indexes(db: &Database, migration: &Migration, entry: &CollectionIndexNames) -> CoreResult<()> {
+    for name in &entry.names {
+        let dropped = db
+            .run_command(doc! { "dropIndexes": &entry.collection, "index": name })
+            .await;
+        match dropped {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if INDEX_NOT_FOUND.contains(&c.code)) =>
+                {}
+            Err(e) => return Err(migration.error(format!("dropIndexes {name} on {}: {e}", entry.collection))),
+        }
+    }
+    Ok(())
 }
 
 async fn create_indexes(db: &Database, migration: &Migration, entry: &CollectionIndexes) -> CoreResult<()> {
@@ -138,8 +171,8 @@ mod tests {
         for migration in MIGRATIONS {
             let spec = migration.spec().unwrap_or_else(|e| panic!("{e}"));
             assert!(
-                !spec.create_indexes.is_empty(),
-                "{} creates nothing",
+                !spec.create_indexes.is_empty() || !spec.drop_indexes.is_empty(),
+                "{} does nothing",
                 migration.name
             );
             assert!(migration.name > previous, "{} is out of order", migration.name);

@@ -17,7 +17,7 @@ use sellersync_core::connections::{connect_redis, lazy_redis, mongo_database, pi
 use sellersync_core::instance::instance_id;
 use sellersync_core::job_status::projector;
 use sellersync_core::jobs::RefreshUser;
-use sellersync_core::refresh::Refresher;
+use sellersync_core::refresh::{RefreshStore, Refresher};
 use sellersync_core::spapi::SpApiClient;
 use sellersync_core::{CoreError, Settings, bootstrap};
 use sellersync_queue::Queue;
@@ -61,7 +61,7 @@ pub async fn run(
     let state = WorkerState {
         worker_id: worker_id.clone(),
         refresher: Refresher {
-            db: mongo.clone(),
+            store: RefreshStore::new(mongo.clone()),
             redis: redis.clone(),
             spapi: Arc::new(
                 SpApiClient::new(settings.spapi.clone())?.with_shared_rate_limits(redis.clone(), &prefix),

@@ -213,18 +213,16 @@ pub async fn project(
     Ok(writes.len())
 }
 
-/// Applies the writes: guarded statements first; those whose record was newer (or was inserted
-/// by another projector meanwhile) are tried once more guarded, then with their facts alone.
+/// Applies the writes: new records are inserted; the rest (and records that existed after all)
+/// get guarded statements; those whose record was newer (or was inserted by another projector
+/// meanwhile) are tried once more guarded, then with their facts alone.
 async fn write_all(db: &Database, writes: &[JobWrite]) -> CoreResult<()> {
-    let mut guarded: Vec<&JobWrite> = Vec::new();
-    let mut facts_only: Vec<&JobWrite> = Vec::new();
-    for write in writes {
-        if write.state.is_some() {
-            guarded.push(write);
-        } else {
-            facts_only.push(write);
-        }
-    }
+    let (fresh, mut guarded): (Vec<&JobWrite>, Vec<&JobWrite>) =
+        writes.iter().partition(|w| w.new_record().is_some());
+    let records: Vec<Document> = fresh.iter().filter_map(|w| w.new_record()).collect();
+    guarded.extend(insert(db, records).await?.into_iter().map(|i| fresh[i]));
+    let (mut guarded, mut facts_only): (Vec<&JobWrite>, Vec<&JobWrite>) =
+        guarded.into_iter().partition(|w| w.state.is_some());
     for round in 0..2 {
         let statements: Vec<Document> = guarded.iter().filter_map(|w| w.guarded_statement()).collect();
         let conflicts = update(db, statements).await?;
@@ -246,6 +244,17 @@ async fn write_all(db: &Database, writes: &[JobWrite]) -> CoreResult<()> {
     Ok(())
 }
 
+/// One unordered bulk `insert`; returns the indexes of documents that already existed.
+async fn insert(db: &Database, records: Vec<Document>) -> CoreResult<Vec<usize>> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let reply = db
+        .run_command(doc! { "insert": JOB_STATUS, "documents": records, "ordered": false })
+        .await?;
+    duplicates(&reply)
+}
+
 /// One unordered bulk `update` command; returns the indexes of statements that met a duplicate
 /// key. Any other write error fails the whole call (the batch is retried).
 async fn update(db: &Database, statements: Vec<Document>) -> CoreResult<Vec<usize>> {
@@ -255,6 +264,11 @@ async fn update(db: &Database, statements: Vec<Document>) -> CoreResult<Vec<usiz
     let reply = db
         .run_command(doc! { "update": JOB_STATUS, "updates": statements, "ordered": false })
         .await?;
+    duplicates(&reply)
+}
+
+/// The indexes of a bulk command's writes that met a duplicate key; any other write error fails.
+fn duplicates(reply: &Document) -> CoreResult<Vec<usize>> {
     let mut conflicts = Vec::new();
     let errors = reply
         .get_array("writeErrors")

@@ -22,7 +22,7 @@ async fn demo_data_is_seeded_once_and_the_stand_in_accepts_it() {
 
     let sim = sim::spawn(SimConfig::default()).await;
     let refresher = Refresher {
-        db,
+        store: sellersync_core::refresh::RefreshStore::new(db.clone()),
         redis: connect_redis(&ns.settings.redis).await.unwrap(),
         spapi: sim.client(&ns),
         settings: ns.settings.refresh.clone(),

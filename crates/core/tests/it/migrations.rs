@@ -30,7 +30,7 @@ async fn migrations_apply_once_and_record_what_they_did() {
 }
 
 #[tokio::test]
-async fn job_status_indexes_exist_and_the_job_id_is_unique() {
+async fn job_status_indexes_exist_and_the_job_id_is_its_unique_id() {
     let ns = TestNamespace::new();
     let db = mongo_database(&ns.settings.mongo, "it").await.unwrap();
     migrations::apply(&db).await.unwrap();
@@ -47,12 +47,11 @@ async fn job_status_indexes_exist_and_the_job_id_is_unique() {
         .iter()
         .filter_map(|i| i.options.as_ref()?.name.clone())
         .collect();
-    for expected in [
-        "jobId_unique",
-        "userId_enqueuedAt",
-        "status_updatedAt",
-        "expireAt_ttl",
-    ] {
+    assert!(
+        !names.iter().any(|n| n == "jobId_unique"),
+        "0004 dropped the redundant jobId index: {names:?}"
+    );
+    for expected in ["userId_enqueuedAt", "status_updatedAt", "expireAt_ttl"] {
         assert!(
             names.iter().any(|n| n == expected),
             "missing index {expected} in {names:?}"
@@ -67,12 +66,13 @@ async fn job_status_indexes_exist_and_the_job_id_is_unique() {
         Some(std::time::Duration::ZERO)
     );
 
+    // The record's _id is the job id: a second record of one job is refused.
     job_status
-        .insert_one(doc! { "_id": "a", "jobId": "job-1" })
+        .insert_one(doc! { "_id": "job-1", "jobId": "job-1" })
         .await
         .unwrap();
     let duplicate = job_status
-        .insert_one(doc! { "_id": "b", "jobId": "job-1" })
+        .insert_one(doc! { "_id": "job-1", "jobId": "job-1" })
         .await
         .unwrap_err();
     let mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(write)) = *duplicate.kind

@@ -6,7 +6,7 @@ use mongodb::bson::{Document, doc};
 use redis::AsyncCommands;
 use sellersync_core::accounts::{self, NewAccount};
 use sellersync_core::connections::{connect_redis, mongo_database};
-use sellersync_core::refresh::{RefreshError, Refresher};
+use sellersync_core::refresh::{RefreshError, RefreshStore, Refresher};
 use sellersync_core::spapi::Region;
 use sellersync_core::testing::TestNamespace;
 use sellersync_spapi_sim::SimConfig;
@@ -15,7 +15,7 @@ use crate::sim::{self, Sim};
 
 async fn refresher(ns: &TestNamespace, sim: &Sim) -> Refresher {
     Refresher {
-        db: mongo_database(&ns.settings.mongo, "it").await.unwrap(),
+        store: RefreshStore::new(mongo_database(&ns.settings.mongo, "it").await.unwrap()),
         redis: connect_redis(&ns.settings.redis).await.unwrap(),
         spapi: sim.client(ns),
         settings: ns.settings.refresh.clone(),
@@ -25,7 +25,7 @@ async fn refresher(ns: &TestNamespace, sim: &Sim) -> Refresher {
 
 /// A user with one account per seller id, all in the US marketplace.
 async fn user_with_accounts(r: &Refresher, user: &str, sellers: &[&str]) -> Vec<String> {
-    accounts::upsert_user(&r.db, user, true).await.unwrap();
+    accounts::upsert_user(r.store.db(), user, true).await.unwrap();
     let mut ids = Vec::new();
     for seller in sellers {
         let account = NewAccount {
@@ -36,18 +36,20 @@ async fn user_with_accounts(r: &Refresher, user: &str, sellers: &[&str]) -> Vec<
             country: "US".into(),
             refresh_token: format!("Atzr|{seller}|refresh-secret-{seller}").as_str().into(),
         };
-        ids.push(accounts::upsert_account(&r.db, &account).await.unwrap());
+        ids.push(accounts::upsert_account(r.store.db(), &account).await.unwrap());
     }
     ids
 }
 
 async fn summaries(r: &Refresher) -> Vec<Document> {
-    let cursor =
-        r.db.collection::<Document>(accounts::ACCOUNT_SUMMARIES)
-            .find(doc! {})
-            .sort(doc! { "_id": 1 })
-            .await
-            .unwrap();
+    let cursor = r
+        .store
+        .db()
+        .collection::<Document>(accounts::ACCOUNT_SUMMARIES)
+        .find(doc! {})
+        .sort(doc! { "_id": 1 })
+        .await
+        .unwrap();
     let docs: Vec<Document> = cursor.try_collect().await.unwrap();
     docs.into_iter()
         .map(|mut d| {
@@ -124,7 +126,9 @@ async fn one_failing_account_of_three_does_not_stop_the_others() {
 }
 
 async fn user_doc(r: &Refresher, id: &str) -> Document {
-    r.db.collection::<Document>(accounts::USERS)
+    r.store
+        .db()
+        .collection::<Document>(accounts::USERS)
         .find_one(doc! { "_id": id })
         .await
         .unwrap()
@@ -170,7 +174,9 @@ async fn a_revoked_account_is_skipped_until_its_refresh_token_changes() {
         "not tried again with the same token"
     );
 
-    r.db.collection::<Document>(accounts::SELLER_ACCOUNTS)
+    r.store
+        .db()
+        .collection::<Document>(accounts::SELLER_ACCOUNTS)
         .update_one(
             doc! { "_id": &ids[0] },
             doc! { "$set": { "refreshToken": "Atzr|S-NEW|fresh" } },
@@ -223,7 +229,9 @@ async fn unknown_and_inactive_users_are_not_retryable() {
     let r = refresher(&ns, &sim).await;
     let error = r.process_user_data("nobody", &|_| {}).await.unwrap_err();
     assert!(matches!(error, RefreshError::UnknownUser(_)) && !error.is_retryable());
-    accounts::upsert_user(&r.db, "sleeping", false).await.unwrap();
+    accounts::upsert_user(r.store.db(), "sleeping", false)
+        .await
+        .unwrap();
     let error = r.process_user_data("sleeping", &|_| {}).await.unwrap_err();
     assert!(matches!(error, RefreshError::InactiveUser(_)) && !error.is_retryable());
 }

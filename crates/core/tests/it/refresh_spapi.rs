@@ -8,7 +8,7 @@ use chrono::{DurationRound, TimeDelta, Utc};
 use redis::AsyncCommands;
 use sellersync_core::accounts::{self, NewAccount};
 use sellersync_core::connections::{connect_redis, mongo_database};
-use sellersync_core::refresh::Refresher;
+use sellersync_core::refresh::{RefreshStore, Refresher};
 use sellersync_core::spapi::Region;
 use sellersync_core::testing::TestNamespace;
 use sellersync_spapi_sim::SimConfig;
@@ -21,7 +21,7 @@ const JP: &str = "A1VC38T7YXB528";
 
 async fn refresher(ns: &TestNamespace, sim: &Sim) -> Refresher {
     Refresher {
-        db: mongo_database(&ns.settings.mongo, "it").await.unwrap(),
+        store: RefreshStore::new(mongo_database(&ns.settings.mongo, "it").await.unwrap()),
         redis: connect_redis(&ns.settings.redis).await.unwrap(),
         spapi: sim.shared_client(ns).await,
         settings: ns.settings.refresh.clone(),
@@ -31,7 +31,7 @@ async fn refresher(ns: &TestNamespace, sim: &Sim) -> Refresher {
 
 /// A user with one account per (seller, marketplace); returns the account ids.
 async fn user(r: &Refresher, user: &str, accounts: &[(&str, &str)]) -> Vec<String> {
-    accounts::upsert_user(&r.db, user, true).await.unwrap();
+    accounts::upsert_user(r.store.db(), user, true).await.unwrap();
     let mut ids = Vec::new();
     for (seller, marketplace) in accounts {
         let account = NewAccount {
@@ -42,7 +42,7 @@ async fn user(r: &Refresher, user: &str, accounts: &[(&str, &str)]) -> Vec<Strin
             country: String::new(),
             refresh_token: format!("Atzr|{seller}|secret").as_str().into(),
         };
-        ids.push(accounts::upsert_account(&r.db, &account).await.unwrap());
+        ids.push(accounts::upsert_account(r.store.db(), &account).await.unwrap());
     }
     ids
 }

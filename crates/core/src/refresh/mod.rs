@@ -6,8 +6,9 @@
 //!
 //! Accounts run with bounded concurrency; one failing account does not stop the others. An
 //! account whose seller must authorize us again is skipped until its refresh token changes.
-//! MongoDB sees four round trips per user however many accounts it has: the user, its accounts,
-//! the summaries (one bulk write) and the attempt record.
+//! MongoDB sees at most four round trips per user however many accounts it has (the user, its
+//! accounts, the summaries in one bulk write, the attempt record), and far fewer under load: the
+//! [`RefreshStore`] makes each of them one bulk call for every refresh waiting at that moment.
 //! Running it twice is harmless: every write replaces the previous state, and the data window is
 //! aligned to whole hours, so two runs within an hour produce the same summaries.
 //!
@@ -16,13 +17,14 @@
 //! account whose calls are rate-bound fails with a `retryAfterMs` (defer, don't retry); one whose
 //! seller withdrew authorization with `needsReauthorization`.
 
+mod store;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
 use futures::StreamExt;
-use mongodb::Database;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +33,7 @@ use crate::analysis::{self, AnalysisParams, Summary, Window};
 use crate::config::RefreshSettings;
 use crate::error::CoreError;
 use crate::spapi::{CreatedBetween, SpApiClient, SpApiError};
+pub use store::{Attempt, RefreshStore};
 
 /// How far before the top of the hour the window ends. Amazon requires `CreatedBefore` at least
 /// two minutes before the request (`ordersV0.json`, `orders_2026-01-01.json`); ending the window
@@ -146,7 +149,8 @@ impl RefreshError {
 /// Everything a refresh needs, built once per process.
 #[derive(Clone)]
 pub struct Refresher {
-    pub db: Database,
+    /// MongoDB, through bulk calls shared by the refreshes running at once.
+    pub store: RefreshStore,
     pub redis: ConnectionManager,
     pub spapi: Arc<SpApiClient>,
     pub settings: RefreshSettings,
@@ -161,17 +165,17 @@ impl Refresher {
         user_id: &str,
         progress: &(dyn Fn(u8) + Send + Sync),
     ) -> Result<RefreshReport, RefreshError> {
-        let user = accounts::find_user(&self.db, user_id)
+        let (user, accounts) = self
+            .store
+            .load(user_id)
             .await?
             .ok_or_else(|| RefreshError::UnknownUser(user_id.to_owned()))?;
         if !user.active {
             return Err(RefreshError::InactiveUser(user_id.to_owned()));
         }
-        let (waiting, runnable): (Vec<SellerAccount>, Vec<SellerAccount>) =
-            accounts::enabled_accounts(&self.db, user_id)
-                .await?
-                .into_iter()
-                .partition(|account| user.awaits_reauthorization(account));
+        let (waiting, runnable): (Vec<SellerAccount>, Vec<SellerAccount>) = accounts
+            .into_iter()
+            .partition(|account| user.awaits_reauthorization(account));
         let window = self.window(Utc::now());
         let total = runnable.len();
         // Owned futures (not closures over borrowed accounts) keep the whole run `Send`.
@@ -212,24 +216,20 @@ impl Refresher {
             .iter()
             .filter_map(|a| Some((a.id.clone(), user.account_outcomes.get(&a.id)?.clone())))
             .collect();
-        let mut refreshed: Vec<(&SellerAccount, &Summary)> = Vec::new();
-        for (account, result) in &finished {
+        let mut refreshed: Vec<(SellerAccount, Summary)> = Vec::new();
+        for (account, result) in finished {
             let outcome = match result {
                 Ok(summary) => {
-                    report.degraded.extend(DegradedAccount::of(account, summary));
+                    report.degraded.extend(DegradedAccount::of(&account, &summary));
+                    outcomes.insert(account.id.clone(), ok_outcome(now));
                     refreshed.push((account, summary));
                     report.accounts_processed += 1;
-                    AccountOutcome {
-                        status: AccountStatus::Ok,
-                        at: now,
-                        error: None,
-                        token_fingerprint: None,
-                    }
+                    continue;
                 }
                 Err(error) => {
-                    let error = account_error(account, error);
+                    let error = account_error(&account, &error);
                     report.accounts_failed += 1;
-                    let outcome = failed_outcome(account, &error, now);
+                    let outcome = failed_outcome(&account, &error, now);
                     report.errors.push(error);
                     outcome
                 }
@@ -237,12 +237,18 @@ impl Refresher {
             outcomes.insert(account.id.clone(), outcome);
         }
         report.errors.sort_by(|a, b| a.account_id.cmp(&b.account_id));
-        self.store(&refreshed).await?;
+        self.cache(&refreshed).await?;
         let record = RefreshRecord {
             outcomes,
             completed: report.accounts_processed > 0 || report.accounts_total == 0,
         };
-        accounts::record_refresh(&self.db, &user.id, &record).await?;
+        self.store
+            .record(Attempt {
+                user_id: user.id.clone(),
+                summaries: refreshed,
+                record,
+            })
+            .await?;
         Ok(report)
     }
 
@@ -292,8 +298,8 @@ impl Refresher {
         Ok(summary)
     }
 
-    /// Caches the summaries in Redis (one pipeline) and stores them in MongoDB (one bulk write).
-    async fn store(&self, refreshed: &[(&SellerAccount, &Summary)]) -> Result<(), CoreError> {
+    /// Caches the summaries in Redis (one pipeline); MongoDB gets them through the store.
+    async fn cache(&self, refreshed: &[(SellerAccount, Summary)]) -> Result<(), CoreError> {
         if refreshed.is_empty() {
             return Ok(());
         }
@@ -307,11 +313,20 @@ impl Refresher {
                 .ignore();
         }
         let _: () = pipe.query_async(&mut self.redis.clone()).await?;
-        accounts::save_summaries(&self.db, refreshed).await
+        Ok(())
     }
 
     pub fn cache_key(&self, account_id: &str) -> String {
         format!("{}cache:summary:{account_id}", self.key_prefix)
+    }
+}
+
+fn ok_outcome(at: mongodb::bson::DateTime) -> AccountOutcome {
+    AccountOutcome {
+        status: AccountStatus::Ok,
+        at,
+        error: None,
+        token_fingerprint: None,
     }
 }
 
