@@ -1,6 +1,9 @@
-//! Authentication: `Authorization: Bearer <JWT>`, verified by the configured
+//! Authentication of the JSON API: `Authorization: Bearer <JWT>`, verified by the configured
 //! [`Verifier`](sellersync_core::auth::Verifier) into the caller's claims. [`Caller`] accepts any
-//! valid token (handlers then check whose data it may read); [`Admin`] only admin tokens.
+//! valid token (handlers then check whose data it may read); [`Reader`] admin and viewer tokens
+//! (every admin GET route); [`Admin`] only admin tokens (every route that changes something).
+//! The dashboard signs in with the same tokens and keeps a session instead
+//! (`dashboard::session`).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -12,13 +15,16 @@ use crate::state::AppState;
 /// A caller with a valid token.
 pub struct Caller(pub Claims);
 
-/// A caller with a valid admin token.
+/// A caller with a valid admin or viewer token: may read everything.
+pub struct Reader(pub Claims);
+
+/// A caller with a valid admin token: may read and change everything.
 pub struct Admin(pub Claims);
 
 impl Caller {
-    /// Users may read their own data; admins anyone's.
+    /// Users may read their own data; admins and viewers anyone's.
     pub fn may_read_user(&self, user_id: &str) -> Result<(), ApiError> {
-        if self.0.is_admin() || self.0.sub == user_id {
+        if self.0.reads_everything() || self.0.sub == user_id {
             Ok(())
         } else {
             Err(ApiError::Forbidden(
@@ -28,26 +34,65 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing Authorization header".into()))?;
-        let token = header
+/// The bearer token of a request, if it sent an `Authorization` header.
+pub fn bearer_token(parts: &Parts) -> Option<Result<&str, ApiError>> {
+    let header = parts.headers.get(axum::http::header::AUTHORIZATION)?;
+    Some(
+        header
             .to_str()
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|token| !token.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("expected Authorization: Bearer <token>".into()))?;
-        let claims = state
-            .verifier
-            .verify(token)
-            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-        Ok(Caller(claims))
+            .ok_or_else(|| ApiError::Unauthorized("expected Authorization: Bearer <token>".into())),
+    )
+}
+
+/// The claims of a valid token; 401 otherwise (saying which check failed, never the key).
+pub fn verify(state: &AppState, token: &str) -> Result<Claims, ApiError> {
+    state
+        .verifier
+        .verify(token)
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))
+}
+
+/// 403 unless the claims may read everything.
+pub fn require_reader(claims: &Claims) -> Result<(), ApiError> {
+    if claims.reads_everything() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "this endpoint is for admins and viewers".into(),
+        ))
+    }
+}
+
+/// 403 unless the claims are an admin's.
+pub fn require_admin(claims: &Claims) -> Result<(), ApiError> {
+    if claims.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("this endpoint is for admins".into()))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)
+            .ok_or_else(|| ApiError::Unauthorized("missing Authorization header".into()))??;
+        Ok(Caller(verify(state, token)?))
+    }
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(claims) = Caller::from_request_parts(parts, state).await?;
+        require_reader(&claims)?;
+        Ok(Reader(claims))
     }
 }
 
@@ -56,9 +101,7 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Caller(claims) = Caller::from_request_parts(parts, state).await?;
-        if !claims.is_admin() {
-            return Err(ApiError::Forbidden("this endpoint is for admins".into()));
-        }
+        require_admin(&claims)?;
         Ok(Admin(claims))
     }
 }

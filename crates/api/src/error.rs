@@ -134,6 +134,14 @@ impl ApiError {
         }
     }
 
+    /// What a client is shown: status, code and message (logged as `into_response` logs).
+    pub fn public_parts(&self) -> (StatusCode, &'static str, String) {
+        let code = self.code();
+        log(self, code);
+        let (status, name) = code.status_and_code();
+        (status, name, self.public_message())
+    }
+
     fn unavailable_service(&self) -> &'static str {
         match self {
             Self::Core(CoreError::Mongo(_)) => "MongoDB",
@@ -179,13 +187,17 @@ pub struct ErrorDetail {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code();
-        match code {
-            ErrorCode::Internal => tracing::error!(error = %self, "request failed"),
-            ErrorCode::ServiceUnavailable => tracing::warn!(error = %self, "backing service unavailable"),
-            _ => {}
-        }
+        log(&self, code);
         let (status, _) = code.status_and_code();
         (status, Json(envelope(code, &self.public_message()))).into_response()
+    }
+}
+
+fn log(error: &ApiError, code: ErrorCode) {
+    match code {
+        ErrorCode::Internal => tracing::error!(%error, "request failed"),
+        ErrorCode::ServiceUnavailable => tracing::warn!(%error, "backing service unavailable"),
+        _ => {}
     }
 }
 
@@ -196,11 +208,11 @@ where
     B::Error: Into<axum::BoxError>,
 {
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    // JSON already has the envelope; HTML is a dashboard page telling the same error.
+    let is_answer = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+    });
+    if !(status.is_client_error() || status.is_server_error()) || is_answer {
         return response.map(Body::new);
     }
     let code = ErrorCode::for_status(status);

@@ -1,17 +1,18 @@
 //! The OpenAPI document: the base (title, security scheme, shared schemas), the error responses
 //! every operation can give (added here once rather than on each handler), and the routes that
-//! serve the document (`/openapi.json`) and a browsable UI (`/docs`, Scalar).
+//! serve the document (`/openapi.json`) and a browsable UI (`/docs`: Swagger UI, vendored and
+//! pinned in `assets/vendor/swagger-ui`, compiled into the binary, so it works offline).
 
 use std::sync::OnceLock;
 
-use axum::response::Html;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi as _};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use utoipa_scalar::Scalar;
 
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::state::AppState;
@@ -32,6 +33,7 @@ Errors use the envelope {\"success\": false, \"error\": {\"code\", \"message\"}}
         (name = "jobs", description = "/api/jobs (seed 004): jobs across queues"),
         (name = "metrics", description = "Queue metrics and Prometheus"),
         (name = "admin", description = "The hourly producer"),
+        (name = "events", description = "Live job events (Server-Sent Events)"),
         (name = "health", description = "Liveness and readiness"),
         (name = "docs", description = "This document")
     )
@@ -47,7 +49,7 @@ impl Modify for BearerAuth {
             .scheme(HttpAuthScheme::Bearer)
             .bearer_format("JWT")
             .description(Some(
-                "HS256 (JWT_SECRET) or, when configured, RS256; claims sub, role (user | admin), exp",
+                "HS256 (JWT_SECRET) or, when configured, RS256; claims sub, role (user | viewer | admin), exp. Viewers may call every GET route admins may, and nothing else.",
             ))
             .build();
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
@@ -133,10 +135,62 @@ async fn openapi_json() -> axum::Json<&'static OpenApi> {
     axum::Json(document())
 }
 
-/// A browsable view of this document (Scalar; its script loads from a CDN in the browser).
+/// The Swagger UI release in `assets/vendor/swagger-ui`.
+pub const SWAGGER_UI_VERSION: &str = "5.35.0";
+
+/// `/docs`: relative URLs, so it also works under a reverse proxy's path prefix.
+const DOCS_HTML: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>sellersync API</title>
+<link rel="stylesheet" href="docs/assets/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui" data-spec-url="openapi.json"></div>
+<script src="docs/assets/swagger-ui-bundle.js"></script>
+<script src="docs/assets/init.js"></script>
+</body>
+</html>
+"#;
+
+/// Starts Swagger UI on this document; no validator badge (it would call out to the internet).
+const DOCS_INIT: &str = r##"window.ui = SwaggerUIBundle({
+  url: document.getElementById("swagger-ui").dataset.specUrl,
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  validatorUrl: null,
+  presets: [SwaggerUIBundle.presets.apis],
+});
+"##;
+
+/// A browsable view of this document (Swagger UI, served from the binary: works offline).
 #[utoipa::path(get, path = "/docs", tag = "docs",
     responses((status = 200, description = "HTML", body = String, content_type = "text/html")))]
 async fn docs() -> Html<&'static str> {
-    static HTML: OnceLock<String> = OnceLock::new();
-    Html(HTML.get_or_init(|| Scalar::new(document().clone()).to_html()))
+    Html(DOCS_HTML)
+}
+
+/// The UI's script, stylesheet and start-up script (not API routes: not in the document).
+pub async fn docs_asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (content_type, body): (&str, &'static [u8]) = match file.as_str() {
+        "swagger-ui-bundle.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/vendor/swagger-ui/swagger-ui-bundle.js"),
+        ),
+        "swagger-ui.css" => (
+            "text/css; charset=utf-8",
+            include_bytes!("../assets/vendor/swagger-ui/swagger-ui.css"),
+        ),
+        "init.js" => ("text/javascript; charset=utf-8", DOCS_INIT.as_bytes()),
+        _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
 }

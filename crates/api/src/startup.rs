@@ -14,6 +14,7 @@ use sellersync_core::{CoreError, Settings, bootstrap};
 use sellersync_queue::Queue;
 use tokio::net::TcpListener;
 
+use crate::live::Hub;
 use crate::routes;
 use crate::state::{AppState, Queues};
 
@@ -76,8 +77,18 @@ impl Application {
         );
         let projector = projector::spawn(&settings, projected, mongo.clone(), &instance_id())?;
         let verifier = Verifier::from_settings(&settings.auth).map_err(StartupError::Auth)?;
+        let queues = Queues::from_settings(&settings, &redis);
+        let live = Hub::start(
+            queues.all().cloned().collect(),
+            || lazy_redis(&settings.redis).ok(),
+            mongo.clone(),
+            &settings.events,
+            stop.subscribe(),
+        )
+        .await;
         let state = AppState {
-            queues: Arc::new(Queues::from_settings(&settings, &redis)),
+            live: Arc::new(live),
+            queues: Arc::new(queues),
             settings: settings.into(),
             redis,
             mongo,

@@ -23,6 +23,8 @@ pub struct AppState {
     pub queues: Arc<Queues>,
     /// Renders the API's own metrics (HTTP requests) for `/metrics`.
     pub prometheus: PrometheusHandle,
+    /// Live job events for `/api/events` and the dashboard.
+    pub live: Arc<crate::live::Hub>,
 }
 
 /// Every queue in `[queues.*]`, by name.

@@ -70,7 +70,7 @@ pub enum TokenCommand {
         /// The token's subject: a user id, or an operator name for admin tokens.
         #[arg(long)]
         sub: String,
-        #[arg(long, value_parser = ["user", "admin"], default_value = "user")]
+        #[arg(long, value_parser = ["user", "viewer", "admin"], default_value = "user")]
         role: String,
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
@@ -282,7 +282,11 @@ impl Ops {
 
 pub fn token(settings: &Settings, command: TokenCommand) -> Result<(), String> {
     let TokenCommand::Mint { sub, role, ttl_secs } = command;
-    let role = if role == "admin" { Role::Admin } else { Role::User };
+    let role = match role.as_str() {
+        "admin" => Role::Admin,
+        "viewer" => Role::Viewer,
+        _ => Role::User,
+    };
     let token = auth::mint(&settings.auth, &sub, role, Duration::from_secs(ttl_secs)).map_err(e)?;
     println!("{token}");
     Ok(())

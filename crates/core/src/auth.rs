@@ -1,4 +1,4 @@
-//! API tokens: JWTs with `sub` (user id), `role` (`user` | `admin`), `iat` and `exp`, and `iss` /
+//! API tokens: JWTs with `sub` (user id), `role` (`user` | `viewer` | `admin`), `iat` and `exp`, and `iss` /
 //! `aud` when configured. [`Verifier`] checks HS256 tokens against `JWT_SECRET` and, when
 //! `auth.jwt_public_key_file` is set, RS256 tokens against that public key. Any other algorithm,
 //! `alg: none` included, is refused. [`mint`] signs HS256 tokens for operators
@@ -16,8 +16,22 @@ use crate::secret::Secret;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Reads its own user's data.
     User,
+    /// Reads everything an admin reads (every admin GET route, the dashboard), changes nothing.
+    Viewer,
+    /// Reads and controls everything.
     Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Viewer => "viewer",
+            Self::Admin => "admin",
+        }
+    }
 }
 
 /// The claims the API uses. `iss` and `aud` are checked by [`Verifier`] but not kept.
@@ -33,6 +47,11 @@ pub struct Claims {
 impl Claims {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
+    }
+
+    /// Admins and viewers read every user's data and every queue.
+    pub fn reads_everything(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Viewer)
     }
 }
 

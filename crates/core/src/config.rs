@@ -163,6 +163,47 @@ pub struct Settings {
     pub monitoring: MonitoringSettings,
     pub job_status: JobStatusSettings,
     pub log: LogSettings,
+    pub dashboard: DashboardSettings,
+    pub events: EventsSettings,
+}
+
+/// The admin dashboard served by the API (`crates/api/src/dashboard`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSettings {
+    pub enabled: bool,
+    /// Where the API serves it, e.g. `/admin`.
+    pub path: String,
+    /// What a reverse proxy puts before every URL of the API (e.g. `/sellersync` when the proxy
+    /// forwards `/sellersync/*` without it); links, assets and the session cookie carry it.
+    pub public_prefix: String,
+    /// A session lasts this long, and never longer than the token it was signed in with.
+    pub session_ttl_minutes: u64,
+    /// Send the session cookie only over HTTPS (on everywhere but local runs and tests).
+    pub secure_cookie: bool,
+    /// Jobs per page.
+    pub page_size: usize,
+}
+
+impl DashboardSettings {
+    /// The dashboard's public URL path: `public_prefix` + `path`.
+    pub fn public_path(&self) -> String {
+        format!("{}{}", self.public_prefix, self.path)
+    }
+}
+
+/// Live job events (`GET /api/events`, Server-Sent Events).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSettings {
+    /// A comment line is sent this often when there is nothing else, so proxies keep the
+    /// connection open.
+    pub heartbeat_ms: u64,
+    /// Events queued for one client; a client that falls this far behind is disconnected (it
+    /// may reconnect with `Last-Event-ID` and resume).
+    pub client_buffer: usize,
+    /// Most clients connected to one API process at once; more are refused with 503.
+    pub max_subscribers: usize,
 }
 
 /// JobStatus: the projection of the queue's events into MongoDB.
@@ -460,6 +501,7 @@ impl Settings {
         }
         self.validate_auth()?;
         self.validate_cors()?;
+        self.validate_dashboard()?;
         self.validate_queues()?;
         self.validate_spapi()?;
         tracing_subscriber::EnvFilter::try_new(&s.log.level).map_err(|e| {
@@ -555,6 +597,39 @@ impl Settings {
             self.jobs.max_retries,
             self.jobs.retry_delay_ms,
         ))
+    }
+
+    fn validate_dashboard(&self) -> Result<(), ConfigError> {
+        let d = &self.dashboard;
+        let bad_path =
+            |p: &str| !p.starts_with('/') || p.ends_with('/') || p.contains(['?', '#', ' ', '"', '<', '>']);
+        if bad_path(&d.path) {
+            return Err(ConfigError::for_key(
+                "dashboard.path",
+                format!("{:?} must start with / and not end with / (e.g. /admin)", d.path),
+            ));
+        }
+        if !d.public_prefix.is_empty() && bad_path(&d.public_prefix) {
+            return Err(ConfigError::for_key(
+                "dashboard.public_prefix",
+                format!(
+                    "{:?} must be empty or start with / and not end with / (e.g. /sellersync)",
+                    d.public_prefix
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("dashboard.session_ttl_minutes", d.session_ttl_minutes),
+            ("dashboard.page_size", d.page_size as u64),
+            ("events.heartbeat_ms", self.events.heartbeat_ms),
+            ("events.client_buffer", self.events.client_buffer as u64),
+            ("events.max_subscribers", self.events.max_subscribers as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::for_key(key, "must be greater than 0"));
+            }
+        }
+        Ok(())
     }
 
     fn validate_cors(&self) -> Result<(), ConfigError> {

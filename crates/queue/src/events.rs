@@ -237,6 +237,49 @@ impl Queue {
         Ok(parse_entries(entries))
     }
 
+    /// Up to `count` events after `after` (exclusive), without a consumer group: a plain XREAD,
+    /// for readers that keep their own position (live updates). With `block`, waits up to that
+    /// long for the first one; `conn` must then be a connection of its own.
+    pub async fn read_events_after(
+        &self,
+        conn: &mut ConnectionManager,
+        after: StreamId,
+        count: usize,
+        block: Option<Duration>,
+    ) -> QueueResult<EventBatch> {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(count.max(1));
+        if let Some(block) = block {
+            cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS").arg(self.events_key()).arg(after.to_string());
+        let reply: Value = cmd.query_async(conn).await?;
+        let entries = match reply {
+            Value::Nil => Vec::new(),
+            reply => first_stream_entries(reply)?,
+        };
+        Ok(parse_entries(entries))
+    }
+
+    /// The id of the newest event, or [`StreamId::ZERO`] when the stream is empty.
+    pub async fn last_event_id(&self) -> QueueResult<StreamId> {
+        let entries: Vec<Value> = redis::cmd("XREVRANGE")
+            .arg(self.events_key())
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.conn())
+            .await?;
+        match entries.into_iter().next() {
+            None => Ok(StreamId::ZERO),
+            Some(entry) => {
+                let id = as_array(entry)?.into_iter().next().map(string).transpose()?;
+                StreamId::parse(&id.unwrap_or_default())
+            }
+        }
+    }
+
     /// Takes over events that another consumer of `group` received more than `min_idle` ago and
     /// never acknowledged (it died, say).
     pub async fn claim_stale_events(
@@ -381,17 +424,17 @@ impl Queue {
     }
 }
 
-/// A stream entry id, `<ms>-<seq>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct StreamId {
-    ms: u64,
-    seq: u64,
+/// A stream entry id, `<ms>-<seq>`; ids order as the stream does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
 }
 
 impl StreamId {
-    const ZERO: StreamId = StreamId { ms: 0, seq: 0 };
+    pub const ZERO: StreamId = StreamId { ms: 0, seq: 0 };
 
-    fn parse(text: &str) -> QueueResult<Self> {
+    pub fn parse(text: &str) -> QueueResult<Self> {
         let (ms, seq) = text.split_once('-').unwrap_or((text, "0"));
         match (ms.parse(), seq.parse()) {
             (Ok(ms), Ok(seq)) => Ok(Self { ms, seq }),

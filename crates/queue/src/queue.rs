@@ -462,6 +462,46 @@ impl Queue {
             .collect())
     }
 
+    /// The stored payloads of `ids`, in order (`None` for a job that is gone).
+    pub async fn payloads(&self, ids: &[String]) -> QueueResult<Vec<Option<String>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hget(self.key(&format!("job:{id}")), "data");
+        }
+        Ok(pipe.query_async(&mut self.conn()).await?)
+    }
+
+    /// How many jobs finished in `state` (completed or failed) in each of `buckets` intervals of
+    /// `bucket_ms` from `start_ms`, oldest first: as far as retention still keeps them.
+    pub async fn finished_per_bucket(
+        &self,
+        state: JobState,
+        start_ms: u64,
+        bucket_ms: u64,
+        buckets: usize,
+    ) -> QueueResult<Vec<u64>> {
+        if !matches!(state, JobState::Completed | JobState::Failed) {
+            return Err(QueueError::InvalidOptions(format!(
+                "only completed or failed jobs finish, not {}",
+                state.as_str()
+            )));
+        }
+        let mut pipe = redis::pipe();
+        for i in 0..buckets as u64 {
+            let from = start_ms + i * bucket_ms;
+            pipe.zcount(self.key(state.set_name()), from, format!("({}", from + bucket_ms));
+        }
+        Ok(pipe.query_async(&mut self.conn()).await?)
+    }
+
+    /// The queue's shared connection (multiplexed; never use it for a blocking command).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn()
+    }
+
     /// Cumulative completions, failures, retries and the job duration histogram.
     pub async fn metrics(&self) -> QueueResult<crate::job::QueueMetrics> {
         let hash: std::collections::HashMap<String, u64> = self.conn().hgetall(self.key("metrics")).await?;
@@ -541,15 +581,30 @@ impl Queue {
     /// Puts one failed job back to waiting with a fresh attempt budget.
     pub async fn retry(&self, id: &str) -> QueueResult<()> {
         let outcome = self.retry_ids(&[id.to_owned()]).await?.pop().unwrap_or_default();
-        match outcome.as_str() {
-            "retried" => Ok(()),
-            "missing" => Err(QueueError::NotFound(id.to_owned())),
-            state => Err(QueueError::InvalidState {
-                id: id.to_owned(),
-                state: state.to_owned(),
-                action: "retry",
-            }),
-        }
+        script_outcome(id, &outcome, "retried", "retry")
+    }
+
+    /// Retries each of `ids` that has failed, in one script call; the outcome per id, in order:
+    /// `Ok` when retried, else why not (missing, or not failed).
+    pub async fn retry_many(&self, ids: &[String]) -> QueueResult<Vec<QueueResult<()>>> {
+        let outcomes = self.retry_ids(ids).await?;
+        Ok(ids
+            .iter()
+            .zip(outcomes)
+            .map(|(id, outcome)| script_outcome(id, &outcome, "retried", "retry"))
+            .collect())
+    }
+
+    /// Makes a delayed job due now (it waits in line like any other).
+    pub async fn promote(&self, id: &str) -> QueueResult<()> {
+        let outcome: String = SCRIPTS
+            .promote
+            .key(&self.wait_key)
+            .arg(&self.base)
+            .arg(id)
+            .invoke_async(&mut self.conn())
+            .await?;
+        script_outcome(id, &outcome, "promoted", "promote")
     }
 
     /// Retries up to `limit` failed jobs, oldest failure first; returns how many were retried.
@@ -604,6 +659,20 @@ impl Queue {
         let failed = Duration::from_millis(self.config.failed_max_age_ms);
         Ok(self.clean(JobState::Completed, completed, 1000).await?
             + self.clean(JobState::Failed, failed, 1000).await?)
+    }
+}
+
+/// A control script's answer for one job: `done` (the action's word), `missing`, or the state
+/// that forbids the action.
+fn script_outcome(id: &str, outcome: &str, done: &str, action: &'static str) -> QueueResult<()> {
+    match outcome {
+        o if o == done => Ok(()),
+        "missing" => Err(QueueError::NotFound(id.to_owned())),
+        state => Err(QueueError::InvalidState {
+            id: id.to_owned(),
+            state: state.to_owned(),
+            action,
+        }),
     }
 }
 

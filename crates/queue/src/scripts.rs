@@ -21,6 +21,7 @@ pub(crate) struct Scripts {
     pub clean: Script,
     pub progress: Script,
     pub defer: Script,
+    pub promote: Script,
 }
 
 /// The helpers every script may use: the event outbox and retention.
@@ -47,4 +48,5 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     clean: script(include_str!("lua/clean.lua")),
     progress: script(include_str!("lua/progress.lua")),
     defer: script(include_str!("lua/defer.lua")),
+    promote: script(include_str!("lua/promote.lua")),
 });

@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Envelope, ok};
-use crate::auth::Admin;
+use crate::auth::Reader;
 use crate::error::ApiError;
 use crate::extract::{Query, limit};
 use crate::state::AppState;
@@ -40,22 +40,12 @@ struct CronRuns {
     security(("bearer" = [])),
     responses((status = 200, description = "Producer runs", body = Envelope<CronRuns>)))]
 async fn cron_runs(
-    _admin: Admin,
+    _reader: Reader,
     State(state): State<AppState>,
     Query(q): Query<CronRunsQuery>,
 ) -> Result<axum::Json<Envelope<CronRuns>>, ApiError> {
     let limit = limit(q.limit, 24, 200)?;
-    let runs: Vec<Document> = state
-        .mongo
-        .collection::<Document>(CRON_RUNS)
-        .find(doc! {})
-        .sort(doc! { "tickAt": -1 })
-        .limit(limit)
-        .await
-        .map_err(CoreError::from)?
-        .try_collect()
-        .await
-        .map_err(CoreError::from)?;
+    let runs = recent_cron_runs(&state.mongo, limit).await?;
     let runs: Vec<serde_json::Value> = runs
         .into_iter()
         .map(|d| mongodb::bson::Bson::Document(d).into_relaxed_extjson())
@@ -67,4 +57,19 @@ async fn cron_runs(
             runs,
         },
     ))
+}
+
+/// The producer's `limit` most recent runs, newest tick first.
+pub async fn recent_cron_runs(db: &mongodb::Database, limit: i64) -> Result<Vec<Document>, ApiError> {
+    let runs = db
+        .collection::<Document>(CRON_RUNS)
+        .find(doc! {})
+        .sort(doc! { "tickAt": -1 })
+        .limit(limit)
+        .await
+        .map_err(CoreError::from)?
+        .try_collect()
+        .await
+        .map_err(CoreError::from)?;
+    Ok(runs)
 }

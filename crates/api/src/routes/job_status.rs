@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Envelope, ok};
-use crate::auth::{Admin, Caller};
+use crate::auth::{Admin, Caller, Reader};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query, limit};
 use crate::state::AppState;
@@ -141,7 +141,7 @@ struct JobStatusDetail {
     responses((status = 200, description = "The job's status", body = Envelope<JobStatusDetail>),
         (status = 404, description = "No such job", body = crate::error::ErrorBody)))]
 async fn job_status(
-    _admin: Admin,
+    _reader: Reader,
     State(state): State<AppState>,
     Path(job_id): Path<String>,
 ) -> Result<axum::Json<Envelope<JobStatusDetail>>, ApiError> {
@@ -188,7 +188,7 @@ impl JobStatusList {
     security(("bearer" = [])),
     responses((status = 200, description = "Recent jobs, newest first", body = Envelope<JobStatusList>)))]
 async fn recent(
-    _admin: Admin,
+    _reader: Reader,
     State(state): State<AppState>,
     Query(q): Query<RecentQuery>,
 ) -> Result<axum::Json<Envelope<JobStatusList>>, ApiError> {
@@ -210,7 +210,7 @@ struct FailedQuery {
     security(("bearer" = [])),
     responses((status = 200, description = "Failed jobs, newest first", body = Envelope<JobStatusList>)))]
 async fn failed(
-    _admin: Admin,
+    _reader: Reader,
     State(state): State<AppState>,
     Query(q): Query<FailedQuery>,
 ) -> Result<axum::Json<Envelope<JobStatusList>>, ApiError> {
@@ -233,7 +233,7 @@ struct QueueStatsBody {
     security(("bearer" = [])),
     responses((status = 200, description = "Counts per state", body = QueueStatsBody)))]
 async fn queue_stats(
-    _admin: Admin,
+    _reader: Reader,
     State(state): State<AppState>,
 ) -> Result<axum::Json<QueueStatsBody>, ApiError> {
     let counts = state.queues.by_path(USER_DATA_QUEUE)?.counts().await?;
@@ -284,7 +284,7 @@ impl EnqueueRequest {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EnqueueResult {
+pub struct EnqueueResult {
     /// New jobs.
     enqueued: Vec<UserJob>,
     /// Users that already had a pending job, with that job.
@@ -304,7 +304,12 @@ async fn enqueue(
     State(state): State<AppState>,
     Json(request): Json<EnqueueRequest>,
 ) -> Result<(StatusCode, axum::Json<Envelope<EnqueueResult>>), ApiError> {
-    let requested = request.user_ids()?;
+    let result = enqueue_users(&state, request.user_ids()?).await?;
+    Ok((StatusCode::ACCEPTED, ok(result.message(), result)))
+}
+
+/// Enqueues a refresh of each existing user of `requested` (404 when none exists).
+pub async fn enqueue_users(state: &AppState, requested: Vec<String>) -> Result<EnqueueResult, ApiError> {
     let existing = accounts::existing_user_ids(&state.mongo, &requested).await?;
     let (known, unknown_users): (Vec<String>, Vec<String>) =
         requested.into_iter().partition(|id| existing.contains(id));
@@ -317,16 +322,20 @@ async fn enqueue(
     let queue = state.queues.by_path(USER_DATA_QUEUE)?;
     let batch = state.settings.cron.batch_size;
     let report = producer::enqueue_refresh(queue, &known, Trigger::Api, batch).await?;
-    let message = format!(
-        "{} enqueued, {} already pending, {} unknown",
-        report.enqueued.len(),
-        report.duplicates.len(),
-        unknown_users.len()
-    );
-    let result = EnqueueResult {
+    Ok(EnqueueResult {
         enqueued: report.enqueued,
         duplicates: report.duplicates,
         unknown_users,
-    };
-    Ok((StatusCode::ACCEPTED, ok(message, result)))
+    })
+}
+
+impl EnqueueResult {
+    pub fn message(&self) -> String {
+        format!(
+            "{} enqueued, {} already pending, {} unknown",
+            self.enqueued.len(),
+            self.duplicates.len(),
+            self.unknown_users.len()
+        )
+    }
 }

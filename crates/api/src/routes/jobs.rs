@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Envelope, JobIdData, ok};
-use crate::auth::Admin;
+use crate::auth::{Admin, Reader};
 use crate::error::ApiError;
 use crate::extract::{Path, Query, limit};
 use crate::monitoring;
@@ -73,7 +73,8 @@ pub async fn list_jobs(
     })
 }
 
-fn count_in(counts: &Counts, state: Option<JobState>) -> u64 {
+/// The jobs of `counts` in `state` (all when `None`).
+pub fn count_in(counts: &Counts, state: Option<JobState>) -> u64 {
     match state {
         None => counts.total,
         Some(JobState::Waiting) => counts.waiting + counts.paused,
@@ -111,7 +112,7 @@ struct ListQuery {
 #[utoipa::path(get, path = "/api/jobs", tag = "jobs", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, description = "Jobs", body = Envelope<JobList>)))]
 async fn list(
-    _admin: Admin,
+    _reader: Reader,
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Envelope<JobList>>, ApiError> {
@@ -128,7 +129,7 @@ async fn list(
 #[utoipa::path(get, path = "/api/jobs/stats/all", tag = "jobs", security(("bearer" = [])),
     responses((status = 200, description = "Counts by queue name", body = Envelope<BTreeMap<String, Counts>>)))]
 async fn stats_all(
-    _admin: Admin,
+    _reader: Reader,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Envelope<BTreeMap<String, Counts>>>, ApiError> {
     let counts = monitoring::counts_by_name(&monitoring::snapshot(&state.queues).await?);
@@ -141,7 +142,7 @@ async fn stats_all(
     responses((status = 200, description = "The job", body = Envelope<JobInfo>),
         (status = 404, description = "No such job", body = crate::error::ErrorBody)))]
 async fn get_job(
-    _admin: Admin,
+    _reader: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Envelope<JobInfo>>, ApiError> {

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Envelope, ok};
-use crate::auth::Admin;
+use crate::auth::Reader;
 use crate::error::ApiError;
 use crate::monitoring;
 use crate::state::AppState;
@@ -45,7 +45,7 @@ struct QueueMetricsData {
 #[utoipa::path(get, path = "/api/metrics/queues", tag = "metrics", security(("bearer" = [])),
     responses((status = 200, description = "Counts by queue name, and health", body = Envelope<QueueMetricsData>)))]
 async fn queue_metrics(
-    _admin: Admin,
+    _reader: Reader,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Envelope<QueueMetricsData>>, ApiError> {
     let snapshot = monitoring::snapshot(&state.queues).await?;

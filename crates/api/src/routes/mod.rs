@@ -20,7 +20,9 @@ use crate::error::{ApiError, envelope_layer_errors};
 use crate::state::AppState;
 use crate::{http_metrics, openapi};
 
+pub mod actions;
 pub mod admin;
+pub mod events;
 pub mod health;
 pub mod job_status;
 pub mod jobs;
@@ -62,6 +64,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(jobs::routes())
         .merge(metrics::routes())
         .merge(admin::routes())
+        .merge(actions::routes())
+        .merge(events::routes())
         .merge(openapi::routes())
 }
 
@@ -93,7 +97,13 @@ pub fn router(state: AppState) -> Router {
         // A request that outlives the timeout means the server is too slow right now: 503.
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, server.request_timeout()));
 
-    let (routes, _) = api().split_for_parts();
+    let (mut routes, _) = api().split_for_parts();
+    routes = routes.route("/docs/assets/{file}", axum::routing::get(openapi::docs_asset));
+    if state.settings.dashboard.enabled {
+        let dashboard =
+            crate::dashboard::router().layer(axum::middleware::map_response(crate::dashboard::page_headers));
+        routes = routes.nest(&state.settings.dashboard.path, dashboard);
+    }
     routes.fallback(not_found).layer(layers).with_state(state)
 }
 

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::jobs::{JobList, list_jobs};
 use super::{Envelope, JobIdData, ok};
-use crate::auth::Admin;
+use crate::auth::{Admin, Reader};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{OptionalJson, Path, Query, limit};
 use crate::monitoring::{self, QueueStats};
@@ -50,7 +50,7 @@ struct HealthBody {
 /// `job_status.max_lag_ms` behind.
 #[utoipa::path(get, path = "/api/admin/queues/health", tag = "admin-queues", security(("bearer" = [])),
     responses((status = 200, description = "Health (200 also when unhealthy)", body = HealthBody)))]
-async fn health(_admin: Admin, State(state): State<AppState>) -> Result<axum::Json<HealthBody>, ApiError> {
+async fn health(_reader: Reader, State(state): State<AppState>) -> Result<axum::Json<HealthBody>, ApiError> {
     let stats = monitoring::all_stats(&state.queues).await?;
     let mut issues = monitoring::issues(stats.values(), &state.settings.monitoring);
     let backlogs = monitoring::backlogs(&state.queues).await?;
@@ -70,7 +70,7 @@ async fn health(_admin: Admin, State(state): State<AppState>) -> Result<axum::Js
 #[utoipa::path(get, path = "/api/admin/queues/stats", tag = "admin-queues", security(("bearer" = [])),
     responses((status = 200, description = "Stats by queue name", body = Envelope<BTreeMap<String, QueueStats>>)))]
 async fn stats(
-    _admin: Admin,
+    _reader: Reader,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Envelope<BTreeMap<String, QueueStats>>>, ApiError> {
     let stats = monitoring::all_stats(&state.queues).await?;
@@ -83,7 +83,7 @@ async fn stats(
     responses((status = 200, description = "The queue's stats", body = Envelope<QueueStats>),
         (status = 404, description = "No such queue", body = ErrorBody)))]
 async fn queue_stats(
-    _admin: Admin,
+    _reader: Reader,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Envelope<QueueStats>>, ApiError> {
@@ -107,7 +107,7 @@ struct JobsQuery {
     responses((status = 200, description = "Jobs", body = Envelope<JobList>),
         (status = 404, description = "No such queue", body = ErrorBody)))]
 async fn jobs(
-    _admin: Admin,
+    _reader: Reader,
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<JobsQuery>,
@@ -125,7 +125,7 @@ async fn jobs(
     responses((status = 200, description = "The job", body = Envelope<JobInfo>),
         (status = 404, description = "No such queue or job", body = ErrorBody)))]
 async fn get_job(
-    _admin: Admin,
+    _reader: Reader,
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<axum::Json<Envelope<JobInfo>>, ApiError> {

@@ -69,6 +69,7 @@ async fn every_secured_route_refuses_missing_and_bad_tokens_and_user_tokens() {
         ("no exp", hs256(SECRET, json!({ "sub": "ops", "role": "admin" }))),
     ];
     let user = app.token("u1", Role::User);
+    let viewer = app.token("auditor", Role::Viewer);
     for (method, path) in secured_routes(&app).await {
         let (status, body) = app.call(method.clone(), &path, None, None).await;
         assert_eq!(status, 401, "{method} {path} without a token");
@@ -77,9 +78,19 @@ async fn every_secured_route_refuses_missing_and_bad_tokens_and_user_tokens() {
             let (status, _) = app.call(method.clone(), &path, Some(token), None).await;
             assert_eq!(status, 401, "{method} {path} with a {what} token");
         }
-        let (status, body) = app.call(method.clone(), &path, Some(&user), None).await;
+        // The live feed serves user tokens their own jobs: asking for another user's is 403.
+        let as_user = if path == "/api/events" {
+            format!("{path}?user=u2")
+        } else {
+            path.clone()
+        };
+        let (status, body) = app.call(method.clone(), &as_user, Some(&user), None).await;
         assert_eq!(status, 403, "{method} {path} with a user token");
         assert_eq!(body["error"]["code"], "forbidden");
+        if method != Method::GET {
+            let (status, body) = app.call(method.clone(), &path, Some(&viewer), None).await;
+            assert_eq!(status, 403, "{method} {path} with a viewer token: {body}");
+        }
     }
     let scheme = app
         .client

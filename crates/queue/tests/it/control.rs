@@ -183,3 +183,85 @@ async fn counts_agree_with_listings_after_a_mixed_run() {
         "pages do not overlap"
     );
 }
+
+#[tokio::test]
+async fn promote_makes_a_delayed_job_due_now_and_refuses_others() {
+    let q = TestQueue::new(QueueConfig::default()).await;
+    let later = EnqueueOptions {
+        delay: Some(Duration::from_secs(3600)),
+        ..EnqueueOptions::default()
+    };
+    let delayed = q.enqueue(&json!("later"), later).await.unwrap();
+    let waiting = q.enqueue(&json!("now"), EnqueueOptions::default()).await.unwrap();
+    let error = q.promote(&waiting.id).await.unwrap_err();
+    assert!(
+        matches!(error, QueueError::InvalidState { ref state, .. } if state == "waiting"),
+        "{error}"
+    );
+    q.promote(&delayed.id).await.unwrap();
+    assert_eq!(q.get(&delayed.id).await.unwrap().unwrap().state, "waiting");
+    let fetched: Vec<String> = q
+        .fetch("w", 2)
+        .await
+        .unwrap()
+        .jobs
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(
+        fetched,
+        vec![waiting.id, delayed.id.clone()],
+        "in line behind the waiting one"
+    );
+    assert!(matches!(
+        q.promote("nope").await.unwrap_err(),
+        QueueError::NotFound(_)
+    ));
+}
+
+#[tokio::test]
+async fn retry_many_reports_each_id() {
+    let q = TestQueue::new(QueueConfig::default()).await;
+    let a = q.enqueue(&json!("a"), EnqueueOptions::default()).await.unwrap();
+    let job = q.fetch("w", 1).await.unwrap().jobs.remove(0);
+    q.fail(&job.id, job.token, "boom", false).await.unwrap();
+    let b = q.enqueue(&json!("b"), EnqueueOptions::default()).await.unwrap();
+    let outcomes = q
+        .retry_many(&[a.id.clone(), b.id.clone(), "nope".into()])
+        .await
+        .unwrap();
+    assert!(outcomes[0].is_ok());
+    assert!(matches!(outcomes[1], Err(QueueError::InvalidState { .. })));
+    assert!(matches!(outcomes[2], Err(QueueError::NotFound(_))));
+    assert_eq!(q.get(&a.id).await.unwrap().unwrap().state, "waiting");
+}
+
+#[tokio::test]
+async fn finished_jobs_are_counted_per_interval() {
+    let q = TestQueue::new(QueueConfig::default()).await;
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 60_000;
+    for i in 0..3 {
+        q.enqueue(&json!(i), EnqueueOptions::default()).await.unwrap();
+    }
+    complete_all(&q, 2).await;
+    let job = q.fetch("w", 1).await.unwrap().jobs.remove(0);
+    q.fail(&job.id, job.token, "boom", false).await.unwrap();
+    let completed = q
+        .finished_per_bucket(JobState::Completed, start, 60_000, 2)
+        .await
+        .unwrap();
+    let failed = q
+        .finished_per_bucket(JobState::Failed, start, 60_000, 2)
+        .await
+        .unwrap();
+    assert_eq!((completed, failed), (vec![0, 2], vec![0, 1]));
+    assert!(
+        q.finished_per_bucket(JobState::Waiting, start, 1, 1)
+            .await
+            .is_err()
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sellersync_queue::events::{EventKind, JobEvent, ReadFrom};
+use sellersync_queue::events::{EventKind, JobEvent, ReadFrom, StreamId};
 use sellersync_queue::{Ack, EnqueueOptions, QueueConfig};
 use serde_json::json;
 
@@ -194,4 +194,38 @@ async fn trimming_keeps_what_a_group_has_not_acknowledged_and_backlog_measures_i
     let backlog = q.event_backlog(GROUP).await.unwrap();
     assert_eq!(backlog.total(), 0);
     assert_eq!(backlog.oldest_age_ms, 0);
+}
+
+#[tokio::test]
+async fn a_reader_without_a_group_resumes_after_any_id_and_promote_is_an_event() {
+    let q = TestQueue::new(QueueConfig::default()).await;
+    let mut conn = q.connection().await;
+    assert_eq!(q.last_event_id().await.unwrap(), StreamId::ZERO);
+    let later = EnqueueOptions {
+        delay: Some(Duration::from_secs(3600)),
+        ..EnqueueOptions::default()
+    };
+    let job = q.enqueue(&json!("x"), later).await.unwrap();
+    let first = q.last_event_id().await.unwrap();
+    q.promote(&job.id).await.unwrap();
+    let all = q
+        .read_events_after(&mut conn, StreamId::ZERO, 10, None)
+        .await
+        .unwrap()
+        .events;
+    assert_eq!(kinds(&all, &job.id), [EventKind::Enqueued, EventKind::Promoted]);
+    let after = q
+        .read_events_after(&mut conn, first, 10, None)
+        .await
+        .unwrap()
+        .events;
+    assert_eq!(kinds(&after, &job.id), [EventKind::Promoted]);
+    assert_eq!(after[0].snapshot.state, "waiting");
+    let last = StreamId::parse(&after[0].stream_id).unwrap();
+    let started = std::time::Instant::now();
+    let none = q
+        .read_events_after(&mut conn, last, 10, Some(Duration::from_millis(50)))
+        .await
+        .unwrap();
+    assert!(none.is_empty() && started.elapsed() >= Duration::from_millis(50));
 }

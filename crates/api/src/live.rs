@@ -1,0 +1,489 @@
+//! Live job events: one reader per queue follows the queue's event stream with a blocking
+//! `XREAD` (its own position, not the projector's consumer group, so it never takes an event
+//! from the projector) and broadcasts each event, with the user it concerns, to every
+//! subscriber in this process. A subscriber that asks to resume (`Last-Event-ID`) first reads
+//! what it missed straight from the stream, then joins the broadcast.
+//!
+//! Bounded: each subscriber has a queue of `events.client_buffer` events; one that falls further
+//! behind is disconnected rather than buffered without limit (it may reconnect and resume).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use mongodb::bson::{Document, doc};
+use redis::aio::ConnectionManager;
+use sellersync_core::job_status::JOB_STATUS;
+use sellersync_queue::events::{EventKind, JobEvent, StreamId};
+use sellersync_queue::{Queue, QueueResult};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// Events one read takes from the stream.
+const READ_BATCH: usize = 500;
+/// How long a blocking read waits before it checks whether the process is stopping.
+const READ_BLOCK: Duration = Duration::from_secs(2);
+/// Events kept for subscribers between the reader and their own queues.
+const BROADCAST_CAPACITY: usize = 4096;
+/// Jobs whose user is remembered; the map is cleared when it is full.
+const USER_CACHE: usize = 100_000;
+
+/// One transition of one job, as sent to clients.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveEvent {
+    pub queue: String,
+    /// The event stream's entry id.
+    pub stream_id: String,
+    /// The transition: enqueued, active, progress, retrying, completed, failed, removed, ...
+    pub event: &'static str,
+    pub job_id: String,
+    /// Every job a `cleaned` event covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_ids: Option<Vec<String>>,
+    /// The job's state after it (empty for events that change nothing).
+    pub state: String,
+    /// The job's version after it: versions only grow.
+    pub version: u64,
+    /// When (ms since the epoch).
+    pub at: u64,
+    pub attempt: u32,
+    pub progress: u8,
+    /// The user the job refreshes, when known.
+    pub user_id: Option<String>,
+    pub error: Option<String>,
+}
+
+impl LiveEvent {
+    fn new(queue: &str, event: JobEvent, user_id: Option<String>) -> Self {
+        let many = event.job_ids.len() > 1;
+        Self {
+            queue: queue.to_owned(),
+            stream_id: event.stream_id,
+            event: event.kind.as_str(),
+            job_id: event.job_id,
+            job_ids: many.then_some(event.job_ids),
+            state: event.snapshot.state,
+            version: event.version,
+            at: event.at_ms,
+            attempt: event.snapshot.attempt,
+            progress: event.snapshot.progress,
+            user_id,
+            error: event.snapshot.last_error,
+        }
+    }
+
+    pub fn id(&self) -> StreamId {
+        StreamId::parse(&self.stream_id).unwrap_or(StreamId::ZERO)
+    }
+}
+
+/// Which events a subscriber gets.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub state: Option<String>,
+    pub user: Option<String>,
+}
+
+impl Filter {
+    pub fn accepts(&self, event: &LiveEvent) -> bool {
+        let state_ok = self.state.as_ref().is_none_or(|s| *s == event.state);
+        let user_ok = self
+            .user
+            .as_ref()
+            .is_none_or(|u| event.user_id.as_deref() == Some(u.as_str()));
+        state_ok && user_ok
+    }
+}
+
+/// What a subscriber receives: events, or the end of its subscription.
+pub type Subscription = mpsc::Receiver<Arc<LiveEvent>>;
+
+/// The readers of every queue's stream and their subscribers.
+pub struct Hub {
+    queues: BTreeMap<String, QueueFeed>,
+    users: Arc<UserResolver>,
+    client_buffer: usize,
+    max_subscribers: usize,
+    subscribers: Arc<AtomicUsize>,
+}
+
+struct QueueFeed {
+    queue: Queue,
+    sender: broadcast::Sender<Arc<LiveEvent>>,
+}
+
+/// Too many subscribers already.
+#[derive(Debug)]
+pub struct Full;
+
+impl Hub {
+    /// Starts one reader per queue, each on a connection of its own from `connect`; they stop
+    /// when `stopped` turns true.
+    pub async fn start(
+        queues: Vec<Queue>,
+        connect: impl Fn() -> Option<ConnectionManager>,
+        mongo: mongodb::Database,
+        settings: &sellersync_core::config::EventsSettings,
+        stopped: watch::Receiver<bool>,
+    ) -> Self {
+        let users = Arc::new(UserResolver::new(mongo));
+        let mut feeds = BTreeMap::new();
+        for queue in queues {
+            let (sender, _) = broadcast::channel(BROADCAST_CAPACITY);
+            if let Some(conn) = connect() {
+                let reader = Reader {
+                    queue: queue.clone(),
+                    sender: sender.clone(),
+                    users: users.clone(),
+                };
+                let start = starting_point(&queue).await;
+                tokio::spawn(reader.run(conn, start, stopped.clone()));
+            }
+            feeds.insert(queue.name().to_owned(), QueueFeed { queue, sender });
+        }
+        Self {
+            queues: feeds,
+            users,
+            client_buffer: settings.client_buffer,
+            max_subscribers: settings.max_subscribers,
+            subscribers: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub fn queue_names(&self) -> Vec<&str> {
+        self.queues.keys().map(String::as_str).collect()
+    }
+
+    /// Subscribes to `queues` (names known to the hub), resuming after the ids in `resume`.
+    pub fn subscribe(
+        &self,
+        queues: &[String],
+        resume: &BTreeMap<String, StreamId>,
+        filter: Filter,
+    ) -> Result<Subscription, Full> {
+        let slot = SubscriberSlot::take(&self.subscribers, self.max_subscribers).ok_or(Full)?;
+        let slot = Arc::new(slot);
+        let (tx, rx) = mpsc::channel(self.client_buffer);
+        for name in queues {
+            let Some(feed) = self.queues.get(name) else {
+                continue;
+            };
+            let forward = Forward {
+                queue: feed.queue.clone(),
+                live: feed.sender.subscribe(),
+                resume_after: resume.get(name).copied(),
+                filter: filter.clone(),
+                users: self.users.clone(),
+                tx: tx.clone(),
+                _slot: slot.clone(),
+            };
+            tokio::spawn(forward.run());
+        }
+        Ok(rx)
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts a subscriber while it lives.
+struct SubscriberSlot(Arc<AtomicUsize>);
+
+impl SubscriberSlot {
+    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        let taken = count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        taken.then(|| Self(count.clone()))
+    }
+}
+
+impl Drop for SubscriberSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Follows one queue's stream and broadcasts what it reads.
+struct Reader {
+    queue: Queue,
+    sender: broadcast::Sender<Arc<LiveEvent>>,
+    users: Arc<UserResolver>,
+}
+
+impl Reader {
+    async fn run(
+        self,
+        mut conn: ConnectionManager,
+        start: Option<StreamId>,
+        mut stopped: watch::Receiver<bool>,
+    ) {
+        let mut last = start;
+        let mut failures = 0u32;
+        while !*stopped.borrow() {
+            let read = async {
+                let after = match last {
+                    Some(id) => id,
+                    None => self.queue.last_event_id().await?,
+                };
+                last = Some(after);
+                self.read_and_send(&mut conn, after).await
+            };
+            let result = tokio::select! {
+                result = read => result,
+                _ = stopped.changed() => return,
+            };
+            match result {
+                Ok(Some(id)) => {
+                    last = Some(id);
+                    failures = 0;
+                }
+                Ok(None) => failures = 0,
+                Err(error) => {
+                    failures += 1;
+                    if failures == 1 {
+                        tracing::warn!(queue = self.queue.name(), %error, "live events: cannot read the event stream; retrying");
+                    }
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(10)))).await;
+                }
+            }
+        }
+    }
+
+    /// One blocking read; returns the last id read, if any.
+    async fn read_and_send(
+        &self,
+        conn: &mut ConnectionManager,
+        after: StreamId,
+    ) -> QueueResult<Option<StreamId>> {
+        let batch = self
+            .queue
+            .read_events_after(conn, after, READ_BATCH, Some(READ_BLOCK))
+            .await?;
+        let last = batch
+            .events
+            .iter()
+            .map(|e| e.stream_id.as_str())
+            .chain(batch.unreadable.iter().map(|u| u.stream_id.as_str()))
+            .filter_map(|id| StreamId::parse(id).ok())
+            .max();
+        for event in self.users.annotate(&self.queue, batch.events).await {
+            // No subscriber is not an error.
+            let _ = self.sender.send(Arc::new(event));
+        }
+        Ok(last)
+    }
+}
+
+/// Where a reader starts: after the newest event when Redis answers within a second (so every
+/// event after start-up is broadcast), else wherever the stream ends when it first does.
+async fn starting_point(queue: &Queue) -> Option<StreamId> {
+    match tokio::time::timeout(Duration::from_secs(1), queue.last_event_id()).await {
+        Ok(Ok(id)) => Some(id),
+        _ => None,
+    }
+}
+
+/// Feeds one subscriber from one queue: first what it missed, then the broadcast.
+struct Forward {
+    queue: Queue,
+    live: broadcast::Receiver<Arc<LiveEvent>>,
+    resume_after: Option<StreamId>,
+    filter: Filter,
+    users: Arc<UserResolver>,
+    tx: mpsc::Sender<Arc<LiveEvent>>,
+    _slot: Arc<SubscriberSlot>,
+}
+
+impl Forward {
+    async fn run(mut self) {
+        let mut sent_up_to = StreamId::ZERO;
+        if let Some(after) = self.resume_after {
+            match self.replay(after).await {
+                Some(last) => sent_up_to = last,
+                None => return,
+            }
+        }
+        loop {
+            let event = tokio::select! {
+                event = self.live.recv() => event,
+                () = self.tx.closed() => return,
+            };
+            match event {
+                Ok(event) if event.id() > sent_up_to => {
+                    if !self.deliver(event) {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                // Fell behind the broadcast itself, or the reader stopped: end, the client resumes.
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Sends what the stream holds after `after`; the last id sent (or `after`), or `None` when
+    /// the subscriber is gone or the stream cannot be read.
+    async fn replay(&mut self, mut after: StreamId) -> Option<StreamId> {
+        let mut conn = self.queue.connection();
+        loop {
+            let batch = match self
+                .queue
+                .read_events_after(&mut conn, after, READ_BATCH, None)
+                .await
+            {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::warn!(queue = self.queue.name(), %error, "live events: cannot replay");
+                    return None;
+                }
+            };
+            if batch.is_empty() {
+                return Some(after);
+            }
+            let last = batch
+                .stream_ids()
+                .iter()
+                .filter_map(|id| StreamId::parse(id).ok())
+                .max()
+                .unwrap_or(after);
+            for event in self.users.annotate(&self.queue, batch.events).await {
+                if !self.deliver(Arc::new(event)) {
+                    return None;
+                }
+            }
+            after = last;
+        }
+    }
+
+    /// Queues the event if the filter takes it; false when the subscriber is gone or too slow.
+    fn deliver(&self, event: Arc<LiveEvent>) -> bool {
+        if !self.filter.accepts(&event) {
+            return true;
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::info!(
+                    queue = self.queue.name(),
+                    "live events: a client fell too far behind; disconnected"
+                );
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// Which user each job concerns: from the enqueue event's payload, else the job's payload in
+/// Redis, else its JobStatus record (a removed job's hash is gone). Remembered per job.
+struct UserResolver {
+    mongo: mongodb::Database,
+    known: std::sync::Mutex<HashMap<String, String>>,
+}
+
+impl UserResolver {
+    fn new(mongo: mongodb::Database) -> Self {
+        Self {
+            mongo,
+            known: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn annotate(&self, queue: &Queue, events: Vec<JobEvent>) -> Vec<LiveEvent> {
+        for event in &events {
+            if let Some(user) = event.data.as_deref().and_then(user_of_payload) {
+                self.remember(&event.job_id, user);
+            }
+        }
+        let missing = self.unknown(&events);
+        if !missing.is_empty() {
+            self.look_up(queue, missing).await;
+        }
+        let known = self.known.lock().expect("not poisoned");
+        events
+            .into_iter()
+            .map(|event| {
+                let user = known.get(&event.job_id).cloned();
+                LiveEvent::new(queue.name(), event, user)
+            })
+            .collect()
+    }
+
+    fn remember(&self, job_id: &str, user: String) {
+        let mut known = self.known.lock().expect("not poisoned");
+        if known.len() >= USER_CACHE {
+            known.clear();
+        }
+        known.insert(job_id.to_owned(), user);
+    }
+
+    fn unknown(&self, events: &[JobEvent]) -> Vec<String> {
+        let known = self.known.lock().expect("not poisoned");
+        let mut missing: Vec<String> = events
+            .iter()
+            .filter(|e| e.kind != EventKind::Cleaned && !known.contains_key(&e.job_id))
+            .map(|e| e.job_id.clone())
+            .collect();
+        missing.sort();
+        missing.dedup();
+        missing
+    }
+
+    async fn look_up(&self, queue: &Queue, ids: Vec<String>) {
+        let from_redis = payload_users(queue, &ids).await.unwrap_or_default();
+        let rest: Vec<String> = ids
+            .into_iter()
+            .filter(|id| !from_redis.contains_key(id))
+            .collect();
+        let from_mongo = self.recorded_users(&rest).await.unwrap_or_default();
+        for (job, user) in from_redis.into_iter().chain(from_mongo) {
+            self.remember(&job, user);
+        }
+    }
+
+    async fn recorded_users(&self, ids: &[String]) -> Result<HashMap<String, String>, mongodb::error::Error> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let found: Vec<Document> = self
+            .mongo
+            .collection::<Document>(JOB_STATUS)
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(doc! { "userId": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|d| {
+                Some((
+                    d.get_str("_id").ok()?.to_owned(),
+                    d.get_str("userId").ok()?.to_owned(),
+                ))
+            })
+            .collect())
+    }
+}
+
+/// The `userId` of a job payload.
+fn user_of_payload(payload: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    value.get("userId")?.as_str().map(str::to_owned)
+}
+
+/// The users of jobs whose hash is still in Redis.
+async fn payload_users(queue: &Queue, ids: &[String]) -> QueueResult<HashMap<String, String>> {
+    let payloads = queue.payloads(ids).await?;
+    Ok(ids
+        .iter()
+        .zip(payloads)
+        .filter_map(|(id, payload)| Some((id.clone(), user_of_payload(&payload?)?)))
+        .collect())
+}

@@ -1,0 +1,207 @@
+//! `GET /api/events`: every job transition as Server-Sent Events, live from the queues' event
+//! streams (see `live`). Admins and viewers get all of them (filter by queue, state, user); a
+//! user token only its own jobs. Each event's `id` is a cursor over the subscribed queues; send
+//! it back as `Last-Event-ID` (browsers do on reconnect) to resume without a gap. A heartbeat
+//! comment keeps idle connections open through proxies. The dashboard's session cookie is
+//! accepted too (an `EventSource` cannot send a header).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt as _};
+use sellersync_core::auth::Claims;
+use sellersync_queue::events::StreamId;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{bearer_token, verify};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::Query;
+use crate::live::{Filter, LiveEvent};
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(events))
+}
+
+/// The caller of `/api/events`: a bearer token, or else a dashboard session.
+pub struct Subscriber(pub Claims);
+
+impl FromRequestParts<AppState> for Subscriber {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(token) = bearer_token(parts) {
+            return Ok(Subscriber(verify(state, token?)?));
+        }
+        match crate::dashboard::session::Session::of_request(parts, state).await? {
+            Some(session) => Ok(Subscriber(session.claims())),
+            None => Err(ApiError::Unauthorized(
+                "missing Authorization header (or dashboard session)".into(),
+            )),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct EventsQuery {
+    /// Only this queue (default: all).
+    queue: Option<String>,
+    /// Only events that leave the job in this state: waiting, delayed, active, completed,
+    /// failed, removed.
+    state: Option<String>,
+    /// Only this user's jobs (admins and viewers; a user token always gets only its own).
+    user: Option<String>,
+}
+
+/// Live job events (Server-Sent Events). Each `data` is a JSON `LiveEvent`; the `id` resumes
+/// the feed when sent back as `Last-Event-ID`. A client that falls more than
+/// `events.client_buffer` events behind is disconnected (it resumes on reconnect).
+#[utoipa::path(get, path = "/api/events", tag = "events", params(EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "An event stream; each event's data is a LiveEvent",
+            content_type = "text/event-stream", body = LiveEvent),
+        (status = 503, description = "Too many subscribers", body = ErrorBody)))]
+async fn events(
+    Subscriber(claims): Subscriber,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let queues = match &q.queue {
+        Some(name) => vec![state.queues.by_query(name)?.name().to_owned()],
+        None => state.live.queue_names().into_iter().map(str::to_owned).collect(),
+    };
+    let filter = filter_for(&claims, q.state, q.user)?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| parse_cursor(v, &queues))
+        .transpose()?
+        .unwrap_or_default();
+    let subscription = state
+        .live
+        .subscribe(&queues, &resume, filter)
+        .map_err(|_| ApiError::Unavailable("too many live event subscribers; try again later".into()))?;
+    let heartbeat = Duration::from_millis(state.settings.events.heartbeat_ms);
+    let stream = sse_stream(subscription, resume);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
+}
+
+/// A user token sees only its own jobs; asking for another user's is 403.
+fn filter_for(claims: &Claims, state: Option<String>, user: Option<String>) -> Result<Filter, ApiError> {
+    let user = if claims.reads_everything() {
+        user
+    } else {
+        match user {
+            Some(u) if u != claims.sub => {
+                return Err(ApiError::Forbidden(
+                    "a user token may only follow its own user's jobs".into(),
+                ));
+            }
+            _ => Some(claims.sub.clone()),
+        }
+    };
+    Ok(Filter { state, user })
+}
+
+/// Turns events into SSE events whose id is the cursor after them.
+fn sse_stream(
+    subscription: crate::live::Subscription,
+    mut cursor: BTreeMap<String, StreamId>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(subscription, |mut rx| async move {
+        let event = rx.recv().await?;
+        Some((event, rx))
+    })
+    .map(move |event| {
+        cursor.insert(event.queue.clone(), event.id());
+        Ok(to_sse(&event, &format_cursor(&cursor)))
+    })
+}
+
+fn to_sse(event: &LiveEvent, id: &str) -> Event {
+    Event::default()
+        .id(id)
+        .json_data(event)
+        .unwrap_or_else(|_| Event::default().comment("unserialisable event"))
+}
+
+/// `queue=ms-seq` pairs joined by `,`: where the client is in each queue's stream.
+pub fn format_cursor(cursor: &BTreeMap<String, StreamId>) -> String {
+    cursor
+        .iter()
+        .map(|(queue, id)| format!("{queue}={id}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The cursor a client sent back; a bare stream id applies to a single subscribed queue.
+pub fn parse_cursor(text: &str, queues: &[String]) -> Result<BTreeMap<String, StreamId>, ApiError> {
+    let bad = || ApiError::BadRequest(format!("Last-Event-ID {text:?} is not an event id of this feed"));
+    let mut cursor = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (queue, id) = match part.split_once('=') {
+            Some((queue, id)) => (queue.to_owned(), id),
+            None if queues.len() == 1 => (queues[0].clone(), part),
+            None => return Err(bad()),
+        };
+        let id = StreamId::parse(id).map_err(|_| bad())?;
+        if queues.contains(&queue) {
+            cursor.insert(queue, id);
+        }
+    }
+    Ok(cursor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_bad_ones_are_400() {
+        let queues = vec!["a".to_owned(), "b".to_owned()];
+        let cursor = parse_cursor("a=5-1,b=7-0", &queues).unwrap();
+        assert_eq!(format_cursor(&cursor), "a=5-1,b=7-0");
+        assert_eq!(
+            parse_cursor("c=1-0", &queues).unwrap().len(),
+            0,
+            "unknown queues are ignored"
+        );
+        assert!(parse_cursor("5-1", &queues).is_err(), "bare ids need one queue");
+        let one = parse_cursor("5-1", &queues[..1]).unwrap();
+        assert_eq!(one["a"], StreamId { ms: 5, seq: 1 });
+        assert!(parse_cursor("a=x", &queues).is_err());
+    }
+
+    #[test]
+    fn user_tokens_are_held_to_their_own_jobs() {
+        let claims = |role| Claims {
+            sub: "u1".into(),
+            role,
+            iat: 0,
+            exp: 0,
+        };
+        use sellersync_core::auth::Role;
+        let own = filter_for(&claims(Role::User), None, None).unwrap();
+        assert_eq!(own.user.as_deref(), Some("u1"));
+        assert!(filter_for(&claims(Role::User), None, Some("u2".into())).is_err());
+        let viewer = filter_for(&claims(Role::Viewer), None, Some("u2".into())).unwrap();
+        assert_eq!(viewer.user.as_deref(), Some("u2"));
+        assert!(
+            filter_for(&claims(Role::Admin), None, None)
+                .unwrap()
+                .user
+                .is_none()
+        );
+    }
+}

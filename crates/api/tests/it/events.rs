@@ -1,0 +1,221 @@
+//! `GET /api/events`: live transitions as Server-Sent Events, in order, resumable with
+//! `Last-Event-ID`, a user token held to its own jobs, bounded per client.
+
+use std::time::Duration;
+
+use figment::value::Value;
+use futures::StreamExt;
+use sellersync_core::auth::Role;
+use serde_json::Value as Json;
+
+use crate::helpers::{TestApp, finish_jobs, spawn_app, spawn_app_with};
+
+/// A client of an event stream: parses `id:` / `data:` blocks, skips heartbeats.
+pub struct SseClient {
+    body: futures::stream::BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
+    buffer: String,
+}
+
+/// One event: the cursor to resume after it, and its JSON.
+pub struct Received {
+    pub id: String,
+    pub data: Json,
+}
+
+impl SseClient {
+    pub async fn connect(app: &TestApp, query: &str, token: &str, last_event_id: Option<&str>) -> Self {
+        let mut request = app
+            .client
+            .get(app.url(&format!("/api/events{query}")))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.expect("connected");
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        Self {
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, waiting up to 10 s.
+    pub async fn next(&mut self) -> Received {
+        tokio::time::timeout(Duration::from_secs(10), self.next_event())
+            .await
+            .expect("an event within 10 s")
+    }
+
+    async fn next_event(&mut self) -> Received {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(event) = parse_block(&block) {
+                    return event;
+                }
+            }
+            let chunk = self
+                .body
+                .next()
+                .await
+                .expect("the stream stays open")
+                .expect("a chunk");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Events until one for `job` with `event`; returns them all.
+    pub async fn until(&mut self, job: &str, event: &str) -> Vec<Received> {
+        let mut seen = Vec::new();
+        loop {
+            let next = self.next().await;
+            let done = next.data["jobId"] == job && next.data["event"] == event;
+            seen.push(next);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+fn parse_block(block: &str) -> Option<Received> {
+    let mut id = None;
+    let mut data = None;
+    for line in block.lines() {
+        if let Some(v) = line.strip_prefix("id:") {
+            id = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data = Some(serde_json::from_str(v.trim()).expect("JSON data"));
+        }
+    }
+    Some(Received { id: id?, data: data? })
+}
+
+fn kinds_of(events: &[Received], job: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.data["jobId"] == job)
+        .map(|e| e.data["event"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn admins_see_every_transition_in_order_and_resume_after_a_disconnect() {
+    let app = spawn_app().await;
+    app.add_users(&["u1"]).await;
+    let mut live = SseClient::connect(&app, "", &app.admin(), None).await;
+    let job = app.enqueue(&["u1"]).await.remove(0);
+    let enqueued = live.until(&job, "enqueued").await.pop().unwrap();
+    assert_eq!(enqueued.data["userId"], "u1", "the user comes from the payload");
+    assert_eq!(enqueued.data["queue"], "user-data");
+    assert_eq!(enqueued.data["state"], "waiting");
+    drop(live);
+
+    // While nobody listens, the job runs and completes.
+    finish_jobs(&app.queue().await, 1, Ok(())).await;
+    let mut resumed = SseClient::connect(&app, "", &app.admin(), Some(&enqueued.id)).await;
+    let missed = resumed.until(&job, "completed").await;
+    assert_eq!(
+        kinds_of(&missed, &job),
+        ["active", "completed"],
+        "nothing lost, nothing repeated"
+    );
+    let versions: Vec<u64> = missed
+        .iter()
+        .map(|e| e.data["version"].as_u64().unwrap())
+        .collect();
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    assert_eq!(
+        missed[1].data["userId"], "u1",
+        "known for events without a payload too"
+    );
+}
+
+#[tokio::test]
+async fn a_user_token_sees_only_its_own_jobs_and_filters_apply() {
+    let app = spawn_app().await;
+    app.add_users(&["alice", "bob"]).await;
+    let alice = app.token("alice", Role::User);
+    let (status, _) = app
+        .call(reqwest::Method::GET, "/api/events?user=bob", Some(&alice), None)
+        .await;
+    assert_eq!(status, 403);
+    let mut own = SseClient::connect(&app, "", &alice, None).await;
+    let mut failed_only = SseClient::connect(&app, "?state=failed&queue=user-data", &app.admin(), None).await;
+    let bob_job = app.enqueue(&["bob"]).await.remove(0);
+    let alice_job = app.enqueue(&["alice"]).await.remove(0);
+    let first = own.next().await;
+    assert_eq!(
+        first.data["jobId"],
+        alice_job.as_str(),
+        "bob's job was never sent"
+    );
+    assert_eq!(first.data["userId"], "alice");
+
+    finish_jobs(&app.queue().await, 2, Err("boom")).await;
+    let failed = failed_only.next().await;
+    assert_eq!(failed.data["state"], "failed");
+    assert_eq!(
+        failed.data["jobId"],
+        bob_job.as_str(),
+        "enqueued and active events were filtered out"
+    );
+    assert_eq!(failed.data["error"], "boom");
+}
+
+#[tokio::test]
+async fn subscribers_are_bounded() {
+    let app = spawn_app_with(&[("events.max_subscribers", Value::from(1))]).await;
+    let _first = SseClient::connect(&app, "", &app.admin(), None).await;
+    let (status, body) = app
+        .call(reqwest::Method::GET, "/api/events", Some(&app.admin()), None)
+        .await;
+    assert_eq!(status, 503, "{body}");
+    let (status, _) = app.call(reqwest::Method::GET, "/api/events", None, None).await;
+    assert_eq!(status, 401);
+    let (status, _) = app
+        .call(reqwest::Method::GET, "/api/events", Some(&app.admin()), None)
+        .await;
+    assert_eq!(status, 503, "the refused ones did not take a slot");
+}
+
+#[tokio::test]
+async fn a_subscriber_that_does_not_read_is_dropped_not_buffered() {
+    let app = spawn_app().await;
+    let settings = app.settings().clone();
+    let queue = app.queue().await;
+    let events = sellersync_core::config::EventsSettings {
+        client_buffer: 3,
+        ..settings.events.clone()
+    };
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let hub = sellersync_api::live::Hub::start(
+        vec![queue.clone()],
+        || sellersync_core::connections::lazy_redis(&settings.redis).ok(),
+        app.db().await,
+        &events,
+        stopped,
+    )
+    .await;
+    let mut slow = hub
+        .subscribe(&["user-data".to_owned()], &Default::default(), Default::default())
+        .unwrap();
+    assert_eq!(hub.subscriber_count(), 1);
+    app.add_users(&["a", "b", "c", "d", "e"]).await;
+    app.enqueue(&["a", "b", "c", "d", "e"]).await;
+    sellersync_core::testing::eventually(
+        Duration::from_secs(10),
+        "the slow subscriber is dropped",
+        || async { hub.subscriber_count() == 0 },
+    )
+    .await;
+    let mut kept = 0;
+    while slow.recv().await.is_some() {
+        kept += 1;
+    }
+    assert_eq!(kept, 3, "it got what its buffer held, then the end");
+}
