@@ -28,6 +28,8 @@ pub struct Fleet {
     logs: PathBuf,
     workers: Vec<Child>,
     started: usize,
+    /// Pids of the workers SIGKILLed (worker ids contain `-<pid>-`).
+    pub killed: Vec<u32>,
 }
 
 impl Fleet {
@@ -46,13 +48,43 @@ impl Fleet {
             logs,
             workers: Vec::new(),
             started: 0,
+            killed: Vec::new(),
         }
     }
 
     pub fn start(&mut self) {
-        let log = std::fs::File::create(self.logs.join(format!("worker-{}.log", self.started)))
-            .expect("a log file");
-        let child = Command::new(&self.binary)
+        let command = Command::new(&self.binary);
+        self.spawn(command);
+    }
+
+    /// Starts a worker whose wall clock is `skew_secs` off (libfaketime), if `faketime` is
+    /// installed (`scripts/services test-tools`); returns false (and starts a plain one) if not.
+    pub fn start_skewed(&mut self, skew_secs: i64) -> bool {
+        let installed = Command::new("faketime")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            self.start();
+            return false;
+        }
+        let mut command = Command::new("faketime");
+        command
+            .arg("-f")
+            .arg(format!("{skew_secs:+}s"))
+            .arg(&self.binary)
+            // Only the wall clock: timers and intervals run on the monotonic clock as usual.
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        self.spawn(command);
+        true
+    }
+
+    fn spawn(&mut self, mut command: Command) {
+        let name = format!("worker-{}.log", self.started);
+        let log = std::fs::File::create(self.logs.join(name)).expect("a log file");
+        let child = command
             .env("SELLERSYNC_ENV", "test")
             .env("SELLERSYNC_CONFIG_DIR", config_dir())
             .env("LOG_LEVEL", "info")
@@ -70,8 +102,18 @@ impl Fleet {
     pub fn kill_one(&mut self) {
         if !self.workers.is_empty() {
             let mut victim = self.workers.remove(0);
+            self.killed.push(victim.id());
             let _ = victim.kill();
             let _ = victim.wait();
+        }
+    }
+
+    /// SIGTERMs the oldest running worker and waits for its drain (its jobs finish or go back).
+    pub fn drain_one(&mut self) {
+        if !self.workers.is_empty() {
+            let mut worker = self.workers.remove(0);
+            sigterm(&worker);
+            wait_exit(&mut worker, Duration::from_secs(60));
         }
     }
 

@@ -10,11 +10,12 @@ use sellersync_core::connections::{connect_redis, mongo_database};
 use sellersync_core::job_status::projector::GROUP;
 use sellersync_core::jobs::Trigger;
 use sellersync_core::spapi::Region;
-use sellersync_core::testing::{PrivateMongo, TestNamespace};
+use sellersync_core::testing::{PrivateMongo, PrivateRedis, TestNamespace};
 use sellersync_core::{demo, migrations, producer};
 use sellersync_queue::{JobState, Queue};
 use serde::Serialize;
 
+use crate::audit::{self, Audit};
 use crate::check::{self, Mismatch};
 use crate::fleet::Fleet;
 
@@ -41,6 +42,12 @@ pub struct Scenario {
     /// Latency the SP-API stand-in adds to every call.
     #[arg(long, default_value_t = 100)]
     pub latency_ms: u64,
+    /// How long Redis is paused (`CLIENT PAUSE ... ALL`) while jobs run.
+    #[arg(long, default_value_t = 12)]
+    pub redis_pause_secs: u64,
+    /// How far ahead the replacement worker's wall clock runs (libfaketime).
+    #[arg(long, default_value_t = 10)]
+    pub skew_secs: i64,
     /// How long MongoDB is frozen (SIGSTOP) while jobs run.
     #[arg(long, default_value_t = 20)]
     pub freeze_secs: u64,
@@ -61,6 +68,8 @@ impl Scenario {
             workers: 2,
             concurrency: 4,
             latency_ms: 100,
+            redis_pause_secs: 3,
+            skew_secs: 10,
             freeze_secs: 4,
             outage_secs: 3,
             deadline_secs: 120,
@@ -82,8 +91,16 @@ pub struct Report {
     pub removed_by_admin: usize,
     pub retried_by_admin: usize,
     pub workers_killed: usize,
+    pub redis_paused_secs: u64,
+    pub redis_restarts: usize,
+    /// The replacement worker ran with its clock this far ahead (0: libfaketime missing).
+    pub skewed_worker_secs: i64,
+    pub workers_drained: usize,
     pub mongo_frozen_secs: u64,
     pub mongo_stopped_secs: u64,
+    /// Leases the reaper took from live workers (double runs, unless fencing stopped them).
+    pub double_runs: usize,
+    pub audit: Audit,
     /// Jobs neither completed, failed nor removed when the run ended (lost, or stuck).
     pub unfinished: usize,
     /// Jobs whose JobStatus record disagrees with the queue.
@@ -96,18 +113,20 @@ pub struct Report {
 
 impl Report {
     pub fn passed(&self) -> bool {
-        self.failed_unexpectedly == 0 && self.unfinished == 0 && self.mismatches == 0
+        self.failed_unexpectedly == 0 && self.unfinished == 0 && self.mismatches == 0 && self.double_runs == 0
     }
 }
 
 /// Runs the scenario and reports what it saw (an `Err` means the harness itself failed).
 pub async fn run(s: &Scenario) -> Result<Report, String> {
     let clock = Instant::now();
-    let mut mongo = tokio::task::spawn_blocking(PrivateMongo::start)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (mut redis_server, mut mongo) =
+        tokio::task::spawn_blocking(|| (PrivateRedis::start(), PrivateMongo::start()))
+            .await
+            .map_err(|e| e.to_string())?;
     let sim = spawn_sim(s.latency_ms).await?;
     let ns = TestNamespace::with_overrides(&[
+        ("redis.port", Value::from(redis_server.port)),
         ("mongo.uri", Value::from(mongo.uri())),
         ("queues.user-data.keep_completed", Value::from(1_000_000)),
     ]);
@@ -120,6 +139,10 @@ pub async fn run(s: &Scenario) -> Result<Report, String> {
         .map_err(|e| e.to_string())?;
     let config = ns.settings.queue(USER_DATA_QUEUE).expect("configured");
     let queue = Queue::new(redis, ns.key_prefix(), USER_DATA_QUEUE, config);
+    queue
+        .ensure_event_group(audit::GROUP)
+        .await
+        .map_err(|e| e.to_string())?;
     let users = seed(&db, s).await?;
     let logs = std::env::temp_dir().join(format!("sellersync-chaos-{}", ns.database()));
     let mut fleet = Fleet::new(worker_env(&ns, &mongo.uri(), &sim, s), logs.clone());
@@ -127,26 +150,39 @@ pub async fn run(s: &Scenario) -> Result<Report, String> {
         fleet.start();
     }
 
-    let waves: Vec<&[String]> = users.chunks(users.len().div_ceil(3).max(1)).collect();
-    let mut jobs = enqueue(&queue, waves[0]).await?;
+    let mut waves = users.chunks(users.len().div_ceil(6).max(1));
+    let mut next_wave = || waves.next().unwrap_or_default();
+    let mut jobs = enqueue(&queue, next_wave()).await?;
     let removed = remove_waiting(&queue, REMOVED_BY_ADMIN).await?;
     jobs.extend(enqueue(&queue, &REVOKED_USERS.map(str::to_owned)).await?);
     let retried = retry_revoked(&queue, &jobs, s).await?;
 
-    jobs.extend(enqueue(&queue, waves.get(1).copied().unwrap_or_default()).await?);
+    jobs.extend(enqueue(&queue, next_wave()).await?);
     running(&queue).await;
     fleet.kill_one();
-    fleet.start();
+    let skewed = fleet.start_skewed(s.skew_secs);
+
+    jobs.extend(enqueue(&queue, next_wave()).await?);
+    running(&queue).await;
+    pause_redis(&ns, s.redis_pause_secs).await?;
+
+    jobs.extend(enqueue(&queue, next_wave()).await?);
     running(&queue).await;
     mongo.freeze();
     tokio::time::sleep(Duration::from_secs(s.freeze_secs)).await;
     mongo.thaw();
 
-    jobs.extend(enqueue(&queue, waves.get(2).copied().unwrap_or_default()).await?);
+    jobs.extend(enqueue(&queue, next_wave()).await?);
     running(&queue).await;
     tokio::task::block_in_place(|| mongo.stop());
     tokio::time::sleep(Duration::from_secs(s.outage_secs)).await;
     tokio::task::block_in_place(|| mongo.restart());
+
+    jobs.extend(enqueue(&queue, next_wave()).await?);
+    running(&queue).await;
+    tokio::task::block_in_place(|| redis_server.restart());
+    tokio::task::block_in_place(|| fleet.drain_one());
+    fleet.start();
 
     let deadline = Duration::from_secs(s.deadline_secs);
     wait_until(deadline, || async { settled(&queue).await }).await;
@@ -159,6 +195,10 @@ pub async fn run(s: &Scenario) -> Result<Report, String> {
         .iter()
         .filter(|user| !REVOKED_USERS.contains(&user.as_str()))
         .count();
+    let mut conn = connect_redis(&ns.settings.redis)
+        .await
+        .map_err(|e| e.to_string())?;
+    let audit = audit::audit(&queue, &mut conn, &fleet.killed).await?;
     Ok(Report {
         scenario: "lifecycle",
         users: users.len() + REVOKED_USERS.len(),
@@ -168,15 +208,38 @@ pub async fn run(s: &Scenario) -> Result<Report, String> {
         failed_unexpectedly,
         removed_by_admin: removed,
         retried_by_admin: retried,
-        workers_killed: 1,
+        workers_killed: fleet.killed.len(),
+        redis_paused_secs: s.redis_pause_secs,
+        redis_restarts: 1,
+        skewed_worker_secs: if skewed { s.skew_secs } else { 0 },
+        workers_drained: 1,
         mongo_frozen_secs: s.freeze_secs,
         mongo_stopped_secs: s.outage_secs,
         unfinished: (counts.waiting + counts.active + counts.delayed + counts.paused) as usize,
         mismatches: mismatches.len(),
         mismatch_examples: mismatches.into_iter().take(5).collect(),
+        double_runs: audit.stalls_of_live_workers,
+        audit,
         seconds: (clock.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         logs: logs.display().to_string(),
     })
+}
+
+/// Pauses every client of the run's Redis for `secs` (what a slow fork, an AOF rewrite on a busy
+/// disk or a managed failover looks like), and waits it out.
+async fn pause_redis(ns: &TestNamespace, secs: u64) -> Result<(), String> {
+    let mut conn = connect_redis(&ns.settings.redis)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(secs * 1000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    Ok(())
 }
 
 /// Waits (briefly) until some job is running, so the next fault meets work in flight.
