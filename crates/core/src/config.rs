@@ -868,7 +868,7 @@ mod tests {
         assert_eq!(s.worker.instances, 2);
         assert_eq!(s.timezone, chrono_tz::UTC);
         assert_eq!(s.redis.port, 6379);
-        assert_eq!(s.redis.response_timeout(), Duration::from_secs(10));
+        assert_eq!(s.redis.response_timeout(), Duration::from_secs(30));
         assert!(s.auth.jwt_secret.is_none());
         let user_data = s.queue(USER_DATA_QUEUE).unwrap();
         assert_eq!(user_data.concurrency(), 3, "WORKER_CONCURRENCY");

@@ -21,6 +21,10 @@ pub enum Check {
 pub struct Readiness {
     pub redis: Check,
     pub mongo: Check,
+    /// Things that do not stop serving but need an operator, e.g. a Redis eviction policy that
+    /// may delete jobs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Readiness {
@@ -41,11 +45,40 @@ impl Readiness {
 /// Pings Redis and MongoDB concurrently, each bounded by `timeout`.
 pub async fn check(redis: &ConnectionManager, mongo: &Database, timeout: Duration) -> Readiness {
     let mut redis = redis.clone();
-    let (redis, mongo) = tokio::join!(
+    let (redis_check, mongo) = tokio::join!(
         bounded("redis", timeout, ping_redis(&mut redis)),
         bounded("mongo", timeout, ping_mongo(mongo)),
     );
-    Readiness { redis, mongo }
+    let warnings = match redis_check {
+        Check::Up => tokio::time::timeout(timeout, eviction_warning(&mut redis))
+            .await
+            .ok()
+            .flatten()
+            .into_iter()
+            .collect(),
+        Check::Down { .. } => Vec::new(),
+    };
+    Readiness {
+        redis: redis_check,
+        mongo,
+        warnings,
+    }
+}
+
+/// A warning when Redis may evict keys under memory pressure (`maxmemory-policy` other than
+/// `noeviction`): jobs would vanish silently. `None` when the policy is safe or cannot be read
+/// (managed services may refuse `CONFIG`).
+pub async fn eviction_warning(redis: &mut ConnectionManager) -> Option<String> {
+    let reply: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(redis)
+        .await
+        .ok()?;
+    let policy = reply.get(1)?;
+    (policy != "noeviction").then(|| {
+        format!("redis maxmemory-policy is {policy}: under memory pressure Redis deletes keys, jobs included; set it to noeviction")
+    })
 }
 
 async fn bounded(

@@ -150,15 +150,24 @@ impl<Args> RedisBackend<Args> {
         }
     }
 
+    /// Leases only what can start: the free slots (the batch less what this worker holds). The
+    /// leases are recorded as soon as Redis grants them, so a fetch cut short by a shutdown is
+    /// handed back with the rest ([`HeldLeases::release`]) instead of waiting for the reaper.
     fn fetch(&mut self, worker_id: &str) -> FetchFuture {
         let queue = self.queue.clone();
         let mut wake = self.wake.take().expect("one fetch at a time");
-        let (worker_id, batch) = (worker_id.to_owned(), self.batch);
+        let (worker_id, batch, leases) = (worker_id.to_owned(), self.batch, Arc::clone(&self.leases));
         async move {
             let mut backoff = Duration::from_millis(100);
             loop {
-                match queue.fetch(&worker_id, batch).await {
-                    Ok(fetched) if !fetched.jobs.is_empty() => return (wake, fetched.jobs),
+                let free = batch
+                    .saturating_sub(leases.lock().expect("leases lock").len())
+                    .max(1);
+                match queue.fetch(&worker_id, free).await {
+                    Ok(fetched) if !fetched.jobs.is_empty() => {
+                        hold(&leases, &fetched.jobs);
+                        return (wake, fetched.jobs);
+                    }
                     Ok(fetched) => {
                         let idle = idle_wait(IDLE_WAIT, fetched.next_due_ms, fetched.paused);
                         if let Err(error) = queue.wait_for_work(&mut wake, idle).await {
@@ -246,15 +255,6 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for RedisBackend<Args> {
             let (wake, jobs) = futures::ready!(Pin::new(fetching).poll(cx));
             self.fetching = None;
             self.wake = Some(wake);
-            let mut leases = self.leases.lock().expect("leases lock");
-            for job in &jobs {
-                let held = Held {
-                    token: job.token,
-                    lost: LeaseLost::default(),
-                };
-                leases.insert(job.id.clone(), held);
-            }
-            drop(leases);
             self.buffer.extend(jobs);
         }
     }
@@ -276,6 +276,18 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for RedisBackend<Args> {
             tracing::info!(count, "handed back jobs that never started");
         }
         Poll::Ready(released.map(|_| ()))
+    }
+}
+
+/// Records leases just granted.
+fn hold(leases: &Leases, jobs: &[LeasedJob]) {
+    let mut held = leases.lock().expect("leases lock");
+    for job in jobs {
+        let lease = Held {
+            token: job.token,
+            lost: LeaseLost::default(),
+        };
+        held.insert(job.id.clone(), lease);
     }
 }
 

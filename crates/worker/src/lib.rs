@@ -46,6 +46,9 @@ pub async fn run(
     let worker_id = instance_id();
     tracing::info!(worker_id, "sellersync-worker starting");
     let redis = bootstrap::retry_while_unavailable("redis", || connect_redis(&settings.redis)).await?;
+    if let Some(warning) = sellersync_core::health::eviction_warning(&mut redis.clone()).await {
+        tracing::warn!(warning, "redis configuration puts jobs at risk");
+    }
     let mongo = mongo_database(&settings.mongo, "sellersync-worker").await?;
     bootstrap::retry_while_unavailable("mongodb", || ping_mongo(&mongo)).await?;
     bootstrap::migrate_if_configured(&settings, &mongo).await?;

@@ -20,6 +20,32 @@ async fn readyz_is_200_when_redis_and_mongo_answer() {
 }
 
 #[tokio::test]
+async fn readyz_warns_when_redis_may_evict_jobs() {
+    let redis = sellersync_core::testing::PrivateRedis::start();
+    let app = spawn_app_with(&[("redis.port", Value::from(redis.port))]).await;
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["checks"]["warnings"].is_null(), "noeviction is safe: {body}");
+
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}", redis.port)).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("allkeys-lru")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, 200, "still ready, but: {body}");
+    let warning = body["checks"]["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("allkeys-lru") && warning.contains("noeviction"),
+        "{warning}"
+    );
+}
+
+#[tokio::test]
 async fn readyz_is_503_naming_mongo_when_mongo_is_unreachable() {
     let uri = format!("mongodb://127.0.0.1:{}/?directConnection=true", closed_port());
     let app = spawn_app_with(&[

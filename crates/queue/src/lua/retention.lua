@@ -16,11 +16,15 @@ local function delete_finished(base, set, ids, now)
   note(base, 'cleaned', now, { 'state', set, 'ids', table.concat(ids, ',') })
 end
 
--- Retention by count, amortised: once `set` is a little over `keep`, the oldest go.
+-- Retention by count, amortised: once `set` is a little over `keep`, the oldest go, at most
+-- TRIM_CHUNK per call (lowering `keep` a lot is caught up over the next calls, never in one
+-- long script).
+local TRIM_CHUNK = 1000
 local function trim_finished(base, set, keep, now)
   local total = redis.call('ZCARD', base .. set)
   local slack = math.min(100, math.floor(keep / 10))
   if total > keep + slack then
-    delete_finished(base, set, redis.call('ZRANGE', base .. set, 0, total - keep - 1), now)
+    local excess = math.min(total - keep, TRIM_CHUNK)
+    delete_finished(base, set, redis.call('ZRANGE', base .. set, 0, excess - 1), now)
   end
 end
