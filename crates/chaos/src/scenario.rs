@@ -393,10 +393,7 @@ async fn spawn_sim(latency_ms: u64) -> Result<String, String> {
         latency_ms,
         ..Default::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    sellersync_spapi_sim::spawn(config)
         .await
-        .map_err(|e| e.to_string())?;
-    let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
-    tokio::spawn(async move { axum::serve(listener, sellersync_spapi_sim::router(config)).await });
-    Ok(base)
+        .map_err(|e| e.to_string())
 }

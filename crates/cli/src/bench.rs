@@ -30,6 +30,12 @@ pub struct BenchArgs {
     /// Run only scenarios whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
+    /// Run the `process` scenario only with this many worker processes (with `--concurrency`).
+    #[arg(long, requires = "concurrency")]
+    pub workers: Option<usize>,
+    /// Run the `process` scenario only at this concurrency per worker (with `--workers`).
+    #[arg(long, requires = "workers")]
+    pub concurrency: Option<usize>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -237,7 +243,10 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
             json!({"scenario": "enqueue_bulk", "n": n, "batch": 1000, "cores": cores, "jobs_per_sec": (n as f64 / secs).round()}),
         );
     }
-    let configs = [(1, 1), (1, 10), (1, 50), (2, 10), (2, 50)];
+    let configs = match (args.workers, args.concurrency) {
+        (Some(workers), Some(concurrency)) => vec![(workers, concurrency)],
+        _ => vec![(1, 1), (1, 10), (1, 50), (2, 10), (2, 50)],
+    };
     for (workers, concurrency) in configs {
         if !wanted("process") {
             break;
@@ -471,12 +480,9 @@ async fn spawn_sim(latency_ms: u64) -> Result<String, String> {
         latency_ms,
         ..Default::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    sellersync_spapi_sim::spawn(config)
         .await
-        .map_err(|e| e.to_string())?;
-    let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
-    tokio::spawn(async move { axum::serve(listener, sellersync_spapi_sim::router(config)).await });
-    Ok(base)
+        .map_err(|e| e.to_string())
 }
 
 /// `sellersync bench refresh`: accounts/s of one `process_user_data` loop against the stand-in

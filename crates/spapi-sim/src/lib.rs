@@ -124,6 +124,15 @@ pub struct SimState {
 type Sim = State<Arc<SimState>>;
 
 /// The stand-in's routes.
+/// Serves the stand-in in this process on a random local port; returns its base URL
+/// (`http://127.0.0.1:<port>`). For benchmarks, the chaos suite and tests.
+pub async fn spawn(config: SimConfig) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router(config)).await });
+    Ok(base)
+}
+
 pub fn router(config: SimConfig) -> Router {
     let state = Arc::new(SimState {
         config,
