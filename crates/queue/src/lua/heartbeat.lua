@@ -2,8 +2,9 @@
 -- KEYS[1]: the queue's wait key
 -- ARGV: base, lease_ms, worker_id, info_json, then pairs of job id, lease token
 -- Only leases the worker still holds under that token are extended.
--- Returns the ids whose lease is lost (reaped, removed, or leased again to someone else): their
--- attempts must stop, and nothing they write later is accepted.
+-- Returns the ids whose lease is lost (reaped, or leased again under a newer token): their
+-- attempts must stop, and nothing they write later is accepted. An attempt that ended itself
+-- (completed, failed, retrying, deferred under its own token) is not lost, only done.
 local base = ARGV[1]
 local lease = tonumber(ARGV[2])
 local worker = ARGV[3]
@@ -17,7 +18,7 @@ for i = 5, #ARGV, 2 do
   local job = redis.call('HMGET', base .. 'job:' .. id, 'st', 'tok')
   if job[1] == 'active' and job[2] == token then
     redis.call('ZADD', base .. 'active', 'XX', deadline, id)
-  else
+  elseif not job[1] or job[2] ~= token or job[1] == 'waiting' then
     lost[#lost + 1] = id
   end
 end
