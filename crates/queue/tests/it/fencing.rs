@@ -105,6 +105,12 @@ async fn a_stale_attempt_can_write_nothing_and_tokens_only_grow() {
         q.complete(&[ack(&job.id, retried.token)]).await.unwrap(),
         vec![job.id.clone()]
     );
+    // A heartbeat racing its own completion: the attempt is done, not lost.
+    let done = q
+        .heartbeat("w3", &json!({}), &[(job.id.clone(), retried.token)])
+        .await
+        .unwrap();
+    assert!(done.is_empty(), "{done:?}");
 }
 
 #[tokio::test]
