@@ -21,6 +21,13 @@ pub fn bin_dir() -> PathBuf {
     here.parent().map(Path::to_path_buf).unwrap_or(here)
 }
 
+/// Where Debian's libfaketime (package `libfaketime`, pulled in by `faketime`) keeps its
+/// thread-safe library.
+const LIBFAKETIME: [&str; 2] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+];
+
 /// The running workers and how to start more.
 pub struct Fleet {
     binary: PathBuf,
@@ -57,24 +64,18 @@ impl Fleet {
         self.spawn(command);
     }
 
-    /// Starts a worker whose wall clock is `skew_secs` off (libfaketime), if `faketime` is
-    /// installed (`scripts/services test-tools`); returns false (and starts a plain one) if not.
+    /// Starts a worker whose wall clock is `skew_secs` off (libfaketime preloaded into the worker
+    /// itself, so its pid is the worker's), if libfaketime is installed (`scripts/services
+    /// test-tools`); returns false (and starts a plain one) if not.
     pub fn start_skewed(&mut self, skew_secs: i64) -> bool {
-        let installed = Command::new("faketime")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
+        let Some(library) = LIBFAKETIME.iter().find(|path| Path::new(path).exists()) else {
             self.start();
             return false;
-        }
-        let mut command = Command::new("faketime");
+        };
+        let mut command = Command::new(&self.binary);
         command
-            .arg("-f")
-            .arg(format!("{skew_secs:+}s"))
-            .arg(&self.binary)
+            .env("LD_PRELOAD", library)
+            .env("FAKETIME", format!("{skew_secs:+}s"))
             // Only the wall clock: timers and intervals run on the monotonic clock as usual.
             .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         self.spawn(command);
