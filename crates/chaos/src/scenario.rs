@@ -124,7 +124,9 @@ pub async fn run(s: &Scenario) -> Result<Report, String> {
         tokio::task::spawn_blocking(|| (PrivateRedis::start(), PrivateMongo::start()))
             .await
             .map_err(|e| e.to_string())?;
-    let sim = spawn_sim(s.latency_ms).await?;
+    let sim = sellersync_spapi_sim::spawn_with_latency(s.latency_ms)
+        .await
+        .map_err(|e| e.to_string())?;
     let ns = TestNamespace::with_overrides(&[
         ("redis.port", Value::from(redis_server.port)),
         ("mongo.uri", Value::from(mongo.uri())),
@@ -385,15 +387,4 @@ fn worker_env(ns: &TestNamespace, mongo_uri: &str, sim: &str, s: &Scenario) -> V
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
-}
-
-/// The SP-API stand-in in this process on a random port.
-async fn spawn_sim(latency_ms: u64) -> Result<String, String> {
-    let config = sellersync_spapi_sim::SimConfig {
-        latency_ms,
-        ..Default::default()
-    };
-    sellersync_spapi_sim::spawn(config)
-        .await
-        .map_err(|e| e.to_string())
 }

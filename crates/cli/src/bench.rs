@@ -474,22 +474,13 @@ async fn bench_database(settings: &Settings, name: &str) -> Result<mongodb::Data
         .map_err(|e| e.to_string())
 }
 
-/// The SP-API stand-in in this process on a random port, adding `latency_ms` to every call.
-async fn spawn_sim(latency_ms: u64) -> Result<String, String> {
-    let config = sellersync_spapi_sim::SimConfig {
-        latency_ms,
-        ..Default::default()
-    };
-    sellersync_spapi_sim::spawn(config)
-        .await
-        .map_err(|e| e.to_string())
-}
-
 /// `sellersync bench refresh`: accounts/s of one `process_user_data` loop against the stand-in
 /// (started in this process on a random port, with the given latency per call) at account
 /// concurrency 1, 10 and 50. Uses a temporary database and key prefix, dropped afterwards.
 pub async fn refresh(settings: &Settings, args: &RefreshBenchArgs) -> Result<(), String> {
-    let base = spawn_sim(args.latency_ms).await?;
+    let base = sellersync_spapi_sim::spawn_with_latency(args.latency_ms)
+        .await
+        .map_err(|e| e.to_string())?;
 
     let db = bench_database(settings, "bench_").await?;
     let result = refresh_scenarios(settings, args, &db, &base).await;
@@ -579,7 +570,9 @@ pub struct E2eBenchArgs {
 /// worker processes run `process_user_data` against the stand-in (latency per call) until every
 /// JobStatus is completed. Temporary database and key prefix, dropped afterwards.
 pub async fn e2e(settings: &Settings, args: &E2eBenchArgs) -> Result<(), String> {
-    let base = spawn_sim(args.latency_ms).await?;
+    let base = sellersync_spapi_sim::spawn_with_latency(args.latency_ms)
+        .await
+        .map_err(|e| e.to_string())?;
     let bench = Bench::fresh(settings).await?;
     let db = bench_database(settings, "bench_e2e_").await?;
     let result = e2e_run(settings, args, &bench, &db, &base).await;

@@ -133,6 +133,15 @@ pub async fn spawn(config: SimConfig) -> std::io::Result<String> {
     Ok(base)
 }
 
+/// [`spawn`] with the default configuration plus `latency_ms` on every call.
+pub async fn spawn_with_latency(latency_ms: u64) -> std::io::Result<String> {
+    spawn(SimConfig {
+        latency_ms,
+        ..SimConfig::default()
+    })
+    .await
+}
+
 pub fn router(config: SimConfig) -> Router {
     let state = Arc::new(SimState {
         config,
