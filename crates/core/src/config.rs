@@ -376,6 +376,8 @@ pub struct RefreshSettings {
     pub stockout_days: u32,
     pub top_skus: usize,
     pub cache_ttl_secs: u64,
+    /// Lifetime of an account's order book (incremental refresh); 0 lists every window whole.
+    pub order_book_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
