@@ -220,6 +220,20 @@ fn emit(line: serde_json::Value) {
     println!("{line}");
 }
 
+/// A child's peak resident memory (`VmHWM`), in MiB; Linux only.
+fn peak_rss_mib(child: &Child) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((kib / 1024.0 * 10.0).round() / 10.0)
+}
+
 fn stop(children: Vec<Child>) {
     for mut child in children {
         let _ = Command::new("kill")
@@ -288,6 +302,7 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
         let elapsed = bench.wait_completed(n as u64, Duration::from_secs(600)).await;
         let calls_after = bench.command_calls().await?;
         let redis_cpu = bench.redis_cpu_seconds().await? - cpu_before;
+        let worker_rss_mib = children.iter().filter_map(peak_rss_mib).fold(0.0, f64::max);
         stop(children);
         let secs = elapsed?.as_secs_f64();
         let per_job = |calls: u64| ((calls as f64 / n as f64) * 100.0).round() / 100.0;
@@ -309,6 +324,7 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
             "redis_commands_per_job_by_command": by_command,
             // Redis is single-threaded: 1e6 / this is what one Redis core sustains.
             "redis_cpu_us_per_job": (redis_cpu * 1e6 / n as f64 * 100.0).round() / 100.0,
+            "worker_peak_rss_mib": worker_rss_mib,
         }));
     }
     if wanted("pickup") {
@@ -553,7 +569,10 @@ async fn refresh_scenarios(
         .map_err(|e| err(&e))?;
         let key_prefix = format!("bench:{}:o{orders_per_day}:", std::process::id());
         let refresher = bench_refresher(settings, args, db, &redis, &base, &key_prefix)?;
-        for run in ["first", "next"] {
+        for run in ["first", "next_hour"] {
+            if run == "next_hour" {
+                age_order_books(&redis, &key_prefix).await.map_err(|e| err(&e))?;
+            }
             let before = refresher.spapi.stats();
             let started = Instant::now();
             let report = refresher
@@ -578,6 +597,32 @@ async fn refresh_scenarios(
         delete_keys(&mut redis.clone(), &key_prefix)
             .await
             .map_err(|e| err(&e))?;
+    }
+    Ok(())
+}
+
+/// Makes every order book under `prefix` look synced an hour earlier, as if the last run had been
+/// the previous hour's: the next run then lists an hour of updates, as an hourly run does.
+async fn age_order_books(redis: &ConnectionManager, prefix: &str) -> redis::RedisResult<()> {
+    let mut conn = redis.clone();
+    let keys: Vec<String> = {
+        let mut iter: redis::AsyncIter<String> = conn.scan_match(format!("{prefix}cache:orders:*")).await?;
+        let mut keys = Vec::new();
+        while let Some(key) = iter.next_item().await {
+            keys.push(key?);
+        }
+        keys
+    };
+    for key in keys {
+        let stored: String = conn.get(&key).await?;
+        let Ok(mut book) = serde_json::from_str::<sellersync_core::refresh::OrderBook>(&stored) else {
+            continue;
+        };
+        if book.pending.is_none() {
+            book.synced_through -= chrono::TimeDelta::hours(1);
+        }
+        let json = serde_json::to_string(&book).unwrap_or(stored);
+        let _: () = conn.set_ex(&key, json, 3600).await?;
     }
     Ok(())
 }
@@ -720,6 +765,7 @@ async fn e2e_run(
         ));
     }
     let commands = mongo_commands(&metrics_ports).await;
+    let worker_rss_mib = children.iter().filter_map(peak_rss_mib).fold(0.0, f64::max);
     stop(children);
     let secs = done?.as_secs_f64();
     let total: u64 = commands.values().sum();
@@ -734,6 +780,7 @@ async fn e2e_run(
         "users_per_sec": (args.users as f64 / secs * 10.0).round() / 10.0,
         "seconds": (secs * 100.0).round() / 100.0,
         "mongo_commands_per_job": per_job(total), "mongo_commands_per_job_by_command": by_command,
+        "worker_peak_rss_mib": worker_rss_mib,
     }));
     Ok(())
 }
