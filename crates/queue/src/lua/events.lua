@@ -37,7 +37,8 @@ end
 
 -- The entry being assembled by this script call, written by `flush_events`.
 local event_fields, event_time = {}, nil
--- Field values per entry before it is written (well below Lua's unpack limit of ~8000).
+-- Field values per entry before it is written (well below Lua's unpack limit of ~8000, with
+-- room for the transition recorded after the check).
 local EVENT_ENTRY_LIMIT = 4000
 
 local function flush_events(base)
@@ -52,20 +53,25 @@ local function append_event(base, now, fields)
   for i = 1, #fields do event_fields[#event_fields + 1] = fields[i] end
 end
 
--- Records a transition of job `id` whose state (after the change) is the table `job`.
+-- Records a transition of job `id` whose state (after the change) is the table `job`. Writes
+-- straight into the entry being assembled (this runs once per job of a batch).
 local function record(base, id, kind, now, job, extra)
-  local entry = { 'e', kind, 'id', id, 'v', job.v }
+  if #event_fields > EVENT_ENTRY_LIMIT then flush_events(base) end
+  event_time = now
+  local e = event_fields
+  local n = #e
+  e[n + 1], e[n + 2], e[n + 3], e[n + 4], e[n + 5], e[n + 6] = 'e', kind, 'id', id, 'v', job.v
+  n = n + 6
   for _, field in ipairs(SNAPSHOT_FIELDS) do
     local value = job[field]
     if value and value ~= '' then
-      entry[#entry + 1] = field
-      entry[#entry + 1] = value
+      e[n + 1], e[n + 2] = field, value
+      n = n + 2
     end
   end
   if extra then
-    for i = 1, #extra do entry[#entry + 1] = extra[i] end
+    for i = 1, #extra do e[n + i] = extra[i] end
   end
-  append_event(base, now, entry)
 end
 
 -- Moves job `id` (loaded with `load_job`) through a transition: applies `changes` (field ->
