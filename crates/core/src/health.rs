@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::connections::{ping_mongo, ping_redis};
 use crate::error::{CoreError, CoreResult};
 
-/// The outcome of checking one service.
+/// The outcome of checking one service. `/readyz` answers anyone, so a down service says only
+/// what kind of failure it was; the driver's own error (addresses, topology) goes to the log.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum Check {
@@ -95,8 +96,14 @@ async fn bounded(
     };
     match outcome {
         Ok(()) => Check::Up,
-        Err(error) => Check::Down {
+        Err(error @ CoreError::Timeout { .. }) => Check::Down {
             error: error.to_string(),
         },
+        Err(error) => {
+            tracing::warn!(service, %error, "readiness check failed");
+            Check::Down {
+                error: format!("{service} is unreachable or refused the check (details in the log)"),
+            }
+        }
     }
 }

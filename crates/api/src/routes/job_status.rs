@@ -94,10 +94,14 @@ async fn user_status(
 ) -> Result<axum::Json<Envelope<UserStatus>>, ApiError> {
     caller.may_read_user(&user_id)?;
     let limit = limit(q.limit, 10, 200)?;
-    let (user, history) = tokio::try_join!(
+    let (user, mut history) = tokio::try_join!(
         accounts::find_user(&state.mongo, &user_id),
         job_status::for_user(&state.mongo, &user_id, limit),
     )?;
+    let whole = caller.0.reads_everything();
+    if !whole {
+        history = history.into_iter().map(JobStatusRecord::user_view).collect();
+    }
     if user.is_none() && history.is_empty() {
         return Err(ApiError::NotFound(format!("no user {user_id:?}")));
     }
@@ -108,7 +112,10 @@ async fn user_status(
             account_id: id.clone(),
             status: outcome.status.clone(),
             at: to_utc(outcome.at),
-            error: outcome.error.clone(),
+            error: match &outcome.error {
+                Some(error) if !whole => Some(job_status::public_error(error)),
+                other => other.clone(),
+            },
         })
         .collect();
     accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));

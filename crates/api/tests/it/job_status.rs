@@ -201,3 +201,34 @@ async fn queue_stats_has_the_seed_shape() {
         assert_eq!(body[key], value, "{key} in {body}");
     }
 }
+
+#[tokio::test]
+async fn a_user_sees_no_worker_names_or_infrastructure_errors_admins_see_everything() {
+    let app = spawn_app().await;
+    app.add_users(&["u1"]).await;
+    let job = app.enqueue(&["u1"]).await.remove(0);
+    let internal = "Server selection timeout: No available servers. Topology: { Servers: [ { Address: 10.0.0.5:27017 } ] }";
+    finish_jobs(&app.queue().await, 1, Err(internal)).await;
+    app.wait_for_status(&job, "failed").await;
+
+    let own = app.token("u1", Role::User);
+    let (status, body) = app
+        .call(Method::GET, "/app/job-status/status/user/u1", Some(&own), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let text = body.to_string();
+    assert!(!text.contains("10.0.0.5") && !text.contains("Topology"), "{text}");
+    let latest = &body["data"]["latest"];
+    assert!(latest["workerId"].is_null(), "{latest}");
+    assert_eq!(
+        latest["lastError"],
+        "an internal service was unavailable; the job is retried"
+    );
+
+    let (_, body) = app.admin_get("/app/job-status/status/user/u1").await;
+    assert_eq!(
+        body["data"]["latest"]["lastError"], internal,
+        "admins see the real error"
+    );
+    assert!(body["data"]["latest"]["workerId"].is_string());
+}

@@ -78,6 +78,45 @@ pub struct AttemptError {
     pub at: Option<DateTime<Utc>>,
 }
 
+/// What an error text may tell a user: Amazon's answers and the job's own outcomes as they are;
+/// anything about our storage or network (server addresses, driver errors) as a plain sentence.
+pub fn public_error(message: &str) -> String {
+    const INTERNAL: [&str; 9] = [
+        "mongodb",
+        "redis",
+        "topology",
+        "server selection",
+        "connection refused",
+        "broken pipe",
+        "i/o error",
+        "io error",
+        "kind: ",
+    ];
+    let lower = message.to_ascii_lowercase();
+    let names_an_address = lower
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')' || c == '"')
+        .any(|word| looks_like_host_port(word.trim_end_matches(['.', ';'])));
+    if names_an_address || INTERNAL.iter().any(|word| lower.contains(word)) {
+        "an internal service was unavailable; the job is retried".to_owned()
+    } else {
+        message.to_owned()
+    }
+}
+
+/// `host:port` with a numeric port (`10.0.0.5:27017`, `mongo-1:27017`), not a URL.
+fn looks_like_host_port(word: &str) -> bool {
+    match word.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty()
+                && !host.contains('/')
+                && !port.is_empty()
+                && port.len() <= 5
+                && port.chars().all(|c| c.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
 /// A seller account that failed in a completed job.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -172,6 +211,21 @@ fn records(db: &Database) -> mongodb::Collection<JobStatusRecord> {
 }
 
 impl JobStatusRecord {
+    /// The record as a user may see it: no worker host names, and error texts that describe our
+    /// infrastructure (a MongoDB topology, a Redis address) replaced by what they mean for the
+    /// user. Admins and viewers see records whole.
+    pub fn user_view(mut self) -> Self {
+        self.worker_id = None;
+        for error in &mut self.errors {
+            error.message = public_error(&error.message);
+        }
+        for error in &mut self.account_errors {
+            error.message = public_error(&error.message);
+        }
+        self.last_error = self.last_error.as_deref().map(public_error);
+        self
+    }
+
     /// Attempt errors are stored as a set (the projector adds each once, in any order): oldest
     /// first when read.
     fn in_order(mut self) -> Self {
@@ -214,4 +268,33 @@ pub async fn recent(db: &Database, status: Option<Status>, limit: i64) -> CoreRe
         .await?;
     let found: Vec<JobStatusRecord> = cursor.try_collect().await?;
     Ok(found.into_iter().map(JobStatusRecord::in_order).collect())
+}
+
+#[cfg(test)]
+mod public_error_tests {
+    use super::public_error;
+
+    #[test]
+    fn infrastructure_details_are_not_shown_to_users() {
+        for internal in [
+            "Server selection timeout: No available servers. Topology: { Type: Unknown, Servers: [ { Address: 10.0.0.5:27017 } ] }",
+            "Kind: I/O error: Connection refused (os error 111)",
+            "redis: broken pipe",
+            "cannot reach mongo-1.internal:27017",
+        ] {
+            assert_eq!(
+                public_error(internal),
+                "an internal service was unavailable; the job is retried",
+                "{internal}"
+            );
+        }
+        for own in [
+            "rate-bound: searchOrders has no rate-limit token for another 180s; retry after that",
+            "the seller must authorize the app again (invalid_grant)",
+            "job stalled 3 times (its worker stopped heartbeating)",
+            "SP-API 400 InvalidInput: CreatedBefore must be at least two minutes before the time of the request.",
+        ] {
+            assert_eq!(public_error(own), own);
+        }
+    }
 }
