@@ -32,6 +32,12 @@ pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 /// Plain environment variable names (the seeds' names) and the setting each one sets.
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("PORT", "server.port"),
+    ("REDIS_URL", "redis.url"),
+    ("REDIS_USERNAME", "redis.username"),
+    ("REDIS_TLS", "redis.tls"),
+    ("REDIS_TLS_CA_FILE", "redis.tls_ca_file"),
+    ("REDIS_TLS_CERT_FILE", "redis.tls_cert_file"),
+    ("REDIS_TLS_KEY_FILE", "redis.tls_key_file"),
     ("REDIS_HOST", "redis.host"),
     ("REDIS_PORT", "redis.port"),
     ("REDIS_PASSWORD", "redis.password"),
@@ -250,11 +256,30 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
+    /// `redis://` or `rediss://` (TLS) URL, e.g. of a managed Redis; a secret (it may hold a
+    /// password). When set, it gives the address, user, password and database, and `host`,
+    /// `port`, `db` are not used; `username`/`password` still override its credentials.
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub url: Option<Secret>,
     pub host: String,
     pub port: u16,
+    /// ACL user name (Redis 6+); without it the `default` user.
+    #[serde(default)]
+    pub username: Option<String>,
     #[serde(default, deserialize_with = "optional_secret")]
     pub password: Option<Secret>,
     pub db: i64,
+    /// TLS to `host:port` (a `rediss://` URL turns it on too).
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the CA that signed the server's certificate; default: the system's roots.
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate and key, for servers that require them (`tls-auth-clients yes`).
+    #[serde(default)]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub tls_key_file: Option<std::path::PathBuf>,
     pub key_prefix: String,
     pub connect_timeout_ms: u64,
     pub response_timeout_ms: u64,
@@ -446,6 +471,7 @@ impl Settings {
         if s.redis.host.trim().is_empty() {
             return Err(ConfigError::for_key("redis.host", "must not be empty"));
         }
+        s.redis.validate_tls_and_url()?;
         if s.mongo.database.trim().is_empty() || s.mongo.database.contains(['/', '\\', '.', ' ', '"', '$']) {
             return Err(ConfigError::for_key(
                 "mongo.database",
@@ -711,6 +737,54 @@ impl Settings {
 }
 
 impl RedisSettings {
+    /// True when connections use TLS (`tls`, or a `rediss://` URL).
+    pub fn uses_tls(&self) -> bool {
+        self.tls
+            || self
+                .url
+                .as_ref()
+                .is_some_and(|u| u.expose().starts_with("rediss://"))
+    }
+
+    fn validate_tls_and_url(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.url {
+            let url = url.expose();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                // Never echo the URL: it may carry a password.
+                return Err(ConfigError::for_key(
+                    "redis.url",
+                    "must start with redis:// or rediss://",
+                ));
+            }
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(ConfigError::for_key(
+                "redis.tls_cert_file",
+                "a client certificate needs its key (redis.tls_key_file), and the other way round",
+            ));
+        }
+        for (key, file) in [
+            ("redis.tls_ca_file", &self.tls_ca_file),
+            ("redis.tls_cert_file", &self.tls_cert_file),
+            ("redis.tls_key_file", &self.tls_key_file),
+        ] {
+            let Some(path) = file else { continue };
+            if !self.uses_tls() {
+                return Err(ConfigError::for_key(
+                    key,
+                    "is set but TLS is off (set redis.tls or use a rediss:// URL)",
+                ));
+            }
+            if std::fs::metadata(path).is_err() {
+                return Err(ConfigError::for_key(
+                    key,
+                    format!("cannot read {}", path.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
     }
@@ -854,7 +928,7 @@ fn from_figment_error(error: figment::Error) -> ConfigError {
 fn is_secret_key(key: &str) -> bool {
     matches!(
         key,
-        "redis.password" | "auth.jwt_secret" | "mongo.uri" | "spapi.lwa_client_secret"
+        "redis.password" | "redis.url" | "auth.jwt_secret" | "mongo.uri" | "spapi.lwa_client_secret"
     )
 }
 
@@ -1049,7 +1123,16 @@ mod tests {
     fn every_plain_env_var_maps_to_a_documented_setting() {
         let defaults = Figment::new().merge(Toml::string(DEFAULT_TOML));
         for (var, key) in ENV_VARS {
-            let optional = matches!(*key, "redis.password" | "auth.jwt_secret");
+            let optional = matches!(
+                *key,
+                "redis.password"
+                    | "redis.url"
+                    | "redis.username"
+                    | "redis.tls_ca_file"
+                    | "redis.tls_cert_file"
+                    | "redis.tls_key_file"
+                    | "auth.jwt_secret"
+            );
             assert!(
                 optional || defaults.find_value(key).is_ok(),
                 "{var} maps to {key}, which config/default.toml does not define"

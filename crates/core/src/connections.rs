@@ -18,15 +18,77 @@ use crate::error::{CoreError, CoreResult};
 /// below this spans roughly 10 s, after which callers see an error and retry on their own terms.
 const REDIS_RECONNECT_RETRIES: usize = 6;
 
+/// The least Redis ACL the API and workers need, for `ACL SETUSER <user> on ><password>
+/// ~<key_prefix>* resetchannels <these rules>`: reads, writes, streams and scripts on the
+/// deployment's keys, no dangerous commands except `INFO` (metrics) and `CONFIG GET` (the
+/// eviction-policy check; optional). Tested in `tests/it/tls.rs`; docs/operations.md shows it.
+pub const REDIS_ACL_RULES: &str = "-@all +@read +@write +@stream +@scripting +@connection +@transaction -@dangerous +info +time +config|get +client|setname";
+
+/// The Redis client the settings describe: `redis.url`, else `host:port` (TLS when `redis.tls`),
+/// with the ACL user and password when set, and the configured CA and client certificate.
 fn redis_client(settings: &RedisSettings) -> CoreResult<redis::Client> {
-    let mut handshake = RedisConnectionInfo::default().set_db(settings.db);
+    let info = match &settings.url {
+        Some(url) => url
+            .expose()
+            .into_connection_info()
+            .map_err(|e| CoreError::Config {
+                setting: "redis.url",
+                // The driver's message never quotes the URL; ours neither (it may hold a password).
+                reason: e.to_string(),
+            })?,
+        None => {
+            let addr = if settings.tls {
+                ConnectionAddr::TcpTls {
+                    host: settings.host.clone(),
+                    port: settings.port,
+                    insecure: false,
+                    tls_params: None,
+                }
+            } else {
+                ConnectionAddr::Tcp(settings.host.clone(), settings.port)
+            };
+            addr.into_connection_info()?
+                .set_redis_settings(RedisConnectionInfo::default().set_db(settings.db))
+        }
+    };
+    let mut handshake = info.redis_settings().clone();
+    if let Some(username) = &settings.username {
+        handshake = handshake.set_username(username);
+    }
     if let Some(password) = &settings.password {
         handshake = handshake.set_password(password.expose());
     }
-    let info = ConnectionAddr::Tcp(settings.host.clone(), settings.port)
-        .into_connection_info()?
-        .set_redis_settings(handshake);
-    Ok(redis::Client::open(info)?)
+    let info = info.set_redis_settings(handshake);
+    if settings.tls_ca_file.is_none() && settings.tls_cert_file.is_none() {
+        return Ok(redis::Client::open(info)?);
+    }
+    Ok(redis::Client::build_with_tls(info, tls_certificates(settings)?)?)
+}
+
+/// The CA and client certificate files, read (PEM).
+fn tls_certificates(settings: &RedisSettings) -> CoreResult<redis::TlsCertificates> {
+    let read = |setting: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| CoreError::Config {
+            setting,
+            reason: format!("cannot read {}: {e}", path.display()),
+        })
+    };
+    let root_cert = settings
+        .tls_ca_file
+        .as_deref()
+        .map(|path| read("redis.tls_ca_file", path))
+        .transpose()?;
+    let client_tls = match (&settings.tls_cert_file, &settings.tls_key_file) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read("redis.tls_cert_file", cert)?,
+            client_key: read("redis.tls_key_file", key)?,
+        }),
+        _ => None,
+    };
+    Ok(redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    })
 }
 
 fn redis_manager_config(settings: &RedisSettings, retries: usize) -> ConnectionManagerConfig {

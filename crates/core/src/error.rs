@@ -9,6 +9,8 @@ pub enum CoreError {
     Mongo(#[from] mongodb::error::Error),
     #[error("queue: {0}")]
     Queue(#[from] sellersync_queue::QueueError),
+    #[error("{setting}: {reason}")]
+    Config { setting: &'static str, reason: String },
     #[error("{service} did not answer within {timeout_ms} ms")]
     Timeout { service: &'static str, timeout_ms: u64 },
     #[error("migration {name}: {reason}")]
@@ -34,7 +36,11 @@ impl CoreError {
             Self::Queue(e) => e.is_unavailable(),
             Self::Timeout { .. } => true,
             Self::Shared(e) => e.is_unavailable(),
-            Self::Migration { .. } | Self::Encode { .. } | Self::Projection(_) | Self::Coalescer(_) => false,
+            Self::Migration { .. }
+            | Self::Encode { .. }
+            | Self::Projection(_)
+            | Self::Coalescer(_)
+            | Self::Config { .. } => false,
         }
     }
 }

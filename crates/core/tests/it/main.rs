@@ -13,3 +13,4 @@ mod refresh_spapi;
 mod sim;
 mod sim_rules;
 mod spapi;
+mod tls;
