@@ -180,3 +180,48 @@ async fn retry_failed_honours_the_limit_and_clean_removes_old_finished_jobs() {
         assert_eq!(status, 400, "{bad} -> {body}");
     }
 }
+
+#[tokio::test]
+async fn health_reports_stuck_active_jobs_and_a_failure_rate_above_the_threshold() {
+    let app = spawn_app_with(&[
+        ("monitoring.failure_rate_min_finished", Value::from(4)),
+        ("worker.job_timeout_ms", Value::from(100)),
+    ])
+    .await;
+    app.add_users(&["a", "b", "c", "d", "e"]).await;
+    app.enqueue(&["a", "b", "c", "d", "e"]).await;
+    let queue = app.queue().await;
+    finish_jobs(&queue, 3, Ok(())).await;
+    finish_jobs(&queue, 1, Err("boom")).await;
+    queue.fetch("slow-worker", 1).await.unwrap();
+    let (_, body) = app.admin_get("/api/admin/queues/health").await;
+    assert_eq!(
+        body["issues"],
+        json!(["user-data: 25% of the 4 jobs finished in the last 15 min failed"]),
+        "the active job is not stuck yet: {body}"
+    );
+    assert_eq!(body["activity"]["user-data"]["failureRate"], 0.25);
+    // Running longer than the job timeout: stuck.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let (_, body) = app.admin_get("/api/admin/queues/health").await;
+    assert_eq!(body["healthy"], false);
+    assert_eq!(
+        body["issues"][0],
+        "user-data: 1 active jobs running longer than the job timeout"
+    );
+    let (_, body) = app.admin_get("/api/metrics/queues").await;
+    let message = body["data"]["health"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("1 active jobs running longer") && message.contains("25%"),
+        "{message}"
+    );
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.contains("sellersync_queue_stuck_active_jobs{queue=\"user-data\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sellersync_queue_failure_rate{queue=\"user-data\"} 0.25"),
+        "{text}"
+    );
+}

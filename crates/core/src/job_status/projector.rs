@@ -9,6 +9,8 @@
 //! - A projector that died leaves its unacknowledged events pending; another claims them after
 //!   [`CLAIM_IDLE`].
 //! - It trims the stream behind every group ([`Queue::trim_events`]).
+//! - With webhooks configured, it enqueues a `job.failed` notification for each job that failed
+//!   for good (before acknowledging the batch: at least once; the notification id deduplicates).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +50,7 @@ pub struct Projector {
     reader: ConnectionManager,
     consumer: String,
     retention: Retention,
+    notifier: Option<crate::notify::Notifier>,
 }
 
 /// A projector running in the background.
@@ -82,7 +85,11 @@ pub fn spawn(
         pending: settings.job_status.pending_retention(),
     };
     let reader = lazy_redis(&settings.redis)?;
-    let projector = Projector::new(queue, db, reader, consumer.to_owned(), retention);
+    // Failed deliveries are not notified (that could loop); they show in the queue's API.
+    let notifier = (queue.name() != crate::notify::NOTIFICATIONS_QUEUE)
+        .then(|| crate::notify::notifier(settings, queue.connection()))
+        .flatten();
+    let projector = Projector::new(queue, db, reader, consumer.to_owned(), retention).with_notifier(notifier);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(projector.run(async move {
         let _ = stopped.await;
@@ -111,7 +118,14 @@ impl Projector {
             reader,
             consumer,
             retention,
+            notifier: None,
         }
+    }
+
+    /// Notifies webhooks of the jobs that failed for good.
+    pub fn with_notifier(mut self, notifier: Option<crate::notify::Notifier>) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// Projects until `stop` resolves. The batch in hand is written and acknowledged first.
@@ -192,6 +206,10 @@ impl Projector {
             tracing::warn!(stream_id = %skipped.stream_id, reason = %skipped.reason, "skipping an unreadable queue event");
         }
         let records = project(&self.db, &self.queue, &self.retention, &batch.events).await?;
+        if let Some(notifier) = &self.notifier {
+            let failed = crate::notify::Notifier::failed_jobs(&self.queue, &batch.events).await?;
+            notifier.notify(&failed).await?;
+        }
         self.queue.ack_events(GROUP, &batch.stream_ids()).await?;
         Ok(StepReport {
             events: batch.events.len(),
