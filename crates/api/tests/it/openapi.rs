@@ -38,6 +38,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/docs"),
     ("post", "/api/admin/queues/{name}/jobs/bulk"),
     ("post", "/api/admin/queues/{name}/job/{id}/promote"),
+    ("post", "/api/admin/queues/{name}/job/{id}/priority"),
     ("get", "/api/events"),
 ];
 

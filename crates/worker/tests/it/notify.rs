@@ -33,11 +33,12 @@ struct Receiver {
 }
 
 async fn receive(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
-    tokio::time::sleep(r.delay).await;
     let path = uri.path().to_owned();
     let key = format!("{path} {}", headers[notify::ID_HEADER].to_str().unwrap());
+    r.seen.lock().unwrap().requests.push((path, headers, body));
+    // Recorded on arrival: a request counted here may still be waiting for its answer.
+    tokio::time::sleep(r.delay).await;
     let mut seen = r.seen.lock().unwrap();
-    seen.requests.push((path, headers, body));
     let refused = seen.refusals.entry(key).or_default();
     if *refused < r.fail_first {
         *refused += 1;
@@ -201,6 +202,10 @@ async fn no_notification_is_lost_when_the_worker_dies_mid_delivery() {
     // A crash: nothing is handed back; the leases expire and another worker takes the jobs.
     first.abort();
     let _ = first.await;
+    assert!(
+        queue.counts().await.unwrap().completed < 6,
+        "the worker died with deliveries unanswered"
+    );
     let (stop, second) = e.start_worker();
     eventually(Duration::from_secs(30), "every notification delivered", || {
         let queue = queue.clone();
