@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Run the `process` scenario only at this concurrency per worker (with `--workers`).
     #[arg(long, requires = "workers")]
     pub concurrency: Option<usize>,
+    /// The `rate_limit` scenario's burst (1..=50): starts that may go back to back.
+    #[arg(long, default_value_t = 2)]
+    pub rate_limit_burst: u32,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -56,6 +59,9 @@ pub struct WorkerArgs {
     /// when each handler started (rate-limit scenario).
     #[arg(long, default_value_t = 0)]
     pub rate_limit: u32,
+    /// The rate limit's burst.
+    #[arg(long, default_value_t = 2)]
+    pub rate_limit_burst: u32,
 }
 
 fn queue_config() -> QueueConfig {
@@ -65,13 +71,13 @@ fn queue_config() -> QueueConfig {
     }
 }
 
-/// The bench queue with a start limit of `per_sec` (evenly spaced: burst 1).
-fn limited_config(per_sec: u32) -> QueueConfig {
+/// The bench queue with a start limit of `per_sec` and `burst`.
+fn limited_config(per_sec: u32, burst: u32) -> QueueConfig {
     QueueConfig {
         rate_limit: (per_sec > 0).then_some(RateLimit {
             max: per_sec,
             interval_ms: 1000,
-            burst: 1,
+            burst: Some(burst.clamp(1, per_sec.max(1))),
         }),
         ..queue_config()
     }
@@ -108,7 +114,7 @@ impl Bench {
     }
 
     fn spawn_worker(&self, concurrency: usize, sleep_ms: u64, count_runs: bool) -> Child {
-        self.spawn_limited_worker(concurrency, sleep_ms, count_runs, 0)
+        self.spawn_limited_worker(concurrency, sleep_ms, count_runs, (0, 1))
     }
 
     fn spawn_limited_worker(
@@ -116,7 +122,8 @@ impl Bench {
         concurrency: usize,
         sleep_ms: u64,
         count_runs: bool,
-        rate_limit: u32,
+        // Starts per second (0: none) and burst.
+        limit: (u32, u32),
     ) -> Child {
         let mut command = Command::new(std::env::current_exe().expect("own path"));
         command
@@ -128,7 +135,8 @@ impl Bench {
                 &concurrency.to_string(),
             ])
             .args(["--sleep-ms", &sleep_ms.to_string()])
-            .args(["--rate-limit", &rate_limit.to_string()])
+            .args(["--rate-limit", &limit.0.to_string()])
+            .args(["--rate-limit-burst", &limit.1.to_string()])
             .env("LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
@@ -311,7 +319,7 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
         crash(bench).await?;
     }
     if wanted("rate_limit") {
-        rate_limit(bench, args.jobs.min(500)).await?;
+        rate_limit(bench, args.jobs.min(500), args.rate_limit_burst).await?;
     }
     Ok(())
 }
@@ -319,13 +327,13 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
 /// Six worker processes (concurrency 10 each) drain a backlog through a start limit of 50/s:
 /// the most starts in any 1 s window, by the queue's clock (`processedOn`, when each job became
 /// active) and by each handler's own start (µs on this host), and the rate achieved.
-async fn rate_limit(bench: &Bench, n: usize) -> Result<(), String> {
+async fn rate_limit(bench: &Bench, n: usize, burst: u32) -> Result<(), String> {
     const LIMIT: u32 = 50;
     const WORKERS: usize = 6;
     bench.reset().await?;
     bench.backlog(n).await?;
     let children: Vec<Child> = (0..WORKERS)
-        .map(|_| bench.spawn_limited_worker(10, 0, false, LIMIT))
+        .map(|_| bench.spawn_limited_worker(10, 0, false, (LIMIT, burst)))
         .collect();
     let elapsed = bench.wait_completed(n as u64, Duration::from_secs(600)).await;
     stop(children);
@@ -350,7 +358,7 @@ async fn rate_limit(bench: &Bench, n: usize) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let handler_starts_us: Vec<u64> = handler_starts.iter().map(|(_, us)| *us as u64).collect();
     emit(json!({
-        "scenario": "rate_limit", "limit_per_sec": LIMIT, "workers": WORKERS, "concurrency": 10, "n": n,
+        "scenario": "rate_limit", "limit_per_sec": LIMIT, "burst": burst, "workers": WORKERS, "concurrency": 10, "n": n,
         "max_starts_in_any_1s_queue_clock": max_in_window(&queue_starts, 1000),
         "max_starts_in_any_1s_handler_clock": max_in_window(&handler_starts_us, 1_000_000),
         "jobs_started": queue_starts.len(),
@@ -520,7 +528,7 @@ pub async fn worker(settings: &Settings, args: &WorkerArgs) -> Result<(), String
         redis.clone(),
         &args.prefix,
         QUEUE,
-        limited_config(args.rate_limit),
+        limited_config(args.rate_limit, args.rate_limit_burst),
     );
     let job = BenchJob {
         redis,

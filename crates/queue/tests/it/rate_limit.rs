@@ -13,7 +13,7 @@ async fn six_workers_never_start_more_than_the_limit_in_any_window() {
     let limit = RateLimit {
         max: 50,
         interval_ms: 1000,
-        burst: 1,
+        burst: None,
     };
     let mut config = fast_config();
     config.rate_limit = Some(limit);
@@ -76,7 +76,7 @@ async fn an_empty_bucket_says_when_the_next_start_may_go() {
     config.rate_limit = Some(RateLimit {
         max: 1,
         interval_ms: 60_000,
-        burst: 1,
+        burst: None,
     });
     let q = TestQueue::new(config).await;
     for i in 0..2 {
