@@ -115,7 +115,7 @@ async fn deliveries_are_signed_retried_after_500s_and_formatted_per_webhook() {
         "ops wants job.failed only"
     );
     assert_eq!(
-        notifier.notify(&[failed.clone()]).await.unwrap(),
+        notifier.notify(std::slice::from_ref(&failed)).await.unwrap(),
         0,
         "the same cause is delivered once"
     );
@@ -127,6 +127,11 @@ async fn deliveries_are_signed_retried_after_500s_and_formatted_per_webhook() {
     .await;
     let _ = stop.send(());
     worker.await.unwrap();
+    let done = queue.list(JobState::Completed, 0, 10).await.unwrap();
+    assert!(
+        done.iter().all(|j| j.attempts == 3),
+        "two failed attempts, then delivered"
+    );
 
     let seen = seen.lock().unwrap();
     assert_eq!(
@@ -176,11 +181,6 @@ async fn deliveries_are_signed_retried_after_500s_and_formatted_per_webhook() {
             .any(|m| m["text"].as_str().unwrap().contains("tick-1 happened"))
     );
     assert!(slack.iter().all(|m| m["blocks"].is_array()), "Slack messages");
-    let done = queue.list(JobState::Completed, 0, 10).await.unwrap();
-    assert!(
-        done.iter().all(|j| j.attempts == 3),
-        "two failed attempts, then delivered"
-    );
 }
 
 #[tokio::test]
@@ -214,6 +214,7 @@ async fn no_notification_is_lost_when_the_worker_dies_mid_delivery() {
     .await;
     let _ = stop.send(());
     second.await.unwrap();
+    assert_eq!(queue.counts().await.unwrap().failed, 0);
     let seen = seen.lock().unwrap();
     let mut ids: Vec<String> = seen
         .requests
@@ -223,5 +224,4 @@ async fn no_notification_is_lost_when_the_worker_dies_mid_delivery() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 6, "at least once each: {ids:?}");
-    assert_eq!(queue.counts().await.unwrap().failed, 0);
 }
