@@ -30,17 +30,15 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     tracing::info!(instance = %producer.instance, timezone = %tz, "cron producer started");
+    let spawn_drive = |tick| {
+        let options = options.clone();
+        tokio::spawn(drive(producer.clone(), schedule.clone(), tz, tick, options))
+    };
     reap(&producer).await;
     if options.catch_up
         && let Some(tick) = last_tick(&schedule, tz, Utc::now())
     {
-        tokio::spawn(drive(
-            producer.clone(),
-            schedule.clone(),
-            tz,
-            tick,
-            options.clone(),
-        ));
+        spawn_drive(tick);
     }
     loop {
         let Some(tick) = next_tick(&schedule, tz, Utc::now()) else {
@@ -53,13 +51,7 @@ pub async fn run(
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
         reap(&producer).await;
-        tokio::spawn(drive(
-            producer.clone(),
-            schedule.clone(),
-            tz,
-            tick,
-            options.clone(),
-        ));
+        spawn_drive(tick);
     }
 }
 

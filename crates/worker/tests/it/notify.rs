@@ -92,6 +92,18 @@ async fn deliveries(e: &Env) -> Queue {
     )
 }
 
+/// Runs a worker until `n` deliveries completed, then stops it.
+async fn run_until_delivered(e: &Env, queue: &Queue, n: u64) {
+    let (stop, worker) = e.start_worker();
+    eventually(Duration::from_secs(30), "deliveries completed", || {
+        let queue = queue.clone();
+        async move { queue.counts().await.unwrap().completed == n }
+    })
+    .await;
+    let _ = stop.send(());
+    worker.await.unwrap();
+}
+
 fn notification(kind: EventType, cause: &str) -> Notification {
     Notification::new(
         kind,
@@ -119,14 +131,7 @@ async fn deliveries_are_signed_retried_after_500s_and_formatted_per_webhook() {
         0,
         "the same cause is delivered once"
     );
-    let (stop, worker) = e.start_worker();
-    eventually(Duration::from_secs(20), "three deliveries completed", || {
-        let queue = queue.clone();
-        async move { queue.counts().await.unwrap().completed == 3 }
-    })
-    .await;
-    let _ = stop.send(());
-    worker.await.unwrap();
+    run_until_delivered(&e, &queue, 3).await;
     let done = queue.list(JobState::Completed, 0, 10).await.unwrap();
     assert!(
         done.iter().all(|j| j.attempts == 3),
@@ -206,14 +211,7 @@ async fn no_notification_is_lost_when_the_worker_dies_mid_delivery() {
         queue.counts().await.unwrap().completed < 6,
         "the worker died with deliveries unanswered"
     );
-    let (stop, second) = e.start_worker();
-    eventually(Duration::from_secs(30), "every notification delivered", || {
-        let queue = queue.clone();
-        async move { queue.counts().await.unwrap().completed == 6 }
-    })
-    .await;
-    let _ = stop.send(());
-    second.await.unwrap();
+    run_until_delivered(&e, &queue, 6).await;
     assert_eq!(queue.counts().await.unwrap().failed, 0);
     let seen = seen.lock().unwrap();
     let mut ids: Vec<String> = seen
