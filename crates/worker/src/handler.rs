@@ -109,20 +109,19 @@ async fn run_locked(
 ) -> Result<RefreshReport, BoxDynError> {
     let progress = |percent: u8| report_progress(state, lease, percent);
     match state.refresher.process_user_data(&job.user_id, &progress).await {
-        Ok(report) => match report.rate_bound_retry_after() {
-            None if report.accounts_awaiting_reauthorization > 0 => {
-                notify_reauthorization(state, job, lease, &report).await;
-                judge(report, state.settings.worker.max_failed_account_share)
+        Ok(report) => {
+            notify_reauthorization(state, job, lease, &report).await;
+            match report.rate_bound_retry_after() {
+                // SP-API's rate limits for this seller are used up for now: run again when they
+                // refill, without spending an attempt.
+                Some(delay) => Err(Defer {
+                    delay,
+                    reason: format!("SP-API rate limits of user {} are used up for now", job.user_id),
+                }
+                .into()),
+                None => judge(report, state.settings.worker.max_failed_account_share),
             }
-            // SP-API's rate limits for this seller are used up for now: run again when they
-            // refill, without spending an attempt.
-            Some(delay) => Err(Defer {
-                delay,
-                reason: format!("SP-API rate limits of user {} are used up for now", job.user_id),
-            }
-            .into()),
-            None => judge(report, state.settings.worker.max_failed_account_share),
-        },
+        }
         Err(error) if error.is_store_unavailable() => Err(Defer {
             delay: state.settings.worker.store_unavailable_delay(),
             reason: format!("our data stores are unreachable ({error}); the refresh waits"),
@@ -133,8 +132,9 @@ async fn run_locked(
     }
 }
 
-/// Tells the webhooks that the user's sellers must authorize us again (once per job). A failure
-/// to enqueue is logged, not fatal: the job's own outcome matters more.
+/// Tells the webhooks about seller accounts this refresh found withdrawn (LWA `invalid_grant`;
+/// they are then skipped until re-authorized, so each is told once). A failure to enqueue is
+/// logged, not fatal: the job's own outcome matters more.
 async fn notify_reauthorization(
     state: &WorkerState,
     job: &RefreshUser,
@@ -144,15 +144,22 @@ async fn notify_reauthorization(
     let Some(notifier) = &state.notifier else {
         return;
     };
-    let count = report.accounts_awaiting_reauthorization;
+    let accounts: Vec<serde_json::Value> = report
+        .needing_reauthorization()
+        .map(|a| serde_json::json!({ "sellerId": a.seller_id, "region": a.region, "marketplaceId": a.marketplace_id }))
+        .collect();
+    if accounts.is_empty() {
+        return;
+    }
     let notification = Notification::new(
         EventType::ReauthorizationRequired,
         &format!("{}:{}", job.user_id, lease.job_id),
         format!(
-            "{count} seller accounts of user {} must authorize sellersync again",
+            "{} seller accounts of user {} must authorize sellersync again",
+            accounts.len(),
             job.user_id
         ),
-        serde_json::json!({ "userId": job.user_id, "jobId": lease.job_id, "accounts": count }),
+        serde_json::json!({ "userId": job.user_id, "jobId": lease.job_id, "accounts": accounts }),
     );
     if let Err(error) = notifier.notify(&[notification]).await {
         tracing::warn!(%error, user_id = %job.user_id, "could not enqueue a re-authorization notification");

@@ -112,7 +112,8 @@ pub struct Notification {
     /// One line for people.
     pub summary: String,
     /// Event details: `job.failed`: queue, jobId, userId, attempts, error;
-    /// `user.reauthorization_required`: userId, jobId, accounts; `queue.unhealthy`: issues;
+    /// `user.reauthorization_required`: userId, jobId, accounts (`[{sellerId, region,
+    /// marketplaceId}]`, the ones this refresh found withdrawn); `queue.unhealthy`: issues;
     /// `tick.failed`: tickId, error.
     #[schema(value_type = Object)]
     pub data: Value,

@@ -223,3 +223,52 @@ async fn no_notification_is_lost_when_the_worker_dies_mid_delivery() {
     ids.dedup();
     assert_eq!(ids.len(), 6, "at least once each: {ids:?}");
 }
+
+#[tokio::test]
+async fn a_revoked_seller_notifies_reauthorization_and_the_failed_job() {
+    let (base, seen) = receiver(0, Duration::ZERO).await;
+    let e = notify_env(&base).await;
+    e.user("gone", &["REVOKED-1".to_owned()]).await;
+    let job = e.enqueue(&["gone".to_owned()]).await.enqueued.remove(0).job_id;
+    let queue = deliveries(&e).await;
+    // ops: job.failed; chat: both events.
+    run_until_delivered(&e, &queue, 3).await;
+    let seen = seen.lock().unwrap();
+    let bodies = |path: &str| -> Vec<Notification> {
+        seen.requests
+            .iter()
+            .filter(|(p, _, _)| p == path)
+            .map(|(_, _, body)| serde_json::from_slice(body).unwrap())
+            .collect()
+    };
+    let ops = bodies("/ops");
+    assert_eq!(ops.len(), 1);
+    assert_eq!(ops[0].kind, EventType::JobFailed);
+    assert_eq!(
+        (ops[0].data["jobId"].as_str(), ops[0].data["userId"].as_str()),
+        (Some(job.as_str()), Some("gone"))
+    );
+    let chat: Vec<&str> = seen
+        .requests
+        .iter()
+        .filter(|(p, _, _)| p == "/chat")
+        .map(|(_, h, _)| h[notify::EVENT_HEADER].to_str().unwrap())
+        .collect();
+    assert!(
+        chat.contains(&"user.reauthorization_required") && chat.contains(&"job.failed"),
+        "{chat:?}"
+    );
+    let reauth: Vec<serde_json::Value> = seen
+        .requests
+        .iter()
+        .filter(|(_, h, _)| h[notify::EVENT_HEADER] == "user.reauthorization_required")
+        .map(|(_, _, body)| serde_json::from_slice(body).unwrap())
+        .collect();
+    assert!(
+        reauth[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("1 seller accounts of user gone"),
+        "{reauth:?}"
+    );
+}
