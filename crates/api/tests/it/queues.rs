@@ -1,6 +1,8 @@
 //! `/api/admin/queues`: health, stats, jobs, a job, retry, remove, pause/resume, clean,
 //! retry-failed.
 
+use std::time::Duration;
+
 use figment::value::Value;
 use reqwest::Method;
 use serde_json::json;
@@ -224,4 +226,71 @@ async fn health_reports_stuck_active_jobs_and_a_failure_rate_above_the_threshold
         text.contains("sellersync_queue_failure_rate{queue=\"user-data\"} 0.25"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn an_unhealthy_queue_is_notified_once_until_it_recovers() {
+    let webhooks = json!([{ "name": "ops", "url": "http://127.0.0.1:9/hook", "secret": "s",
+        "events": ["queue.unhealthy"] }]);
+    let app = spawn_app_with(&[
+        ("notifications.webhooks", Value::serialize(webhooks).unwrap()),
+        ("notifications.health_check_interval_ms", Value::from(50)),
+        ("monitoring.failed_threshold", Value::from(0)),
+    ])
+    .await;
+    let settings = app.settings();
+    let redis = sellersync_core::connections::connect_redis(&settings.redis)
+        .await
+        .unwrap();
+    let name = sellersync_core::notify::NOTIFICATIONS_QUEUE;
+    let deliveries = sellersync_queue::Queue::new(
+        redis,
+        &settings.redis.key_prefix,
+        name,
+        settings.queue(name).unwrap(),
+    );
+    let pending = || async { deliveries.counts().await.unwrap().total };
+    let wait_for = |n: u64| async move {
+        sellersync_core::testing::eventually(Duration::from_secs(10), "notifications", || async {
+            pending().await == n
+        })
+        .await;
+    };
+    app.add_users(&["a", "b"]).await;
+    app.enqueue(&["a", "b"]).await;
+    let queue = app.queue().await;
+    let failed = finish_jobs(&queue, 1, Err("boom")).await.remove(0);
+    wait_for(1).await;
+    let listed = deliveries
+        .list(sellersync_queue::JobState::Waiting, 0, 10)
+        .await
+        .unwrap();
+    let notification = &listed[0].data["notification"];
+    assert_eq!(notification["type"], "queue.unhealthy");
+    assert_eq!(
+        notification["data"]["issues"],
+        json!(["user-data: 1 failed jobs"])
+    );
+    assert!(
+        !listed[0].data.to_string().contains("127.0.0.1:9"),
+        "neither URL nor secret goes to Redis"
+    );
+    // Still unhealthy a few checks later (every 50 ms): not told again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pending().await, 1);
+    // Healthy, then unhealthy again: told again.
+    let (status, _) = app
+        .admin_call(Method::DELETE, &format!("/api/jobs/{failed}"))
+        .await;
+    assert_eq!(status, 200);
+    let key = format!("{}notify:unhealthy", settings.redis.key_prefix);
+    sellersync_core::testing::eventually(Duration::from_secs(10), "seen healthy", || async {
+        let mut redis = deliveries.connection();
+        !redis::AsyncCommands::exists::<_, bool>(&mut redis, &key)
+            .await
+            .unwrap()
+    })
+    .await;
+    finish_jobs(&queue, 1, Err("boom")).await;
+    wait_for(2).await;
 }
