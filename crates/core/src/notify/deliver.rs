@@ -38,7 +38,7 @@ pub async fn deliver(
     .map_err(|e| DeliveryError::Permanent(format!("the notification does not serialise: {e}")))?;
     let now = chrono::Utc::now().timestamp();
     let response = client
-        .post(&hook.url)
+        .post(hook.url.expose())
         .timeout(timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(

@@ -84,7 +84,8 @@ pub enum Format {
 pub struct Webhook {
     /// Unique; delivery jobs name the webhook by it (URLs and secrets stay out of Redis).
     pub name: String,
-    pub url: String,
+    /// Kept like a secret (a Slack webhook URL is one): never logged or shown by `config`.
+    pub url: Secret,
     /// The events it wants (empty: all).
     #[serde(default)]
     pub events: Vec<EventType>,
@@ -171,7 +172,8 @@ pub fn validate(settings: &NotificationSettings) -> Result<(), (String, String)>
         if hook.name.is_empty() || !names.insert(hook.name.as_str()) {
             return Err((key, format!("name {:?} must be set and unique", hook.name)));
         }
-        if !hook.url.starts_with("https://") && !hook.url.starts_with("http://") {
+        let url = hook.url.expose();
+        if !url.starts_with("https://") && !url.starts_with("http://") {
             return Err((key, "url must be an http(s) URL".into()));
         }
         if hook.secret.is_empty() {
@@ -291,5 +293,40 @@ mod tests {
         let slack = slack_message(&n);
         assert!(slack["text"].as_str().unwrap().contains("tick.failed"));
         assert!(slack["text"].as_str().unwrap().contains("tick gave up"));
+    }
+
+    #[test]
+    fn webhooks_need_unique_names_http_urls_and_a_secret() {
+        let hook = |name: &str, url: &str, secret: &str| Webhook {
+            name: name.into(),
+            url: Secret::new(url),
+            events: Vec::new(),
+            secret: Secret::new(secret),
+            format: Format::Json,
+        };
+        let settings = |webhooks| NotificationSettings {
+            timeout_ms: 1000,
+            replay_window_secs: 300,
+            health_check_interval_ms: 1000,
+            unhealthy_repeat_ms: 1000,
+            webhooks,
+        };
+        assert!(validate(&settings(vec![hook("a", "https://x/h", "s")])).is_ok());
+        let bad = [
+            (
+                vec![hook("a", "https://x", "s"), hook("a", "https://y", "s")],
+                "unique",
+            ),
+            (vec![hook("a", "ftp://x", "s")], "http(s)"),
+            (vec![hook("a", "https://x", "")], "secret"),
+        ];
+        for (hooks, problem) in bad {
+            let (key, message) = validate(&settings(hooks)).unwrap_err();
+            assert!(key.starts_with("webhooks["), "{key}");
+            assert!(message.contains(problem), "{message}");
+        }
+        let mut fields = serde_json::to_string(&hook("a", "https://hooks.slack.com/T/B/tok", "s")).unwrap();
+        fields.retain(|c| c != ' ');
+        assert!(!fields.contains("tok") && !fields.contains("\"s\""), "{fields}");
     }
 }
