@@ -141,12 +141,8 @@ pub async fn activity(queue: &Queue, settings: &Settings) -> Result<Activity, Ap
                 .is_some_and(|at| now.saturating_sub(at) > stuck_after)
         })
         .count() as u64;
-    let window = settings.monitoring.failure_rate_window_ms;
-    let start = now.saturating_sub(window);
-    let in_window = |state| queue.finished_per_bucket(state, start, window + 1, 1);
     let (completed, failed) =
-        futures::try_join!(in_window(JobState::Completed), in_window(JobState::Failed))?;
-    let (completed, failed) = (completed.iter().sum::<u64>(), failed.iter().sum::<u64>());
+        finished_in_window(queue, now, settings.monitoring.failure_rate_window_ms).await?;
     let finished = completed + failed;
     Ok(Activity {
         stuck_active,
@@ -158,6 +154,31 @@ pub async fn activity(queue: &Queue, settings: &Settings) -> Result<Activity, Ap
             failed as f64 / finished as f64
         },
     })
+}
+
+/// Jobs completed and failed within the window ending `now`. Retention keeps only the newest
+/// `keep_completed` / `keep_failed`; when a set is full, the window starts no earlier than its
+/// oldest kept job, so both counts cover the same (shorter, recent) span and their ratio stays
+/// true under a load that finishes more jobs per window than retention keeps.
+async fn finished_in_window(queue: &Queue, now: u64, window_ms: u64) -> Result<(u64, u64), ApiError> {
+    let config = queue.config();
+    let counts = queue.counts().await?;
+    let mut start = now.saturating_sub(window_ms);
+    for (state, kept, keep) in [
+        (JobState::Completed, counts.completed, config.keep_completed),
+        (JobState::Failed, counts.failed, config.keep_failed),
+    ] {
+        if kept >= keep
+            && let Some(oldest) = queue.oldest_finished_ms(state).await?
+        {
+            start = start.max(oldest);
+        }
+    }
+    let span = now.saturating_sub(start) + 1;
+    let in_window = |state| queue.finished_per_bucket(state, start, span, 1);
+    let (completed, failed) =
+        futures::try_join!(in_window(JobState::Completed), in_window(JobState::Failed))?;
+    Ok((completed.iter().sum(), failed.iter().sum()))
 }
 
 /// Every queue's activity, by name.

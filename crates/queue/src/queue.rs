@@ -485,6 +485,17 @@ impl Queue {
         Ok(pipe.query_async(&mut self.conn()).await?)
     }
 
+    /// When the oldest job Redis still keeps in `state` (completed or failed) finished, in ms;
+    /// `None` when it keeps none. Retention trims by count, so a window reaching further back than
+    /// this is only partly known.
+    pub async fn oldest_finished_ms(&self, state: JobState) -> QueueResult<Option<u64>> {
+        let oldest: Vec<(String, f64)> = self
+            .conn()
+            .zrange_withscores(self.key(state.set_name()), 0, 0)
+            .await?;
+        Ok(oldest.first().map(|(_, score)| *score as u64))
+    }
+
     /// How many jobs finished in `state` (completed or failed) in each of `buckets` intervals of
     /// `bucket_ms` from `start_ms`, oldest first: as far as retention still keeps them.
     pub async fn finished_per_bucket(

@@ -294,3 +294,40 @@ async fn an_unhealthy_queue_is_notified_once_until_it_recovers() {
     finish_jobs(&queue, 1, Err("boom")).await;
     wait_for(2).await;
 }
+
+#[tokio::test]
+async fn the_failure_rate_counts_only_the_span_retention_still_keeps() {
+    let app = spawn_app_with(&[
+        ("monitoring.failure_rate_min_finished", Value::from(2)),
+        ("queues.user-data.keep_completed", Value::from(3)),
+    ])
+    .await;
+    let users: Vec<String> = (0..11).map(|i| format!("u{i}")).collect();
+    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    app.add_users(&refs).await;
+    app.enqueue(&refs).await;
+    let queue = app.queue().await;
+    finish_jobs(&queue, 1, Err("boom")).await;
+    // Ten completions after the failure; Redis keeps the newest three.
+    for _ in 0..10 {
+        finish_jobs(&queue, 1, Ok(())).await;
+    }
+    let (_, body) = app.admin_get("/api/admin/queues/health").await;
+    let activity = &body["activity"]["user-data"];
+    assert_eq!(
+        (
+            activity["finishedInWindow"].as_u64(),
+            activity["failedInWindow"].as_u64()
+        ),
+        (Some(3), Some(0)),
+        "1 failed of 4 kept would read 25%; of the span kept, none failed: {body}"
+    );
+    assert!(
+        body["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| !i.as_str().unwrap().contains("failed")),
+        "{body}"
+    );
+}
