@@ -39,6 +39,8 @@ pub const CLAIM_IDLE: Duration = Duration::from_secs(30);
 const CLAIM_EVERY: Duration = Duration::from_secs(10);
 const TRIM_EVERY: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Batches projected at most after a stop (what is already in the stream).
+const DRAIN_BATCHES: usize = 10;
 /// MongoDB's duplicate-key error: an upsert met a record its guard did not match.
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -60,7 +62,8 @@ pub struct RunningProjector {
 }
 
 impl RunningProjector {
-    /// Stops after the batch in hand is written (at most about a second of waiting).
+    /// Stops after the batch in hand and what is already in the stream are written (at most about
+    /// a second of waiting, plus up to ten batches).
     pub async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
@@ -168,17 +171,37 @@ impl Projector {
                 }
             }
         }
+        self.drain().await;
         tracing::info!(consumer = %self.consumer, "JobStatus projector stopped");
     }
 
     /// Creates the group if needed, reads one batch and projects it.
     pub async fn step(&mut self, from: ReadFrom) -> CoreResult<StepReport> {
+        self.step_within(from, READ_BLOCK).await
+    }
+
+    async fn step_within(&mut self, from: ReadFrom, block: Duration) -> CoreResult<StepReport> {
         self.queue.ensure_event_group(GROUP).await?;
         let batch = self
             .queue
-            .read_events(&mut self.reader, GROUP, &self.consumer, from, BATCH, READ_BLOCK)
+            .read_events(&mut self.reader, GROUP, &self.consumer, from, BATCH, block)
             .await?;
         self.apply(batch).await
+    }
+
+    /// Projects what is already in the stream, without waiting for more: on stop, the last
+    /// transitions of this process's own jobs (their completions) are recorded before it exits.
+    async fn drain(&mut self) {
+        for _ in 0..DRAIN_BATCHES {
+            match self.step_within(ReadFrom::New, Duration::from_millis(1)).await {
+                Ok(report) if report.events > 0 => {}
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "JobStatus projection at stop failed; another projector records the rest");
+                    return;
+                }
+            }
+        }
     }
 
     /// Takes over events another projector left unacknowledged for [`CLAIM_IDLE`].
