@@ -1,21 +1,45 @@
 //! The hourly producer as a service of the API: it waits for each tick of `cron.schedule` in
 //! `TIMEZONE` and runs it in its own task (request handling never waits for it). With several
-//! API replicas each tick runs once (see `sellersync_core::cron`); a replica that finds the tick
-//! held by another keeps checking until it is completed, and takes it over if the holder died.
+//! API replicas each tick runs once (see `sellersync_core::cron`). A tick is driven until it is
+//! done or the next tick is due: a failure is retried with backoff, and a replica that finds the
+//! tick held by another keeps watching and takes it over as soon as the holder's lease expires.
+//! At start-up the latest past tick is caught up if nobody completed it, and runs left `running`
+//! by dead holders are marked abandoned.
 
-use std::time::Duration;
-
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use sellersync_core::cron::{Producer, Schedule, TickOutcome, next_tick, tick_id};
+use sellersync_core::cron::{Producer, Schedule, TickOutcome, TickRetry, last_tick, next_tick, tick_id};
+use sellersync_core::notify::{EventType, Notification, Notifier};
 use tokio::sync::watch;
 
-/// How long a replica keeps watching a tick another replica holds.
-const TAKEOVER_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// How the producer behaves besides its schedule.
+#[derive(Clone)]
+pub struct Options {
+    pub retry: TickRetry,
+    pub catch_up: bool,
+    /// Told when a tick gives up (`tick.failed`).
+    pub notifier: Option<Notifier>,
+}
 
 /// Runs ticks until `stop` turns true.
-pub async fn run(producer: Producer, schedule: Schedule, tz: Tz, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    producer: Producer,
+    schedule: Schedule,
+    tz: Tz,
+    options: Options,
+    mut stop: watch::Receiver<bool>,
+) {
     tracing::info!(instance = %producer.instance, timezone = %tz, "cron producer started");
+    let spawn_drive = |tick| {
+        let options = options.clone();
+        tokio::spawn(drive(producer.clone(), schedule.clone(), tz, tick, options))
+    };
+    reap(&producer).await;
+    if options.catch_up
+        && let Some(tick) = last_tick(&schedule, tz, Utc::now())
+    {
+        spawn_drive(tick);
+    }
     loop {
         let Some(tick) = next_tick(&schedule, tz, Utc::now()) else {
             tracing::error!("the schedule has no next tick; cron producer stopped");
@@ -26,23 +50,40 @@ pub async fn run(producer: Producer, schedule: Schedule, tz: Tz, mut stop: watch
             () = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
-        tokio::spawn(run_tick(producer.clone(), tick));
+        reap(&producer).await;
+        spawn_drive(tick);
     }
 }
 
-async fn run_tick(producer: Producer, tick: chrono::DateTime<Utc>) {
-    let deadline = tokio::time::Instant::now() + TAKEOVER_WINDOW;
-    let retry = producer.lease_ttl / 2;
-    loop {
-        match producer.run_tick(tick).await {
-            Ok(TickOutcome::Ran(_) | TickOutcome::AlreadyDone) => return,
-            Ok(TickOutcome::HeldElsewhere) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(retry).await;
-            }
-            Ok(TickOutcome::HeldElsewhere) => return,
-            Err(error) => {
-                tracing::error!(tick = tick_id(tick), %error, "cron tick failed");
-                return;
+async fn reap(producer: &Producer) {
+    if let Err(error) = producer.reap_abandoned().await {
+        tracing::warn!(%error, "could not check cron runs for dead holders");
+    }
+}
+
+async fn drive(producer: Producer, schedule: Schedule, tz: Tz, tick: DateTime<Utc>, options: Options) {
+    let until = next_tick(&schedule, tz, tick).unwrap_or(tick + chrono::TimeDelta::hours(1));
+    match producer.drive_tick(tick, until, options.retry).await {
+        Ok(TickOutcome::Ran(_) | TickOutcome::AlreadyDone) => {}
+        Ok(TickOutcome::HeldElsewhere) => {
+            tracing::warn!(
+                tick = tick_id(tick),
+                "another instance still held the tick when the next was due"
+            );
+        }
+        Err(error) => {
+            tracing::error!(tick = tick_id(tick), %error, "cron tick failed for good");
+            if let Some(notifier) = &options.notifier {
+                let id = tick_id(tick);
+                let notification = Notification::new(
+                    EventType::TickFailed,
+                    &id,
+                    format!("the hourly tick {id} failed until the next tick was due: {error}"),
+                    serde_json::json!({ "tickId": id, "error": error.to_string() }),
+                );
+                if let Err(error) = notifier.notify(&[notification]).await {
+                    tracing::warn!(%error, "could not enqueue a tick.failed notification");
+                }
             }
         }
     }

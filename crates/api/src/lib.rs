@@ -1,12 +1,14 @@
 //! sellersync-api: the Axum application. `startup` builds it from configuration, `routes` holds
 //! one module per resource (each documented in `openapi`), `error` is the single table from error
 //! kind to HTTP status and code, `extract` gives axum's extractors that table's errors. `live`
-//! follows the queues' event streams for `/api/events`; `dashboard` is the admin UI at `/admin`.
+//! follows the queues' event streams for `/api/events`; `dashboard` is the admin UI at `/admin`;
+//! `health_watch` tells webhooks when a queue turns unhealthy.
 pub mod auth;
 pub mod cron;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod health_watch;
 pub mod http_metrics;
 pub mod live;
 pub mod monitoring;

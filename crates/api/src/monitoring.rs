@@ -1,16 +1,19 @@
 //! What the monitoring endpoints share: a snapshot of every queue's counts, the health rules
 //! (seed 003: a queue with more failed or waiting jobs than the configured thresholds is an
-//! issue; so is a JobStatus projection further behind than `job_status.max_lag_ms`), and the
-//! Prometheus text of the queue families for `/metrics`.
+//! issue; so is a JobStatus projection further behind than `job_status.max_lag_ms`, an active
+//! job running longer than the job timeout (seed 003's stuck jobs), and a share of failed jobs
+//! among those finished in the window above `monitoring.failure_rate_threshold` (seed 004)),
+//! and the Prometheus text of the queue families for `/metrics`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use futures::future::try_join_all;
+use sellersync_core::Settings;
 use sellersync_core::config::MonitoringSettings;
 use sellersync_core::job_status::projector::GROUP as PROJECTOR_GROUP;
 use sellersync_queue::events::EventBacklog;
-use sellersync_queue::{Counts, Queue, QueueMetrics};
+use sellersync_queue::{Counts, JobState, Queue, QueueMetrics};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -109,6 +112,127 @@ pub fn issues<'a>(
     issues
 }
 
+/// What a queue's jobs have been doing lately, for the rules beyond counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Activity {
+    /// Active jobs that started longer ago than the job timeout (`worker.job_timeout_ms`).
+    pub stuck_active: u64,
+    /// Jobs completed or failed for good within `monitoring.failure_rate_window_ms`.
+    pub finished_in_window: u64,
+    pub failed_in_window: u64,
+    /// `failed_in_window / finished_in_window` (0 when nothing finished).
+    pub failure_rate: f64,
+}
+
+/// Most active jobs inspected for the stuck rule (far more than a fleet runs at once).
+const ACTIVE_SCAN: usize = 1000;
+
+/// `queue`'s activity by Redis's clock: stuck active jobs and the failure rate of the window.
+pub async fn activity(queue: &Queue, settings: &Settings) -> Result<Activity, ApiError> {
+    let now = queue.redis_now_ms().await?;
+    let stuck_after = settings.worker.job_timeout_ms;
+    let stuck_active = queue
+        .list(JobState::Active, 0, ACTIVE_SCAN)
+        .await?
+        .iter()
+        .filter(|job| {
+            job.started_at_ms
+                .is_some_and(|at| now.saturating_sub(at) > stuck_after)
+        })
+        .count() as u64;
+    let (completed, failed) =
+        finished_in_window(queue, now, settings.monitoring.failure_rate_window_ms).await?;
+    let finished = completed + failed;
+    Ok(Activity {
+        stuck_active,
+        finished_in_window: finished,
+        failed_in_window: failed,
+        failure_rate: if finished == 0 {
+            0.0
+        } else {
+            failed as f64 / finished as f64
+        },
+    })
+}
+
+/// Jobs completed and failed within the window ending `now`. Retention keeps only the newest
+/// `keep_completed` / `keep_failed`; when a set is full, the window starts no earlier than its
+/// oldest kept job, so both counts cover the same (shorter, recent) span and their ratio stays
+/// true under a load that finishes more jobs per window than retention keeps.
+async fn finished_in_window(queue: &Queue, now: u64, window_ms: u64) -> Result<(u64, u64), ApiError> {
+    let config = queue.config();
+    let counts = queue.counts().await?;
+    let mut start = now.saturating_sub(window_ms);
+    for (state, kept, keep) in [
+        (JobState::Completed, counts.completed, config.keep_completed),
+        (JobState::Failed, counts.failed, config.keep_failed),
+    ] {
+        if kept >= keep
+            && let Some(oldest) = queue.oldest_finished_ms(state).await?
+        {
+            start = start.max(oldest);
+        }
+    }
+    let span = now.saturating_sub(start) + 1;
+    let in_window = |state| queue.finished_per_bucket(state, start, span, 1);
+    let (completed, failed) =
+        futures::try_join!(in_window(JobState::Completed), in_window(JobState::Failed))?;
+    Ok((completed.iter().sum(), failed.iter().sum()))
+}
+
+/// Every queue's activity, by name.
+pub async fn activities(
+    queues: &Queues,
+    settings: &Settings,
+) -> Result<BTreeMap<String, Activity>, ApiError> {
+    let read = try_join_all(queues.all().map(|q| activity(q, settings))).await?;
+    Ok(queues.names().into_iter().map(str::to_owned).zip(read).collect())
+}
+
+/// An issue per queue with stuck active jobs, or failing more than the threshold's share of
+/// at least `failure_rate_min_finished` jobs finished in the window.
+pub fn activity_issues(
+    activities: &BTreeMap<String, Activity>,
+    thresholds: &MonitoringSettings,
+) -> Vec<String> {
+    let mut issues = Vec::new();
+    for (name, a) in activities {
+        if a.stuck_active > 0 {
+            issues.push(format!(
+                "{name}: {} active jobs running longer than the job timeout",
+                a.stuck_active
+            ));
+        }
+        if a.finished_in_window >= thresholds.failure_rate_min_finished
+            && a.failure_rate > thresholds.failure_rate_threshold
+        {
+            issues.push(format!(
+                "{name}: {:.0}% of the {} jobs finished in the last {} min failed",
+                a.failure_rate * 100.0,
+                a.finished_in_window,
+                thresholds.failure_rate_window_ms / 60_000
+            ));
+        }
+    }
+    issues
+}
+
+/// Every health rule over every queue: the issues (empty when healthy), and what the rules
+/// beyond counts read. `stats` are the queues' stats, read by the caller.
+pub async fn health(
+    queues: &Queues,
+    settings: &Settings,
+    stats: &BTreeMap<String, QueueStats>,
+) -> Result<(Vec<String>, BTreeMap<String, Activity>), ApiError> {
+    let mut issues = issues(stats.values(), &settings.monitoring);
+    let backlogs = backlogs(queues).await?;
+    issues.extend(projection_issues(&backlogs, settings.job_status.max_lag_ms));
+    let activities = activities(queues, settings).await?;
+    issues.extend(activity_issues(&activities, &settings.monitoring));
+    Ok((issues, activities))
+}
+
 /// How far each queue's JobStatus projection is behind its events, by name.
 pub async fn backlogs(queues: &Queues) -> Result<BTreeMap<String, EventBacklog>, ApiError> {
     let read = try_join_all(queues.all().map(|q| q.event_backlog(PROJECTOR_GROUP))).await?;
@@ -132,12 +256,42 @@ pub fn projection_issues(backlogs: &BTreeMap<String, EventBacklog>, max_lag_ms: 
 
 /// The queue families of `/metrics`, read from Redis at scrape time, so they are the same
 /// whichever API replica is scraped and include every worker's work.
-pub async fn prometheus_text(queues: &Queues) -> Result<String, ApiError> {
+pub async fn prometheus_text(queues: &Queues, settings: &Settings) -> Result<String, ApiError> {
     let stats = all_stats(queues).await?;
     let metrics = try_join_all(queues.all().map(|q| q.metrics())).await?;
     let mut out = render(&stats, &queues.names(), &metrics);
     render_backlogs(&mut out, &backlogs(queues).await?);
+    render_activities(&mut out, &activities(queues, settings).await?);
     Ok(out)
+}
+
+/// A gauge family of the activity rules: name, help, and how to read it.
+type ActivityGauge = (&'static str, &'static str, fn(&Activity) -> f64);
+
+fn render_activities(out: &mut String, activities: &BTreeMap<String, Activity>) {
+    let gauges: [ActivityGauge; 3] = [
+        (
+            "sellersync_queue_stuck_active_jobs",
+            "Active jobs that started longer ago than the job timeout.",
+            |a| a.stuck_active as f64,
+        ),
+        (
+            "sellersync_queue_finished_in_window_jobs",
+            "Jobs completed or failed for good within monitoring.failure_rate_window_ms.",
+            |a| a.finished_in_window as f64,
+        ),
+        (
+            "sellersync_queue_failure_rate",
+            "Share of the jobs finished within monitoring.failure_rate_window_ms that failed for good.",
+            |a| a.failure_rate,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        for (queue, activity) in activities {
+            let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {}", value(activity));
+        }
+    }
 }
 
 /// A gauge family of the projection backlog: name, help, and how to read it.
@@ -273,14 +427,44 @@ mod tests {
 
     #[test]
     fn issues_name_the_queue_and_the_count_above_the_thresholds() {
-        let thresholds = MonitoringSettings {
-            failed_threshold: 10,
-            waiting_threshold: 100,
-        };
+        let thresholds = thresholds();
         let all = [stats("email", 150, 1200), stats("user-data", 10, 100)];
         assert_eq!(
             issues(&all, &thresholds),
             vec!["email: 150 failed jobs", "email: 1200 waiting jobs"]
+        );
+    }
+
+    fn thresholds() -> MonitoringSettings {
+        MonitoringSettings {
+            failed_threshold: 10,
+            waiting_threshold: 100,
+            failure_rate_threshold: 0.1,
+            failure_rate_window_ms: 900_000,
+            failure_rate_min_finished: 20,
+        }
+    }
+
+    #[test]
+    fn stuck_jobs_and_a_failure_rate_above_the_threshold_are_issues() {
+        let activity = |stuck_active, finished, failed| Activity {
+            stuck_active,
+            finished_in_window: finished,
+            failed_in_window: failed,
+            failure_rate: failed as f64 / finished.max(1) as f64,
+        };
+        let all = BTreeMap::from([
+            ("a".to_owned(), activity(2, 100, 11)),
+            ("b".to_owned(), activity(0, 100, 10)),
+            ("c".to_owned(), activity(0, 19, 19)),
+        ]);
+        assert_eq!(
+            activity_issues(&all, &thresholds()),
+            vec![
+                "a: 2 active jobs running longer than the job timeout",
+                "a: 11% of the 100 jobs finished in the last 15 min failed",
+            ],
+            "10% is not above 10%; 19 finished jobs are too few to judge"
         );
     }
 

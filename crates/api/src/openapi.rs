@@ -23,9 +23,16 @@ use crate::state::AppState;
         title = "sellersync API",
         description = "Per-user data refresh: job status for users, queue control and metrics for admins. \
 Errors use the envelope {\"success\": false, \"error\": {\"code\", \"message\"}}; successes \
-{\"success\": true, \"message\", \"data\"} unless a route says otherwise (seed shapes)."
+{\"success\": true, \"message\", \"data\"} unless a route says otherwise (seed shapes). \
+\n\nWebhooks (configured in [notifications]): sellersync POSTs a Notification (schema below; \
+or a Slack message for format = \"slack\") with headers X-Sellersync-Event (the type), \
+X-Sellersync-Notification (the notification id: delivery is at-least-once, deduplicate on it) \
+and X-Sellersync-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" keyed by \
+the webhook's secret>. Refuse a t older than notifications.replay_window_secs (default 300 s). \
+A 2xx answer completes the delivery; a timeout, 5xx, 408 or 429 is retried with backoff \
+(queue notifications), any other answer fails it for good."
     ),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(ErrorBody, ErrorDetail, sellersync_core::notify::Notification, sellersync_core::notify::EventType)),
     modifiers(&BearerAuth),
     tags(
         (name = "job-status", description = "/app/job-status (seed 000): users' and jobs' status, manual enqueue"),

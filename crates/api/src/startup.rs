@@ -65,7 +65,18 @@ impl Application {
             // Its own connection with the full reconnect budget: a short Redis blip should not
             // fail a tick the way it may fail a request.
             let producer = producer(&settings, &lazy_redis(&settings.redis)?, &mongo);
-            tokio::spawn(crate::cron::run(producer, schedule, settings.timezone, stopped));
+            let options = crate::cron::Options {
+                retry: settings.cron.retry(),
+                catch_up: settings.cron.catch_up,
+                notifier: sellersync_core::notify::notifier(&settings, lazy_redis(&settings.redis)?),
+            };
+            tokio::spawn(crate::cron::run(
+                producer,
+                schedule,
+                settings.timezone,
+                options,
+                stopped,
+            ));
         }
         let projected = Queue::new(
             lazy_redis(&settings.redis)?,
@@ -95,6 +106,15 @@ impl Application {
             verifier: Arc::new(verifier),
             prometheus: crate::http_metrics::prometheus(),
         };
+        if let Some(notifier) = sellersync_core::notify::notifier(&state.settings, state.redis.clone())
+            .filter(|n| n.wants(sellersync_core::notify::EventType::QueueUnhealthy))
+        {
+            tokio::spawn(crate::health_watch::run(
+                state.clone(),
+                notifier,
+                stop.subscribe(),
+            ));
+        }
         Ok(Self {
             listener,
             state,

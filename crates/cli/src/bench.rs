@@ -4,7 +4,8 @@
 //! deleted afterwards): enqueue one at a time, enqueue in bulk, end-to-end no-op processing at
 //! several concurrencies with 1 and 2 worker processes (started after the backlog is in), pickup
 //! latency of a trickle, Redis commands per processed job, Redis memory per retained finished job,
-//! and a crash (SIGKILL a worker mid-run, start another: time to finish, jobs lost, jobs run twice).
+//! a crash (SIGKILL a worker mid-run, start another: time to finish, jobs lost, jobs run twice),
+//! and a start limit of 50/s over six workers (`rate_limit`: the most starts in any 1 s window).
 //! Worker processes are this binary's hidden `bench-worker` subcommand.
 
 use std::process::{Child, Command, Stdio};
@@ -17,7 +18,8 @@ use redis::aio::ConnectionManager;
 use sellersync_core::Settings;
 use sellersync_core::connections::{connect_redis, delete_keys};
 use sellersync_queue::apalis::RedisBackend;
-use sellersync_queue::{EnqueueOptions, NewJob, Queue, QueueConfig};
+use sellersync_queue::rate_limit::max_in_window;
+use sellersync_queue::{EnqueueOptions, NewJob, Queue, QueueConfig, RateLimit};
 use serde_json::json;
 
 const QUEUE: &str = "bench";
@@ -36,6 +38,9 @@ pub struct BenchArgs {
     /// Run the `process` scenario only at this concurrency per worker (with `--workers`).
     #[arg(long, requires = "workers")]
     pub concurrency: Option<usize>,
+    /// The `rate_limit` scenario's burst (1..=50): starts that may go back to back.
+    #[arg(long, default_value_t = 2)]
+    pub rate_limit_burst: u32,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -50,12 +55,31 @@ pub struct WorkerArgs {
     /// Count executions per job in a Redis hash (crash scenario).
     #[arg(long)]
     pub count_runs: bool,
+    /// Start at most this many jobs per second across all workers (0 = no limit), and record
+    /// when each handler started (rate-limit scenario).
+    #[arg(long, default_value_t = 0)]
+    pub rate_limit: u32,
+    /// The rate limit's burst.
+    #[arg(long, default_value_t = 2)]
+    pub rate_limit_burst: u32,
 }
 
 fn queue_config() -> QueueConfig {
     QueueConfig {
         keep_completed: 1_000_000,
         ..QueueConfig::default()
+    }
+}
+
+/// The bench queue with a start limit of `per_sec` and `burst`.
+fn limited_config(per_sec: u32, burst: u32) -> QueueConfig {
+    QueueConfig {
+        rate_limit: (per_sec > 0).then_some(RateLimit {
+            max: per_sec,
+            interval_ms: 1000,
+            burst: Some(burst.clamp(1, per_sec.max(1))),
+        }),
+        ..queue_config()
     }
 }
 
@@ -90,6 +114,17 @@ impl Bench {
     }
 
     fn spawn_worker(&self, concurrency: usize, sleep_ms: u64, count_runs: bool) -> Child {
+        self.spawn_limited_worker(concurrency, sleep_ms, count_runs, (0, 1))
+    }
+
+    fn spawn_limited_worker(
+        &self,
+        concurrency: usize,
+        sleep_ms: u64,
+        count_runs: bool,
+        // Starts per second (0: none) and burst.
+        limit: (u32, u32),
+    ) -> Child {
         let mut command = Command::new(std::env::current_exe().expect("own path"));
         command
             .args([
@@ -100,6 +135,8 @@ impl Bench {
                 &concurrency.to_string(),
             ])
             .args(["--sleep-ms", &sleep_ms.to_string()])
+            .args(["--rate-limit", &limit.0.to_string()])
+            .args(["--rate-limit-burst", &limit.1.to_string()])
             .env("LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
@@ -336,6 +373,52 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
     if wanted("crash") {
         crash(bench).await?;
     }
+    if wanted("rate_limit") {
+        rate_limit(bench, args.jobs.min(500), args.rate_limit_burst).await?;
+    }
+    Ok(())
+}
+
+/// Six worker processes (concurrency 10 each) drain a backlog through a start limit of 50/s:
+/// the most starts in any 1 s window, by the queue's clock (`processedOn`, when each job became
+/// active) and by each handler's own start (µs on this host), and the rate achieved.
+async fn rate_limit(bench: &Bench, n: usize, burst: u32) -> Result<(), String> {
+    const LIMIT: u32 = 50;
+    const WORKERS: usize = 6;
+    bench.reset().await?;
+    bench.backlog(n).await?;
+    let children: Vec<Child> = (0..WORKERS)
+        .map(|_| bench.spawn_limited_worker(10, 0, false, (LIMIT, burst)))
+        .collect();
+    let elapsed = bench.wait_completed(n as u64, Duration::from_secs(600)).await;
+    stop(children);
+    let secs = elapsed?.as_secs_f64();
+    let queue = bench.queue();
+    let ids: Vec<String> = bench
+        .redis
+        .clone()
+        .zrange(format!("{}completed", queue.key_base()), 0, -1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut queue_starts = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let job = queue.get(id).await.map_err(|e| e.to_string())?;
+        queue_starts.extend(job.and_then(|j| j.started_at_ms));
+    }
+    let handler_starts: Vec<(String, f64)> = bench
+        .redis
+        .clone()
+        .zrange_withscores(format!("{}starts", bench.prefix), 0, -1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let handler_starts_us: Vec<u64> = handler_starts.iter().map(|(_, us)| *us as u64).collect();
+    emit(json!({
+        "scenario": "rate_limit", "limit_per_sec": LIMIT, "burst": burst, "workers": WORKERS, "concurrency": 10, "n": n,
+        "max_starts_in_any_1s_queue_clock": max_in_window(&queue_starts, 1000),
+        "max_starts_in_any_1s_handler_clock": max_in_window(&handler_starts_us, 1_000_000),
+        "jobs_started": queue_starts.len(),
+        "starts_per_sec": (n as f64 / secs * 10.0).round() / 10.0,
+    }));
     Ok(())
 }
 
@@ -457,12 +540,22 @@ async fn record_pickup(
 struct BenchJob {
     redis: ConnectionManager,
     runs_key: String,
+    /// Where each job's handler start (µs since the epoch) is recorded, if anywhere.
+    starts_key: Option<String>,
     sleep_ms: u64,
     count_runs: bool,
 }
 
 impl BenchJob {
     async fn run(&self, job_id: &str) {
+        if let Some(key) = &self.starts_key {
+            let _: i64 = self
+                .redis
+                .clone()
+                .zadd(key, job_id, now_micros())
+                .await
+                .unwrap_or(0);
+        }
         if self.count_runs {
             let _: i64 = self
                 .redis
@@ -486,10 +579,16 @@ async fn apalis_handler(_n: u64, id: TaskId, job: Data<BenchJob>) -> Result<(), 
 pub async fn worker(settings: &Settings, args: &WorkerArgs) -> Result<(), String> {
     let redis = connect_redis(&settings.redis).await.map_err(|e| e.to_string())?;
     let wake = connect_redis(&settings.redis).await.map_err(|e| e.to_string())?;
-    let queue = Queue::new(redis.clone(), &args.prefix, QUEUE, queue_config());
+    let queue = Queue::new(
+        redis.clone(),
+        &args.prefix,
+        QUEUE,
+        limited_config(args.rate_limit, args.rate_limit_burst),
+    );
     let job = BenchJob {
         redis,
         runs_key: format!("{}runs", args.prefix),
+        starts_key: (args.rate_limit > 0).then(|| format!("{}starts", args.prefix)),
         sleep_ms: args.sleep_ms,
         count_runs: args.count_runs,
     };

@@ -38,17 +38,7 @@ enum Command {
         accounts: usize,
     },
     /// Enqueue refresh jobs (one pending job per user; users with one are reported as duplicates).
-    Enqueue {
-        /// A user id; repeat for several.
-        #[arg(long = "user", required_unless_present_any = ["all", "all_stale"])]
-        users: Vec<String>,
-        /// Every active user.
-        #[arg(long, conflicts_with_all = ["users", "all_stale"])]
-        all: bool,
-        /// Every user whose data is stale (what the hourly producer selects).
-        #[arg(long, conflicts_with = "users")]
-        all_stale: bool,
-    },
+    Enqueue(EnqueueArgs),
     /// Jobs per state for every configured queue.
     Stats,
     /// Live workers: id, host, started, in-flight jobs, last heartbeat.
@@ -98,11 +88,7 @@ async fn main() -> ExitCode {
         Command::Jobs(c) => async { ops::Ops::connect(&settings, cli.json).await?.jobs(c).await }.await,
         Command::Queues(c) => async { ops::Ops::connect(&settings, cli.json).await?.queues(c).await }.await,
         Command::Token(c) => ops::token(&settings, c),
-        Command::Enqueue {
-            users,
-            all,
-            all_stale,
-        } => enqueue(&settings, users, all, all_stale, cli.json).await,
+        Command::Enqueue(args) => enqueue(&settings, args, cli.json).await,
         Command::SeedDemo { users, accounts } => seed_demo(&settings, users, accounts, cli.json).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::run(&settings, &args).await,
         Command::Bench(BenchCommand::Refresh(args)) => bench::refresh(&settings, &args).await,
@@ -133,13 +119,53 @@ fn show_config(settings: &Settings, key: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
-async fn enqueue(
-    settings: &Settings,
+#[derive(clap::Args)]
+struct EnqueueArgs {
+    /// A user id; repeat for several.
+    #[arg(long = "user", required_unless_present_any = ["all", "all_stale"])]
     users: Vec<String>,
+    /// Every active user.
+    #[arg(long, conflicts_with_all = ["users", "all_stale"])]
     all: bool,
+    /// Every user whose data is stale (what the hourly producer selects).
+    #[arg(long, conflicts_with = "users")]
     all_stale: bool,
-    json: bool,
-) -> Result<(), String> {
+    /// 0 is the most urgent; at most the queue's priority_levels - 1.
+    #[arg(long, default_value_t = 0)]
+    priority: u32,
+    /// Run no sooner than this many ms from now.
+    #[arg(long, conflicts_with = "run_at")]
+    delay: Option<u64>,
+    /// Run no sooner than this time (RFC 3339, e.g. 2030-01-01T09:30:00Z).
+    #[arg(long)]
+    run_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+impl EnqueueArgs {
+    fn schedule(&self) -> sellersync_core::producer::Schedule {
+        let delay = match (self.delay, self.run_at) {
+            (Some(ms), _) => Some(std::time::Duration::from_millis(ms)),
+            (None, Some(at)) => {
+                let ms = (at.timestamp_millis() - chrono::Utc::now().timestamp_millis()).max(0);
+                Some(std::time::Duration::from_millis(ms as u64))
+            }
+            (None, None) => None,
+        };
+        sellersync_core::producer::Schedule {
+            priority: self.priority,
+            delay: delay.filter(|d| !d.is_zero()),
+        }
+    }
+}
+
+async fn enqueue(settings: &Settings, args: EnqueueArgs, json: bool) -> Result<(), String> {
+    let schedule = args.schedule();
+    let EnqueueArgs {
+        users,
+        all,
+        all_stale,
+        ..
+    } = args;
     use sellersync_core::config::USER_DATA_QUEUE;
     let db = mongo_database(&settings.mongo, "sellersync-cli")
         .await
@@ -159,7 +185,7 @@ async fn enqueue(
         users
     };
     let trigger = sellersync_core::jobs::Trigger::Manual;
-    let report = sellersync_core::producer::enqueue_refresh(&queue, &users, trigger, 50)
+    let report = sellersync_core::producer::enqueue_scheduled(&queue, &users, trigger, 50, schedule)
         .await
         .map_err(|e| e.to_string())?;
     if json {

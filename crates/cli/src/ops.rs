@@ -40,6 +40,19 @@ pub enum JobsCommand {
         #[arg(long, default_value = USER_DATA_QUEUE)]
         queue: String,
     },
+    /// Override the priority of a waiting or delayed job (0 is the most urgent).
+    Priority {
+        id: String,
+        priority: u32,
+        #[arg(long, default_value = USER_DATA_QUEUE)]
+        queue: String,
+    },
+    /// Make a delayed job due now.
+    Promote {
+        id: String,
+        #[arg(long, default_value = USER_DATA_QUEUE)]
+        queue: String,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -238,6 +251,17 @@ impl Ops {
             JobsCommand::Remove { id, queue } => {
                 self.queue(&queue)?.remove(&id).await.map_err(e)?;
                 self.done(json!({ "removed": id }), &format!("job {id} removed"));
+            }
+            JobsCommand::Priority { id, priority, queue } => {
+                self.queue(&queue)?.set_priority(&id, priority).await.map_err(e)?;
+                self.done(
+                    json!({ "prioritized": id, "priority": priority }),
+                    &format!("job {id} now has priority {priority}"),
+                );
+            }
+            JobsCommand::Promote { id, queue } => {
+                self.queue(&queue)?.promote(&id).await.map_err(e)?;
+                self.done(json!({ "promoted": id }), &format!("job {id} is due now"));
             }
         }
         Ok(())

@@ -171,6 +171,23 @@ pub struct Settings {
     pub log: LogSettings,
     pub dashboard: DashboardSettings,
     pub events: EventsSettings,
+    pub notifications: NotificationSettings,
+}
+
+/// Webhook notifications (`crate::notify`), delivered through the `notifications` queue.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// One request's timeout.
+    pub timeout_ms: u64,
+    /// Receivers should refuse a signature older than this (documented in the signature header).
+    pub replay_window_secs: u64,
+    /// How often the API checks queue health for `queue.unhealthy` notifications.
+    pub health_check_interval_ms: u64,
+    /// An unhealthy queue is notified again after this long if it stays unhealthy.
+    pub unhealthy_repeat_ms: u64,
+    #[serde(default)]
+    pub webhooks: Vec<crate::notify::Webhook>,
 }
 
 /// The admin dashboard served by the API (`crates/api/src/dashboard`).
@@ -237,6 +254,11 @@ impl JobStatusSettings {
 pub struct MonitoringSettings {
     pub failed_threshold: u64,
     pub waiting_threshold: u64,
+    /// A queue failing more than this share (0–1) of the jobs finished in the window is unhealthy.
+    pub failure_rate_threshold: f64,
+    pub failure_rate_window_ms: u64,
+    /// Fewer jobs finished in the window than this are too few to judge the failure rate.
+    pub failure_rate_min_finished: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -331,6 +353,10 @@ pub struct WorkerSettings {
     pub user_busy_delay_ms: u64,
     pub store_unavailable_delay_ms: u64,
     pub metrics_port: u16,
+    /// At most `max` refreshes of one user per `interval_ms` (unset: no limit); a refresh over
+    /// it waits (deferred, no attempt spent) until the user's bucket refills.
+    #[serde(default)]
+    pub user_rate_limit: Option<crate::rate_limit::RateLimit>,
 }
 
 impl WorkerSettings {
@@ -365,11 +391,23 @@ pub struct CronSettings {
     /// A user is due at a tick if its interval has passed at the tick plus this much, so a user
     /// refreshed a little after the previous tick is not left for another hour.
     pub due_tolerance_ms: u64,
+    /// A failed tick is retried after this, doubling up to `retry_max_ms`, until the next tick.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// At start-up, run the latest past tick (within 25 hours) if it was not completed.
+    pub catch_up: bool,
 }
 
 impl CronSettings {
     pub fn due_tolerance(&self) -> Duration {
         Duration::from_millis(self.due_tolerance_ms)
+    }
+
+    pub fn retry(&self) -> crate::cron::TickRetry {
+        crate::cron::TickRetry {
+            initial: Duration::from_millis(self.retry_initial_ms),
+            max: Duration::from_millis(self.retry_max_ms.max(self.retry_initial_ms)),
+        }
     }
 }
 
@@ -498,11 +536,28 @@ impl Settings {
                 "must be at least 1, got 0",
             ));
         }
+        if !(0.0..=1.0).contains(&s.monitoring.failure_rate_threshold) {
+            return Err(ConfigError::for_key(
+                "monitoring.failure_rate_threshold",
+                "must be between 0 and 1",
+            ));
+        }
+        if s.monitoring.failure_rate_window_ms == 0 {
+            return Err(ConfigError::for_key(
+                "monitoring.failure_rate_window_ms",
+                "must be at least 1",
+            ));
+        }
         if !(0.0..=1.0).contains(&s.worker.max_failed_account_share) {
             return Err(ConfigError::for_key(
                 "worker.max_failed_account_share",
                 "must be between 0 and 1",
             ));
+        }
+        if let Some(limit) = &s.worker.user_rate_limit {
+            limit
+                .validate()
+                .map_err(|problem| ConfigError::for_key("worker.user_rate_limit", problem))?;
         }
         if s.jobs.max_retries == 0 {
             return Err(ConfigError::for_key(
@@ -582,6 +637,12 @@ impl Settings {
                 "batch_size and lease_ttl_ms must be positive",
             ));
         }
+        if self.cron.retry_initial_ms == 0 {
+            return Err(ConfigError::for_key(
+                "cron.retry_initial_ms",
+                "must be at least 1",
+            ));
+        }
         let r = &self.refresh;
         for (key, value) in [
             ("spapi.request_timeout_ms", sp.request_timeout_ms),
@@ -598,12 +659,16 @@ impl Settings {
     }
 
     fn validate_queues(&self) -> Result<(), ConfigError> {
-        if !self.queues.contains_key(USER_DATA_QUEUE) {
-            return Err(ConfigError::new(
-                format!("queues.{USER_DATA_QUEUE}"),
-                "is missing; the user-data queue must be configured",
-            ));
+        for required in [USER_DATA_QUEUE, crate::notify::NOTIFICATIONS_QUEUE] {
+            if !self.queues.contains_key(required) {
+                return Err(ConfigError::new(
+                    format!("queues.{required}"),
+                    format!("is missing; the {required} queue must be configured"),
+                ));
+            }
         }
+        crate::notify::validate(&self.notifications)
+            .map_err(|(key, problem)| ConfigError::new(format!("notifications.{key}"), problem))?;
         for name in self.queues.keys() {
             let valid = !name.is_empty()
                 && name

@@ -18,6 +18,10 @@
 //!   accounts are one range scan of the `userId` index).
 //! - Users whose every account needs re-authorization are skipped until an account's
 //!   credentials change ([`accounts::reauthorized_users`]).
+//! - Ticks are never lost: [`Producer::drive_tick`] retries a failed tick with backoff and
+//!   watches a tick held elsewhere until it is done or the next tick is due (taking it over as
+//!   soon as a dead holder's lease expires); [`last_tick`] is what an API catches up at start-up;
+//!   [`Producer::reap_abandoned`] marks runs of dead holders `abandoned`.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -44,23 +48,39 @@ pub const CRON_RUNS: &str = "cron_runs";
 #[derive(Debug, Clone)]
 pub struct Schedule {
     cron: Cron,
-    /// The hour field is a wildcard (`*`, `*/n`): the job runs every real hour, including both
-    /// passes through the hour that repeats when DST ends.
+    /// The schedule matches every hour of the day (`*`, `0-23`, `*/1`, a list of all 24...): it
+    /// runs every real hour, including both passes through the hour that repeats when DST ends.
     every_hour: bool,
+}
+
+fn parser() -> croner::parser::CronParser {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
 }
 
 /// Parses a six-field (seconds first) cron pattern.
 pub fn parse_schedule(pattern: &str) -> Result<Schedule, String> {
-    let cron = croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Required)
-        .build()
+    let cron = parser()
         .parse(pattern)
         .map_err(|e| format!("{pattern:?} is not a six-field cron pattern: {e}"))?;
-    let every_hour = pattern
-        .split_whitespace()
-        .nth(2)
-        .is_some_and(|hour| hour.starts_with('*'));
-    Ok(Schedule { cron, every_hour })
+    let hours = pattern.split_whitespace().nth(2).unwrap_or("*");
+    Ok(Schedule {
+        cron,
+        every_hour: matches_every_hour(hours),
+    })
+}
+
+/// Whether an hour field selects all 24 hours, whatever way it is written.
+fn matches_every_hour(hours: &str) -> bool {
+    let Ok(only_hours) = parser().parse(&format!("0 0 {hours} * * *")) else {
+        return false;
+    };
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).expect("a valid date");
+    (0..24).all(|hour| {
+        let at = day.and_hms_opt(hour, 0, 0).expect("a valid time").and_utc();
+        only_hours.is_time_matching(&at).unwrap_or(false)
+    })
 }
 
 /// The first tick strictly after `after`, evaluated in `tz`, as an instant in UTC.
@@ -91,6 +111,21 @@ pub fn next_tick(schedule: &Schedule, tz: Tz, after: DateTime<Utc>) -> Option<Da
         t += TimeDelta::seconds(1);
     }
     Some(candidate)
+}
+
+/// How far back [`last_tick`] looks for a tick to catch up.
+pub const CATCH_UP_WINDOW: TimeDelta = TimeDelta::hours(25);
+
+/// The latest tick at or before `now` within [`CATCH_UP_WINDOW`], if any: the tick an API that
+/// starts at `now` catches up when it was not run.
+pub fn last_tick(schedule: &Schedule, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut last = None;
+    let mut at = now - CATCH_UP_WINDOW;
+    while let Some(tick) = next_tick(schedule, tz, at).filter(|tick| *tick <= now) {
+        last = Some(tick);
+        at = tick;
+    }
+    last
 }
 
 /// A tick's id: its instant in UTC, identical on every replica.
@@ -219,6 +254,13 @@ pub struct TickReport {
     pub duration_ms: u64,
 }
 
+/// How a failed tick is retried within its hour: exponential backoff from `initial` up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickRetry {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TickOutcome {
     Ran(TickReport),
@@ -227,6 +269,9 @@ pub enum TickOutcome {
     /// Another instance holds the tick right now.
     HeldElsewhere,
 }
+
+/// `cron_runs` status of a run whose holder died before finishing it.
+pub const ABANDONED: &str = "abandoned";
 
 impl Producer {
     /// Runs the tick at `tick_at` unless it is done or another instance holds it.
@@ -245,9 +290,82 @@ impl Producer {
             return Ok(TickOutcome::AlreadyDone);
         }
         let outcome = self.produce(&id, tick_at).await;
-        self.record_end(&id, &outcome).await?;
-        lease.release().await?;
+        // Release the tick even when its end could not be recorded, so a retry may take it.
+        let recorded = self.record_end(&id, &outcome).await;
+        let released = lease.release().await;
+        recorded?;
+        released?;
         outcome.map(TickOutcome::Ran)
+    }
+
+    /// Runs the tick at `tick_at` until it is done, retrying failures with backoff and taking
+    /// it over whenever another holder's lease expires, until `until` (the next tick, whose run
+    /// covers every user this one would have). Returns the last outcome, or the last error when
+    /// `until` came first.
+    pub async fn drive_tick(
+        &self,
+        tick_at: DateTime<Utc>,
+        until: DateTime<Utc>,
+        retry: TickRetry,
+    ) -> CoreResult<TickOutcome> {
+        let id = tick_id(tick_at);
+        let mut backoff = retry.initial;
+        loop {
+            let outcome = self.run_tick(tick_at).await;
+            let wait = match &outcome {
+                Ok(TickOutcome::Ran(_) | TickOutcome::AlreadyDone) => return outcome,
+                // Watch the holder: its lease expires soon after it died.
+                Ok(TickOutcome::HeldElsewhere) => self.lease_ttl / 2,
+                Err(error) => {
+                    tracing::warn!(tick = id, %error, retry_in_ms = backoff.as_millis() as u64, "cron tick failed; retrying");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(retry.max);
+                    wait
+                }
+            };
+            let left = (until - Utc::now()).to_std().unwrap_or_default();
+            if left <= wait {
+                if outcome.is_err() {
+                    tracing::error!(tick = id, "cron tick gave up: the next tick is due");
+                }
+                return outcome;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Marks `running` runs whose holder is gone (its lease expired) as [`ABANDONED`], so
+    /// `cron_runs` never shows a dead holder's tick as running. Returns how many were marked.
+    pub async fn reap_abandoned(&self) -> CoreResult<usize> {
+        let runs = self.db.collection::<Document>(CRON_RUNS);
+        let running: Vec<Document> = runs
+            .find(doc! { "status": "running" })
+            .projection(doc! { "_id": 1, "instance": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        let mut redis = self.redis.clone();
+        let mut marked = 0;
+        for run in running {
+            let (Ok(id), Ok(instance)) = (run.get_str("_id"), run.get_str("instance")) else {
+                continue;
+            };
+            let key = format!("{}cron:tick:{id}", self.key_prefix);
+            let held: bool = redis::AsyncCommands::exists(&mut redis, &key).await?;
+            if held {
+                continue;
+            }
+            let filter = doc! { "_id": id, "status": "running", "instance": instance };
+            let update = doc! { "$set": {
+                "status": ABANDONED, "finishedAt": bson::DateTime::now(),
+                "error": format!("instance {instance} stopped holding the tick before finishing it"),
+            }};
+            marked += runs.update_one(filter, update).await?.modified_count as usize;
+        }
+        if marked > 0 {
+            tracing::warn!(marked, "cron runs of dead holders marked abandoned");
+        }
+        Ok(marked)
     }
 
     async fn completed(&self, id: &str) -> CoreResult<bool> {
@@ -279,6 +397,7 @@ impl Producer {
                 Trigger::Cron,
                 self.batch_size,
                 Some(id),
+                producer::Schedule::default(),
             )
             .await?;
             total.enqueued.extend(report.enqueued);

@@ -17,6 +17,7 @@ pub mod job_status;
 pub mod jobs;
 pub mod lease;
 pub mod migrations;
+pub mod notify;
 pub mod producer;
 pub mod rate_limit;
 pub mod refresh;

@@ -2,6 +2,8 @@
 //! producer, the API's manual enqueue and the CLI. (Their JobStatus records follow from the
 //! queue's `enqueued` events, written by the projector.)
 
+use std::time::Duration;
+
 use sellersync_queue::{NewJob, Queue};
 use serde::Serialize;
 
@@ -24,6 +26,15 @@ pub struct EnqueueReport {
     pub duplicates: Vec<UserJob>,
 }
 
+/// When and how urgently the enqueued refreshes run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Schedule {
+    /// 0 is the most urgent (the queue's `priority_levels` bound it).
+    pub priority: u32,
+    /// Run no sooner than this from now.
+    pub delay: Option<Duration>,
+}
+
 /// Enqueues a refresh for each user, `batch_size` per round trip (seed default 50).
 pub async fn enqueue_refresh(
     queue: &Queue,
@@ -31,17 +42,30 @@ pub async fn enqueue_refresh(
     trigger: Trigger,
     batch_size: usize,
 ) -> CoreResult<EnqueueReport> {
-    enqueue_refresh_for_tick(queue, user_ids, trigger, batch_size, None).await
+    enqueue_scheduled(queue, user_ids, trigger, batch_size, Schedule::default()).await
 }
 
-/// Like [`enqueue_refresh`]; with a producer tick, each job's id is `<user>@<tick>`, so running
-/// the same tick again enqueues nothing new even after the first jobs finished.
+/// Like [`enqueue_refresh`], with a priority and a delay. A user whose refresh is already
+/// pending keeps that job as it is (reported as a duplicate).
+pub async fn enqueue_scheduled(
+    queue: &Queue,
+    user_ids: &[String],
+    trigger: Trigger,
+    batch_size: usize,
+    schedule: Schedule,
+) -> CoreResult<EnqueueReport> {
+    enqueue_refresh_for_tick(queue, user_ids, trigger, batch_size, None, schedule).await
+}
+
+/// Like [`enqueue_scheduled`]; with a producer tick, each job's id is `<user>@<tick>`, so
+/// running the same tick again enqueues nothing new even after the first jobs finished.
 pub async fn enqueue_refresh_for_tick(
     queue: &Queue,
     user_ids: &[String],
     trigger: Trigger,
     batch_size: usize,
     tick: Option<&str>,
+    schedule: Schedule,
 ) -> CoreResult<EnqueueReport> {
     let mut report = EnqueueReport::default();
     for batch in user_ids.chunks(batch_size.max(1)) {
@@ -54,6 +78,8 @@ pub async fn enqueue_refresh_for_tick(
                 };
                 let mut options = job.options();
                 options.job_id = tick.map(|tick| format!("{user_id}@{tick}"));
+                options.priority = schedule.priority;
+                options.delay = schedule.delay;
                 NewJob::new(&job, options)
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -1,4 +1,5 @@
-//! `QueueConfig`: how one named queue behaves (concurrency, priorities, leases, retries, retention).
+//! `QueueConfig`: how one named queue behaves (concurrency, priorities, leases, retries, retention,
+//! start rate limit).
 
 use std::time::Duration;
 
@@ -34,6 +35,9 @@ pub struct QueueConfig {
     pub completed_max_age_ms: u64,
     /// Failed jobs older than this are deleted by the cleaner.
     pub failed_max_age_ms: u64,
+    /// At most `max` job starts per `interval_ms` across every worker (unset: no limit). Jobs
+    /// over the limit wait; none fails for it.
+    pub rate_limit: Option<crate::RateLimit>,
 }
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -54,6 +58,7 @@ impl Default for QueueConfig {
             keep_failed: 10_000,
             completed_max_age_ms: 7 * DAY_MS,
             failed_max_age_ms: 7 * DAY_MS,
+            rate_limit: None,
         }
     }
 }
@@ -106,6 +111,11 @@ impl QueueConfig {
                 "reap_interval_ms ({}) must be at most half of lease_ms ({}): a longer gap between reaps reads as a Redis stall",
                 self.reap_interval_ms, self.lease_ms
             ));
+        }
+        if let Some(limit) = &self.rate_limit {
+            limit
+                .validate()
+                .map_err(|problem| format!("rate_limit: {problem}"))?;
         }
         if self.priority_levels > 1000 {
             return Err("priority_levels must be at most 1000".to_owned());

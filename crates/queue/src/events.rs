@@ -49,10 +49,12 @@ pub enum EventKind {
     Retried,
     /// Finished jobs deleted from Redis by retention or `clean` (their outcome stands).
     Cleaned,
+    /// An admin changed the priority of a job that had not started.
+    Prioritized,
 }
 
 impl EventKind {
-    const ALL: [(EventKind, &'static str); 14] = [
+    const ALL: [(EventKind, &'static str); 15] = [
         (Self::Enqueued, "enqueued"),
         (Self::Deduplicated, "deduplicated"),
         (Self::Promoted, "promoted"),
@@ -67,6 +69,7 @@ impl EventKind {
         (Self::Removed, "removed"),
         (Self::Retried, "retried"),
         (Self::Cleaned, "cleaned"),
+        (Self::Prioritized, "prioritized"),
     ];
 
     pub fn as_str(self) -> &'static str {

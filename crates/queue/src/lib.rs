@@ -2,7 +2,9 @@
 //! ours). `queue` is one named queue's producer, consumer and control API over atomic Lua
 //! scripts; `events` is the stream every transition appends to (read by consumer groups such as
 //! the JobStatus projector); `apalis` runs jobs in apalis workers, with leases, heartbeats,
-//! reaping, retries and graceful shutdown. It knows nothing of users: payloads are JSON.
+//! reaping, retries and graceful shutdown; `rate_limit` is the token bucket in Redis behind every
+//! rate limit (a queue's job starts, SP-API calls, users' refreshes). It knows nothing of users:
+//! payloads are JSON.
 mod acker;
 pub mod apalis;
 pub mod config;
@@ -11,6 +13,7 @@ pub mod events;
 pub mod job;
 mod maintenance;
 pub mod queue;
+pub mod rate_limit;
 mod scripts;
 
 pub use config::QueueConfig;
@@ -20,3 +23,4 @@ pub use job::{
     QueueMetrics,
 };
 pub use queue::{Ack, Fetched, NewJob, Queue, Reaped, WorkerInfo};
+pub use rate_limit::RateLimit;

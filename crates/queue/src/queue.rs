@@ -15,6 +15,7 @@
 //! | `events` | stream | lifecycle events, capped at ~10,000 |
 //! | `workers`, `worker:<id>` | zset, string | live workers by last heartbeat, and their info |
 //! | `id`, `seq` | counters | generated job ids, FIFO order |
+//! | `ratelimit` | hash | the token bucket of the queue's start limit, when it has one |
 //! | `metrics` | hash | cumulative `completed`, `failed`, `retried`, and the duration histogram of completed jobs (`dur_le_<ms>`, `dur_sum_ms`) |
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -218,17 +219,27 @@ impl Queue {
     // --- consuming ----------------------------------------------------------------------
 
     /// Leases up to `n` ready jobs to `worker_id` (promoting due delayed jobs first).
+    ///
+    /// With a start limit (`rate_limit`), only as many jobs as the queue's token bucket allows
+    /// start, counted atomically with the lease across every worker; when none may start,
+    /// `next_due_ms` says when the next may.
     pub async fn fetch(&self, worker_id: &str, n: usize) -> QueueResult<Fetched> {
-        let reply: Vec<Value> = SCRIPTS
-            .fetch
-            .key(&self.wait_key)
-            .arg(&self.base)
+        let script = match self.config.rate_limit {
+            Some(_) => &SCRIPTS.fetch_limited,
+            None => &SCRIPTS.fetch,
+        };
+        let mut call = script.key(&self.wait_key);
+        call.arg(&self.base)
             .arg(n.clamp(1, MAX_FETCH))
             .arg(self.config.lease_ms)
             .arg(worker_id)
-            .arg(self.config.max_attempts())
-            .invoke_async(&mut self.conn())
-            .await?;
+            .arg(self.config.max_attempts());
+        if let Some(limit) = self.config.rate_limit.map(|l| l.bucket()) {
+            call.arg(self.key("ratelimit"))
+                .arg(limit.rate_per_sec)
+                .arg(limit.burst);
+        }
+        let reply: Vec<Value> = call.invoke_async(&mut self.conn()).await?;
         parse_fetch(reply)
     }
 
@@ -474,6 +485,17 @@ impl Queue {
         Ok(pipe.query_async(&mut self.conn()).await?)
     }
 
+    /// When the oldest job Redis still keeps in `state` (completed or failed) finished, in ms;
+    /// `None` when it keeps none. Retention trims by count, so a window reaching further back than
+    /// this is only partly known.
+    pub async fn oldest_finished_ms(&self, state: JobState) -> QueueResult<Option<u64>> {
+        let oldest: Vec<(String, f64)> = self
+            .conn()
+            .zrange_withscores(self.key(state.set_name()), 0, 0)
+            .await?;
+        Ok(oldest.first().map(|(_, score)| *score as u64))
+    }
+
     /// How many jobs finished in `state` (completed or failed) in each of `buckets` intervals of
     /// `bucket_ms` from `start_ms`, oldest first: as far as retention still keeps them.
     pub async fn finished_per_bucket(
@@ -605,6 +627,24 @@ impl Queue {
             .invoke_async(&mut self.conn())
             .await?;
         script_outcome(id, &outcome, "promoted", "promote")
+    }
+
+    /// Changes the priority of a job that has not started (waiting or delayed): an admin's
+    /// override. A waiting job keeps its place among the jobs of its new priority.
+    pub async fn set_priority(&self, id: &str, priority: u32) -> QueueResult<()> {
+        self.check_options(&EnqueueOptions {
+            priority,
+            ..EnqueueOptions::default()
+        })?;
+        let outcome: String = SCRIPTS
+            .prioritize
+            .key(&self.wait_key)
+            .arg(&self.base)
+            .arg(id)
+            .arg(priority)
+            .invoke_async(&mut self.conn())
+            .await?;
+        script_outcome(id, &outcome, "prioritized", "reprioritize")
     }
 
     /// Retries up to `limit` failed jobs, oldest failure first; returns how many were retried.

@@ -22,6 +22,9 @@ pub(crate) struct Scripts {
     pub progress: Script,
     pub defer: Script,
     pub promote: Script,
+    pub prioritize: Script,
+    /// `fetch` under a start limit (`rate_limit/fetch_limited.lua` around `lua/fetch.lua`).
+    pub fetch_limited: Script,
 }
 
 /// The helpers every script may use: the event outbox and retention.
@@ -30,6 +33,13 @@ const PRELUDE: &str = concat!(
     include_str!("lua/events.lua"),
     include_str!("lua/retention.lua")
 );
+
+/// `fetch.lua` wrapped by `fetch_limited.lua`, with the token bucket's functions.
+fn fetch_limited() -> Script {
+    let wrapper =
+        include_str!("rate_limit/fetch_limited.lua").replace("--FETCH--", include_str!("lua/fetch.lua"));
+    script(&format!("{}\n{wrapper}", crate::rate_limit::BUCKET))
+}
 
 /// A script: the prelude, then the body run as a function, so that whichever way it returns,
 /// the events it recorded are appended to the stream as one entry before the reply (every
@@ -54,4 +64,6 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     progress: script(include_str!("lua/progress.lua")),
     defer: script(include_str!("lua/defer.lua")),
     promote: script(include_str!("lua/promote.lua")),
+    prioritize: script(include_str!("lua/prioritize.lua")),
+    fetch_limited: fetch_limited(),
 });

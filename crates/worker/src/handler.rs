@@ -1,12 +1,15 @@
 //! The user-refresh job handler: take the user's lock, run `process_user_data`, and turn its
 //! outcome into the queue's terms: complete (the report is the job's result), retry, fail, or
-//! defer without spending the attempt when the user is busy or our own stores are unreachable.
+//! defer without spending the attempt when the user is busy, over its refresh rate limit, or our
+//! own stores are unreachable.
 //! The handler writes no JobStatus: the queue's events are projected there.
 
 use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
 use sellersync_core::jobs::RefreshUser;
+use sellersync_core::notify::{EventType, Notification, Notifier};
+use sellersync_core::rate_limit::{Limit, RateLimit, RateLimitError, Take, TokenBuckets};
 use sellersync_core::refresh::{RefreshReport, Refresher};
 use sellersync_queue::Queue;
 use sellersync_queue::apalis::{Defer, Lease, NonRetryable};
@@ -27,6 +30,36 @@ pub struct WorkerState {
     pub queue: Queue,
     pub locks: UserLocks,
     pub settings: Arc<sellersync_core::Settings>,
+    /// The per-user refresh limit (`worker.user_rate_limit`), if configured.
+    pub user_limit: Option<UserLimit>,
+    /// Webhooks to tell about accounts waiting for re-authorization, if configured.
+    pub notifier: Option<Notifier>,
+}
+
+/// Refreshes per user and window: one token bucket per user (`<prefix>ratelimit:user:<id>`).
+#[derive(Clone)]
+pub struct UserLimit {
+    pub buckets: TokenBuckets,
+    pub limit: Limit,
+}
+
+impl UserLimit {
+    pub fn new(redis: redis::aio::ConnectionManager, key_prefix: &str, limit: RateLimit) -> Self {
+        Self {
+            buckets: TokenBuckets::new(redis, format!("{key_prefix}ratelimit:user:")),
+            limit: limit.bucket(),
+        }
+    }
+
+    /// Takes a refresh of `user_id` now, or says how long until one is allowed (nothing taken).
+    pub async fn take(&self, user_id: &str) -> Result<Option<std::time::Duration>, BoxDynError> {
+        let now = Take::default();
+        match self.buckets.reserve(user_id, self.limit, now).await {
+            Ok(_) => Ok(None),
+            Err(RateLimitError::WaitTooLong { wait, .. }) => Ok(Some(wait)),
+            Err(error) => Err(error.into()),
+        }
+    }
 }
 
 /// The apalis handler of `RefreshUser` jobs. Its report becomes the completed job's result.
@@ -35,6 +68,15 @@ pub async fn refresh_user(
     lease: Data<Lease>,
     state: Data<WorkerState>,
 ) -> Result<RefreshReport, BoxDynError> {
+    if let Some(limit) = &state.user_limit
+        && let Some(delay) = limit.take(&job.user_id).await?
+    {
+        return Err(Defer {
+            delay,
+            reason: format!("user {} is over its refresh rate limit", job.user_id),
+        }
+        .into());
+    }
     let Some(lock) = state
         .locks
         .acquire(&job.user_id, &lease.job_id, lease.token)
@@ -67,16 +109,19 @@ async fn run_locked(
 ) -> Result<RefreshReport, BoxDynError> {
     let progress = |percent: u8| report_progress(state, lease, percent);
     match state.refresher.process_user_data(&job.user_id, &progress).await {
-        Ok(report) => match report.rate_bound_retry_after() {
-            // SP-API's rate limits for this seller are used up for now: run again when they
-            // refill, without spending an attempt.
-            Some(delay) => Err(Defer {
-                delay,
-                reason: format!("SP-API rate limits of user {} are used up for now", job.user_id),
+        Ok(report) => {
+            notify_reauthorization(state, job, lease, &report).await;
+            match report.rate_bound_retry_after() {
+                // SP-API's rate limits for this seller are used up for now: run again when they
+                // refill, without spending an attempt.
+                Some(delay) => Err(Defer {
+                    delay,
+                    reason: format!("SP-API rate limits of user {} are used up for now", job.user_id),
+                }
+                .into()),
+                None => judge(report, state.settings.worker.max_failed_account_share),
             }
-            .into()),
-            None => judge(report, state.settings.worker.max_failed_account_share),
-        },
+        }
         Err(error) if error.is_store_unavailable() => Err(Defer {
             delay: state.settings.worker.store_unavailable_delay(),
             reason: format!("our data stores are unreachable ({error}); the refresh waits"),
@@ -84,6 +129,40 @@ async fn run_locked(
         .into()),
         Err(error) if error.is_retryable() => Err(error.into()),
         Err(error) => Err(NonRetryable(error.to_string()).into()),
+    }
+}
+
+/// Tells the webhooks about seller accounts this refresh found withdrawn (LWA `invalid_grant`;
+/// they are then skipped until re-authorized, so each is told once). A failure to enqueue is
+/// logged, not fatal: the job's own outcome matters more.
+async fn notify_reauthorization(
+    state: &WorkerState,
+    job: &RefreshUser,
+    lease: &Lease,
+    report: &RefreshReport,
+) {
+    let Some(notifier) = &state.notifier else {
+        return;
+    };
+    let accounts: Vec<serde_json::Value> = report
+        .needing_reauthorization()
+        .map(|a| serde_json::json!({ "sellerId": a.seller_id, "region": a.region, "marketplaceId": a.marketplace_id }))
+        .collect();
+    if accounts.is_empty() {
+        return;
+    }
+    let notification = Notification::new(
+        EventType::ReauthorizationRequired,
+        &format!("{}:{}", job.user_id, lease.job_id),
+        format!(
+            "{} seller accounts of user {} must authorize sellersync again",
+            accounts.len(),
+            job.user_id
+        ),
+        serde_json::json!({ "userId": job.user_id, "jobId": lease.job_id, "accounts": accounts }),
+    );
+    if let Err(error) = notifier.notify(&[notification]).await {
+        tracing::warn!(%error, user_id = %job.user_id, "could not enqueue a re-authorization notification");
     }
 }
 

@@ -2,9 +2,12 @@
 //! `user-data` queue (our Redis backend, `WORKER_CONCURRENCY` jobs at once, a per-job timeout,
 //! panics caught), whose handler runs `process_user_data`, and a JobStatus projector beside it
 //! (`job_status.projector`). SIGTERM/SIGINT stops fetching, lets running jobs finish within the
-//! drain timeout, hands back whatever is still leased, then stops the projector.
+//! drain timeout, hands back whatever is still leased, then stops the projector. With webhooks
+//! configured it also runs a worker on the `notifications` queue (`notifications`), and a
+//! projector for it.
 
 pub mod handler;
+pub mod notifications;
 pub mod outcome_metrics;
 pub mod user_lock;
 
@@ -17,13 +20,15 @@ use sellersync_core::connections::{connect_redis, lazy_redis, mongo_database, pi
 use sellersync_core::instance::instance_id;
 use sellersync_core::job_status::projector;
 use sellersync_core::jobs::RefreshUser;
+use sellersync_core::notify::{Delivery, NOTIFICATIONS_QUEUE};
 use sellersync_core::refresh::{RefreshStore, Refresher};
 use sellersync_core::spapi::SpApiClient;
 use sellersync_core::{CoreError, Settings, bootstrap};
 use sellersync_queue::Queue;
 use sellersync_queue::apalis::{HeldLeases, RedisBackend};
 
-use crate::handler::{WorkerState, refresh_user};
+use crate::handler::{UserLimit, WorkerState, refresh_user};
+use crate::notifications::DeliveryState;
 use crate::user_lock::UserLocks;
 
 #[derive(Debug, thiserror::Error)]
@@ -75,15 +80,25 @@ pub async fn run(
         queue: queue.clone(),
         locks: UserLocks::new(redis.clone(), &prefix, user_lock_ttl(&queue_config)),
         settings: Arc::new(settings.clone()),
+        user_limit: settings
+            .worker
+            .user_rate_limit
+            .map(|limit| UserLimit::new(redis.clone(), &prefix, limit)),
+        notifier: sellersync_core::notify::notifier(&settings, redis.clone()),
     };
     let observer = outcome_metrics::observer();
-    let projector = projector::spawn(&settings, queue.clone(), mongo.clone(), &worker_id)?;
-    let held: Arc<Mutex<Vec<HeldLeases>>> = Arc::default();
+    let mut projectors = vec![projector::spawn(
+        &settings,
+        queue.clone(),
+        mongo.clone(),
+        &worker_id,
+    )?];
+    let held: Arc<Mutex<Vec<(String, HeldLeases)>>> = Arc::default();
     let redis_settings = settings.redis.clone();
 
     let factory_held = Arc::clone(&held);
     let factory_id = worker_id.clone();
-    let monitor = Monitor::new()
+    let mut monitor = Monitor::new()
         .register(move |_| {
             // Its own connection for blocking wake-ups; connects on first use.
             let wake = lazy_redis(&redis_settings).expect("settings were validated");
@@ -92,7 +107,7 @@ pub async fn run(
             factory_held
                 .lock()
                 .expect("held leases lock")
-                .push(backend.held_leases());
+                .push((factory_id.clone(), backend.held_leases()));
             WorkerBuilder::new(factory_id.clone())
                 .backend(backend)
                 .data(state.clone())
@@ -102,6 +117,34 @@ pub async fn run(
                 .build(refresh_user)
         })
         .shutdown_timeout(settings.worker.drain_timeout());
+    if !settings.notifications.webhooks.is_empty() {
+        let config = settings
+            .queue(NOTIFICATIONS_QUEUE)
+            .expect("validated with the configuration");
+        let deliveries = Queue::new(redis.clone(), &prefix, NOTIFICATIONS_QUEUE, config.clone());
+        projectors.push(projector::spawn(
+            &settings,
+            deliveries.clone(),
+            mongo.clone(),
+            &worker_id,
+        )?);
+        let (held, name) = (Arc::clone(&held), format!("{worker_id}-notify"));
+        let (redis_settings, state) = (settings.redis.clone(), DeliveryState::new(&settings));
+        let concurrency = config.concurrency() as usize;
+        monitor = monitor.register(move |_| {
+            let wake = lazy_redis(&redis_settings).expect("settings were validated");
+            let backend = RedisBackend::<Delivery>::new(deliveries.clone(), wake, concurrency);
+            held.lock()
+                .expect("held leases lock")
+                .push((name.clone(), backend.held_leases()));
+            WorkerBuilder::new(name.clone())
+                .backend(backend)
+                .data(state.clone())
+                .concurrency(concurrency)
+                .catch_panic()
+                .build(notifications::deliver)
+        });
+    }
     tracing::info!(
         worker_id,
         concurrency,
@@ -115,15 +158,15 @@ pub async fn run(
             Ok(())
         })
         .await;
-    let backends: Vec<HeldLeases> = held.lock().expect("held leases lock").drain(..).collect();
-    for leases in backends {
-        match leases.release(&worker_id).await {
+    let backends: Vec<(String, HeldLeases)> = held.lock().expect("held leases lock").drain(..).collect();
+    for (name, leases) in backends {
+        match leases.release(&name).await {
             Ok(0) => {}
             Ok(count) => tracing::warn!(count, "handed unfinished jobs back to the queue"),
             Err(error) => tracing::warn!(%error, "could not hand jobs back; their leases will expire"),
         }
     }
-    if let Some(projector) = projector {
+    for projector in projectors.into_iter().flatten() {
         projector.stop().await;
     }
     outcome.map_err(|e| WorkerError::Monitor(e.to_string()))?;

@@ -218,7 +218,7 @@ pub async fn enqueue(Signed(session): Signed, State(state): State<AppState>, for
             format!("enqueue a refresh of user {user}?"),
         ));
     }
-    let result = crate::routes::job_status::enqueue_users(&state, vec![user]).await?;
+    let result = crate::routes::job_status::enqueue_users(&state, vec![user], Default::default()).await?;
     Ok(back(&state, &form, &result.message()))
 }
 

@@ -49,11 +49,7 @@ pub async fn overview(
     let snapshot = monitoring::snapshot(&state.queues).await?;
     let stats = monitoring::stats_by_name(&snapshot);
     let backlogs = monitoring::backlogs(&state.queues).await?;
-    let mut issues = monitoring::issues(stats.values(), &state.settings.monitoring);
-    issues.extend(monitoring::projection_issues(
-        &backlogs,
-        state.settings.job_status.max_lag_ms,
-    ));
+    let (issues, _) = monitoring::health(&state.queues, &state.settings, &stats).await?;
     let cards = try_join_all(snapshot.iter().map(|s| {
         let queue = state.queues.by_path(&s.name).expect("a configured queue");
         queue_card(queue, s, backlogs.get(&s.name).copied().unwrap_or_default())

@@ -1,5 +1,5 @@
-//! Admin actions beside seed 003's: retry or remove a selection of jobs at once, and promote a
-//! delayed job (run it now). Admin only. The dashboard's buttons call the same functions.
+//! Admin actions beside seed 003's: retry or remove a selection of jobs at once, promote a
+//! delayed job (run it now), and override the priority of a job that has not started. Admin only. The dashboard's buttons call the same functions.
 
 use axum::extract::State;
 use sellersync_queue::{Queue, QueueError};
@@ -21,6 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(bulk))
         .routes(routes!(promote))
+        .routes(routes!(set_priority))
 }
 
 /// What to do with each selected job.
@@ -157,4 +158,35 @@ async fn promote(
 ) -> Result<axum::Json<Envelope<JobIdData>>, ApiError> {
     state.queues.by_path(&name)?.promote(&id).await?;
     Ok(ok("Job promoted successfully", JobIdData { job_id: id }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PriorityRequest {
+    /// 0 (most urgent) to the queue's `priority_levels` - 1.
+    #[schema(minimum = 0, example = 0)]
+    priority: u32,
+}
+
+/// Overrides the priority of a waiting or delayed job: a waiting job moves to its new
+/// priority's line, keeping its place among the jobs already there (409 once it started).
+#[utoipa::path(post, path = "/api/admin/queues/{name}/job/{id}/priority", tag = "admin-queues",
+    params(("name" = String, Path, description = "Queue name", example = "user-data"), ("id" = String, Path, description = "Job id")),
+    request_body = PriorityRequest, security(("bearer" = [])),
+    responses((status = 200, description = "Priority changed", body = Envelope<JobIdData>),
+        (status = 400, description = "Priority out of range", body = ErrorBody),
+        (status = 404, description = "No such queue or job", body = ErrorBody),
+        (status = 409, description = "The job is not waiting or delayed", body = ErrorBody)))]
+async fn set_priority(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    Json(request): Json<PriorityRequest>,
+) -> Result<axum::Json<Envelope<JobIdData>>, ApiError> {
+    state
+        .queues
+        .by_path(&name)?
+        .set_priority(&id, request.priority)
+        .await?;
+    Ok(ok("Job priority changed successfully", JobIdData { job_id: id }))
 }

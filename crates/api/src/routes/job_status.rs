@@ -3,6 +3,7 @@
 //! (seed 001's `manualEnqueue`).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,7 +12,7 @@ use sellersync_core::accounts;
 use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::job_status::{self, JobStatusRecord, Status};
 use sellersync_core::jobs::Trigger;
-use sellersync_core::producer::{self, UserJob};
+use sellersync_core::producer::{self, Schedule, UserJob};
 use sellersync_queue::{Counts, JobInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -250,7 +251,8 @@ async fn queue_stats(
     }))
 }
 
-/// One user (`userId`) or several (`userIds`).
+/// One user (`userId`) or several (`userIds`), optionally with a priority and a delay (`delay`
+/// in ms or `runAt`, not both).
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EnqueueRequest {
@@ -259,6 +261,45 @@ struct EnqueueRequest {
     /// 1–1000 ids of 1–200 characters.
     #[schema(min_items = 1, max_items = 1000)]
     user_ids: Option<Vec<String>>,
+    /// 0 (most urgent, the default) to the queue's `priority_levels` - 1.
+    #[schema(minimum = 0, example = 0)]
+    priority: Option<u32>,
+    /// Run no sooner than this many ms from now (at most 30 days).
+    #[schema(minimum = 0, maximum = 2_592_000_000_u64, example = 60000)]
+    delay: Option<u64>,
+    /// Run no sooner than this time (RFC 3339; a past time means now; at most 30 days ahead).
+    #[schema(example = "2030-01-01T09:30:00Z")]
+    run_at: Option<String>,
+}
+
+/// The longest delay an enqueue accepts.
+const MAX_DELAY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// The schedule of a request's `priority`, `delay` and `runAt`.
+fn schedule(priority: Option<u32>, delay: Option<u64>, run_at: Option<&str>) -> Result<Schedule, ApiError> {
+    let delay = match (delay, run_at) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest("give delay or runAt, not both".into()));
+        }
+        (Some(ms), None) => Some(Duration::from_millis(ms)),
+        (None, Some(at)) => {
+            let at = DateTime::parse_from_rfc3339(at).map_err(|e| {
+                ApiError::BadRequest(format!("runAt must be an RFC 3339 time, got {at:?}: {e}"))
+            })?;
+            let ms = (at.timestamp_millis() - Utc::now().timestamp_millis()).max(0);
+            Some(Duration::from_millis(ms as u64))
+        }
+        (None, None) => None,
+    };
+    if delay.is_some_and(|d| d > MAX_DELAY) {
+        return Err(ApiError::BadRequest(
+            "delay/runAt must be at most 30 days ahead".into(),
+        ));
+    }
+    Ok(Schedule {
+        priority: priority.unwrap_or(0),
+        delay: delay.filter(|d| !d.is_zero()),
+    })
 }
 
 impl EnqueueRequest {
@@ -311,12 +352,17 @@ async fn enqueue(
     State(state): State<AppState>,
     Json(request): Json<EnqueueRequest>,
 ) -> Result<(StatusCode, axum::Json<Envelope<EnqueueResult>>), ApiError> {
-    let result = enqueue_users(&state, request.user_ids()?).await?;
+    let when = schedule(request.priority, request.delay, request.run_at.as_deref())?;
+    let result = enqueue_users(&state, request.user_ids()?, when).await?;
     Ok((StatusCode::ACCEPTED, ok(result.message(), result)))
 }
 
 /// Enqueues a refresh of each existing user of `requested` (404 when none exists).
-pub async fn enqueue_users(state: &AppState, requested: Vec<String>) -> Result<EnqueueResult, ApiError> {
+pub async fn enqueue_users(
+    state: &AppState,
+    requested: Vec<String>,
+    when: Schedule,
+) -> Result<EnqueueResult, ApiError> {
     let existing = accounts::existing_user_ids(&state.mongo, &requested).await?;
     let (known, unknown_users): (Vec<String>, Vec<String>) =
         requested.into_iter().partition(|id| existing.contains(id));
@@ -328,7 +374,7 @@ pub async fn enqueue_users(state: &AppState, requested: Vec<String>) -> Result<E
     }
     let queue = state.queues.by_path(USER_DATA_QUEUE)?;
     let batch = state.settings.cron.batch_size;
-    let report = producer::enqueue_refresh(queue, &known, Trigger::Api, batch).await?;
+    let report = producer::enqueue_scheduled(queue, &known, Trigger::Api, batch, when).await?;
     Ok(EnqueueResult {
         enqueued: report.enqueued,
         duplicates: report.duplicates,

@@ -1,5 +1,7 @@
 //! `/api/jobs` (seed 004): jobs across every queue by id, listing with filters, per-queue
-//! counts, removal and retry. Admin only. Also the job listing `/api/admin/queues` reuses.
+//! counts, removal and retry. Admin only, except that a user token may read one of its own jobs
+//! (`GET /api/jobs/{id}`, seed 004's clients poll it). Also the job listing `/api/admin/queues`
+//! reuses.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Envelope, JobIdData, ok};
-use crate::auth::{Admin, Reader};
+use crate::auth::{Admin, Caller, Reader};
 use crate::error::ApiError;
 use crate::extract::{Path, Query, limit};
 use crate::monitoring;
@@ -136,18 +138,26 @@ async fn stats_all(
     Ok(ok("Job statistics retrieved successfully", counts))
 }
 
-/// One job, from whichever queue holds it.
+/// One job, from whichever queue holds it. Admins and viewers read any job; a user token only
+/// the jobs of its own user (403 otherwise).
 #[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")), security(("bearer" = [])),
     responses((status = 200, description = "The job", body = Envelope<JobInfo>),
+        (status = 403, description = "A user token asked for another user's job", body = crate::error::ErrorBody),
         (status = 404, description = "No such job", body = crate::error::ErrorBody)))]
 async fn get_job(
-    _reader: Reader,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Envelope<JobInfo>>, ApiError> {
     let (_, job) = find(&state.queues, &id).await?;
+    caller.may_read_user(job_user(&job).unwrap_or_default())?;
     Ok(ok("Job status retrieved successfully", job))
+}
+
+/// The user a job works for (its payload's `userId`), if it has one.
+fn job_user(job: &JobInfo) -> Option<&str> {
+    job.data.get("userId").and_then(serde_json::Value::as_str)
 }
 
 /// Removes a job that is not running (409 while active).

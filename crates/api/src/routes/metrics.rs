@@ -51,12 +51,7 @@ async fn queue_metrics(
     let snapshot = monitoring::snapshot(&state.queues).await?;
     let stats = monitoring::stats_by_name(&snapshot);
     let queues = monitoring::counts_by_name(&snapshot);
-    let mut issues = monitoring::issues(stats.values(), &state.settings.monitoring);
-    let backlogs = monitoring::backlogs(&state.queues).await?;
-    issues.extend(monitoring::projection_issues(
-        &backlogs,
-        state.settings.job_status.max_lag_ms,
-    ));
+    let (issues, _) = monitoring::health(&state.queues, &state.settings, &stats).await?;
     let health = if issues.is_empty() {
         Health {
             status: "healthy",
@@ -75,7 +70,7 @@ async fn queue_metrics(
 #[utoipa::path(get, path = "/metrics", tag = "metrics",
     responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain")))]
 async fn prometheus(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let mut text = monitoring::prometheus_text(&state.queues).await?;
+    let mut text = monitoring::prometheus_text(&state.queues, &state.settings).await?;
     state.prometheus.run_upkeep();
     text.push_str(&state.prometheus.render());
     Ok((

@@ -17,7 +17,7 @@ use super::{Envelope, JobIdData, ok};
 use crate::auth::{Admin, Reader};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{OptionalJson, Path, Query, limit};
-use crate::monitoring::{self, QueueStats};
+use crate::monitoring::{self, Activity, QueueStats};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -43,26 +43,26 @@ struct HealthBody {
     /// e.g. "user-data: 150 failed jobs".
     issues: Vec<String>,
     stats: BTreeMap<String, QueueStats>,
+    /// Per queue: stuck active jobs and the failure rate of the window.
+    activity: BTreeMap<String, Activity>,
 }
 
 /// Health of every queue: an issue per queue above `monitoring.failed_threshold` failed or
-/// `monitoring.waiting_threshold` waiting jobs, or whose JobStatus projection is more than
-/// `job_status.max_lag_ms` behind.
+/// `monitoring.waiting_threshold` waiting jobs, whose JobStatus projection is more than
+/// `job_status.max_lag_ms` behind, with active jobs running longer than `worker.job_timeout_ms`,
+/// or failing more than `monitoring.failure_rate_threshold` of the jobs finished in the last
+/// `monitoring.failure_rate_window_ms` (once `failure_rate_min_finished` finished).
 #[utoipa::path(get, path = "/api/admin/queues/health", tag = "admin-queues", security(("bearer" = [])),
     responses((status = 200, description = "Health (200 also when unhealthy)", body = HealthBody)))]
 async fn health(_reader: Reader, State(state): State<AppState>) -> Result<axum::Json<HealthBody>, ApiError> {
     let stats = monitoring::all_stats(&state.queues).await?;
-    let mut issues = monitoring::issues(stats.values(), &state.settings.monitoring);
-    let backlogs = monitoring::backlogs(&state.queues).await?;
-    issues.extend(monitoring::projection_issues(
-        &backlogs,
-        state.settings.job_status.max_lag_ms,
-    ));
+    let (issues, activity) = monitoring::health(&state.queues, &state.settings, &stats).await?;
     Ok(axum::Json(HealthBody {
         success: true,
         healthy: issues.is_empty(),
         issues,
         stats,
+        activity,
     }))
 }
 

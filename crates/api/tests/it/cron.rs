@@ -94,3 +94,43 @@ async fn cron_runs_validate_the_limit() {
     assert_eq!(status, 200);
     assert_eq!(body["data"]["count"], 0);
 }
+
+#[tokio::test]
+async fn an_api_started_after_a_missed_tick_catches_it_up_once() {
+    // The API was down at the last :00; users went stale meanwhile.
+    let down = spawn_app().await;
+    seed_stale_users(&down, 3).await;
+    let shared = [
+        ("cron.catch_up", Value::from(true)),
+        (
+            "redis.key_prefix",
+            Value::from(down.settings().redis.key_prefix.clone()),
+        ),
+        (
+            "mongo.database",
+            Value::from(down.settings().mongo.database.clone()),
+        ),
+    ];
+    let schedule = sellersync_core::cron::parse_schedule(&down.settings().cron.schedule).unwrap();
+    let missed =
+        sellersync_core::cron::last_tick(&schedule, down.settings().timezone, chrono::Utc::now()).unwrap();
+    let tick = sellersync_core::cron::tick_id(missed);
+    let db = mongo_database(&down.settings().mongo, "it").await.unwrap();
+    let runs = db.collection::<Document>(CRON_RUNS);
+    let restarted = spawn_app_with(&shared).await;
+    eventually(Duration::from_secs(15), "the missed tick caught up", || async {
+        runs.count_documents(doc! { "_id": &tick, "status": "completed" })
+            .await
+            .unwrap()
+            == 1
+    })
+    .await;
+    let run = runs.find_one(doc! { "_id": &tick }).await.unwrap().unwrap();
+    assert_eq!(run.get_i64("enqueued").unwrap(), 3, "{run}");
+    // Restarted again: the tick is done, nothing is enqueued twice.
+    let again = spawn_app_with(&shared).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(runs.count_documents(doc! {}).await.unwrap(), 1);
+    assert_eq!(restarted.queue().await.counts().await.unwrap().total, 3);
+    drop(again);
+}

@@ -38,6 +38,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/docs"),
     ("post", "/api/admin/queues/{name}/jobs/bulk"),
     ("post", "/api/admin/queues/{name}/job/{id}/promote"),
+    ("post", "/api/admin/queues/{name}/job/{id}/priority"),
     ("get", "/api/events"),
 ];
 
@@ -124,4 +125,29 @@ async fn the_docs_ui_is_served() {
         assert_eq!(response.status(), 200, "{asset}");
         assert!(response.bytes().await.unwrap().len() > 100, "{asset} has content");
     }
+}
+
+#[tokio::test]
+async fn the_webhook_body_and_signature_are_documented() {
+    let app = spawn_app().await;
+    let (_, document) = app.get_json("/openapi.json").await;
+    let schemas = &document["components"]["schemas"];
+    let notification = &schemas["Notification"]["properties"];
+    for field in ["id", "type", "occurredAt", "summary", "data"] {
+        assert!(
+            notification.get(field).is_some(),
+            "Notification.{field}: {notification}"
+        );
+    }
+    let types = schemas["EventType"].to_string();
+    for kind in [
+        "job.failed",
+        "user.reauthorization_required",
+        "queue.unhealthy",
+        "tick.failed",
+    ] {
+        assert!(types.contains(kind), "{kind}: {types}");
+    }
+    let description = document["info"]["description"].as_str().unwrap();
+    assert!(description.contains("X-Sellersync-Signature") && description.contains("HMAC-SHA256"));
 }

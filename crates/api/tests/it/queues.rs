@@ -1,6 +1,8 @@
 //! `/api/admin/queues`: health, stats, jobs, a job, retry, remove, pause/resume, clean,
 //! retry-failed.
 
+use std::time::Duration;
+
 use figment::value::Value;
 use reqwest::Method;
 use serde_json::json;
@@ -179,4 +181,153 @@ async fn retry_failed_honours_the_limit_and_clean_removes_old_finished_jobs() {
         let (status, body) = app.admin_post(clean, Some(bad.clone())).await;
         assert_eq!(status, 400, "{bad} -> {body}");
     }
+}
+
+#[tokio::test]
+async fn health_reports_stuck_active_jobs_and_a_failure_rate_above_the_threshold() {
+    let app = spawn_app_with(&[
+        ("monitoring.failure_rate_min_finished", Value::from(4)),
+        ("worker.job_timeout_ms", Value::from(100)),
+    ])
+    .await;
+    app.add_users(&["a", "b", "c", "d", "e"]).await;
+    app.enqueue(&["a", "b", "c", "d", "e"]).await;
+    let queue = app.queue().await;
+    finish_jobs(&queue, 3, Ok(())).await;
+    finish_jobs(&queue, 1, Err("boom")).await;
+    queue.fetch("slow-worker", 1).await.unwrap();
+    let (_, body) = app.admin_get("/api/admin/queues/health").await;
+    assert_eq!(
+        body["issues"],
+        json!(["user-data: 25% of the 4 jobs finished in the last 15 min failed"]),
+        "the active job is not stuck yet: {body}"
+    );
+    assert_eq!(body["activity"]["user-data"]["failureRate"], 0.25);
+    // Running longer than the job timeout: stuck.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let (_, body) = app.admin_get("/api/admin/queues/health").await;
+    assert_eq!(body["healthy"], false);
+    assert_eq!(
+        body["issues"][0],
+        "user-data: 1 active jobs running longer than the job timeout"
+    );
+    let (_, body) = app.admin_get("/api/metrics/queues").await;
+    let message = body["data"]["health"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("1 active jobs running longer") && message.contains("25%"),
+        "{message}"
+    );
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.contains("sellersync_queue_stuck_active_jobs{queue=\"user-data\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sellersync_queue_failure_rate{queue=\"user-data\"} 0.25"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_unhealthy_queue_is_notified_once_until_it_recovers() {
+    let webhooks = json!([{ "name": "ops", "url": "http://127.0.0.1:9/hook", "secret": "s",
+        "events": ["queue.unhealthy"] }]);
+    let app = spawn_app_with(&[
+        ("notifications.webhooks", Value::serialize(webhooks).unwrap()),
+        ("notifications.health_check_interval_ms", Value::from(50)),
+        ("monitoring.failed_threshold", Value::from(0)),
+    ])
+    .await;
+    let settings = app.settings();
+    let redis = sellersync_core::connections::connect_redis(&settings.redis)
+        .await
+        .unwrap();
+    let name = sellersync_core::notify::NOTIFICATIONS_QUEUE;
+    let deliveries = sellersync_queue::Queue::new(
+        redis,
+        &settings.redis.key_prefix,
+        name,
+        settings.queue(name).unwrap(),
+    );
+    let pending = || async { deliveries.counts().await.unwrap().total };
+    let wait_for = |n: u64| async move {
+        sellersync_core::testing::eventually(Duration::from_secs(10), "notifications", || async {
+            pending().await == n
+        })
+        .await;
+    };
+    app.add_users(&["a", "b"]).await;
+    app.enqueue(&["a", "b"]).await;
+    let queue = app.queue().await;
+    let failed = finish_jobs(&queue, 1, Err("boom")).await.remove(0);
+    wait_for(1).await;
+    let listed = deliveries
+        .list(sellersync_queue::JobState::Waiting, 0, 10)
+        .await
+        .unwrap();
+    let notification = &listed[0].data["notification"];
+    assert_eq!(notification["type"], "queue.unhealthy");
+    assert_eq!(
+        notification["data"]["issues"],
+        json!(["user-data: 1 failed jobs"])
+    );
+    assert!(
+        !listed[0].data.to_string().contains("127.0.0.1:9"),
+        "neither URL nor secret goes to Redis"
+    );
+    // Still unhealthy a few checks later (every 50 ms): not told again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pending().await, 1);
+    // Healthy, then unhealthy again: told again.
+    let (status, _) = app
+        .admin_call(Method::DELETE, &format!("/api/jobs/{failed}"))
+        .await;
+    assert_eq!(status, 200);
+    let key = format!("{}notify:unhealthy", settings.redis.key_prefix);
+    sellersync_core::testing::eventually(Duration::from_secs(10), "seen healthy", || async {
+        let mut redis = deliveries.connection();
+        !redis::AsyncCommands::exists::<_, bool>(&mut redis, &key)
+            .await
+            .unwrap()
+    })
+    .await;
+    finish_jobs(&queue, 1, Err("boom")).await;
+    wait_for(2).await;
+}
+
+#[tokio::test]
+async fn the_failure_rate_counts_only_the_span_retention_still_keeps() {
+    let app = spawn_app_with(&[
+        ("monitoring.failure_rate_min_finished", Value::from(2)),
+        ("queues.user-data.keep_completed", Value::from(3)),
+    ])
+    .await;
+    let users: Vec<String> = (0..11).map(|i| format!("u{i}")).collect();
+    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    app.add_users(&refs).await;
+    app.enqueue(&refs).await;
+    let queue = app.queue().await;
+    finish_jobs(&queue, 1, Err("boom")).await;
+    // Ten completions after the failure; Redis keeps the newest three.
+    for _ in 0..10 {
+        finish_jobs(&queue, 1, Ok(())).await;
+    }
+    let (_, body) = app.admin_get("/api/admin/queues/health").await;
+    let activity = &body["activity"]["user-data"];
+    assert_eq!(
+        (
+            activity["finishedInWindow"].as_u64(),
+            activity["failedInWindow"].as_u64()
+        ),
+        (Some(3), Some(0)),
+        "1 failed of 4 kept would read 25%; of the span kept, none failed: {body}"
+    );
+    assert!(
+        body["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| !i.as_str().unwrap().contains("failed")),
+        "{body}"
+    );
 }

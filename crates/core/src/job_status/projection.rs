@@ -134,9 +134,13 @@ pub fn plan(
     order.into_iter().filter_map(|id| writes.remove(&id)).collect()
 }
 
-/// Deduplications change nothing; cleaning removes a finished job from Redis, not its outcome.
+/// Deduplications change nothing; cleaning removes a finished job from Redis, not its outcome;
+/// a new priority changes no field of the record (and must not turn `retrying` into `queued`).
 fn changes_record(kind: EventKind) -> bool {
-    !matches!(kind, EventKind::Deduplicated | EventKind::Cleaned)
+    !matches!(
+        kind,
+        EventKind::Deduplicated | EventKind::Cleaned | EventKind::Prioritized
+    )
 }
 
 /// The status a record shows for the job's state after `event`.

@@ -9,6 +9,8 @@
 //! - A projector that died leaves its unacknowledged events pending; another claims them after
 //!   [`CLAIM_IDLE`].
 //! - It trims the stream behind every group ([`Queue::trim_events`]).
+//! - With webhooks configured, it enqueues a `job.failed` notification for each job that failed
+//!   for good (before acknowledging the batch: at least once; the notification id deduplicates).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +39,8 @@ pub const CLAIM_IDLE: Duration = Duration::from_secs(30);
 const CLAIM_EVERY: Duration = Duration::from_secs(10);
 const TRIM_EVERY: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Batches projected at most after a stop (what is already in the stream).
+const DRAIN_BATCHES: usize = 10;
 /// MongoDB's duplicate-key error: an upsert met a record its guard did not match.
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -50,6 +54,7 @@ pub struct Projector {
     retention: Retention,
     /// Bound on one batch's writes (`mongo.operation_timeout_ms`); past it the batch is retried.
     operation_timeout: Duration,
+    notifier: Option<crate::notify::Notifier>,
 }
 
 /// A projector running in the background.
@@ -59,7 +64,8 @@ pub struct RunningProjector {
 }
 
 impl RunningProjector {
-    /// Stops after the batch in hand is written (at most about a second of waiting).
+    /// Stops after the batch in hand and what is already in the stream are written (at most about
+    /// a second of waiting, plus up to ten batches).
     pub async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
@@ -84,7 +90,12 @@ pub fn spawn(
         pending: settings.job_status.pending_retention(),
     };
     let reader = lazy_redis(&settings.redis)?;
+    // Failed deliveries are not notified (that could loop); they show in the queue's API.
+    let notifier = (queue.name() != crate::notify::NOTIFICATIONS_QUEUE)
+        .then(|| crate::notify::notifier(settings, queue.connection()))
+        .flatten();
     let projector = Projector::new(queue, db, reader, consumer.to_owned(), retention)
+        .with_notifier(notifier)
         .with_operation_timeout(settings.mongo.operation_timeout());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(projector.run(async move {
@@ -115,12 +126,19 @@ impl Projector {
             consumer,
             retention,
             operation_timeout: Duration::from_secs(30),
+            notifier: None,
         }
     }
 
     /// Bounds each batch's writes by `timeout` (default 30 s).
     pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;
+        self
+    }
+
+    /// Notifies webhooks of the jobs that failed for good.
+    pub fn with_notifier(mut self, notifier: Option<crate::notify::Notifier>) -> Self {
+        self.notifier = notifier;
         self
     }
 
@@ -164,17 +182,37 @@ impl Projector {
                 }
             }
         }
+        self.drain().await;
         tracing::info!(consumer = %self.consumer, "JobStatus projector stopped");
     }
 
     /// Creates the group if needed, reads one batch and projects it.
     pub async fn step(&mut self, from: ReadFrom) -> CoreResult<StepReport> {
+        self.step_within(from, READ_BLOCK).await
+    }
+
+    async fn step_within(&mut self, from: ReadFrom, block: Duration) -> CoreResult<StepReport> {
         self.queue.ensure_event_group(GROUP).await?;
         let batch = self
             .queue
-            .read_events(&mut self.reader, GROUP, &self.consumer, from, BATCH, READ_BLOCK)
+            .read_events(&mut self.reader, GROUP, &self.consumer, from, BATCH, block)
             .await?;
         self.apply(batch).await
+    }
+
+    /// Projects what is already in the stream, without waiting for more: on stop, the last
+    /// transitions of this process's own jobs (their completions) are recorded before it exits.
+    async fn drain(&mut self) {
+        for _ in 0..DRAIN_BATCHES {
+            match self.step_within(ReadFrom::New, Duration::from_millis(1)).await {
+                Ok(report) if report.events > 0 => {}
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "JobStatus projection at stop failed; another projector records the rest");
+                    return;
+                }
+            }
+        }
     }
 
     /// Takes over events another projector left unacknowledged for [`CLAIM_IDLE`].
@@ -203,6 +241,10 @@ impl Projector {
         }
         let writes = project(&self.db, &self.queue, &self.retention, &batch.events);
         let records = mongo_op(self.operation_timeout, writes).await?;
+        if let Some(notifier) = &self.notifier {
+            let failed = crate::notify::Notifier::failed_jobs(&self.queue, &batch.events).await?;
+            notifier.notify(&failed).await?;
+        }
         self.queue.ack_events(GROUP, &batch.stream_ids()).await?;
         Ok(StepReport {
             events: batch.events.len(),

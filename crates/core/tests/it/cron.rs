@@ -5,10 +5,12 @@ use mongodb::bson::{self, Document, doc};
 use sellersync_core::accounts::{self, NewAccount};
 use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::connections::{connect_redis, mongo_database};
-use sellersync_core::cron::{CRON_RUNS, Producer, TickOutcome};
+use sellersync_core::cron::{
+    ABANDONED, CRON_RUNS, Producer, TickOutcome, TickRetry, last_tick, next_tick, parse_schedule,
+};
 use sellersync_core::jobs::Trigger;
 use sellersync_core::spapi::Region;
-use sellersync_core::testing::TestNamespace;
+use sellersync_core::testing::{PrivateMongo, TestNamespace};
 use sellersync_queue::Queue;
 
 async fn producer(ns: &TestNamespace, instance: &str) -> Producer {
@@ -237,4 +239,158 @@ async fn a_user_waiting_for_reauthorization_is_skipped_until_its_credentials_cha
         panic!()
     };
     assert_eq!(report.enqueued, 1, "a new token is tried again");
+}
+
+const RETRY: TickRetry = TickRetry {
+    initial: Duration::from_millis(100),
+    max: Duration::from_millis(400),
+};
+
+async fn run_status(p: &Producer, id: &str) -> Option<String> {
+    p.db.collection::<Document>(CRON_RUNS)
+        .find_one(doc! { "_id": id })
+        .await
+        .unwrap()
+        .map(|run| run.get_str("status").unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_tick_failing_while_mongodb_is_down_is_retried_until_it_runs() {
+    let mut mongo = tokio::task::spawn_blocking(PrivateMongo::start).await.unwrap();
+    let ns = TestNamespace::with_overrides(&[
+        ("mongo.uri", figment::value::Value::from(mongo.uri())),
+        (
+            "mongo.server_selection_timeout_ms",
+            figment::value::Value::from(300),
+        ),
+    ]);
+    let p = producer(&ns, "api-1").await;
+    seed(&p).await;
+    mongo = tokio::task::spawn_blocking(move || {
+        mongo.stop();
+        mongo
+    })
+    .await
+    .unwrap();
+    let tick = Utc::now();
+    let driver = p.clone();
+    let driven =
+        tokio::spawn(async move { driver.drive_tick(tick, tick + TimeDelta::minutes(5), RETRY).await });
+    // It fails at least once while MongoDB is down, then runs once it is back.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!driven.is_finished(), "the tick must not give up within its hour");
+    let _mongo = tokio::task::spawn_blocking(move || {
+        mongo.restart();
+        mongo
+    })
+    .await
+    .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), driven)
+        .await
+        .unwrap()
+        .unwrap();
+    let TickOutcome::Ran(report) = outcome.unwrap() else {
+        panic!("the tick should run once MongoDB is back")
+    };
+    assert_eq!(report.enqueued, 2);
+    assert_eq!(
+        run_status(&p, &report.tick_id).await.as_deref(),
+        Some("completed")
+    );
+}
+
+#[tokio::test]
+async fn an_api_restarted_across_a_tick_catches_it_up_once() {
+    let ns = TestNamespace::new();
+    let p = producer(&ns, "api-1").await;
+    seed(&p).await;
+    let schedule = parse_schedule("0 0 * * * *").unwrap();
+    // The API was down at the last :00; it starts now and catches that tick up.
+    let missed = last_tick(&schedule, chrono_tz::UTC, Utc::now()).unwrap();
+    assert!(Utc::now() - missed < TimeDelta::hours(1), "{missed}");
+    let outcome = p
+        .drive_tick(missed, missed + TimeDelta::hours(1), RETRY)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, TickOutcome::Ran(ref r) if r.enqueued == 2),
+        "{outcome:?}"
+    );
+    // A second restart finds it done.
+    let restarted = producer(&ns, "api-1-again").await;
+    let again = restarted
+        .drive_tick(missed, missed + TimeDelta::hours(1), RETRY)
+        .await
+        .unwrap();
+    assert_eq!(again, TickOutcome::AlreadyDone);
+    assert_eq!(p.queue.counts().await.unwrap().total, 2, "no job twice");
+}
+
+#[tokio::test]
+async fn a_tick_whose_holder_died_is_taken_over_and_never_stays_running() {
+    let ns = TestNamespace::new();
+    let mut p = producer(&ns, "api-b").await;
+    p.lease_ttl = Duration::from_millis(600);
+    seed(&p).await;
+    let tick = Utc::now() - TimeDelta::minutes(40);
+    let id = sellersync_core::cron::tick_id(tick);
+    // "api-a" took the tick and died mid-run: its lease is left to expire, its run says running.
+    let key = format!("{}cron:tick:{id}", ns.key_prefix());
+    let _: () = redis::AsyncCommands::set_options(
+        &mut p.redis.clone(),
+        &key,
+        "api-a",
+        redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(800)),
+    )
+    .await
+    .unwrap();
+    let running = doc! { "_id": &id, "status": "running", "instance": "api-a" };
+    p.db.collection::<Document>(CRON_RUNS)
+        .insert_one(running)
+        .await
+        .unwrap();
+    assert_eq!(
+        p.reap_abandoned().await.unwrap(),
+        0,
+        "the holder's lease still holds"
+    );
+    assert_eq!(p.run_tick(tick).await.unwrap(), TickOutcome::HeldElsewhere);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(p.reap_abandoned().await.unwrap(), 1);
+    assert_eq!(run_status(&p, &id).await.as_deref(), Some(ABANDONED));
+    // 40 minutes after its tick (past the old 15-minute window), the tick is still taken over.
+    let outcome = p
+        .drive_tick(tick, tick + TimeDelta::hours(1), RETRY)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, TickOutcome::Ran(_)), "{outcome:?}");
+    assert_eq!(run_status(&p, &id).await.as_deref(), Some("completed"));
+}
+
+#[test]
+fn every_way_of_writing_every_hour_gets_the_repeated_dst_hour() {
+    let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+    // 2026-10-25 00:00 UTC is 02:00 CEST; 01:00 UTC is 02:00 CET (the repeated hour).
+    let before = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 10, 24, 23, 30, 0).unwrap();
+    for pattern in [
+        "0 0 * * * *",
+        "0 0 0-23 * * *",
+        "0 0 */1 * * *",
+        "0 0 0-11,12-23 * * *",
+    ] {
+        let schedule = parse_schedule(pattern).unwrap();
+        let first = next_tick(&schedule, berlin, before).unwrap();
+        let second = next_tick(&schedule, berlin, first).unwrap();
+        assert_eq!(
+            second - first,
+            TimeDelta::hours(1),
+            "{pattern}: {first} then {second}"
+        );
+    }
+    let daily = parse_schedule("0 30 2 * * *").unwrap();
+    let first = next_tick(&daily, berlin, before).unwrap();
+    assert_eq!(
+        next_tick(&daily, berlin, first).unwrap() - first,
+        TimeDelta::hours(25)
+    );
 }

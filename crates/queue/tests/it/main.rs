@@ -6,4 +6,5 @@ mod events;
 mod fencing;
 mod helpers;
 mod producer;
+mod rate_limit;
 mod runtime;

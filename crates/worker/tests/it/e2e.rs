@@ -254,3 +254,45 @@ async fn all_jobs_complete_when_redis_crashes_and_restarts_mid_run() {
     );
     drop(redis);
 }
+
+#[tokio::test]
+async fn a_user_over_its_refresh_limit_waits_without_failing() {
+    let limit = serde_json::json!({ "max": 1, "interval_ms": 60_000 });
+    let e = env(
+        SimConfig::default(),
+        &[("worker.user_rate_limit", Value::serialize(limit).unwrap())],
+    )
+    .await;
+    let users = e.users(1, 1).await;
+    let first = e.enqueue(&users).await.enqueued.remove(0).job_id;
+    let (stop, worker) = e.start_worker();
+    eventually(Duration::from_secs(20), "the first refresh completed", || async {
+        e.status(&first).await.get_str("status").ok() == Some("completed")
+    })
+    .await;
+    // The second refresh within the minute is over the limit: deferred, no attempt spent.
+    let second = e.enqueue(&users).await.enqueued.remove(0).job_id;
+    eventually(Duration::from_secs(20), "the second refresh deferred", || async {
+        let job = e.queue.get(&second).await.unwrap().unwrap();
+        job.state == "delayed"
+    })
+    .await;
+    let job = e.queue.get(&second).await.unwrap().unwrap();
+    assert_eq!(job.attempts, 0, "a deferral spends no attempt");
+    let due_in = job.next_run_at_ms.unwrap() - e.queue.redis_now_ms().await.unwrap();
+    assert!(
+        due_in > 30_000,
+        "it waits for the user's bucket to refill: {due_in} ms"
+    );
+    eventually(Duration::from_secs(20), "JobStatus says why it waits", || async {
+        let status = e.status(&second).await;
+        status
+            .get_str("deferredReason")
+            .unwrap_or_default()
+            .contains("rate limit")
+    })
+    .await;
+    let _ = stop.send(());
+    worker.await.unwrap();
+    assert_eq!(e.queue.counts().await.unwrap().failed, 0);
+}

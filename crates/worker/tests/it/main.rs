@@ -2,4 +2,5 @@
 //! SP-API stand-in on a random port.
 mod e2e;
 mod helpers;
+mod notify;
 mod process;
