@@ -22,9 +22,9 @@ use crate::state::{AppState, Queues};
 pub enum StartupError {
     #[error(transparent)]
     Core(#[from] CoreError),
-    /// The RS256 key file changed after the configuration was validated.
-    #[error("auth.jwt_public_key_file: {0}")]
-    Auth(String),
+    /// A key file changed after the configuration was validated.
+    #[error(transparent)]
+    Auth(#[from] sellersync_core::auth::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -87,7 +87,7 @@ impl Application {
                 .expect("validated with the configuration"),
         );
         let projector = projector::spawn(&settings, projected, mongo.clone(), &instance_id())?;
-        let verifier = Verifier::from_settings(&settings.auth).map_err(StartupError::Auth)?;
+        let verifier = Verifier::from_settings(&settings.auth)?;
         let queues = Queues::from_settings(&settings, &redis);
         let live = Hub::start(
             queues.all().cloned().collect(),

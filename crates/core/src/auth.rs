@@ -1,6 +1,7 @@
 //! API tokens: JWTs with `sub` (user id), `role` (`user` | `viewer` | `admin`), `iat` and `exp`, and `iss` /
 //! `aud` when configured. [`Verifier`] checks HS256 tokens against `JWT_SECRET` and, when
-//! `auth.jwt_public_key_file` is set, RS256 tokens against that public key. Any other algorithm,
+//! `auth.jwt_public_key_file` is set, RS256 tokens against that public key, and RS256 tokens with a
+//! `kid` against the keys of `auth.jwks_file` (rotated without a restart). Any other algorithm,
 //! `alg: none` included, is refused. [`mint`] signs HS256 tokens for operators
 //! (`sellersync token mint`), the local run and tests.
 
@@ -125,11 +126,111 @@ pub fn sign_hs256(secret: &Secret, claims: &serde_json::Value) -> Result<String,
     .map_err(|e| TokenError::Invalid(e.to_string()))
 }
 
+/// A configured verification key that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct KeyError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+/// RS256 keys by `kid` from a JWKS file (`auth.jwks_file`), read again when the file changes, so
+/// an identity provider's keys can be rotated without a restart: publish the new key beside the
+/// old one, switch signing, remove the old key later.
+struct Jwks {
+    path: std::path::PathBuf,
+    state: std::sync::RwLock<JwksState>,
+}
+
+struct JwksState {
+    modified: Option<std::time::SystemTime>,
+    checked: std::time::Instant,
+    keys: std::collections::HashMap<String, DecodingKey>,
+}
+
+/// How often a verification looks at the file's modification time.
+const JWKS_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Jwks {
+    fn load(path: &std::path::Path) -> Result<Self, String> {
+        let (modified, keys) = Self::read(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            state: std::sync::RwLock::new(JwksState {
+                modified,
+                checked: std::time::Instant::now(),
+                keys,
+            }),
+        })
+    }
+
+    /// The file's RS256 keys that have a `kid`; the error names what is wrong.
+    #[allow(clippy::type_complexity)]
+    fn read(
+        path: &std::path::Path,
+    ) -> Result<
+        (
+            Option<std::time::SystemTime>,
+            std::collections::HashMap<String, DecodingKey>,
+        ),
+        String,
+    > {
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&text)
+            .map_err(|e| format!("{} is not a JWKS document: {e}", path.display()))?;
+        let mut keys = std::collections::HashMap::new();
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
+            let key =
+                DecodingKey::from_jwk(jwk).map_err(|e| format!("key {kid:?} in {}: {e}", path.display()))?;
+            keys.insert(kid, key);
+        }
+        if keys.is_empty() {
+            return Err(format!("{} holds no key with a kid", path.display()));
+        }
+        Ok((modified, keys))
+    }
+
+    /// The key `kid`, after reloading the file if it changed (a file that became unreadable
+    /// keeps the keys last read, and says so in the log).
+    fn key(&self, kid: &str) -> Option<DecodingKey> {
+        self.reload_if_changed();
+        self.state.read().expect("not poisoned").keys.get(kid).cloned()
+    }
+
+    fn reload_if_changed(&self) {
+        {
+            let state = self.state.read().expect("not poisoned");
+            if state.checked.elapsed() < JWKS_CHECK_INTERVAL {
+                return;
+            }
+        }
+        let mut state = self.state.write().expect("not poisoned");
+        state.checked = std::time::Instant::now();
+        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        if modified == state.modified {
+            return;
+        }
+        match Self::read(&self.path) {
+            Ok((modified, keys)) => {
+                tracing::info!(path = %self.path.display(), keys = keys.len(), "JWKS reloaded");
+                state.modified = modified;
+                state.keys = keys;
+            }
+            Err(problem) => tracing::warn!(%problem, "JWKS not reloaded; keeping the keys last read"),
+        }
+    }
+}
+
 /// Verifies tokens as configured in `[auth]`. Built once at start-up.
 #[derive(Clone)]
 pub struct Verifier {
     hs256: Option<DecodingKey>,
     rs256: Option<DecodingKey>,
+    jwks: Option<std::sync::Arc<Jwks>>,
     issuer: Option<String>,
     audience: Option<String>,
     leeway_secs: u64,
@@ -140,6 +241,7 @@ impl std::fmt::Debug for Verifier {
         f.debug_struct("Verifier")
             .field("hs256", &self.hs256.is_some())
             .field("rs256", &self.rs256.is_some())
+            .field("jwks", &self.jwks.as_ref().map(|j| j.path.display().to_string()))
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .finish()
@@ -147,18 +249,36 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// Reads the RS256 public key if one is configured; the error names what is wrong with it.
-    pub fn from_settings(auth: &AuthSettings) -> Result<Self, String> {
+    /// Reads the RS256 public key and the JWKS file if configured; the error names the setting
+    /// and what is wrong with its file.
+    pub fn from_settings(auth: &AuthSettings) -> Result<Self, KeyError> {
         let rs256 = match &auth.jwt_public_key_file {
             None => None,
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let key = DecodingKey::from_rsa_pem(&pem)
-                    .map_err(|e| format!("{} is not an RSA public key in PEM: {e}", path.display()))?;
+                let problem = |problem: String| KeyError {
+                    setting: "auth.jwt_public_key_file",
+                    problem,
+                };
+                let pem = std::fs::read(path)
+                    .map_err(|e| problem(format!("cannot read {}: {e}", path.display())))?;
+                let key = DecodingKey::from_rsa_pem(&pem).map_err(|e| {
+                    problem(format!("{} is not an RSA public key in PEM: {e}", path.display()))
+                })?;
                 Some(key)
             }
         };
+        let jwks = auth
+            .jwks_file
+            .as_deref()
+            .map(Jwks::load)
+            .transpose()
+            .map_err(|problem| KeyError {
+                setting: "auth.jwks_file",
+                problem,
+            })?
+            .map(std::sync::Arc::new);
         Ok(Self {
+            jwks,
             hs256: auth
                 .jwt_secret
                 .as_ref()
@@ -175,7 +295,15 @@ impl Verifier {
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| TokenError::Invalid("malformed token or unsupported algorithm".into()))?;
+        let by_kid = match (&header.kid, &self.jwks, header.alg) {
+            (Some(kid), Some(jwks), Algorithm::RS256) => Some(
+                jwks.key(kid)
+                    .ok_or_else(|| TokenError::Invalid(format!("no key {kid:?} in the configured JWKS")))?,
+            ),
+            _ => None,
+        };
         let key = match header.alg {
+            _ if by_kid.is_some() => by_kid.as_ref(),
             Algorithm::HS256 => self.hs256.as_ref(),
             Algorithm::RS256 => self.rs256.as_ref(),
             _ => None,
@@ -183,7 +311,7 @@ impl Verifier {
         .ok_or_else(|| {
             let hint = match header.alg {
                 Algorithm::HS256 => " (JWT_SECRET is not set)",
-                Algorithm::RS256 => " (auth.jwt_public_key_file is not set)",
+                Algorithm::RS256 => " (neither auth.jwt_public_key_file nor, with a kid, auth.jwks_file)",
                 _ => "",
             };
             TokenError::Invalid(format!("algorithm {:?} is not accepted{hint}", header.alg))
@@ -226,6 +354,7 @@ mod tests {
             audience: None,
             leeway_secs: 60,
             max_token_lifetime_secs: 3600,
+            jwks_file: None,
         }
     }
 

@@ -330,6 +330,10 @@ pub struct AuthSettings {
     /// PEM file with an RSA public key: RS256 tokens (from an identity provider) are accepted too.
     #[serde(default)]
     pub jwt_public_key_file: Option<std::path::PathBuf>,
+    /// JWKS file (`{"keys": [...]}`) of RS256 keys chosen by the token's `kid`; read again when
+    /// it changes, so keys rotate without a restart.
+    #[serde(default)]
+    pub jwks_file: Option<std::path::PathBuf>,
     /// When set, tokens must carry this `iss`.
     #[serde(default)]
     pub issuer: Option<String>,
@@ -758,9 +762,14 @@ impl Settings {
 
     fn validate_auth(&self) -> Result<(), ConfigError> {
         crate::auth::Verifier::from_settings(&self.auth)
-            .map_err(|problem| ConfigError::for_key("auth.jwt_public_key_file", problem))?;
+            .map_err(|e| ConfigError::for_key(e.setting, e.problem))?;
         match &self.auth.jwt_secret {
-            None if self.environment.is_local() || self.auth.jwt_public_key_file.is_some() => Ok(()),
+            None if self.environment.is_local()
+                || self.auth.jwt_public_key_file.is_some()
+                || self.auth.jwks_file.is_some() =>
+            {
+                Ok(())
+            }
             None => Err(ConfigError::for_key(
                 "auth.jwt_secret",
                 format!("is required when SELLERSYNC_ENV={}", self.environment.name()),
@@ -778,8 +787,8 @@ impl Settings {
             },
             Some(_) => Ok(()),
         }?;
-        let rs256_unscoped = self.auth.jwt_public_key_file.is_some()
-            && (self.auth.issuer.is_none() || self.auth.audience.is_none());
+        let rs256 = self.auth.jwt_public_key_file.is_some() || self.auth.jwks_file.is_some();
+        let rs256_unscoped = rs256 && (self.auth.issuer.is_none() || self.auth.audience.is_none());
         if rs256_unscoped && !self.environment.is_local() {
             let missing = if self.auth.issuer.is_none() {
                 "auth.issuer"
@@ -1191,6 +1200,7 @@ mod tests {
             let optional = matches!(
                 *key,
                 "redis.password"
+                    | "auth.jwks_file"
                     | "redis.url"
                     | "redis.username"
                     | "redis.tls_ca_file"

@@ -186,6 +186,65 @@ async fn rs256_tokens_verify_with_the_configured_public_key_and_iss_aud_are_enfo
     assert_eq!(app.call(Method::GET, path, Some(&confused), None).await.0, 401);
 }
 
+#[tokio::test]
+async fn rs256_keys_are_chosen_by_kid_from_a_jwks_file_that_rotates_without_a_restart() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let jwks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{fixtures}/jwt-test-jwks.json")).unwrap())
+            .unwrap();
+    let dir = std::env::temp_dir().join(format!("sellersync-jwks-{}-{}", std::process::id(), now()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, jwks.to_string()).unwrap();
+    let app = spawn_app_with(&[
+        ("auth.jwks_file", Value::from(file.display().to_string())),
+        ("auth.issuer", Value::from("https://id.example")),
+        ("auth.audience", Value::from("sellersync")),
+    ])
+    .await;
+    let private = std::fs::read(format!("{fixtures}/jwt-test-private.pem")).unwrap();
+    let key = EncodingKey::from_rsa_pem(&private).unwrap();
+    let signed = |kid: &str| {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        let claims = json!({ "sub": "ops", "role": "admin", "exp": now() + 60, "iss": "https://id.example", "aud": "sellersync" });
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    };
+    let path = "/api/jobs/stats/all";
+    assert_eq!(
+        app.call(Method::GET, path, Some(&signed("test-2026")), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        app.call(Method::GET, path, Some(&signed("unknown")), None)
+            .await
+            .0,
+        401
+    );
+
+    // The identity provider rotates: the key is published under a new kid, the old one removed.
+    let mut rotated = jwks.clone();
+    rotated["keys"][0]["kid"] = json!("next-2027");
+    std::fs::write(&file, rotated.to_string()).unwrap();
+    sellersync_core::testing::eventually(Duration::from_secs(10), "the rotated JWKS is read", || async {
+        app.call(Method::GET, path, Some(&signed("next-2027")), None)
+            .await
+            .0
+            == 200
+    })
+    .await;
+    assert_eq!(
+        app.call(Method::GET, path, Some(&signed("test-2026")), None)
+            .await
+            .0,
+        401,
+        "the removed key no longer signs in"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn an_unreadable_public_key_stops_start_up_naming_the_setting() {
     use sellersync_core::Settings;
