@@ -113,7 +113,7 @@ pub fn parse_minor(amount: &str, digits: u32) -> Option<i64> {
     let value = whole
         .checked_mul(10_i64.checked_pow(digits)?)?
         .checked_add(fraction)?;
-    Some(if negative { -value } else { value })
+    Some(if negative { value.saturating_neg() } else { value })
 }
 
 /// The summary of one account's orders (items embedded) and inventory.
@@ -137,7 +137,7 @@ pub fn analyse(
         } else {
             cancelled_count as f64 / order_count as f64
         },
-        units: live.iter().map(|o| o.units()).sum(),
+        units: live.iter().fold(0u64, |sum, o| sum.saturating_add(o.units())),
         revenue_minor: revenue,
         average_order_value_minor: average,
         top_skus: top_skus(&sku_units, params.top_skus),
@@ -154,7 +154,9 @@ fn revenue(live: &[&Order]) -> (Amounts, Amounts) {
         let Some(minor) = parse_minor(&total.amount, minor_unit_digits(&total.currency_code)) else {
             continue;
         };
-        *revenue.entry(total.currency_code.clone()).or_default() += minor;
+        // Saturating: amounts come from outside; an absurd one must not wrap or panic.
+        let sum = revenue.entry(total.currency_code.clone()).or_default();
+        *sum = sum.saturating_add(minor);
         *orders_per_currency
             .entry(total.currency_code.clone())
             .or_default() += 1;
@@ -170,7 +172,8 @@ fn units_by_sku(live: &[&Order]) -> BTreeMap<String, u64> {
     let mut units = BTreeMap::new();
     for item in live.iter().flat_map(|o| &o.order_items) {
         if let Some(sku) = item.seller_sku() {
-            *units.entry(sku.to_owned()).or_default() += item.quantity_ordered;
+            let sum = units.entry(sku.to_owned()).or_default();
+            *sum = u64::saturating_add(*sum, item.quantity_ordered);
         }
     }
     units

@@ -97,7 +97,9 @@ impl Order {
 
     /// Units ordered over all items.
     pub fn units(&self) -> u64 {
-        self.order_items.iter().map(|i| i.quantity_ordered).sum()
+        self.order_items
+            .iter()
+            .fold(0u64, |sum, i| sum.saturating_add(i.quantity_ordered))
     }
 }
 

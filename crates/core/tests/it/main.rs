@@ -6,6 +6,7 @@ mod cron;
 mod demo;
 mod isolation;
 mod migrations;
+mod parsing;
 mod projector;
 mod rate_limit;
 mod refresh;
