@@ -1,7 +1,9 @@
 //! What the monitoring endpoints share: a snapshot of every queue's counts, the health rules
 //! (seed 003: a queue with more failed or waiting jobs than the configured thresholds is an
 //! issue; so is a JobStatus projection further behind than `job_status.max_lag_ms`), and the
-//! Prometheus text of the queue families for `/metrics`.
+//! Prometheus text of the families read at scrape time for `/metrics`: queue depth, throughput
+//! and durations, projection lag, live workers and the oldest active job (Redis), and users'
+//! freshness (MongoDB).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -9,8 +11,9 @@ use std::fmt::Write;
 use futures::future::try_join_all;
 use sellersync_core::config::MonitoringSettings;
 use sellersync_core::job_status::projector::GROUP as PROJECTOR_GROUP;
+use sellersync_core::metrics::family;
 use sellersync_queue::events::EventBacklog;
-use sellersync_queue::{Counts, Queue, QueueMetrics};
+use sellersync_queue::{Counts, JobState, Queue, QueueMetrics};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -137,7 +140,85 @@ pub async fn prometheus_text(queues: &Queues) -> Result<String, ApiError> {
     let metrics = try_join_all(queues.all().map(|q| q.metrics())).await?;
     let mut out = render(&stats, &queues.names(), &metrics);
     render_backlogs(&mut out, &backlogs(queues).await?);
+    let liveness = try_join_all(queues.all().map(liveness)).await?;
+    render_liveness(&mut out, &queues.names(), &liveness);
     Ok(out)
+}
+
+/// Who works a queue and whether its running jobs move: live workers, and the age of the
+/// longest-running active job (0 when none runs).
+struct Liveness {
+    workers: usize,
+    oldest_active_seconds: f64,
+}
+
+/// Active jobs read to find the oldest: more than workers × concurrency ever hold.
+const ACTIVE_SCAN_LIMIT: usize = 10_000;
+
+async fn liveness(queue: &Queue) -> Result<Liveness, ApiError> {
+    let (workers, active, now_ms) = futures::try_join!(
+        queue.workers(),
+        queue.list(JobState::Active, 0, ACTIVE_SCAN_LIMIT),
+        queue.redis_now_ms(),
+    )?;
+    let oldest_ms = active
+        .iter()
+        .filter_map(|job| job.started_at_ms)
+        .map(|started| now_ms.saturating_sub(started))
+        .max()
+        .unwrap_or(0);
+    Ok(Liveness {
+        workers: workers.len(),
+        oldest_active_seconds: oldest_ms as f64 / 1000.0,
+    })
+}
+
+fn render_liveness(out: &mut String, names: &[&str], liveness: &[Liveness]) {
+    let gauges: [(&str, &str, fn(&Liveness) -> f64); 2] = [
+        (
+            "sellersync_queue_workers",
+            "Workers that sent a heartbeat within three lease periods.",
+            |l| l.workers as f64,
+        ),
+        (
+            "sellersync_queue_oldest_active_job_age_seconds",
+            "How long the longest-running active job has run (0 when none runs).",
+            |l| l.oldest_active_seconds,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        for (queue, l) in names.iter().zip(liveness) {
+            let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {}", value(l));
+        }
+    }
+}
+
+/// The freshness families: active users and those refreshed within the last hour (their ratio
+/// is the dashboard's freshness). Read from MongoDB at scrape time; empty when it cannot be
+/// read, so the queue families still reach Prometheus during a MongoDB outage.
+pub async fn freshness_text(db: &mongodb::Database) -> String {
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    let freshness = match sellersync_core::accounts::freshness(db, since).await {
+        Ok(freshness) => freshness,
+        Err(error) => {
+            tracing::warn!(%error, "user freshness not read; /metrics goes without it");
+            return String::new();
+        }
+    };
+    let mut out = String::new();
+    for (name, help, value) in [
+        ("sellersync_users_active", "Active users.", freshness.active),
+        (
+            "sellersync_users_refreshed_last_hour",
+            "Active users whose data was refreshed within the last hour.",
+            freshness.refreshed_since,
+        ),
+    ] {
+        family(&mut out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    out
 }
 
 /// A gauge family of the projection backlog: name, help, and how to read it.
@@ -248,11 +329,6 @@ fn render(stats: &BTreeMap<String, QueueStats>, names: &[&str], metrics: &[Queue
 
 /// A counter family: name, help, and how to read it from a queue's metrics.
 type Counter = (&'static str, &'static str, fn(&QueueMetrics) -> u64);
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
 
 #[cfg(test)]
 mod tests {

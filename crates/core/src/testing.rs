@@ -319,3 +319,92 @@ pub async fn all_documents(db: &mongodb::Database, collection: &str) -> Vec<mong
         .await
         .expect("documents")
 }
+
+/// A stand-in OpenTelemetry collector: accepts OTLP/HTTP exports (any POST) on a random port
+/// and keeps their bodies (protobuf), for tests of span export. It answers from tasks of the
+/// test's runtime: use a multi-threaded one when the test blocks (waiting for a child process).
+pub struct OtlpCollector {
+    /// The base URL to configure as `log.otlp_endpoint`.
+    pub url: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+}
+
+impl OtlpCollector {
+    pub async fn spawn() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let bodies: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>> = Default::default();
+        let kept = std::sync::Arc::clone(&bodies);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let kept = std::sync::Arc::clone(&kept);
+                tokio::spawn(async move {
+                    if let Some(request) = read_http_request(stream).await {
+                        kept.lock().unwrap().push(request);
+                    }
+                });
+            }
+        });
+        Self { url, bodies }
+    }
+
+    /// The paths and bodies received so far.
+    pub fn requests(&self) -> Vec<(String, Vec<u8>)> {
+        self.bodies.lock().unwrap().clone()
+    }
+
+    /// True when an export to `/v1/traces` contains `bytes` (a trace id, say).
+    pub fn received(&self, bytes: &[u8]) -> bool {
+        self.requests()
+            .iter()
+            .any(|(path, body)| path == "/v1/traces" && body.windows(bytes.len()).any(|w| w == bytes))
+    }
+}
+
+/// Reads one HTTP/1.1 request (head and a Content-Length body), answers 200, and returns its
+/// path and body.
+async fn read_http_request(mut stream: tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut data = Vec::new();
+    let mut buffer = [0u8; 8192];
+    let head_end = loop {
+        let n = stream.read(&mut buffer).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buffer[..n]);
+        if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+    let path = head.split_whitespace().nth(1)?.to_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while data.len() < head_end + length {
+        let n = stream.read(&mut buffer).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buffer[..n]);
+    }
+    let _ = stream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .await;
+    Some((path, data[head_end..].to_vec()))
+}
+
+/// The 16 bytes of the trace id in a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
+pub fn trace_id_bytes(traceparent: &str) -> Vec<u8> {
+    let hex = traceparent.split('-').nth(1).expect("a traceparent");
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}

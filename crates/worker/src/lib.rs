@@ -5,6 +5,7 @@
 //! drain timeout, hands back whatever is still leased, then stops the projector.
 
 pub mod handler;
+pub mod health;
 pub mod outcome_metrics;
 pub mod user_lock;
 
@@ -12,6 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::{Monitor, WorkerBuilder};
+use mongodb::Database;
+use redis::aio::ConnectionManager;
 use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::connections::{connect_redis, lazy_redis, mongo_database, ping_mongo};
 use sellersync_core::instance::instance_id;
@@ -19,11 +22,12 @@ use sellersync_core::job_status::projector;
 use sellersync_core::jobs::RefreshUser;
 use sellersync_core::refresh::{RefreshStore, Refresher};
 use sellersync_core::spapi::SpApiClient;
-use sellersync_core::{CoreError, Settings, bootstrap};
+use sellersync_core::{CoreError, Settings, bootstrap, systemd};
 use sellersync_queue::Queue;
 use sellersync_queue::apalis::{HeldLeases, RedisBackend};
 
 use crate::handler::{WorkerState, refresh_user};
+use crate::health::Heartbeats;
 use crate::user_lock::UserLocks;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,14 +49,13 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     let worker_id = instance_id();
     tracing::info!(worker_id, "sellersync-worker starting");
-    let redis = bootstrap::retry_while_unavailable("redis", || connect_redis(&settings.redis)).await?;
-    if let Some(warning) = sellersync_core::health::eviction_warning(&mut redis.clone()).await {
-        tracing::warn!(warning, "redis configuration puts jobs at risk");
-    }
-    let mongo = mongo_database(&settings.mongo, "sellersync-worker").await?;
-    bootstrap::retry_while_unavailable("mongodb", || ping_mongo(&mongo)).await?;
-    bootstrap::migrate_if_configured(&settings, &mongo).await?;
-    serve_metrics(settings.worker.metrics_port)?;
+    let mut shutdown = Box::pin(shutdown);
+    // Waiting for Redis or MongoDB can take long: SIGTERM must still stop the process promptly.
+    let Some(connected) = bootstrap::unless_stopped(&mut shutdown, connect(&settings)).await else {
+        tracing::info!(worker_id, "sellersync-worker stopped before it was ready");
+        return Ok(());
+    };
+    let (redis, mongo) = connected?;
 
     let queue_config = settings
         .queue(USER_DATA_QUEUE)
@@ -76,7 +79,18 @@ pub async fn run(
         locks: UserLocks::new(redis.clone(), &prefix, user_lock_ttl(&queue_config)),
         settings: Arc::new(settings.clone()),
     };
-    let observer = outcome_metrics::observer();
+    let observer = outcome_metrics::observer(USER_DATA_QUEUE);
+    let heartbeats = Arc::new(Heartbeats::default());
+    health::serve(
+        settings.worker.metrics_port,
+        Arc::clone(&heartbeats),
+        &worker_id,
+        queue_config.lease() * 3,
+    )
+    .await?;
+    let on_heartbeat = heartbeats.hook();
+    metrics::gauge!(sellersync_core::metrics::WORKER_CONCURRENCY, "queue" => USER_DATA_QUEUE)
+        .set(concurrency as f64);
     let projector = projector::spawn(&settings, queue.clone(), mongo.clone(), &worker_id)?;
     let held: Arc<Mutex<Vec<HeldLeases>>> = Arc::default();
     let redis_settings = settings.redis.clone();
@@ -88,7 +102,8 @@ pub async fn run(
             // Its own connection for blocking wake-ups; connects on first use.
             let wake = lazy_redis(&redis_settings).expect("settings were validated");
             let backend = RedisBackend::<RefreshUser>::new(queue.clone(), wake, concurrency)
-                .with_observer(observer.clone());
+                .with_observer(observer.clone())
+                .with_heartbeat_hook(on_heartbeat.clone());
             factory_held
                 .lock()
                 .expect("held leases lock")
@@ -108,9 +123,11 @@ pub async fn run(
         queue = USER_DATA_QUEUE,
         "sellersync-worker ready"
     );
+    systemd::ready();
     let outcome = monitor
         .run_with_signal(async move {
             shutdown.await;
+            systemd::stopping();
             tracing::info!("draining: no new jobs; running jobs may finish");
             Ok(())
         })
@@ -131,16 +148,17 @@ pub async fn run(
     Ok(())
 }
 
-fn serve_metrics(port: u16) -> Result<(), WorkerError> {
-    if port == 0 {
-        return Ok(());
+/// Connects to Redis and MongoDB, waiting while they are unavailable, and applies migrations
+/// when configured.
+async fn connect(settings: &Settings) -> Result<(ConnectionManager, Database), WorkerError> {
+    let redis = bootstrap::retry_while_unavailable("redis", || connect_redis(&settings.redis)).await?;
+    if let Some(warning) = sellersync_core::health::eviction_warning(&mut redis.clone()).await {
+        tracing::warn!(warning, "redis configuration puts jobs at risk");
     }
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(([0, 0, 0, 0], port))
-        .install()
-        .map_err(|e| WorkerError::Metrics(e.to_string()))?;
-    tracing::info!(port, "prometheus metrics on /metrics");
-    Ok(())
+    let mongo = mongo_database(&settings.mongo, "sellersync-worker").await?;
+    bootstrap::retry_while_unavailable("mongodb", || ping_mongo(&mongo)).await?;
+    bootstrap::migrate_if_configured(settings, &mongo).await?;
+    Ok((redis, mongo))
 }
 
 /// How long a user lock outlives its last renewal: long enough to ride out a Redis stall of

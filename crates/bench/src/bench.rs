@@ -1,11 +1,11 @@
-//! `sellersync bench queue`: the queue engine's benchmark. Prints one JSON line per scenario.
+//! `sellersync-bench queue`: the queue engine's benchmark. Prints one JSON line per scenario.
 //!
 //! Scenarios (all on the configured Redis, under a fresh `bench:<random>:` key prefix that is
 //! deleted afterwards): enqueue one at a time, enqueue in bulk, end-to-end no-op processing at
 //! several concurrencies with 1 and 2 worker processes (started after the backlog is in), pickup
 //! latency of a trickle, Redis commands per processed job, Redis memory per retained finished job,
 //! and a crash (SIGKILL a worker mid-run, start another: time to finish, jobs lost, jobs run twice).
-//! Worker processes are this binary's hidden `bench-worker` subcommand.
+//! Worker processes are this binary's hidden `worker` subcommand.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -93,7 +93,7 @@ impl Bench {
         let mut command = Command::new(std::env::current_exe().expect("own path"));
         command
             .args([
-                "bench-worker",
+                "worker",
                 "--prefix",
                 &self.prefix,
                 "--concurrency",
@@ -427,7 +427,7 @@ async fn apalis_handler(_n: u64, id: TaskId, job: Data<BenchJob>) -> Result<(), 
     Ok(())
 }
 
-/// The hidden `bench-worker` subcommand: a worker over the bench queue until SIGTERM.
+/// The hidden `worker` subcommand: a worker over the bench queue until SIGTERM.
 pub async fn worker(settings: &Settings, args: &WorkerArgs) -> Result<(), String> {
     let redis = connect_redis(&settings.redis).await.map_err(|e| e.to_string())?;
     let wake = connect_redis(&settings.redis).await.map_err(|e| e.to_string())?;
@@ -474,7 +474,7 @@ async fn bench_database(settings: &Settings, name: &str) -> Result<mongodb::Data
         .map_err(|e| e.to_string())
 }
 
-/// `sellersync bench refresh`: accounts/s of one `process_user_data` loop against the stand-in
+/// `sellersync-bench refresh`: accounts/s of one `process_user_data` loop against the stand-in
 /// (started in this process on a random port, with the given latency per call) at account
 /// concurrency 1, 10 and 50. Uses a temporary database and key prefix, dropped afterwards.
 pub async fn refresh(settings: &Settings, args: &RefreshBenchArgs) -> Result<(), String> {
@@ -566,7 +566,7 @@ pub struct E2eBenchArgs {
     pub concurrency: usize,
 }
 
-/// `sellersync bench e2e`: users refreshed per second end to end — enqueue every demo user, then
+/// `sellersync-bench e2e`: users refreshed per second end to end — enqueue every demo user, then
 /// worker processes run `process_user_data` against the stand-in (latency per call) until every
 /// JobStatus is completed. Temporary database and key prefix, dropped afterwards.
 pub async fn e2e(settings: &Settings, args: &E2eBenchArgs) -> Result<(), String> {
@@ -718,7 +718,7 @@ pub struct CronBenchArgs {
     pub batch_size: usize,
 }
 
-/// `sellersync bench cron`: the hourly producer's work for N stale users, timed in its parts —
+/// `sellersync-bench cron`: the hourly producer's work for N stale users, timed in its parts —
 /// selecting them from MongoDB (cursor + account check), enqueueing them in Redis, and the
 /// JobStatus projector (running beside the enqueue) recording every `queued` job.
 /// Temporary database and key prefix, dropped afterwards.
