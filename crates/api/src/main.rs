@@ -13,7 +13,7 @@ const ABOUT: &str =
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = match bootstrap::start_service("sellersync-api", env!("CARGO_PKG_VERSION"), ABOUT) {
-        Start::Run(settings) => settings,
+        Start::Run(settings) => *settings,
         Start::Exit(code) => return code,
     };
     let mut shutdown = Box::pin(shutdown::signal());

@@ -174,7 +174,7 @@ async fn liveness(queue: &Queue) -> Result<Liveness, ApiError> {
 }
 
 fn render_liveness(out: &mut String, names: &[&str], liveness: &[Liveness]) {
-    let gauges: [(&str, &str, fn(&Liveness) -> f64); 2] = [
+    let gauges: [Gauge<Liveness>; 2] = [
         (
             "sellersync_queue_workers",
             "Workers that sent a heartbeat within three lease periods.",
@@ -186,12 +186,7 @@ fn render_liveness(out: &mut String, names: &[&str], liveness: &[Liveness]) {
             |l| l.oldest_active_seconds,
         ),
     ];
-    for (name, help, value) in gauges {
-        family(out, name, "gauge", help);
-        for (queue, l) in names.iter().zip(liveness) {
-            let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {}", value(l));
-        }
-    }
+    render_gauges(out, &gauges, names.iter().copied().zip(liveness));
 }
 
 /// The freshness families: active users and those refreshed within the last hour (their ratio
@@ -221,11 +216,25 @@ pub async fn freshness_text(db: &mongodb::Database) -> String {
     out
 }
 
-/// A gauge family of the projection backlog: name, help, and how to read it.
-type BacklogGauge = (&'static str, &'static str, fn(&EventBacklog) -> f64);
+/// A per-queue gauge family: name, help, and how to read it from a queue's `T`.
+type Gauge<T> = (&'static str, &'static str, fn(&T) -> f64);
+
+/// Each gauge family, with one sample per queue of `per_queue`.
+fn render_gauges<'a, T: 'a>(
+    out: &mut String,
+    gauges: &[Gauge<T>],
+    per_queue: impl Iterator<Item = (&'a str, &'a T)> + Clone,
+) {
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        for (queue, of_queue) in per_queue.clone() {
+            let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {}", value(of_queue));
+        }
+    }
+}
 
 fn render_backlogs(out: &mut String, backlogs: &BTreeMap<String, EventBacklog>) {
-    let gauges: [BacklogGauge; 2] = [
+    let gauges: [Gauge<EventBacklog>; 2] = [
         (
             "sellersync_job_status_projection_backlog_events",
             "Queue events not yet recorded in JobStatus.",
@@ -237,12 +246,11 @@ fn render_backlogs(out: &mut String, backlogs: &BTreeMap<String, EventBacklog>) 
             |b| b.oldest_age_ms as f64 / 1000.0,
         ),
     ];
-    for (name, help, value) in gauges {
-        family(out, name, "gauge", help);
-        for (queue, backlog) in backlogs {
-            let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {}", value(backlog));
-        }
-    }
+    render_gauges(
+        out,
+        &gauges,
+        backlogs.iter().map(|(queue, b)| (queue.as_str(), b)),
+    );
 }
 
 fn render(stats: &BTreeMap<String, QueueStats>, names: &[&str], metrics: &[QueueMetrics]) -> String {

@@ -28,7 +28,7 @@ struct ServiceArgs {
 /// What a service binary was asked to do.
 pub enum Start {
     /// Run, with these settings (logging is installed).
-    Run(Settings),
+    Run(Box<Settings>),
     /// Exit now with this code (`--check-config` done, or a configuration error printed).
     Exit(ExitCode),
 }
@@ -51,7 +51,7 @@ pub fn start_service(program: &'static str, version: &'static str, about: &'stat
         return Start::Exit(check_config(program));
     }
     match init(program) {
-        Ok(settings) => Start::Run(settings),
+        Ok(settings) => Start::Run(Box::new(settings)),
         Err(code) => Start::Exit(code),
     }
 }

@@ -326,14 +326,17 @@ pub async fn all_documents(db: &mongodb::Database, collection: &str) -> Vec<mong
 pub struct OtlpCollector {
     /// The base URL to configure as `log.otlp_endpoint`.
     pub url: String,
-    bodies: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+    bodies: Received,
 }
+
+/// The path and body of every request a collector received.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
 
 impl OtlpCollector {
     pub async fn spawn() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let bodies: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>> = Default::default();
+        let bodies = Received::default();
         let kept = std::sync::Arc::clone(&bodies);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
