@@ -287,13 +287,6 @@ impl Drop for PrivateMongo {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn wait_for_port(port: u16, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -318,6 +311,14 @@ pub async fn all_documents(db: &mongodb::Database, collection: &str) -> Vec<mong
         .try_collect()
         .await
         .expect("documents")
+}
+
+/// A free TCP port on 127.0.0.1 with nothing listening on it (connections are refused).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// A stand-in OpenTelemetry collector: accepts OTLP/HTTP exports (any POST) on a random port

@@ -312,19 +312,11 @@ async fn every_log_line_of_a_job_names_its_queue_job_attempt_and_user() {
     assert!(!text.contains('\u{1b}'), "no colour codes when not on a terminal");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn the_worker_serves_histograms_of_its_jobs_and_spapi_calls_and_a_health_check() {
     let e = env(SimConfig::default(), &[]).await;
     e.user("measured", &["MEASURED-1".to_owned()]).await;
-    let port = free_port();
+    let port = sellersync_core::testing::free_port();
     let mut worker = e
         .worker_command()
         .env("METRICS_PORT", port.to_string())
