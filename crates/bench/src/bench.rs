@@ -209,10 +209,31 @@ fn stop(children: Vec<Child>) {
 
 pub async fn run(settings: &Settings, args: &BenchArgs) -> Result<(), String> {
     let bench = Bench::fresh(settings).await?;
-    let wanted = |name: &str| args.only.as_deref().is_none_or(|only| name.contains(only));
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let wanted = |name: &str| {
+        let wanted = args.only.as_deref().is_none_or(|only| name.contains(only));
+        if wanted {
+            spinner.set_message(format!("scenario {name}"));
+        }
+        wanted
+    };
     let result = run_scenarios(&bench, args, wanted).await;
+    spinner.finish_and_clear();
     bench.reset().await?;
     result
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal); results stay on stdout.
+fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
 }
 
 async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) -> bool) -> Result<(), String> {
@@ -633,10 +654,13 @@ async fn e2e_run(
     // Watched in Redis (the queue's counts and the projection's backlog), so the benchmark adds
     // no load to MongoDB; the JobStatus records are counted once at the end.
     let group = sellersync_core::job_status::projector::GROUP;
+    let bar = progress_bar(args.users as u64, "users refreshed");
     let done = loop {
         let completed = queue.metrics().await.map_err(|e| err(&e))?.completed_total;
+        bar.set_position(completed);
         let projected = queue.event_backlog(group).await.map_err(|e| err(&e))?.total() == 0;
         if completed as usize >= args.users && projected {
+            bar.finish_and_clear();
             break Ok(started.elapsed());
         }
         if started.elapsed() > Duration::from_secs(600) {
