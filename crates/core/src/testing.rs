@@ -412,3 +412,48 @@ pub fn trace_id_bytes(traceparent: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
         .collect()
 }
+
+/// A stand-in for systemd's notification socket (`NOTIFY_SOCKET`): receives a service's
+/// `sd_notify` datagrams (`READY=1`, `WATCHDOG=1`, `STOPPING=1`, ...).
+pub struct NotifySocket {
+    pub path: PathBuf,
+    socket: std::os::unix::net::UnixDatagram,
+}
+
+impl NotifySocket {
+    /// Binds a socket named after `name` in the temporary directory.
+    pub fn bind(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{}.notify", name.replace(':', "-")));
+        let _ = std::fs::remove_file(&path);
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("a notification socket");
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("a read timeout");
+        Self { path, socket }
+    }
+
+    /// The messages received until one has the line `what` (that one included); fails the test
+    /// after 30 s without it.
+    pub fn until(&self, what: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = self
+                .socket
+                .recv(&mut buffer)
+                .unwrap_or_else(|e| panic!("no {what} (after {seen:?}): {e}"));
+            let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
+            let found = message.lines().any(|line| line == what);
+            seen.push(message);
+            if found {
+                return seen;
+            }
+        }
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

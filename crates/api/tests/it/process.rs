@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sellersync_core::testing::{TestNamespace, config_dir, sigterm, wait_exit};
+use sellersync_core::testing::{NotifySocket, TestNamespace, config_dir, sigterm, wait_exit};
 
 use crate::helpers::closed_port;
 
@@ -234,4 +234,25 @@ async fn a_job_enqueued_by_a_request_carries_the_request_trace() {
         collector.received(&trace_id_bytes(traceparent)),
         "the request's spans were exported under the job's trace"
     );
+}
+
+#[test]
+fn under_systemd_the_api_notifies_ready_once_listening_and_stopping_on_sigterm() {
+    let namespace = TestNamespace::new();
+    let notify = NotifySocket::bind(namespace.key_prefix());
+    let port = closed_port();
+    let mut child = api_command(&namespace)
+        .env("PORT", port.to_string())
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "400000")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    notify.until("READY=1");
+    assert_eq!(raw_http::get_status(port), 200, "ready means listening");
+    // WatchdogSec=0.4 s: fed every 0.2 s by the timer task.
+    notify.until("WATCHDOG=1");
+    sigterm(&child);
+    notify.until("STOPPING=1");
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
 }

@@ -2,7 +2,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sellersync_core::testing::{TestNamespace, config_dir, sigterm, wait_exit};
+use sellersync_core::testing::{NotifySocket, TestNamespace, config_dir, sigterm, wait_exit};
 
 #[test]
 fn the_worker_announces_a_unique_id_and_exits_cleanly_on_sigterm() {
@@ -132,37 +132,16 @@ fn sigterm_stops_a_worker_still_waiting_for_redis() {
     assert!(lines.any(|line| line.contains("stopped before it was ready")));
 }
 
-/// Datagrams from the worker to systemd's notification socket, until one contains `what`.
-fn notifications_until(socket: &std::os::unix::net::UnixDatagram, what: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        let n = socket
-            .recv(&mut buffer)
-            .unwrap_or_else(|e| panic!("no {what} (after {seen:?}): {e}"));
-        let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
-        let found = message.lines().any(|line| line == what);
-        seen.push(message);
-        if found {
-            return seen;
-        }
-    }
-}
-
 #[test]
 fn under_systemd_the_worker_notifies_ready_feeds_the_watchdog_and_notifies_stopping() {
     let namespace = TestNamespace::new();
-    let name = namespace.key_prefix().trim_end_matches(':').replace(':', "-");
-    let socket_path = std::env::temp_dir().join(format!("{name}.notify"));
-    let _ = std::fs::remove_file(&socket_path);
-    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let notify = NotifySocket::bind(namespace.key_prefix());
     let mut child = Command::new(env!("CARGO_BIN_EXE_sellersync-worker"))
         .env("SELLERSYNC_ENV", "test")
         .env("SELLERSYNC_CONFIG_DIR", config_dir())
         .env("REDIS_KEY_PREFIX", namespace.key_prefix())
         .env("MONGODB_DATABASE", namespace.database())
-        .env("NOTIFY_SOCKET", &socket_path)
+        .env("NOTIFY_SOCKET", &notify.path)
         .env("WATCHDOG_USEC", "10000000")
         .env("LOG_LEVEL", "warn")
         .stdin(Stdio::null())
@@ -170,16 +149,15 @@ fn under_systemd_the_worker_notifies_ready_feeds_the_watchdog_and_notifies_stopp
         .spawn()
         .unwrap();
 
-    let before_ready = notifications_until(&socket, "READY=1");
+    let before_ready = notify.until("READY=1");
     assert!(
         !before_ready.iter().any(|m| m.contains("STOPPING=1")),
         "{before_ready:?}"
     );
     // Fed by the heartbeat loop (every heartbeat_ms).
-    notifications_until(&socket, "WATCHDOG=1");
+    notify.until("WATCHDOG=1");
     sigterm(&child);
-    notifications_until(&socket, "STOPPING=1");
+    notify.until("STOPPING=1");
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert!(status.success(), "{status}");
-    let _ = std::fs::remove_file(&socket_path);
 }
