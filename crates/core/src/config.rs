@@ -935,6 +935,10 @@ mod tests {
         assert!(
             error(dev, &[("redis.connect_timeout_ms", "0")]).contains("SELLERSYNC_REDIS__CONNECT_TIMEOUT_MS")
         );
+        assert!(
+            error(dev, &[("log.otlp_endpoint", "collector:4318")]).contains("OTEL_EXPORTER_OTLP_ENDPOINT")
+        );
+        assert!(load(dev, &[("log.otlp_endpoint", "http://127.0.0.1:4318")]).is_ok());
     }
 
     #[test]
