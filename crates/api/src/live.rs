@@ -54,6 +54,61 @@ pub struct LiveEvent {
     /// The user the job refreshes, when known.
     pub user_id: Option<String>,
     pub error: Option<String>,
+    /// Its place among the events of its stream entry.
+    #[serde(skip)]
+    pub index: u32,
+    /// Where a client that saw this event resumes (one stream entry holds every transition of one
+    /// queue script call, so a client can stop in the middle of an entry).
+    #[serde(skip)]
+    pub position: Position,
+}
+
+/// A place in one queue's event stream: after entry `entry` whole, or, with `through: Some(i)`,
+/// after its events `0..=i` only. Written `ms-seq` or `ms-seq.i`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    pub entry: StreamId,
+    pub through: Option<u32>,
+}
+
+impl Position {
+    pub fn after(entry: StreamId) -> Self {
+        Self { entry, through: None }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let (entry, through) = match text.split_once('.') {
+            Some((entry, index)) => (entry, Some(index.parse().ok()?)),
+            None => (text, None),
+        };
+        Some(Self {
+            entry: StreamId::parse(entry).ok()?,
+            through,
+        })
+    }
+
+    /// The id to read after: the entry itself when it was seen whole, else the one before it.
+    fn read_after(self) -> StreamId {
+        match self.through {
+            None => self.entry,
+            Some(_) => self.entry.before(),
+        }
+    }
+
+    /// True for an event this position has already passed.
+    fn covers(self, event: &LiveEvent) -> bool {
+        let id = event.id();
+        id < self.entry || (id == self.entry && self.through.is_none_or(|i| event.index <= i))
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.through {
+            None => write!(f, "{}", self.entry),
+            Some(i) => write!(f, "{}.{i}", self.entry),
+        }
+    }
 }
 
 impl LiveEvent {
@@ -72,11 +127,33 @@ impl LiveEvent {
             progress: event.snapshot.progress,
             user_id,
             error: event.snapshot.last_error,
+            index: 0,
+            position: Position::default(),
         }
     }
 
     pub fn id(&self) -> StreamId {
         StreamId::parse(&self.stream_id).unwrap_or(StreamId::ZERO)
+    }
+}
+
+/// Numbers each event within its stream entry and sets where a client that saw it resumes
+/// (a batch holds whole entries, in order).
+fn set_positions(events: &mut [LiveEvent]) {
+    let mut index = 0;
+    for i in 0..events.len() {
+        if i > 0 && events[i - 1].stream_id != events[i].stream_id {
+            index = 0;
+        }
+        let last_of_entry = events
+            .get(i + 1)
+            .is_none_or(|next| next.stream_id != events[i].stream_id);
+        events[i].index = index;
+        events[i].position = Position {
+            entry: events[i].id(),
+            through: (!last_of_entry).then_some(index),
+        };
+        index += 1;
     }
 }
 
@@ -161,7 +238,7 @@ impl Hub {
     pub fn subscribe(
         &self,
         queues: &[String],
-        resume: &BTreeMap<String, StreamId>,
+        resume: &BTreeMap<String, Position>,
         filter: Filter,
     ) -> Result<Subscription, Full> {
         let slot = SubscriberSlot::take(&self.subscribers, self.max_subscribers).ok_or(Full)?;
@@ -294,7 +371,7 @@ async fn starting_point(queue: &Queue) -> Option<StreamId> {
 struct Forward {
     queue: Queue,
     live: broadcast::Receiver<Arc<LiveEvent>>,
-    resume_after: Option<StreamId>,
+    resume_after: Option<Position>,
     filter: Filter,
     users: Arc<UserResolver>,
     tx: mpsc::Sender<Arc<LiveEvent>>,
@@ -303,9 +380,9 @@ struct Forward {
 
 impl Forward {
     async fn run(mut self) {
-        let mut sent_up_to = StreamId::ZERO;
-        if let Some(after) = self.resume_after {
-            match self.replay(after).await {
+        let mut sent_up_to = Position::default();
+        if let Some(position) = self.resume_after {
+            match self.replay(position).await {
                 Some(last) => sent_up_to = last,
                 None => return,
             }
@@ -316,7 +393,7 @@ impl Forward {
                 () = self.tx.closed() => return,
             };
             match event {
-                Ok(event) if event.id() > sent_up_to => {
+                Ok(event) if !sent_up_to.covers(&event) => {
                     if !self.deliver(event) {
                         return;
                     }
@@ -328,10 +405,12 @@ impl Forward {
         }
     }
 
-    /// Sends what the stream holds after `after`; the last id sent (or `after`), or `None` when
-    /// the subscriber is gone or the stream cannot be read.
-    async fn replay(&mut self, mut after: StreamId) -> Option<StreamId> {
+    /// Sends what the stream holds after `position`; the position after the last entry sent (or
+    /// `position`), or `None` when the subscriber is gone or the stream cannot be read.
+    async fn replay(&mut self, position: Position) -> Option<Position> {
         let mut conn = self.queue.connection();
+        let mut after = position.read_after();
+        let mut sent = position;
         loop {
             let batch = match self
                 .queue
@@ -345,7 +424,7 @@ impl Forward {
                 }
             };
             if batch.is_empty() {
-                return Some(after);
+                return Some(sent);
             }
             let last = batch
                 .stream_ids()
@@ -354,11 +433,12 @@ impl Forward {
                 .max()
                 .unwrap_or(after);
             for event in self.users.annotate(&self.queue, batch.events).await {
-                if !self.deliver(Arc::new(event)) {
+                if !position.covers(&event) && !self.deliver(Arc::new(event)) {
                     return None;
                 }
             }
             after = last;
+            sent = Position::after(last);
         }
     }
 
@@ -407,13 +487,15 @@ impl UserResolver {
             self.look_up(queue, missing).await;
         }
         let known = self.known.lock().expect("not poisoned");
-        events
+        let mut live: Vec<LiveEvent> = events
             .into_iter()
             .map(|event| {
                 let user = known.get(&event.job_id).cloned();
                 LiveEvent::new(queue.name(), event, user)
             })
-            .collect()
+            .collect();
+        set_positions(&mut live);
+        live
     }
 
     fn remember(&self, job_id: &str, user: String) {

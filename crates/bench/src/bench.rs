@@ -138,7 +138,8 @@ impl Bench {
         }
     }
 
-    async fn command_calls(&self) -> Result<u64, String> {
+    /// Commands Redis has run so far, by name (those scripts run included), from `INFO commandstats`.
+    async fn command_calls(&self) -> Result<std::collections::BTreeMap<String, u64>, String> {
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
             .query_async(&mut self.redis.clone())
@@ -146,9 +147,12 @@ impl Bench {
             .map_err(|e| e.to_string())?;
         Ok(info
             .lines()
-            .filter(|l| l.starts_with("cmdstat_"))
-            .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
-            .sum())
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest.split("calls=").nth(1)?.split(',').next()?.parse().ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect())
     }
 
     /// MEMORY USAGE of job hashes (average of a sample) and of the completed index per job.
@@ -181,6 +185,24 @@ impl Bench {
         ))
     }
 
+    /// CPU seconds the Redis server has used so far (user + system), from `INFO cpu`.
+    async fn redis_cpu_seconds(&self) -> Result<f64, String> {
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        match (field("used_cpu_user"), field("used_cpu_sys")) {
+            (Some(user), Some(sys)) => Ok(user + sys),
+            _ => Err("no used_cpu_user/used_cpu_sys in INFO cpu".to_owned()),
+        }
+    }
+
     async fn used_memory(&self) -> Result<i64, String> {
         let info: String = redis::cmd("INFO")
             .arg("memory")
@@ -196,6 +218,20 @@ impl Bench {
 
 fn emit(line: serde_json::Value) {
     println!("{line}");
+}
+
+/// A child's peak resident memory (`VmHWM`), in MiB; Linux only.
+fn peak_rss_mib(child: &Child) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((kib / 1024.0 * 10.0).round() / 10.0)
 }
 
 fn stop(children: Vec<Child>) {
@@ -280,17 +316,36 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
         bench.reset().await?;
         bench.backlog(n).await?;
         let calls_before = bench.command_calls().await?;
+        let cpu_before = bench.redis_cpu_seconds().await?;
         let children: Vec<Child> = (0..workers)
             .map(|_| bench.spawn_worker(concurrency, 0, false))
             .collect();
         let elapsed = bench.wait_completed(n as u64, Duration::from_secs(600)).await;
-        let calls = bench.command_calls().await? - calls_before;
+        let calls_after = bench.command_calls().await?;
+        let redis_cpu = bench.redis_cpu_seconds().await? - cpu_before;
+        let worker_rss_mib = children.iter().filter_map(peak_rss_mib).fold(0.0, f64::max);
         stop(children);
         let secs = elapsed?.as_secs_f64();
+        let per_job = |calls: u64| ((calls as f64 / n as f64) * 100.0).round() / 100.0;
+        let by_command: std::collections::BTreeMap<&str, f64> = calls_after
+            .iter()
+            .map(|(name, after)| {
+                (
+                    name.as_str(),
+                    per_job(after - calls_before.get(name).copied().unwrap_or(0)),
+                )
+            })
+            .filter(|(_, per)| *per > 0.0)
+            .collect();
+        let calls = calls_after.values().sum::<u64>() - calls_before.values().sum::<u64>();
         emit(json!({
             "scenario": "process", "runtime": "apalis", "workers": workers, "concurrency": concurrency, "n": n, "cores": cores,
             "jobs_per_sec": (n as f64 / secs).round(),
-            "redis_commands_per_job": ((calls as f64 / n as f64) * 100.0).round() / 100.0,
+            "redis_commands_per_job": per_job(calls),
+            "redis_commands_per_job_by_command": by_command,
+            // Redis is single-threaded: 1e6 / this is what one Redis core sustains.
+            "redis_cpu_us_per_job": (redis_cpu * 1e6 / n as f64 * 100.0).round() / 100.0,
+            "worker_peak_rss_mib": worker_rss_mib,
         }));
     }
     if wanted("pickup") {
@@ -481,9 +536,15 @@ pub struct RefreshBenchArgs {
     /// Latency the SP-API stand-in adds to every call.
     #[arg(long, default_value_t = 50)]
     pub latency_ms: u64,
-    /// Seller accounts of the benchmark user.
-    #[arg(long, default_value_t = 200)]
+    /// Seller accounts of the benchmark user (each its own seller, so its own rate limits).
+    #[arg(long, default_value_t = 20)]
     pub accounts: usize,
+    /// Seller sizes to measure, in orders a day (comma-separated); one stand-in each.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    pub orders_per_day: Vec<u64>,
+    /// Accounts refreshed at once.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
 }
 
 /// A temporary database `<name><pid>` for one benchmark; the caller drops it afterwards.
@@ -495,16 +556,15 @@ async fn bench_database(settings: &Settings, name: &str) -> Result<mongodb::Data
         .map_err(|e| e.to_string())
 }
 
-/// `sellersync-bench refresh`: accounts/s of one `process_user_data` loop against the stand-in
-/// (started in this process on a random port, with the given latency per call) at account
-/// concurrency 1, 10 and 50. Uses a temporary database and key prefix, dropped afterwards.
+/// `sellersync-bench refresh`: per seller size, one user's accounts refreshed twice by
+/// `process_user_data` against the stand-in (Amazon's default usage plans on, the given latency
+/// per call): the first run lists each account's window whole, the second (as the next hourly
+/// run would) only what changed since. Prints SP-API calls per account, 429s received,
+/// rate-bound accounts and accounts/s for each run. Temporary database and key prefix, dropped
+/// afterwards.
 pub async fn refresh(settings: &Settings, args: &RefreshBenchArgs) -> Result<(), String> {
-    let base = sellersync_spapi_sim::spawn_with_latency(args.latency_ms)
-        .await
-        .map_err(|e| e.to_string())?;
-
     let db = bench_database(settings, "bench_").await?;
-    let result = refresh_scenarios(settings, args, &db, &base).await;
+    let result = refresh_scenarios(settings, args, &db).await;
     let _ = db.drop().await;
     result
 }
@@ -513,13 +573,90 @@ async fn refresh_scenarios(
     settings: &Settings,
     args: &RefreshBenchArgs,
     db: &mongodb::Database,
-    base: &str,
 ) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     sellersync_core::demo::seed(db, 1, args.accounts, &|_| {})
         .await
         .map_err(|e| err(&e))?;
     let user = sellersync_core::demo::user_id(0);
+    let redis = connect_redis(&settings.redis).await.map_err(|e| err(&e))?;
+    for &orders_per_day in &args.orders_per_day {
+        let base = sellersync_spapi_sim::spawn(sellersync_spapi_sim::SimConfig {
+            latency_ms: args.latency_ms,
+            orders_per_day,
+            ..sellersync_spapi_sim::SimConfig::default()
+        })
+        .await
+        .map_err(|e| err(&e))?;
+        let key_prefix = format!("bench:{}:o{orders_per_day}:", std::process::id());
+        let refresher = bench_refresher(settings, args, db, &redis, &base, &key_prefix)?;
+        for run in ["first", "next_hour"] {
+            if run == "next_hour" {
+                age_order_books(&redis, &key_prefix).await.map_err(|e| err(&e))?;
+            }
+            let before = refresher.spapi.stats();
+            let started = Instant::now();
+            let report = refresher
+                .process_user_data(&user, &|_| {})
+                .await
+                .map_err(|e| err(&e))?;
+            let secs = started.elapsed().as_secs_f64();
+            let calls = refresher.spapi.stats();
+            let per_account = |n: u64| (n as f64 / report.accounts_total.max(1) as f64 * 10.0).round() / 10.0;
+            emit(json!({
+                "scenario": "refresh", "run": run, "orders_per_day": orders_per_day,
+                "window_days": settings.refresh.window_days, "account_concurrency": args.concurrency,
+                "latency_ms": args.latency_ms, "accounts": report.accounts_total,
+                "refreshed": report.accounts_processed, "failed": report.accounts_failed,
+                "rate_bound": report.errors.iter().filter(|e| e.retry_after_ms.is_some()).count(),
+                "accounts_per_sec": (report.accounts_processed as f64 / secs * 10.0).round() / 10.0,
+                "spapi_calls_per_account": per_account(calls.requests - before.requests),
+                "token_exchanges_per_account": per_account(calls.token_exchanges - before.token_exchanges),
+                "throttled_429": calls.throttled - before.throttled,
+            }));
+        }
+        delete_keys(&mut redis.clone(), &key_prefix)
+            .await
+            .map_err(|e| err(&e))?;
+    }
+    Ok(())
+}
+
+/// Makes every order book under `prefix` look synced an hour earlier, as if the last run had been
+/// the previous hour's: the next run then lists an hour of updates, as an hourly run does.
+async fn age_order_books(redis: &ConnectionManager, prefix: &str) -> redis::RedisResult<()> {
+    let mut conn = redis.clone();
+    let keys: Vec<String> = {
+        let mut iter: redis::AsyncIter<String> = conn.scan_match(format!("{prefix}cache:orders:*")).await?;
+        let mut keys = Vec::new();
+        while let Some(key) = iter.next_item().await {
+            keys.push(key?);
+        }
+        keys
+    };
+    for key in keys {
+        let stored: String = conn.get(&key).await?;
+        let Ok(mut book) = serde_json::from_str::<sellersync_core::refresh::OrderBook>(&stored) else {
+            continue;
+        };
+        if book.pending.is_none() {
+            book.synced_through -= chrono::TimeDelta::hours(1);
+        }
+        let json = serde_json::to_string(&book).unwrap_or(stored);
+        let _: () = conn.set_ex(&key, json, 3600).await?;
+    }
+    Ok(())
+}
+
+/// A refresher against the stand-in at `base`, its rate-limit buckets and caches under `key_prefix`.
+fn bench_refresher(
+    settings: &Settings,
+    args: &RefreshBenchArgs,
+    db: &mongodb::Database,
+    redis: &redis::aio::ConnectionManager,
+    base: &str,
+    key_prefix: &str,
+) -> Result<sellersync_core::refresh::Refresher, String> {
     let mut spapi = settings.spapi.clone();
     spapi.token_url = format!("{base}/auth/o2/token");
     spapi.endpoints = sellersync_core::config::SpApiEndpoints {
@@ -527,49 +664,18 @@ async fn refresh_scenarios(
         eu: base.into(),
         fe: base.into(),
     };
-    let redis = connect_redis(&settings.redis).await.map_err(|e| err(&e))?;
-    // The rate-limit buckets outlive each scenario, as in production (the stand-in's do too).
-    let bench_prefix = format!("bench:{}:", std::process::id());
-    for concurrency in [1, 10, 50] {
-        let key_prefix = format!("{bench_prefix}c{concurrency}:");
-        let client = sellersync_core::spapi::SpApiClient::new(spapi.clone())
-            .map_err(|e| err(&e))?
-            .with_shared_rate_limits(redis.clone(), &bench_prefix);
-        let mut refresh = settings.refresh.clone();
-        refresh.account_concurrency = concurrency;
-        let refresher = sellersync_core::refresh::Refresher {
-            store: sellersync_core::refresh::RefreshStore::new(db.clone()),
-            redis: redis.clone(),
-            spapi: std::sync::Arc::new(client),
-            settings: refresh,
-            key_prefix,
-        };
-        let started = Instant::now();
-        let report = refresher
-            .process_user_data(&user, &|_| {})
-            .await
-            .map_err(|e| err(&e))?;
-        let secs = started.elapsed().as_secs_f64();
-        let calls = refresher.spapi.stats();
-        delete_keys(&mut redis.clone(), &refresher.key_prefix)
-            .await
-            .map_err(|e| err(&e))?;
-        let per_account = |n: u64| (n as f64 / report.accounts_total.max(1) as f64 * 10.0).round() / 10.0;
-        emit(json!({
-            "scenario": "refresh", "account_concurrency": concurrency, "latency_ms": args.latency_ms,
-            "accounts": report.accounts_total, "failed": report.accounts_failed,
-            "rate_bound": report.errors.iter().filter(|e| e.retry_after_ms.is_some()).count(),
-            "accounts_per_sec": (report.accounts_processed as f64 / secs * 10.0).round() / 10.0,
-            "spapi_calls_per_account": per_account(calls.requests),
-            "token_exchanges_per_account": per_account(calls.token_exchanges),
-            "throttled_429": calls.throttled,
-            "bound_concurrency_over_latency": (concurrency as f64 * 1000.0 / args.latency_ms.max(1) as f64 * 10.0).round() / 10.0,
-        }));
-    }
-    delete_keys(&mut redis.clone(), &bench_prefix)
-        .await
-        .map_err(|e| err(&e))?;
-    Ok(())
+    let client = sellersync_core::spapi::SpApiClient::new(spapi)
+        .map_err(|e| e.to_string())?
+        .with_shared_rate_limits(redis.clone(), key_prefix);
+    let mut refresh = settings.refresh.clone();
+    refresh.account_concurrency = args.concurrency;
+    Ok(sellersync_core::refresh::Refresher {
+        store: sellersync_core::refresh::RefreshStore::new(db.clone()),
+        redis: redis.clone(),
+        spapi: std::sync::Arc::new(client),
+        settings: refresh,
+        key_prefix: key_prefix.to_owned(),
+    })
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -683,6 +789,7 @@ async fn e2e_run(
         ));
     }
     let commands = mongo_commands(&metrics_ports).await;
+    let worker_rss_mib = children.iter().filter_map(peak_rss_mib).fold(0.0, f64::max);
     stop(children);
     let secs = done?.as_secs_f64();
     let total: u64 = commands.values().sum();
@@ -697,6 +804,7 @@ async fn e2e_run(
         "users_per_sec": (args.users as f64 / secs * 10.0).round() / 10.0,
         "seconds": (secs * 100.0).round() / 100.0,
         "mongo_commands_per_job": per_job(total), "mongo_commands_per_job_by_command": by_command,
+        "worker_peak_rss_mib": worker_rss_mib,
     }));
     Ok(())
 }

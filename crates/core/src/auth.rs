@@ -63,10 +63,47 @@ pub enum TokenError {
     Invalid(String),
 }
 
-/// A signed HS256 token for `subject` with `role`, valid for `ttl`, carrying the configured
-/// issuer and audience.
+/// Why an HS256 secret is too weak for a deployment, if it is: a placeholder (the words of an
+/// example file), or guessable (under 128 bits by its character frequencies: repeated or
+/// few distinct characters).
+pub fn weak_secret(secret: &str) -> Option<&'static str> {
+    const PLACEHOLDERS: [&str; 6] = [
+        "change-me",
+        "changeme",
+        "placeholder",
+        "example",
+        "your-secret",
+        "secret-key",
+    ];
+    let lower = secret.to_ascii_lowercase();
+    if PLACEHOLDERS.iter().any(|p| lower.contains(p)) {
+        return Some("is a placeholder, not a secret");
+    }
+    let mut counts = std::collections::HashMap::new();
+    for byte in secret.bytes() {
+        *counts.entry(byte).or_insert(0u32) += 1;
+    }
+    let len = secret.len() as f64;
+    let bits_per_char: f64 = counts
+        .values()
+        .map(|&n| {
+            let p = f64::from(n) / len;
+            -p * p.log2()
+        })
+        .sum();
+    (bits_per_char * len < 128.0).then_some("is guessable (under 128 bits of entropy)")
+}
+
+/// A signed HS256 token for `subject` with `role`, valid for `ttl` (at most
+/// `auth.max_token_lifetime_secs`), carrying the configured issuer and audience.
 pub fn mint(auth: &AuthSettings, subject: &str, role: Role, ttl: Duration) -> Result<String, TokenError> {
     let secret = auth.jwt_secret.as_ref().ok_or(TokenError::NoSecret)?;
+    if ttl.as_secs() > auth.max_token_lifetime_secs {
+        return Err(TokenError::Invalid(format!(
+            "a token may live at most {} s (auth.max_token_lifetime_secs)",
+            auth.max_token_lifetime_secs
+        )));
+    }
     let now = jsonwebtoken::get_current_timestamp();
     let mut claims = json!({ "sub": subject, "role": role, "iat": now, "exp": now + ttl.as_secs() });
     if let Some(issuer) = &auth.issuer {
@@ -159,6 +196,7 @@ impl Verifier {
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut validation = Validation::new(alg);
         validation.leeway = self.leeway_secs;
+        validation.validate_nbf = true;
         let mut required = vec!["exp", "sub"];
         if let Some(issuer) = &self.issuer {
             validation.set_issuer(&[issuer]);
@@ -187,7 +225,31 @@ mod tests {
             issuer: None,
             audience: None,
             leeway_secs: 60,
+            max_token_lifetime_secs: 3600,
         }
+    }
+
+    #[test]
+    fn tokens_not_yet_valid_and_minted_beyond_the_lifetime_are_refused() {
+        let auth = settings("0123456789abcdef0123456789abcdef");
+        let verifier = Verifier::from_settings(&auth).unwrap();
+        let now = jsonwebtoken::get_current_timestamp();
+        let early = json!({ "sub": "u1", "role": "user", "exp": now + 7200, "nbf": now + 3600 });
+        let token = sign_hs256(auth.jwt_secret.as_ref().unwrap(), &early).unwrap();
+        assert!(verifier.verify(&token).is_err(), "nbf an hour ahead");
+        assert!(mint(&auth, "u1", Role::User, Duration::from_secs(3601)).is_err());
+        assert!(mint(&auth, "u1", Role::User, Duration::from_secs(3600)).is_ok());
+    }
+
+    #[test]
+    fn placeholder_and_guessable_secrets_are_weak() {
+        assert!(weak_secret("change-me-to-at-least-32-random-bytes").is_some());
+        assert!(weak_secret(&"a".repeat(64)).is_some());
+        assert!(
+            weak_secret(&"abcd".repeat(10)).is_some(),
+            "2 bits a character: 80 bits"
+        );
+        assert!(weak_secret("q7Vd2LmX9pRt4KwZ8sNc3HyB6fJu1EaG5oTi0").is_none());
     }
 
     #[test]

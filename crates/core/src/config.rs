@@ -272,6 +272,9 @@ pub struct MongoSettings {
     pub database: String,
     pub connect_timeout_ms: u64,
     pub server_selection_timeout_ms: u64,
+    /// Bound on one operation on the job path (a refresh's reads and writes, a JobStatus batch):
+    /// a half-open connection fails the operation (retried later) instead of holding a slot.
+    pub operation_timeout_ms: u64,
     pub migrate_on_start: bool,
 }
 
@@ -290,8 +293,10 @@ pub struct AuthSettings {
     /// When set, tokens must carry this `aud`.
     #[serde(default)]
     pub audience: Option<String>,
-    /// Clock skew tolerated on `exp`, in seconds.
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     pub leeway_secs: u64,
+    /// Longest lifetime of a token this deployment mints (the CLI's `token`, dashboard sessions).
+    pub max_token_lifetime_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -380,6 +385,8 @@ pub struct RefreshSettings {
     pub stockout_days: u32,
     pub top_skus: usize,
     pub cache_ttl_secs: u64,
+    /// Lifetime of an account's order book (incremental refresh); 0 lists every window whole.
+    pub order_book_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -494,6 +501,7 @@ impl Settings {
                 "mongo.server_selection_timeout_ms",
                 s.mongo.server_selection_timeout_ms,
             ),
+            ("mongo.operation_timeout_ms", s.mongo.operation_timeout_ms),
             ("server.request_timeout_ms", s.server.request_timeout_ms),
             ("server.readiness_timeout_ms", s.server.readiness_timeout_ms),
             ("worker.job_timeout_ms", s.worker.job_timeout_ms),
@@ -686,8 +694,35 @@ impl Settings {
                 "auth.jwt_secret",
                 format!("must be at least {MIN_JWT_SECRET_LEN} bytes long"),
             )),
+            Some(secret) if !self.environment.is_local() => match crate::auth::weak_secret(secret.expose()) {
+                Some(why) => Err(ConfigError::for_key(
+                    "auth.jwt_secret",
+                    format!("{why}; generate one with `openssl rand -base64 48`"),
+                )),
+                None => Ok(()),
+            },
             Some(_) => Ok(()),
+        }?;
+        let rs256_unscoped = self.auth.jwt_public_key_file.is_some()
+            && (self.auth.issuer.is_none() || self.auth.audience.is_none());
+        if rs256_unscoped && !self.environment.is_local() {
+            let missing = if self.auth.issuer.is_none() {
+                "auth.issuer"
+            } else {
+                "auth.audience"
+            };
+            return Err(ConfigError::for_key(
+                missing,
+                "is required with auth.jwt_public_key_file: without issuer and audience checks, any app of the same identity provider could sign in",
+            ));
         }
+        if self.auth.max_token_lifetime_secs == 0 {
+            return Err(ConfigError::for_key(
+                "auth.max_token_lifetime_secs",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -706,6 +741,9 @@ impl MongoSettings {
     }
     pub fn server_selection_timeout(&self) -> Duration {
         Duration::from_millis(self.server_selection_timeout_ms)
+    }
+    pub fn operation_timeout(&self) -> Duration {
+        Duration::from_millis(self.operation_timeout_ms)
     }
 
     /// The URI with any `user:password@` removed, for log lines.
@@ -941,6 +979,8 @@ mod tests {
         assert!(load(dev, &[("log.otlp_endpoint", "http://127.0.0.1:4318")]).is_ok());
     }
 
+    const STRONG_SECRET: &str = "q7Vd2LmX9pRt4KwZ8sNc3HyB6fJu1EaG5oTi0";
+
     #[test]
     fn jwt_secret_is_required_outside_development_and_never_echoed() {
         let missing = error(Environment::Production, &[]);
@@ -953,19 +993,26 @@ mod tests {
             short.contains("JWT_SECRET") && !short.contains("tiny-secret"),
             "{short}"
         );
+        let placeholder = error(
+            Environment::Production,
+            &[("auth.jwt_secret", "change-me-to-at-least-32-random-bytes")],
+        );
+        assert!(
+            placeholder.contains("JWT_SECRET") && placeholder.contains("placeholder"),
+            "{placeholder}"
+        );
+        let repetitive = error(Environment::Production, &[("auth.jwt_secret", &"ab".repeat(24))]);
+        assert!(repetitive.contains("guessable"), "{repetitive}");
         let ok = load(
             Environment::Production,
             &[
-                ("auth.jwt_secret", "0123456789abcdef0123456789abcdef"),
+                ("auth.jwt_secret", STRONG_SECRET),
                 ("spapi.lwa_client_id", "amzn1.application-oa2-client.x"),
                 ("spapi.lwa_client_secret", "lwa-secret"),
             ],
         );
         assert!(ok.is_ok(), "{:?}", ok.err());
-        let no_lwa = error(
-            Environment::Production,
-            &[("auth.jwt_secret", "0123456789abcdef0123456789abcdef")],
-        );
+        let no_lwa = error(Environment::Production, &[("auth.jwt_secret", STRONG_SECRET)]);
         assert!(no_lwa.contains("LWA_CLIENT_ID"), "{no_lwa}");
         assert!(load(Environment::Test, &[]).is_ok());
     }

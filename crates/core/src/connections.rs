@@ -80,6 +80,9 @@ pub async fn mongo_database(settings: &MongoSettings, app_name: &str) -> CoreRes
     options.app_name = Some(app_name.to_owned());
     options.connect_timeout = Some(settings.connect_timeout());
     options.server_selection_timeout = Some(settings.server_selection_timeout());
+    // The driver's defaults, stated: a replica-set election is ridden out by one retry.
+    options.retry_writes = Some(true);
+    options.retry_reads = Some(true);
     options.command_event_handler = Some(count_commands());
     let client = Client::with_options(options)?;
     Ok(client.database(&settings.database))
@@ -100,6 +103,21 @@ fn count_commands() -> mongodb::event::EventHandler<mongodb::event::command::Com
         }
         _ => {}
     })
+}
+
+/// Runs one MongoDB operation with a bound: the driver has no socket timeout, so a half-open
+/// connection would otherwise hold the caller for minutes. Past the bound it is
+/// [`CoreError::Timeout`], which counts as unavailable (retried later, never a failure).
+pub async fn mongo_op<T>(
+    timeout: Duration,
+    operation: impl std::future::Future<Output = CoreResult<T>>,
+) -> CoreResult<T> {
+    tokio::time::timeout(timeout, operation)
+        .await
+        .unwrap_or(Err(CoreError::Timeout {
+            service: "MongoDB",
+            timeout_ms: timeout.as_millis() as u64,
+        }))
 }
 
 pub async fn ping_redis(redis: &mut ConnectionManager) -> CoreResult<()> {
@@ -147,4 +165,25 @@ fn escape_glob(text: &str) -> String {
             _ => vec![c],
         })
         .collect()
+}
+
+#[cfg(test)]
+mod operation_timeout_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_operation_past_its_bound_is_an_unavailable_timeout() {
+        let hung = std::future::pending::<CoreResult<()>>();
+        let error = mongo_op(Duration::from_millis(20), hung).await.unwrap_err();
+        assert!(matches!(
+            error,
+            CoreError::Timeout {
+                service: "MongoDB",
+                timeout_ms: 20
+            }
+        ));
+        assert!(error.is_unavailable(), "retried later, never a failure");
+        let quick = mongo_op(Duration::from_secs(1), async { Ok(7) }).await.unwrap();
+        assert_eq!(quick, 7);
+    }
 }

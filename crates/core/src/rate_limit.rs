@@ -26,9 +26,14 @@ pub struct Limit {
 }
 
 impl Limit {
-    /// Time for one token to be added.
+    /// Time for one token to be added (a day at most: a rate of 0 or a nonsensical one never
+    /// makes a wait that cannot be represented).
     pub fn refill_interval(&self) -> Duration {
-        Duration::from_secs_f64(1.0 / self.rate_per_sec.max(f64::MIN_POSITIVE))
+        const LONGEST: Duration = Duration::from_secs(86_400);
+        Duration::try_from_secs_f64(1.0 / self.rate_per_sec)
+            .ok()
+            .filter(|interval| !interval.is_zero())
+            .map_or(LONGEST, |interval| interval.min(LONGEST))
     }
 }
 
@@ -112,5 +117,25 @@ impl TokenBuckets {
             tokio::time::sleep(wait).await;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refill_intervals_are_always_representable() {
+        let interval = |rate_per_sec| {
+            Limit {
+                rate_per_sec,
+                burst: 1,
+            }
+            .refill_interval()
+        };
+        assert_eq!(interval(2.0), Duration::from_millis(500));
+        for odd in [0.0, -1.0, f64::NAN, f64::INFINITY, f64::MIN_POSITIVE] {
+            assert_eq!(interval(odd), Duration::from_secs(86_400), "{odd}");
+        }
     }
 }

@@ -104,7 +104,8 @@ pub struct JobSnapshot {
 /// One entry of the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobEvent {
-    /// The stream entry id (acknowledge with it).
+    /// The stream entry id (acknowledge with it). One entry holds every transition of one
+    /// script call, so events of a batch (a fetch, a batch of completions) share it.
     pub stream_id: String,
     pub kind: EventKind,
     /// The job; for `Cleaned`, the first of `job_ids`.
@@ -146,13 +147,17 @@ impl EventBatch {
         self.events.is_empty() && self.unreadable.is_empty()
     }
 
-    /// Every entry id of the batch, to acknowledge it whole.
+    /// Every entry id of the batch (once each, though an entry may hold several events), to
+    /// acknowledge it whole.
     pub fn stream_ids(&self) -> Vec<String> {
-        self.events
-            .iter()
-            .map(|e| e.stream_id.clone())
-            .chain(self.unreadable.iter().map(|u| u.stream_id.clone()))
-            .collect()
+        let mut ids: Vec<String> = Vec::new();
+        let all = self.events.iter().map(|e| &e.stream_id);
+        for id in all.chain(self.unreadable.iter().map(|u| &u.stream_id)) {
+            if ids.last() != Some(id) {
+                ids.push(id.clone());
+            }
+        }
+        ids
     }
 }
 
@@ -425,7 +430,7 @@ impl Queue {
 }
 
 /// A stream entry id, `<ms>-<seq>`; ids order as the stream does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StreamId {
     pub ms: u64,
     pub seq: u64,
@@ -446,6 +451,20 @@ impl StreamId {
         Self {
             ms: self.ms,
             seq: self.seq + 1,
+        }
+    }
+
+    /// The greatest id below this one (reading after it starts at this one).
+    pub fn before(self) -> Self {
+        match self.seq {
+            0 => Self {
+                ms: self.ms.saturating_sub(1),
+                seq: u64::MAX,
+            },
+            seq => Self {
+                ms: self.ms,
+                seq: seq - 1,
+            },
         }
     }
 }
@@ -539,12 +558,9 @@ fn parse_entries(entries: Vec<Value>) -> EventBatch {
             continue;
         };
         // A pending entry that was trimmed meanwhile comes back without fields.
-        let fields = parts.next().map(field_map).transpose();
+        let fields = parts.next().map(field_list).transpose();
         match fields {
-            Ok(Some(fields)) if !fields.is_empty() => match parse_event(stream_id.clone(), fields) {
-                Ok(event) => batch.events.push(event),
-                Err(reason) => batch.unreadable.push(Unreadable { stream_id, reason }),
-            },
+            Ok(Some(fields)) if !fields.is_empty() => parse_entry(&stream_id, fields, &mut batch),
             Ok(_) => batch.unreadable.push(Unreadable {
                 stream_id,
                 reason: "the entry was deleted".to_owned(),
@@ -558,11 +574,71 @@ fn parse_entries(entries: Vec<Value>) -> EventBatch {
     batch
 }
 
-fn parse_event(stream_id: String, fields: HashMap<String, Value>) -> Result<JobEvent, String> {
-    let mut text: HashMap<String, String> = HashMap::with_capacity(fields.len());
-    for (name, value) in fields {
-        text.insert(name, string(value).map_err(|e| e.to_string())?);
+/// One stream entry: the transitions of one script call, each starting at an `e` field; the
+/// fields before the first `e` (the time) apply to all of them (see `lua/events.lua`). One
+/// transition the reader cannot use makes the whole entry unreadable: it is acknowledged as one.
+fn parse_entry(stream_id: &str, fields: Vec<(String, String)>, batch: &mut EventBatch) {
+    let first = fields
+        .iter()
+        .position(|(name, _)| name == "e")
+        .unwrap_or(fields.len());
+    let (common, rest) = fields.split_at(first);
+    let mut events = Vec::new();
+    let mut start = 0;
+    while start < rest.len() {
+        let len = rest[start + 1..]
+            .iter()
+            .position(|(name, _)| name == "e")
+            .map_or(rest.len() - start, |n| n + 1);
+        let own = &rest[start..start + len];
+        let text: HashMap<&str, &str> = common
+            .iter()
+            .chain(own)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        match parse_event(stream_id, &text) {
+            Ok(event) => events.push(event),
+            Err(reason) => {
+                batch.unreadable.push(Unreadable {
+                    stream_id: stream_id.to_owned(),
+                    reason,
+                });
+                return;
+            }
+        }
+        start += len;
     }
+    if events.is_empty() {
+        batch.unreadable.push(Unreadable {
+            stream_id: stream_id.to_owned(),
+            reason: "no event kind".to_owned(),
+        });
+    }
+    batch.events.extend(events);
+}
+
+/// A flat `[field, value, ...]` array (or a RESP3 map) as its pairs, in order (field names
+/// repeat: one entry holds several transitions).
+fn field_list(value: Value) -> QueueResult<Vec<(String, String)>> {
+    let pairs: Vec<(Value, Value)> = match value {
+        Value::Map(pairs) => pairs,
+        other => {
+            let mut items = as_array(other)?.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(k), Some(v)) = (items.next(), items.next()) {
+                pairs.push((k, v));
+            }
+            pairs
+        }
+    };
+    pairs
+        .into_iter()
+        .map(|(k, v)| Ok((string(k)?, string(v)?)))
+        .collect()
+}
+
+fn parse_event(stream_id: &str, text: &HashMap<&str, &str>) -> Result<JobEvent, String> {
+    let field = |name: &str| text.get(name).map(|v| (*v).to_owned());
     let number = |name: &str| text.get(name).and_then(|v| v.parse::<f64>().ok());
     let kind_name = text.get("e").ok_or("no event kind")?;
     let kind = EventKind::parse(kind_name).ok_or_else(|| format!("unknown event kind {kind_name:?}"))?;
@@ -570,36 +646,36 @@ fn parse_event(stream_id: String, fields: HashMap<String, Value>) -> Result<JobE
         EventKind::Cleaned => text
             .get("ids")
             .map(|ids| ids.split(',').map(str::to_owned).collect()),
-        _ => text.get("id").map(|id| vec![id.clone()]),
+        _ => field("id").map(|id| vec![id]),
     }
     .filter(|ids: &Vec<String>| ids.iter().all(|id| !id.is_empty()) && !ids.is_empty())
     .ok_or("no job id")?;
     let snapshot = JobSnapshot {
-        state: text.get("st").cloned().unwrap_or_default(),
+        state: field("st").unwrap_or_default(),
         attempt: number("att").unwrap_or(0.0) as u32,
         progress: number("pg").unwrap_or(0.0).clamp(0.0, 100.0) as u8,
-        worker_id: text.get("w").cloned(),
+        worker_id: field("w"),
         started_at_ms: number("sa").map(|v| v as u64),
         due_ms: number("due").map(|v| v as u64),
-        last_error: text.get("err").cloned(),
+        last_error: field("err"),
         finished_at_ms: number("fin").map(|v| v as u64),
         stalls: number("stalls").unwrap_or(0.0) as u32,
         retries: number("retries").unwrap_or(0.0) as u32,
         max_attempts: number("max").map(|v| v as u32),
     };
     Ok(JobEvent {
-        stream_id,
+        stream_id: stream_id.to_owned(),
         kind,
         job_id: job_ids[0].clone(),
         job_ids,
         version: number("v").unwrap_or(0.0) as u64,
         at_ms: number("t").ok_or("no time")? as u64,
         snapshot,
-        data: text.get("data").cloned(),
-        result: text.get("res").cloned(),
+        data: field("data"),
+        result: field("res"),
         duration_ms: number("dur").map(|v| v as u64),
-        reason: text.get("reason").cloned(),
-        failed_by: text.get("by").cloned(),
+        reason: field("reason"),
+        failed_by: field("by"),
     })
 }
 
@@ -640,6 +716,63 @@ mod tests {
         assert_eq!(event.snapshot.attempt, 2);
         assert_eq!(event.snapshot.worker_id.as_deref(), Some("w1"));
         assert_eq!(event.duration_ms, Some(250));
+    }
+
+    #[test]
+    fn an_entry_of_several_transitions_parses_into_one_event_each() {
+        let fields = [
+            ("t", "1000"),
+            ("e", "active"),
+            ("id", "a"),
+            ("v", "2"),
+            ("st", "active"),
+            ("att", "1"),
+            ("e", "deduplicated"),
+            ("id", "b"),
+            ("e", "active"),
+            ("id", "c"),
+            ("v", "7"),
+            ("st", "active"),
+            ("att", "3"),
+        ];
+        let entry = Value::Array(vec![
+            bulk("5-1"),
+            Value::Array(fields.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect()),
+        ]);
+        let batch = parse_entries(vec![entry]);
+        assert!(batch.unreadable.is_empty(), "{:?}", batch.unreadable);
+        let seen: Vec<_> = batch
+            .events
+            .iter()
+            .map(|e| (e.kind, e.job_id.as_str(), e.version, e.snapshot.attempt, e.at_ms))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (EventKind::Active, "a", 2, 1, 1000),
+                (EventKind::Deduplicated, "b", 0, 0, 1000),
+                (EventKind::Active, "c", 7, 3, 1000),
+            ]
+        );
+        assert_eq!(batch.stream_ids(), vec!["5-1"], "one entry is acknowledged once");
+    }
+
+    #[test]
+    fn one_unusable_transition_makes_its_entry_unreadable() {
+        let fields = [
+            ("t", "1"),
+            ("e", "active"),
+            ("id", "a"),
+            ("e", "teleported"),
+            ("id", "b"),
+        ];
+        let entry = Value::Array(vec![
+            bulk("5-1"),
+            Value::Array(fields.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect()),
+        ]);
+        let batch = parse_entries(vec![entry]);
+        assert!(batch.events.is_empty());
+        assert_eq!(batch.stream_ids(), vec!["5-1"]);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The Lua scripts (in `src/lua/`), loaded once per process and run with EVALSHA.
 //! Every state change of a job is one of these scripts, so it is atomic, and each appends its
 //! transition to the queue's event stream in the same step. Every script is prepended with the
-//! helpers of `lua/clock.lua` (time from Redis, priority scores), `lua/events.lua` (the outbox)
-//! and `lua/retention.lua`.
+//! helpers of `lua/clock.lua` (time from Redis, priority scores), `lua/events.lua` (job records
+//! and the outbox: one stream entry per script call) and `lua/retention.lua`.
 
 use std::sync::LazyLock;
 
@@ -31,8 +31,13 @@ const PRELUDE: &str = concat!(
     include_str!("lua/retention.lua")
 );
 
+/// A script: the prelude, then the body run as a function, so that whichever way it returns,
+/// the events it recorded are appended to the stream as one entry before the reply (every
+/// script's ARGV[1] is the queue's key base).
 fn script(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}\n{body}"))
+    Script::new(&format!(
+        "{PRELUDE}\nlocal function body()\n{body}\nend\nlocal reply = body()\nflush_events(ARGV[1])\nreturn reply\n"
+    ))
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {

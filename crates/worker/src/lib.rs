@@ -67,7 +67,7 @@ pub async fn run(
     let state = WorkerState {
         worker_id: worker_id.clone(),
         refresher: Refresher {
-            store: RefreshStore::new(mongo.clone()),
+            store: RefreshStore::with_operation_timeout(mongo.clone(), settings.mongo.operation_timeout()),
             redis: redis.clone(),
             spapi: Arc::new(
                 SpApiClient::new(settings.spapi.clone())?.with_shared_rate_limits(redis.clone(), &prefix),

@@ -15,7 +15,6 @@ use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt as _};
 use sellersync_core::auth::Claims;
-use sellersync_queue::events::StreamId;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,7 +23,7 @@ use utoipa_axum::routes;
 use crate::auth::{bearer_token, verify};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Query;
-use crate::live::{Filter, LiveEvent};
+use crate::live::{Filter, LiveEvent, Position};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -117,14 +116,14 @@ fn filter_for(claims: &Claims, state: Option<String>, user: Option<String>) -> R
 /// Turns events into SSE events whose id is the cursor after them.
 fn sse_stream(
     subscription: crate::live::Subscription,
-    mut cursor: BTreeMap<String, StreamId>,
+    mut cursor: BTreeMap<String, Position>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     futures::stream::unfold(subscription, |mut rx| async move {
         let event = rx.recv().await?;
         Some((event, rx))
     })
     .map(move |event| {
-        cursor.insert(event.queue.clone(), event.id());
+        cursor.insert(event.queue.clone(), event.position);
         Ok(to_sse(&event, &format_cursor(&cursor)))
     })
 }
@@ -136,8 +135,9 @@ fn to_sse(event: &LiveEvent, id: &str) -> Event {
         .unwrap_or_else(|_| Event::default().comment("unserialisable event"))
 }
 
-/// `queue=ms-seq` pairs joined by `,`: where the client is in each queue's stream.
-pub fn format_cursor(cursor: &BTreeMap<String, StreamId>) -> String {
+/// `queue=position` pairs joined by `,`: where the client is in each queue's stream (a position
+/// is `ms-seq`, a stream entry, or `ms-seq.i`, up to its event `i`).
+pub fn format_cursor(cursor: &BTreeMap<String, Position>) -> String {
     cursor
         .iter()
         .map(|(queue, id)| format!("{queue}={id}"))
@@ -146,7 +146,7 @@ pub fn format_cursor(cursor: &BTreeMap<String, StreamId>) -> String {
 }
 
 /// The cursor a client sent back; a bare stream id applies to a single subscribed queue.
-pub fn parse_cursor(text: &str, queues: &[String]) -> Result<BTreeMap<String, StreamId>, ApiError> {
+pub fn parse_cursor(text: &str, queues: &[String]) -> Result<BTreeMap<String, Position>, ApiError> {
     let bad = || ApiError::BadRequest(format!("Last-Event-ID {text:?} is not an event id of this feed"));
     let mut cursor = BTreeMap::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -155,7 +155,7 @@ pub fn parse_cursor(text: &str, queues: &[String]) -> Result<BTreeMap<String, St
             None if queues.len() == 1 => (queues[0].clone(), part),
             None => return Err(bad()),
         };
-        let id = StreamId::parse(id).map_err(|_| bad())?;
+        let id = Position::parse(id).ok_or_else(bad)?;
         if queues.contains(&queue) {
             cursor.insert(queue, id);
         }
@@ -166,12 +166,14 @@ pub fn parse_cursor(text: &str, queues: &[String]) -> Result<BTreeMap<String, St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sellersync_queue::events::StreamId;
 
     #[test]
     fn cursors_round_trip_and_bad_ones_are_400() {
         let queues = vec!["a".to_owned(), "b".to_owned()];
-        let cursor = parse_cursor("a=5-1,b=7-0", &queues).unwrap();
-        assert_eq!(format_cursor(&cursor), "a=5-1,b=7-0");
+        let cursor = parse_cursor("a=5-1,b=7-0.3", &queues).unwrap();
+        assert_eq!(format_cursor(&cursor), "a=5-1,b=7-0.3");
+        assert_eq!(cursor["b"].through, Some(3));
         assert_eq!(
             parse_cursor("c=1-0", &queues).unwrap().len(),
             0,
@@ -179,8 +181,9 @@ mod tests {
         );
         assert!(parse_cursor("5-1", &queues).is_err(), "bare ids need one queue");
         let one = parse_cursor("5-1", &queues[..1]).unwrap();
-        assert_eq!(one["a"], StreamId { ms: 5, seq: 1 });
+        assert_eq!(one["a"], Position::after(StreamId { ms: 5, seq: 1 }));
         assert!(parse_cursor("a=x", &queues).is_err());
+        assert!(parse_cursor("a=5-1.x", &queues).is_err());
     }
 
     #[test]

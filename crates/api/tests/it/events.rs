@@ -136,6 +136,30 @@ async fn admins_see_every_transition_in_order_and_resume_after_a_disconnect() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_inside_a_batch_resumes_right_after_the_event_it_saw() {
+    let app = spawn_app().await;
+    app.add_users(&["a", "b", "c"]).await;
+    let mut live = SseClient::connect(&app, "", &app.admin(), None).await;
+    let jobs = app.enqueue(&["a", "b", "c"]).await;
+    let first = live.next().await;
+    let second = live.next().await;
+    assert_eq!(
+        first.data["streamId"], second.data["streamId"],
+        "one enqueue call is one stream entry"
+    );
+    assert_ne!(first.id, second.id, "but each event has its own cursor");
+    drop(live);
+
+    let mut resumed = SseClient::connect(&app, "", &app.admin(), Some(&second.id)).await;
+    let next = resumed.next().await;
+    assert_eq!(
+        (next.data["jobId"].as_str(), next.data["event"].as_str()),
+        (Some(jobs[2].as_str()), Some("enqueued")),
+        "the third job's event, not the first two again"
+    );
+}
+
+#[tokio::test]
 async fn a_user_token_sees_only_its_own_jobs_and_filters_apply() {
     let app = spawn_app().await;
     app.add_users(&["alice", "bob"]).await;

@@ -23,7 +23,7 @@ use sellersync_queue::events::{EventBatch, JobEvent, ReadFrom};
 use super::JOB_STATUS;
 use super::projection::{JobWrite, Retention, plan};
 use crate::Settings;
-use crate::connections::lazy_redis;
+use crate::connections::{lazy_redis, mongo_op};
 use crate::error::{CoreError, CoreResult};
 
 /// The consumer group of JobStatus projectors.
@@ -48,6 +48,8 @@ pub struct Projector {
     reader: ConnectionManager,
     consumer: String,
     retention: Retention,
+    /// Bound on one batch's writes (`mongo.operation_timeout_ms`); past it the batch is retried.
+    operation_timeout: Duration,
 }
 
 /// A projector running in the background.
@@ -82,7 +84,8 @@ pub fn spawn(
         pending: settings.job_status.pending_retention(),
     };
     let reader = lazy_redis(&settings.redis)?;
-    let projector = Projector::new(queue, db, reader, consumer.to_owned(), retention);
+    let projector = Projector::new(queue, db, reader, consumer.to_owned(), retention)
+        .with_operation_timeout(settings.mongo.operation_timeout());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(projector.run(async move {
         let _ = stopped.await;
@@ -111,7 +114,14 @@ impl Projector {
             reader,
             consumer,
             retention,
+            operation_timeout: Duration::from_secs(30),
         }
+    }
+
+    /// Bounds each batch's writes by `timeout` (default 30 s).
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
     }
 
     /// Projects until `stop` resolves. The batch in hand is written and acknowledged first.
@@ -191,7 +201,8 @@ impl Projector {
         for skipped in &batch.unreadable {
             tracing::warn!(stream_id = %skipped.stream_id, reason = %skipped.reason, "skipping an unreadable queue event");
         }
-        let records = project(&self.db, &self.queue, &self.retention, &batch.events).await?;
+        let writes = project(&self.db, &self.queue, &self.retention, &batch.events);
+        let records = mongo_op(self.operation_timeout, writes).await?;
         self.queue.ack_events(GROUP, &batch.stream_ids()).await?;
         Ok(StepReport {
             events: batch.events.len(),

@@ -12,19 +12,23 @@
 //! Running it twice is harmless: every write replaces the previous state, and the data window is
 //! aligned to whole hours, so two runs within an hour produce the same summaries.
 //!
-//! Per account: one `searchOrders` listing (items embedded) and one inventory listing. An account
+//! Per account: one `searchOrders` listing (items embedded) — of the whole window the first
+//! time, then only of the orders updated since the last run ([`OrderBook`]) — and one inventory
+//! listing. An account
 //! whose inventory cannot be read keeps its order analysis, flagged `inventoryUnavailable`. An
 //! account whose calls are rate-bound fails with a `retryAfterMs` (defer, don't retry); one whose
 //! seller withdrew authorization with `needsReauthorization`.
 
+mod order_book;
 mod store;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use futures::StreamExt;
+use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +36,9 @@ use crate::accounts::{self, AccountOutcome, AccountStatus, RefreshRecord, Seller
 use crate::analysis::{self, AnalysisParams, Summary, Window};
 use crate::config::RefreshSettings;
 use crate::error::CoreError;
-use crate::spapi::{CreatedBetween, SpApiClient, SpApiError};
+use crate::spapi::models::Order;
+use crate::spapi::{OrderQuery, SpApiClient, SpApiError};
+pub use order_book::{Listing, OrderBook};
 pub use store::{Attempt, RefreshStore};
 
 /// How far before the top of the hour the window ends. Amazon requires `CreatedBefore` at least
@@ -271,16 +277,7 @@ impl Refresher {
         window: Window,
     ) -> Result<Summary, SpApiError> {
         let creds = account.credentials();
-        let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let (after, before) = (rfc3339(window.start), rfc3339(window.end));
-        let created = CreatedBetween {
-            after: &after,
-            before: &before,
-        };
-        let orders = self
-            .spapi
-            .orders(&creds, &account.marketplace_id, created)
-            .await?;
+        let orders = self.current_orders(account, &creds, window).await?;
         let (inventory, unavailable) = match self.spapi.inventory(&creds, &account.marketplace_id).await {
             Ok(inventory) => (inventory, None),
             Err(error) if error.needs_reauthorization() => return Err(error),
@@ -296,6 +293,90 @@ impl Refresher {
         let mut summary = analysis::analyse(window, &orders, &inventory, params);
         summary.inventory_unavailable = unavailable;
         Ok(summary)
+    }
+
+    /// The account's orders created in `window`: its order book brought up to date with what
+    /// changed since the last run (or listed whole when there is no usable book). A listing the
+    /// seller's rate limit cuts short is kept with where to resume, so a seller too large for
+    /// one run's quota is filled over several runs instead of starting over each time.
+    async fn current_orders(
+        &self,
+        account: &SellerAccount,
+        creds: &crate::spapi::Credentials,
+        window: Window,
+    ) -> Result<Vec<Order>, SpApiError> {
+        let mut book = self.load_order_book(account).await;
+        // At most: finish an interrupted listing, then catch up from its end to the window's.
+        for _ in 0..2 {
+            if book.as_ref().is_some_and(|b| b.is_current(window)) {
+                break;
+            }
+            let listing = OrderBook::listing(book.as_ref(), window);
+            let (after, before) = listing.bounds();
+            let query = OrderQuery {
+                by: listing.by,
+                after: &after,
+                before: &before,
+            };
+            let resume = listing.resume.clone();
+            match self
+                .spapi
+                .orders_from(creds, &account.marketplace_id, query, resume)
+                .await
+            {
+                Ok(orders) => book = Some(OrderBook::apply(book, listing, orders, None, window)),
+                Err(stopped) => {
+                    if let (Some(token), Some(_)) = (stopped.resume, stopped.error.retry_after()) {
+                        let part = OrderBook::apply(book, listing, stopped.items, Some(token), window);
+                        self.save_order_book(account, &part).await;
+                    }
+                    return Err(stopped.error);
+                }
+            }
+        }
+        let book = book.expect("listed at least once");
+        self.save_order_book(account, &book).await;
+        Ok(book.orders)
+    }
+
+    /// The stored order book; none when incremental refresh is off, the book expired or Redis
+    /// cannot give it (the run then lists the window whole).
+    async fn load_order_book(&self, account: &SellerAccount) -> Option<OrderBook> {
+        if self.settings.order_book_ttl_secs == 0 {
+            return None;
+        }
+        let key = self.order_book_key(&account.id);
+        let stored: Option<Vec<u8>> = match self.redis.clone().get(&key).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(account_id = %account.id, %error, "order book unreadable; listing the window whole");
+                return None;
+            }
+        };
+        serde_json::from_slice(&stored?).ok()
+    }
+
+    /// Stores the book for the next run; a failure only costs that run a full listing.
+    async fn save_order_book(&self, account: &SellerAccount, book: &OrderBook) {
+        if self.settings.order_book_ttl_secs == 0 {
+            return;
+        }
+        let Ok(json) = serde_json::to_vec(book) else {
+            return;
+        };
+        let key = self.order_book_key(&account.id);
+        let stored: redis::RedisResult<()> = self
+            .redis
+            .clone()
+            .set_ex(&key, json, self.settings.order_book_ttl_secs)
+            .await;
+        if let Err(error) = stored {
+            tracing::warn!(account_id = %account.id, %error, "order book not stored; the next run lists the window whole");
+        }
+    }
+
+    pub fn order_book_key(&self, account_id: &str) -> String {
+        format!("{}cache:orders:{account_id}", self.key_prefix)
     }
 
     /// Caches the summaries in Redis (one pipeline); MongoDB gets them through the store.

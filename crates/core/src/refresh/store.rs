@@ -4,12 +4,14 @@
 //! A refresh alone still costs four round trips; under load, a round trip serves many.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use mongodb::Database;
 
 use crate::accounts::{self, RefreshRecord, SellerAccount, User};
 use crate::analysis::Summary;
 use crate::coalesce::Coalescer;
+use crate::connections::mongo_op;
 use crate::error::CoreResult;
 
 /// Most refreshes one bulk call serves.
@@ -33,18 +35,26 @@ pub struct RefreshStore {
     record: Coalescer<Attempt, ()>,
 }
 
+/// The bound on one bulk call when none is configured (`mongo.operation_timeout_ms`'s default).
+const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl RefreshStore {
     /// Starts the batching tasks (needs a Tokio runtime).
     pub fn new(db: Database) -> Self {
+        Self::with_operation_timeout(db, DEFAULT_OPERATION_TIMEOUT)
+    }
+
+    /// Like [`Self::new`], each bulk call bounded by `timeout` (`mongo.operation_timeout_ms`).
+    pub fn with_operation_timeout(db: Database, timeout: Duration) -> Self {
         let loader = db.clone();
         let load = Coalescer::spawn(MAX_BATCH, move |ids: Vec<String>| {
             let db = loader.clone();
-            async move { load_many(&db, ids).await }
+            async move { mongo_op(timeout, load_many(&db, ids)).await }
         });
         let recorder = db.clone();
         let record = Coalescer::spawn(MAX_BATCH, move |attempts: Vec<Attempt>| {
             let db = recorder.clone();
-            async move { record_many(&db, attempts).await }
+            async move { mongo_op(timeout, record_many(&db, attempts)).await }
         });
         Self { db, load, record }
     }

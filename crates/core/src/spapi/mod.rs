@@ -147,11 +147,32 @@ struct Counters {
     token_exchanges: AtomicU64,
 }
 
-/// The filter of an orders search: orders created in `[after, before]`.
+/// The filter of an orders search: orders created, or last updated, in `[after, before]`
+/// (Amazon takes one kind of bound per search, never both; an update is any status change,
+/// creation included). `before` must be at least two minutes in the past.
 #[derive(Debug, Clone, Copy)]
-pub struct CreatedBetween<'a> {
+pub struct OrderQuery<'a> {
+    pub by: OrdersBy,
     pub after: &'a str,
     pub before: &'a str,
+}
+
+/// A listing that stopped before its end: the error, what its pages returned so far, and the
+/// next-page token to resume from (`None` when it stopped on its first page).
+#[derive(Debug)]
+pub struct Interrupted<T> {
+    pub error: SpApiError,
+    pub items: Vec<T>,
+    pub resume: Option<String>,
+    /// The failing page was reached by a next-page token.
+    by_token: bool,
+}
+
+/// Which timestamp an orders search filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrdersBy {
+    Created,
+    LastUpdated,
 }
 
 /// A paginated listing: its path and operation, the query every page sends, what only the first
@@ -233,13 +254,33 @@ impl SpApiClient {
         }
     }
 
-    /// Every order created in `created` in `marketplace`, items included (`searchOrders`).
+    /// Every order of `query` in `marketplace`, items included (`searchOrders`).
     pub async fn orders(
         &self,
         creds: &Credentials,
         marketplace: &str,
-        created: CreatedBetween<'_>,
+        query: OrderQuery<'_>,
     ) -> Result<Vec<Order>, SpApiError> {
+        self.orders_from(creds, marketplace, query, None)
+            .await
+            .map_err(|interrupted| interrupted.error)
+    }
+
+    /// Like [`Self::orders`], starting at `resume` (the next-page token of an earlier pass of the
+    /// same query that was interrupted) when given. An interrupted pass returns the orders it
+    /// read and where to resume, so a listing longer than the seller's rate limit allows at once
+    /// can be finished over several runs.
+    pub async fn orders_from(
+        &self,
+        creds: &Credentials,
+        marketplace: &str,
+        query: OrderQuery<'_>,
+        resume: Option<String>,
+    ) -> Result<Vec<Order>, Interrupted<Order>> {
+        let (after, before) = match query.by {
+            OrdersBy::Created => ("createdAfter", "createdBefore"),
+            OrdersBy::LastUpdated => ("lastUpdatedAfter", "lastUpdatedBefore"),
+        };
         let page = Page {
             op: Operation::SearchOrders,
             path: "/orders/2026-01-01/orders",
@@ -247,13 +288,10 @@ impl SpApiClient {
                 ("marketplaceIds", marketplace.to_owned()),
                 ("maxResultsPerPage", ORDERS_PER_PAGE.to_owned()),
             ],
-            first: vec![
-                ("createdAfter", created.after.to_owned()),
-                ("createdBefore", created.before.to_owned()),
-            ],
+            first: vec![(after, query.after.to_owned()), (before, query.before.to_owned())],
             token_param: "paginationToken",
         };
-        self.paginate(creds, &page, |p: SearchOrdersResponse| {
+        self.paginate(creds, &page, resume, |p: SearchOrdersResponse| {
             (p.orders, p.pagination.and_then(|p| p.next_token))
         })
         .await
@@ -277,67 +315,90 @@ impl SpApiClient {
             first: Vec::new(),
             token_param: "nextToken",
         };
-        self.paginate(creds, &page, |p: GetInventorySummariesResponse| {
+        self.paginate(creds, &page, None, |p: GetInventorySummariesResponse| {
             (
                 p.payload.inventory_summaries,
                 p.pagination.and_then(|p| p.next_token),
             )
         })
         .await
+        .map_err(|interrupted| interrupted.error)
     }
 
-    /// Follows a listing's next-page token until it ends, at most [`MAX_PAGES`] pages. A refused
-    /// next-page token (inventory tokens expire after 30 s) starts the listing over, once.
+    /// Follows a listing's next-page token (from `resume`, else the first page) until it ends, at
+    /// most [`MAX_PAGES`] pages. A refused next-page token (inventory tokens expire after 30 s)
+    /// starts the listing over, once.
     async fn paginate<R, T>(
         &self,
         creds: &Credentials,
         page: &Page<'_>,
+        resume: Option<String>,
         split: impl Fn(R) -> (Vec<T>, Option<String>),
-    ) -> Result<Vec<T>, SpApiError>
+    ) -> Result<Vec<T>, Interrupted<T>>
     where
         R: DeserializeOwned,
     {
+        let mut start = resume;
         let mut restarted = false;
         loop {
-            match self.read_pages(creds, page, &split).await {
-                Err((SpApiError::BadRequest { message, .. }, true)) if !restarted => {
-                    tracing::debug!(path = page.path, %message, "next-page token refused; listing again from the start");
+            match self.read_pages(creds, page, start.take(), &split).await {
+                Err(interrupted)
+                    if interrupted.by_token
+                        && !restarted
+                        && matches!(interrupted.error, SpApiError::BadRequest { .. }) =>
+                {
+                    tracing::debug!(path = page.path, error = %interrupted.error, "next-page token refused; listing again from the start");
                     restarted = true;
                 }
-                result => return result.map_err(|(error, _)| error),
+                result => return result,
             }
         }
     }
 
-    /// One pass over a listing; an error says whether it came on a page reached by a token.
+    /// One pass over a listing from `start` (a next-page token) or its first page.
     async fn read_pages<R, T>(
         &self,
         creds: &Credentials,
         page: &Page<'_>,
+        start: Option<String>,
         split: &impl Fn(R) -> (Vec<T>, Option<String>),
-    ) -> Result<Vec<T>, (SpApiError, bool)>
+    ) -> Result<Vec<T>, Interrupted<T>>
     where
         R: DeserializeOwned,
     {
         let mut items = Vec::new();
-        let mut next: Option<String> = None;
+        let mut next = start;
         for _ in 0..MAX_PAGES {
             let mut query = page.base.clone();
             let by_token = next.is_some();
-            match next.take() {
-                Some(token) => query.push((page.token_param, token)),
+            match &next {
+                Some(token) => query.push((page.token_param, token.clone())),
                 None => query.extend(page.first.iter().cloned()),
             }
-            let response = self.get(creds, page.op, page.path, &query).await;
-            let (batch, token) = split(response.map_err(|e| (e, by_token))?);
+            let response = match self.get(creds, page.op, page.path, &query).await {
+                Ok(response) => response,
+                Err(error) => {
+                    return Err(Interrupted {
+                        error,
+                        items,
+                        resume: next,
+                        by_token,
+                    });
+                }
+            };
+            let (batch, token) = split(response);
             items.extend(batch);
             match token {
                 Some(token) => next = Some(token),
                 None => return Ok(items),
             }
         }
-        let error = SpApiError::Decode(format!("{} did not end after {MAX_PAGES} pages", page.path));
-        Err((error, false))
+        Err(Interrupted {
+            error: SpApiError::Decode(format!("{} did not end after {MAX_PAGES} pages", page.path)),
+            items,
+            resume: None,
+            by_token: false,
+        })
     }
 
     /// One GET of `op` with the account's token: paced by the (seller, op) bucket, the token

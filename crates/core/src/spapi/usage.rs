@@ -157,13 +157,30 @@ fn rate_bound_for(op: Operation, wait: Duration) -> SpApiError {
     }
 }
 
-/// The rate in an `x-amzn-RateLimit-Limit` header value (requests per second).
+/// The rate in an `x-amzn-RateLimit-Limit` header value (requests per second); a value that is
+/// not a positive, finite number (`-1`, `0`, `inf`, `NaN`, text) is ignored.
 pub(super) fn reported_rate(headers: &reqwest::header::HeaderMap) -> Option<f64> {
-    headers
-        .get("x-amzn-ratelimit-limit")?
-        .to_str()
-        .ok()?
+    let value = headers.get("x-amzn-ratelimit-limit")?.to_str().ok()?;
+    parse_rate(value)
+}
+
+fn parse_rate(value: &str) -> Option<f64> {
+    value
         .trim()
-        .parse()
+        .parse::<f64>()
         .ok()
+        .filter(|rate| rate.is_finite() && *rate > 0.0)
+}
+
+#[cfg(test)]
+mod rate_header_tests {
+    use super::parse_rate;
+
+    #[test]
+    fn only_positive_finite_rates_are_taken() {
+        assert_eq!(parse_rate(" 0.5 "), Some(0.5));
+        for odd in ["-1", "0", "inf", "-inf", "NaN", "", "fast", "1e400"] {
+            assert_eq!(parse_rate(odd), None, "{odd:?}");
+        }
+    }
 }

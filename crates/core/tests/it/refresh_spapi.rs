@@ -211,3 +211,80 @@ async fn yen_are_counted_in_yen_and_the_window_ends_before_the_hour() {
         "{summary}"
     );
 }
+
+#[tokio::test]
+async fn the_next_hourly_run_lists_only_the_orders_updated_since() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig {
+        orders_per_day: 200,
+        ..SimConfig::default()
+    })
+    .await;
+    let r = refresher(&ns, &sim).await;
+    let ids = user(&r, "hourly", &[("HOURLY", US)]).await;
+    let first = r.process_user_data("hourly", &|_| {}).await.unwrap();
+    assert_eq!(first.accounts_processed, 1, "{first:?}");
+    let full = sim.stats().await.api;
+    let full_summary = cached_summary(&r, &ids[0]).await;
+
+    // As if that run had been the previous hour's: the book was synced an hour earlier.
+    let key = r.order_book_key(&ids[0]);
+    let stored: String = r.redis.clone().get(&key).await.unwrap();
+    let mut book: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    let synced: chrono::DateTime<Utc> = book["syncedThrough"].as_str().unwrap().parse().unwrap();
+    book["syncedThrough"] = serde_json::json!(synced - TimeDelta::hours(1));
+    let _: () = r.redis.clone().set(&key, book.to_string()).await.unwrap();
+
+    let next = r.process_user_data("hourly", &|_| {}).await.unwrap();
+    assert_eq!(next.accounts_processed, 1, "{next:?}");
+    let incremental = sim.stats().await.api - full;
+    assert!(
+        full >= 14 && incremental <= 3,
+        "the window ({full} calls) was listed once; the next run made {incremental} calls"
+    );
+    let summary = cached_summary(&r, &ids[0]).await;
+    for field in ["orderCount", "cancelledCount", "units"] {
+        assert_eq!(
+            summary[field], full_summary[field],
+            "{field}: the book agrees with a full listing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_listing_cut_short_by_the_rate_limit_resumes_where_it_stopped() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig {
+        orders_per_day: 400,
+        ..SimConfig::default()
+    })
+    .await;
+    let r = refresher(&ns, &sim).await;
+    let ids = user(&r, "huge", &[("HUGE", US)]).await;
+    let first = r.process_user_data("huge", &|_| {}).await.unwrap();
+    assert_eq!(
+        first.accounts_processed, 0,
+        "~28 pages cannot fit a burst of 20: {first:?}"
+    );
+    assert!(first.rate_bound_retry_after().is_some(), "{first:?}");
+    let cut_short = sim.stats().await.api;
+
+    // Later, with quota again (a client whose pacer starts full, a plan with room).
+    sim.plan("HUGE", "searchOrders", 100.0, 100.0).await;
+    let later = Refresher {
+        spapi: sim.client(&ns),
+        ..r.clone()
+    };
+    let second = later.process_user_data("huge", &|_| {}).await.unwrap();
+    assert_eq!(second.accounts_processed, 1, "{second:?}");
+    let resumed = sim.stats().await.api - cut_short;
+
+    let summary = cached_summary(&later, &ids[0]).await;
+    let orders = summary["orderCount"].as_u64().unwrap();
+    let pages = orders.div_ceil(100);
+    assert!(orders > 2_000, "{orders}");
+    assert!(
+        cut_short + resumed <= pages + 3,
+        "{pages} pages in all were read once: {cut_short} calls, then {resumed} (inventory and a catch-up page included)"
+    );
+}

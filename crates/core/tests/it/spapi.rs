@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use sellersync_core::spapi::{CreatedBetween, SpApiError};
+use sellersync_core::spapi::{OrderQuery, OrdersBy, SpApiError};
 use sellersync_core::testing::TestNamespace;
 use sellersync_spapi_sim::SimConfig;
 
@@ -22,8 +22,9 @@ fn window() -> (String, String) {
     (iso(end - TimeDelta::days(10)), iso(end))
 }
 
-fn between<'a>(w: &'a (String, String)) -> CreatedBetween<'a> {
-    CreatedBetween {
+fn between<'a>(w: &'a (String, String)) -> OrderQuery<'a> {
+    OrderQuery {
+        by: OrdersBy::Created,
         after: &w.0,
         before: &w.1,
     }

@@ -29,19 +29,13 @@ end
 local done, finished = {}, {}
 for i = 0, n - 1 do
   local id, token, result = ARGV[4 + i * 3], ARGV[5 + i * 3], ARGV[6 + i * 3]
-  local jk = base .. 'job:' .. id
-  local job = redis.call('HMGET', jk, 'st', 'tok', 'dk', 'sa')
-  if job[1] == 'active' and job[2] == token then
-    if result == 'null' then
-      redis.call('HSET', jk, 'st', 'completed', 'fin', now, 'pg', 100)
-    else
-      redis.call('HSET', jk, 'st', 'completed', 'fin', now, 'pg', 100, 'res', result)
-    end
-    if job[3] and job[3] ~= '' and redis.call('GET', base .. 'dedup:' .. job[3]) == id then
-      redis.call('DEL', base .. 'dedup:' .. job[3])
-    end
-    local d = observe(job[4])
-    emit(base, id, 'completed', now, { 'res', result, 'dur', d })
+  local job = load_job(base .. 'job:' .. id, { 'tok', 'dk' })
+  if job.st == 'active' and job.tok == token then
+    local changes = { st = 'completed', fin = now, pg = 100 }
+    if result ~= 'null' then changes.res = result end
+    release_dedup(base, job.dk, id)
+    local d = observe(job.sa)
+    transition(base, id, job, 'completed', now, changes, { 'res', result, 'dur', d })
     done[#done + 1] = id
     finished[#finished + 1] = now
     finished[#finished + 1] = id

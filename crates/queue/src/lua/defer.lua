@@ -4,12 +4,11 @@
 -- Returns 1 when deferred, 0 when the lease was lost.
 local base, id, token = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
-local jk = base .. 'job:' .. id
-local job = redis.call('HMGET', jk, 'st', 'tok', 'att')
-if job[1] ~= 'active' or job[2] ~= token then return 0 end
+local job = load_job(base .. 'job:' .. id, { 'tok' })
+if job.st ~= 'active' or job.tok ~= token then return 0 end
 local due = now + tonumber(ARGV[4])
 redis.call('ZREM', base .. 'active', id)
 redis.call('ZADD', base .. 'delayed', due, id)
-redis.call('HSET', jk, 'st', 'delayed', 'att', tonumber(job[3]) - 1, 'due', due)
-emit(base, id, 'deferred', now, { 'reason', ARGV[5] })
+transition(base, id, job, 'deferred', now,
+  { st = 'delayed', att = tonumber(job.att) - 1, due = due }, { 'reason', ARGV[5] })
 return 1

@@ -36,22 +36,22 @@ for i = 0, n - 1 do
     out[#out + 1] = 1
   else
     if dedup ~= '' then redis.call('SET', base .. 'dedup:' .. dedup, id) end
-    local fields = { 'data', ARGV[a + 5], 'att', 0, 'ts', now }
+    local job = { v = 0, att = 0 }
+    local changes = { data = ARGV[a + 5], att = 0, ts = now }
     if delay > 0 then
-      fields[#fields + 1] = 'st'; fields[#fields + 1] = 'delayed'
-      fields[#fields + 1] = 'due'; fields[#fields + 1] = now + delay
+      changes.st = 'delayed'
+      changes.due = now + delay
       delayed[#delayed + 1] = now + delay
       delayed[#delayed + 1] = id
     else
-      fields[#fields + 1] = 'st'; fields[#fields + 1] = 'waiting'
+      changes.st = 'waiting'
       waiting[#waiting + 1] = wait_score(priority, seq + i)
       waiting[#waiting + 1] = id
     end
-    if ARGV[a + 4] ~= '' then fields[#fields + 1] = 'max'; fields[#fields + 1] = ARGV[a + 4] end
-    if priority ~= 0 then fields[#fields + 1] = 'pr'; fields[#fields + 1] = priority end
-    if dedup ~= '' then fields[#fields + 1] = 'dk'; fields[#fields + 1] = dedup end
-    redis.call('HSET', base .. 'job:' .. id, unpack(fields))
-    emit(base, id, 'enqueued', now, { 'data', ARGV[a + 5] })
+    if ARGV[a + 4] ~= '' then changes.max = ARGV[a + 4] end
+    if priority ~= 0 then changes.pr = priority end
+    if dedup ~= '' then changes.dk = dedup end
+    transition(base, id, job, 'enqueued', now, changes, { 'data', ARGV[a + 5] })
     out[#out + 1] = id
     out[#out + 1] = 0
   end

@@ -1,39 +1,110 @@
--- The event outbox, prepended to every script that moves a job (see scripts.rs).
+-- Job records and the event outbox, prepended to every script (see scripts.rs).
 --
--- Every transition of a job appends one entry to `<base>events` in the same script, so the
--- stream is exactly the queue's history. An entry carries:
+-- Every transition of a job is recorded in the queue's event stream `<base>events` by the same
+-- script, so the stream is exactly the queue's history. A script call appends ONE stream entry
+-- holding all of its transitions, in order (a batch of 50 completions is one XADD, not 50):
+--   t     when (ms since the epoch, Redis's clock), once for the entry
+--   then per transition, starting with its kind:
 --   e     the transition (enqueued, active, progress, retrying, deferred, stalled, released,
---         completed, failed, removed, retried; deduplicated and cleaned carry no snapshot)
---   id    the job id
+--         promoted, completed, failed, removed, retried; deduplicated and cleaned are notes that
+--         carry no snapshot)
+--   id    the job id (`ids`, comma-separated, for cleaned)
 --   v     the job's version: every transition increments it, so a reader can tell a newer
 --         state from an older one whatever order it sees them in
---   t     when (ms since the epoch)
 --   then a snapshot of the job's state fields after the transition (those that are set):
 --   st att pg w sa due err fin stalls retries max
---   and the transition's own fields (data, res, dur, by).
+--   and the transition's own fields (data, res, dur, by, reason).
+-- A reader splits an entry at each `e`; fields before the first `e` (t) apply to all of them.
 -- The stream is trimmed only behind its consumer groups (Queue::trim_events).
+--
+-- The snapshot is built from the fields the script read and the changes it made (see
+-- `transition`), so recording a transition costs no extra Redis command.
 local SNAPSHOT_FIELDS = { 'st', 'att', 'pg', 'w', 'sa', 'due', 'err', 'fin', 'stalls', 'retries', 'max' }
 
-local function emit(base, id, kind, now, extra)
-  local jk = base .. 'job:' .. id
-  local v = redis.call('HINCRBY', jk, 'v', 1)
-  local snap = redis.call('HMGET', jk, unpack(SNAPSHOT_FIELDS))
-  local entry = { 'e', kind, 'id', id, 'v', v, 't', now }
-  for i, field in ipairs(SNAPSHOT_FIELDS) do
-    if snap[i] and snap[i] ~= '' then
-      entry[#entry + 1] = field
-      entry[#entry + 1] = snap[i]
+-- A job's version and snapshot fields (and the `extra` ones) as a table, one HMGET; a missing
+-- field is `false`, a missing job has `st == false`.
+local function load_job(jk, extra)
+  local names = { 'v' }
+  for _, name in ipairs(SNAPSHOT_FIELDS) do names[#names + 1] = name end
+  if extra then
+    for _, name in ipairs(extra) do names[#names + 1] = name end
+  end
+  local values = redis.call('HMGET', jk, unpack(names))
+  local job = {}
+  for i, name in ipairs(names) do job[name] = values[i] end
+  return job
+end
+
+-- The entry being assembled by this script call, written by `flush_events`.
+local event_fields, event_time = {}, nil
+-- Field values per entry before it is written (well below Lua's unpack limit of ~8000, with
+-- room for the transition recorded after the check).
+local EVENT_ENTRY_LIMIT = 4000
+
+local function flush_events(base)
+  if #event_fields == 0 then return end
+  redis.call('XADD', base .. 'events', '*', 't', event_time, unpack(event_fields))
+  event_fields = {}
+end
+
+local function append_event(base, now, fields)
+  if #event_fields + #fields > EVENT_ENTRY_LIMIT then flush_events(base) end
+  event_time = now
+  for i = 1, #fields do event_fields[#event_fields + 1] = fields[i] end
+end
+
+-- Records a transition of job `id` whose state (after the change) is the table `job`. Writes
+-- straight into the entry being assembled (this runs once per job of a batch).
+local function record(base, id, kind, now, job, extra)
+  if #event_fields > EVENT_ENTRY_LIMIT then flush_events(base) end
+  event_time = now
+  local e = event_fields
+  local n = #e
+  e[n + 1], e[n + 2], e[n + 3], e[n + 4], e[n + 5], e[n + 6] = 'e', kind, 'id', id, 'v', job.v
+  n = n + 6
+  for _, field in ipairs(SNAPSHOT_FIELDS) do
+    local value = job[field]
+    if value and value ~= '' then
+      e[n + 1], e[n + 2] = field, value
+      n = n + 2
     end
   end
   if extra then
-    for i = 1, #extra do entry[#entry + 1] = extra[i] end
+    for i = 1, #extra do e[n + i] = extra[i] end
   end
-  redis.call('XADD', base .. 'events', '*', unpack(entry))
+end
+
+-- Moves job `id` (loaded with `load_job`) through a transition: applies `changes` (field ->
+-- value; `false` deletes the field), increments its version, writes it (one HSET, plus one HDEL
+-- when fields go) and records the event with the resulting snapshot and `extra` fields.
+local function transition(base, id, job, kind, now, changes, extra)
+  job.v = (tonumber(job.v) or 0) + 1
+  local set, del = { 'v', job.v }, {}
+  for name, value in pairs(changes) do
+    job[name] = value
+    if value == false then
+      del[#del + 1] = name
+    else
+      set[#set + 1] = name
+      set[#set + 1] = value
+    end
+  end
+  local jk = base .. 'job:' .. id
+  redis.call('HSET', jk, unpack(set))
+  if #del > 0 then redis.call('HDEL', jk, unpack(del)) end
+  record(base, id, kind, now, job, extra)
 end
 
 -- An event about a job that does not change it (a dedup hit) or about many (cleaned).
 local function note(base, kind, now, fields)
-  local entry = { 'e', kind, 't', now }
+  local entry = { 'e', kind }
   for i = 1, #fields do entry[#entry + 1] = fields[i] end
-  redis.call('XADD', base .. 'events', '*', unpack(entry))
+  append_event(base, now, entry)
+end
+
+-- A finished or removed job gives up its dedup key (if the key still points at it).
+local function release_dedup(base, dedup, id)
+  if dedup and dedup ~= '' and redis.call('GET', base .. 'dedup:' .. dedup) == id then
+    redis.call('DEL', base .. 'dedup:' .. dedup)
+  end
 end

@@ -9,27 +9,22 @@ local now = now_ms()
 local id, token, err = ARGV[2], ARGV[3], ARGV[4]
 local retryable = ARGV[5] == '1'
 local max_backoff = tonumber(ARGV[6])
-local jk = base .. 'job:' .. id
-local job = redis.call('HMGET', jk, 'st', 'tok', 'max', 'dk', 'att')
-if job[1] ~= 'active' or job[2] ~= token then return { 'stale', 0 } end
+local job = load_job(base .. 'job:' .. id, { 'tok', 'dk' })
+if job.st ~= 'active' or job.tok ~= token then return { 'stale', 0 } end
 
 redis.call('ZREM', base .. 'active', id)
-local attempts, max_attempts = tonumber(job[5]), tonumber(job[3]) or tonumber(ARGV[7])
+local attempts, max_attempts = tonumber(job.att), tonumber(job.max) or tonumber(ARGV[7])
 if retryable and attempts < max_attempts then
   local delay = math.min(tonumber(ARGV[8]) * 2 ^ (attempts - 1), max_backoff)
   local due = now + delay
   redis.call('ZADD', base .. 'delayed', due, id)
-  redis.call('HSET', jk, 'st', 'delayed', 'err', err, 'due', due)
+  transition(base, id, job, 'retrying', now, { st = 'delayed', err = err, due = due })
   redis.call('HINCRBY', base .. 'metrics', 'retried', 1)
-  emit(base, id, 'retrying', now)
   return { 'retrying', due }
 end
 redis.call('ZADD', base .. 'failed', now, id)
-redis.call('HSET', jk, 'st', 'failed', 'err', err, 'fin', now)
+transition(base, id, job, 'failed', now, { st = 'failed', err = err, fin = now }, { 'by', 'worker' })
 redis.call('HINCRBY', base .. 'metrics', 'failed', 1)
-if job[4] and redis.call('GET', base .. 'dedup:' .. job[4]) == id then
-  redis.call('DEL', base .. 'dedup:' .. job[4])
-end
-emit(base, id, 'failed', now, { 'by', 'worker' })
+release_dedup(base, job.dk, id)
 trim_finished(base, 'failed', tonumber(ARGV[9]), now)
 return { 'failed', 0 }

@@ -27,13 +27,12 @@ if #due > 0 then
   local seq = redis.call('INCRBY', base .. 'seq', #due) - #due
   local promoted = {}
   for i, id in ipairs(due) do
-    local jk = base .. 'job:' .. id
-    local priority = tonumber(redis.call('HGET', jk, 'pr') or '0')
-    redis.call('HSET', jk, 'st', 'waiting')
-    redis.call('HDEL', jk, 'due')
-    emit(base, id, 'promoted', now)
-    promoted[#promoted + 1] = wait_score(priority, seq + i)
-    promoted[#promoted + 1] = id
+    local job = load_job(base .. 'job:' .. id, { 'pr' })
+    if job.st then
+      transition(base, id, job, 'promoted', now, { st = 'waiting', due = false })
+      promoted[#promoted + 1] = wait_score(tonumber(job.pr or '0'), seq + i)
+      promoted[#promoted + 1] = id
+    end
   end
   for s = 1, #promoted, CHUNK * 2 do
     redis.call('ZADD', base .. 'wait', unpack(promoted, s, math.min(s + CHUNK * 2 - 1, #promoted)))
@@ -50,19 +49,18 @@ local token = 0
 if #popped > 0 then token = redis.call('INCRBY', base .. 'fence', #popped / 2) - #popped / 2 end
 for i = 1, #popped, 2 do
   local id = popped[i]
-  local jk = base .. 'job:' .. id
-  local job = redis.call('HMGET', jk, 'data', 'att', 'max')
-  if job[1] then
-    local attempt = tonumber(job[2]) + 1
+  local job = load_job(base .. 'job:' .. id, { 'data' })
+  if job.data then
+    local attempt = tonumber(job.att) + 1
     token = token + 1
-    redis.call('HSET', jk, 'att', attempt, 'st', 'active', 'sa', now, 'w', worker, 'pg', 0, 'tok', token)
-    emit(base, id, 'active', now)
+    transition(base, id, job, 'active', now,
+      { att = attempt, st = 'active', sa = now, w = worker, pg = 0, tok = token })
     leases[#leases + 1] = deadline
     leases[#leases + 1] = id
     out[#out + 1] = id
-    out[#out + 1] = job[1]
+    out[#out + 1] = job.data
     out[#out + 1] = attempt
-    out[#out + 1] = tonumber(job[3]) or default_max
+    out[#out + 1] = tonumber(job.max) or default_max
     out[#out + 1] = token
   end
 end

@@ -29,25 +29,22 @@ local seq = redis.call('INCRBY', base .. 'seq', #expired) - #expired
 local requeued, failed = 0, 0
 for i, id in ipairs(expired) do
   redis.call('ZREM', base .. 'active', id)
-  local jk = base .. 'job:' .. id
-  local job = redis.call('HMGET', jk, 'pr', 'stalls', 'dk', 'st', 'att')
+  local job = load_job(base .. 'job:' .. id, { 'pr', 'dk' })
   -- A job deleted meanwhile leaves nothing to reap (and no hash is created for it).
-  if job[4] == 'active' then
-    local stalls = tonumber(job[2] or '0') + 1
+  if job.st == 'active' then
+    local stalls = tonumber(job.stalls or '0') + 1
     if stalls > max_stalls then
       local err = 'job stalled ' .. stalls .. ' times (its worker stopped heartbeating)'
       redis.call('ZADD', base .. 'failed', now, id)
-      redis.call('HSET', jk, 'st', 'failed', 'stalls', stalls, 'err', err, 'fin', now)
-      if job[3] and job[3] ~= '' and redis.call('GET', base .. 'dedup:' .. job[3]) == id then
-        redis.call('DEL', base .. 'dedup:' .. job[3])
-      end
+      transition(base, id, job, 'failed', now,
+        { st = 'failed', stalls = stalls, err = err, fin = now }, { 'by', 'reaper' })
+      release_dedup(base, job.dk, id)
       redis.call('HINCRBY', base .. 'metrics', 'failed', 1)
-      emit(base, id, 'failed', now, { 'by', 'reaper' })
       failed = failed + 1
     else
-      redis.call('ZADD', base .. 'wait', wait_score(tonumber(job[1] or '0'), seq + i), id)
-      redis.call('HSET', jk, 'st', 'waiting', 'stalls', stalls, 'att', math.max(0, tonumber(job[5]) - 1), 'pg', 0)
-      emit(base, id, 'stalled', now)
+      redis.call('ZADD', base .. 'wait', wait_score(tonumber(job.pr or '0'), seq + i), id)
+      transition(base, id, job, 'stalled', now,
+        { st = 'waiting', stalls = stalls, att = math.max(0, tonumber(job.att) - 1), pg = 0 })
       requeued = requeued + 1
     end
   end

@@ -9,14 +9,12 @@ local released = 0
 local now = now_ms()
 for i = 3, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  local jk = base .. 'job:' .. id
-  local job = redis.call('HMGET', jk, 'st', 'tok', 'w', 'pr', 'att')
-  if job[1] == 'active' and job[2] == token and job[3] == worker then
+  local job = load_job(base .. 'job:' .. id, { 'tok', 'pr' })
+  if job.st == 'active' and job.tok == token and job.w == worker then
     redis.call('ZREM', base .. 'active', id)
     -- Ahead of everything else of its priority: it was already running.
-    redis.call('ZADD', base .. 'wait', wait_score(tonumber(job[4] or '0'), 0), id)
-    redis.call('HSET', jk, 'st', 'waiting', 'att', tonumber(job[5]) - 1, 'pg', 0)
-    emit(base, id, 'released', now)
+    redis.call('ZADD', base .. 'wait', wait_score(tonumber(job.pr or '0'), 0), id)
+    transition(base, id, job, 'released', now, { st = 'waiting', att = tonumber(job.att) - 1, pg = 0 })
     released = released + 1
   end
 end

@@ -6,9 +6,13 @@
 local function delete_finished(base, set, ids, now)
   if #ids == 0 then return end
   local state = set == 'completed' and 'completed' or 'failed'
+  local doomed = {}
   for _, id in ipairs(ids) do
     local jk = base .. 'job:' .. id
-    if redis.call('HGET', jk, 'st') == state then redis.call('DEL', jk) end
+    if redis.call('HGET', jk, 'st') == state then doomed[#doomed + 1] = jk end
+  end
+  for s = 1, #doomed, 500 do
+    redis.call('UNLINK', unpack(doomed, s, math.min(s + 499, #doomed)))
   end
   for s = 1, #ids, 500 do
     redis.call('ZREM', base .. set, unpack(ids, s, math.min(s + 499, #ids)))

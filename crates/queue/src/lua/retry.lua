@@ -8,20 +8,19 @@ local now = now_ms()
 local seq = redis.call('INCRBY', base .. 'seq', #ARGV) - #ARGV
 for i = 2, #ARGV do
   local id = ARGV[i]
-  local jk = base .. 'job:' .. id
-  local job = redis.call('HMGET', jk, 'st', 'pr', 'dk')
-  if not job[1] then
+  local job = load_job(base .. 'job:' .. id, { 'pr', 'dk' })
+  if not job.st then
     out[#out + 1] = 'missing'
-  elseif job[1] ~= 'failed' then
-    out[#out + 1] = job[1]
+  elseif job.st ~= 'failed' then
+    out[#out + 1] = job.st
   else
     redis.call('ZREM', base .. 'failed', id)
-    redis.call('ZADD', base .. 'wait', wait_score(tonumber(job[2] or '0'), seq + i), id)
-    redis.call('HSET', jk, 'st', 'waiting', 'att', 0, 'stalls', 0, 'pg', 0)
-    redis.call('HINCRBY', jk, 'retries', 1)
-    redis.call('HDEL', jk, 'fin', 'err', 'sa', 'w', 'due')
-    emit(base, id, 'retried', now)
-    if job[3] and job[3] ~= '' then redis.call('SET', base .. 'dedup:' .. job[3], id, 'NX') end
+    redis.call('ZADD', base .. 'wait', wait_score(tonumber(job.pr or '0'), seq + i), id)
+    transition(base, id, job, 'retried', now, {
+      st = 'waiting', att = 0, stalls = 0, pg = 0, retries = tonumber(job.retries or '0') + 1,
+      fin = false, err = false, sa = false, w = false, due = false,
+    })
+    if job.dk and job.dk ~= '' then redis.call('SET', base .. 'dedup:' .. job.dk, id, 'NX') end
     out[#out + 1] = 'retried'
     retried[#retried + 1] = id
   end
