@@ -19,6 +19,9 @@ pub const DURATION_BUCKETS: &[f64] = &[
     600.0,
 ];
 
+/// How often recorded histogram samples are folded into buckets between scrapes.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// HTTP requests served by the API, by method, route template and status.
 pub const HTTP_REQUESTS: &str = "sellersync_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "sellersync_http_request_duration_seconds";
@@ -54,6 +57,18 @@ pub fn recorder() -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; metrics go there");
             }
+            // Folds recorded histogram samples into their buckets even when nobody scrapes, so
+            // memory stays bounded (rendering does it too).
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_INTERVAL);
+                        upkeep.run_upkeep();
+                    }
+                })
+                .expect("a metrics upkeep thread");
             handle
         })
         .clone()

@@ -1,8 +1,11 @@
 //! sellersync-worker: one worker process. It runs an apalis `Monitor` with a worker on the
 //! `user-data` queue (our Redis backend, `WORKER_CONCURRENCY` jobs at once, a per-job timeout,
 //! panics caught), whose handler runs `process_user_data`, and a JobStatus projector beside it
-//! (`job_status.projector`). SIGTERM/SIGINT stops fetching, lets running jobs finish within the
-//! drain timeout, hands back whatever is still leased, then stops the projector.
+//! (`job_status.projector`). It tells systemd when it is ready and feeds its watchdog from the
+//! queue heartbeats; with `METRICS_PORT` it serves `/metrics` and `/healthz` ([`health`]).
+//! SIGTERM/SIGINT stops it at once while it still waits for Redis or MongoDB; once running, it
+//! stops fetching, lets running jobs finish within the drain timeout, hands back whatever is
+//! still leased, then stops the projector.
 
 pub mod handler;
 pub mod health;
