@@ -33,7 +33,7 @@ start_throwaway_api() {
     fi
     sleep 0.1
   done
-  ADMIN_TOKEN=$("$BIN/sellersync" token mint --sub "$name" --role admin --ttl-secs 3600)
+  ADMIN_TOKEN=$("$BIN/sellersync" token mint --sub "$name" --role admin --ttl 1h)
 }
 
 stop_throwaway_api() {

@@ -1,27 +1,40 @@
-//! `sellersync-api`: load configuration, build the application, serve until SIGTERM/SIGINT.
+//! `sellersync-api`: parse the command line, load configuration, build the application, serve
+//! until SIGTERM/SIGINT (which also stops it while it is still starting).
 
 use std::process::ExitCode;
 
 use sellersync_api::Application;
-use sellersync_core::{bootstrap, shutdown};
+use sellersync_core::bootstrap::{self, Start};
+use sellersync_core::{shutdown, systemd};
+
+const ABOUT: &str =
+    "sellersync API: job status, queue control, metrics, the admin dashboard and the hourly producer";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match bootstrap::init("sellersync-api") {
-        Ok(settings) => settings,
-        Err(code) => return code,
+    let settings = match bootstrap::start_service("sellersync-api", env!("CARGO_PKG_VERSION"), ABOUT) {
+        Start::Run(settings) => *settings,
+        Start::Exit(code) => return code,
     };
-    let shutdown = shutdown::signal();
+    let mut shutdown = Box::pin(shutdown::signal());
     let environment = settings.environment.name();
-    let app = match Application::build(settings).await {
-        Ok(app) => app,
-        Err(error) => {
+    let app = match bootstrap::unless_stopped(&mut shutdown, Application::build(settings)).await {
+        Some(Ok(app)) => app,
+        Some(Err(error)) => {
             tracing::error!(%error, "sellersync-api failed to start");
             return ExitCode::FAILURE;
         }
+        None => {
+            tracing::info!("sellersync-api stopped before it was ready");
+            return ExitCode::SUCCESS;
+        }
     };
     tracing::info!(addr = %app.local_addr(), environment, "sellersync-api listening");
-    match app.run_until_stopped(shutdown).await {
+    systemd::ready();
+    systemd::spawn_watchdog_timer();
+    let served = app.run_until_stopped(shutdown).await;
+    sellersync_core::telemetry::shutdown();
+    match served {
         Ok(()) => {
             tracing::info!("sellersync-api stopped");
             ExitCode::SUCCESS

@@ -3,7 +3,9 @@
 //! issue; so is a JobStatus projection further behind than `job_status.max_lag_ms`, an active
 //! job running longer than the job timeout (seed 003's stuck jobs), and a share of failed jobs
 //! among those finished in the window above `monitoring.failure_rate_threshold` (seed 004)),
-//! and the Prometheus text of the queue families for `/metrics`.
+//! and the Prometheus text of the families read at scrape time for `/metrics`: queue depth,
+//! throughput and durations, projection lag, the health rules' inputs, live workers and the
+//! oldest active job (Redis), and users' freshness (MongoDB).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -12,6 +14,7 @@ use futures::future::try_join_all;
 use sellersync_core::Settings;
 use sellersync_core::config::MonitoringSettings;
 use sellersync_core::job_status::projector::GROUP as PROJECTOR_GROUP;
+use sellersync_core::metrics::family;
 use sellersync_queue::events::EventBacklog;
 use sellersync_queue::{Counts, JobState, Queue, QueueMetrics};
 use serde::Serialize;
@@ -262,14 +265,13 @@ pub async fn prometheus_text(queues: &Queues, settings: &Settings) -> Result<Str
     let mut out = render(&stats, &queues.names(), &metrics);
     render_backlogs(&mut out, &backlogs(queues).await?);
     render_activities(&mut out, &activities(queues, settings).await?);
+    let liveness = try_join_all(queues.all().map(liveness)).await?;
+    render_liveness(&mut out, &queues.names(), &liveness);
     Ok(out)
 }
 
-/// A gauge family of the activity rules: name, help, and how to read it.
-type ActivityGauge = (&'static str, &'static str, fn(&Activity) -> f64);
-
 fn render_activities(out: &mut String, activities: &BTreeMap<String, Activity>) {
-    let gauges: [ActivityGauge; 3] = [
+    let gauges: [Gauge<Activity>; 3] = [
         (
             "sellersync_queue_stuck_active_jobs",
             "Active jobs that started longer ago than the job timeout.",
@@ -286,19 +288,103 @@ fn render_activities(out: &mut String, activities: &BTreeMap<String, Activity>) 
             |a| a.failure_rate,
         ),
     ];
+    render_gauges(
+        out,
+        &gauges,
+        activities.iter().map(|(queue, a)| (queue.as_str(), a)),
+    );
+}
+
+/// Who works a queue and whether its running jobs move: live workers, and the age of the
+/// longest-running active job (0 when none runs).
+struct Liveness {
+    workers: usize,
+    oldest_active_seconds: f64,
+}
+
+/// Active jobs read to find the oldest: more than workers × concurrency ever hold.
+const ACTIVE_SCAN_LIMIT: usize = 10_000;
+
+async fn liveness(queue: &Queue) -> Result<Liveness, ApiError> {
+    let (workers, active, now_ms) = futures::try_join!(
+        queue.workers(),
+        queue.list(JobState::Active, 0, ACTIVE_SCAN_LIMIT),
+        queue.redis_now_ms(),
+    )?;
+    let oldest_ms = active
+        .iter()
+        .filter_map(|job| job.started_at_ms)
+        .map(|started| now_ms.saturating_sub(started))
+        .max()
+        .unwrap_or(0);
+    Ok(Liveness {
+        workers: workers.len(),
+        oldest_active_seconds: oldest_ms as f64 / 1000.0,
+    })
+}
+
+fn render_liveness(out: &mut String, names: &[&str], liveness: &[Liveness]) {
+    let gauges: [Gauge<Liveness>; 2] = [
+        (
+            "sellersync_queue_workers",
+            "Workers that sent a heartbeat within three lease periods.",
+            |l| l.workers as f64,
+        ),
+        (
+            "sellersync_queue_oldest_active_job_age_seconds",
+            "How long the longest-running active job has run (0 when none runs).",
+            |l| l.oldest_active_seconds,
+        ),
+    ];
+    render_gauges(out, &gauges, names.iter().copied().zip(liveness));
+}
+
+/// The freshness families: active users and those refreshed within the last hour (their ratio
+/// is the dashboard's freshness). Read from MongoDB at scrape time; empty when it cannot be
+/// read, so the queue families still reach Prometheus during a MongoDB outage.
+pub async fn freshness_text(db: &mongodb::Database) -> String {
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    let freshness = match sellersync_core::accounts::freshness(db, since).await {
+        Ok(freshness) => freshness,
+        Err(error) => {
+            tracing::warn!(%error, "user freshness not read; /metrics goes without it");
+            return String::new();
+        }
+    };
+    let mut out = String::new();
+    for (name, help, value) in [
+        ("sellersync_users_active", "Active users.", freshness.active),
+        (
+            "sellersync_users_refreshed_last_hour",
+            "Active users whose data was refreshed within the last hour.",
+            freshness.refreshed_since,
+        ),
+    ] {
+        family(&mut out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    out
+}
+
+/// A per-queue gauge family: name, help, and how to read it from a queue's `T`.
+type Gauge<T> = (&'static str, &'static str, fn(&T) -> f64);
+
+/// Each gauge family, with one sample per queue of `per_queue`.
+fn render_gauges<'a, T: 'a>(
+    out: &mut String,
+    gauges: &[Gauge<T>],
+    per_queue: impl Iterator<Item = (&'a str, &'a T)> + Clone,
+) {
     for (name, help, value) in gauges {
         family(out, name, "gauge", help);
-        for (queue, activity) in activities {
-            let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {}", value(activity));
+        for (queue, of_queue) in per_queue.clone() {
+            let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {}", value(of_queue));
         }
     }
 }
 
-/// A gauge family of the projection backlog: name, help, and how to read it.
-type BacklogGauge = (&'static str, &'static str, fn(&EventBacklog) -> f64);
-
 fn render_backlogs(out: &mut String, backlogs: &BTreeMap<String, EventBacklog>) {
-    let gauges: [BacklogGauge; 2] = [
+    let gauges: [Gauge<EventBacklog>; 2] = [
         (
             "sellersync_job_status_projection_backlog_events",
             "Queue events not yet recorded in JobStatus.",
@@ -310,12 +396,11 @@ fn render_backlogs(out: &mut String, backlogs: &BTreeMap<String, EventBacklog>) 
             |b| b.oldest_age_ms as f64 / 1000.0,
         ),
     ];
-    for (name, help, value) in gauges {
-        family(out, name, "gauge", help);
-        for (queue, backlog) in backlogs {
-            let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {}", value(backlog));
-        }
-    }
+    render_gauges(
+        out,
+        &gauges,
+        backlogs.iter().map(|(queue, b)| (queue.as_str(), b)),
+    );
 }
 
 fn render(stats: &BTreeMap<String, QueueStats>, names: &[&str], metrics: &[QueueMetrics]) -> String {
@@ -402,11 +487,6 @@ fn render(stats: &BTreeMap<String, QueueStats>, names: &[&str], metrics: &[Queue
 
 /// A counter family: name, help, and how to read it from a queue's metrics.
 type Counter = (&'static str, &'static str, fn(&QueueMetrics) -> u64);
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
 
 #[cfg(test)]
 mod tests {

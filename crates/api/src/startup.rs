@@ -142,6 +142,7 @@ impl Application {
         let app = routes::router(self.state);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             shutdown.await;
+            sellersync_core::systemd::stopping();
             let _ = stop.send(true);
             let _ = stopping_tx.send(());
         });

@@ -1,100 +1,67 @@
-//! `sellersync`: the operations CLI. Subcommands read the same configuration as the services.
+//! `sellersync`: the operations CLI. Subcommands read the same configuration as the services
+//! (plus `--env-file`, the services' environment file). Human tables and progress bars by
+//! default, `--json` for scripts. The benchmarks live in the separate `sellersync-bench`.
 
-mod bench;
+mod args;
 mod ops;
+mod output;
 
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser};
 use sellersync_core::connections::mongo_database;
 use sellersync_core::{Settings, bootstrap, migrations};
 
-#[derive(Parser)]
-#[command(name = "sellersync", version, about = "Operate a sellersync deployment")]
-struct Cli {
-    /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
+use crate::args::{Cli, Command};
+use crate::output::Progress;
 
-#[derive(Subcommand)]
-enum Command {
-    /// Apply the MongoDB migrations (indexes) that have not been applied yet.
-    Migrate,
-    /// Print the effective configuration (secrets redacted), or one setting with --get.
-    Config {
-        /// A dotted setting name, e.g. `worker.instances`.
-        #[arg(long)]
-        get: Option<String>,
-    },
-    /// Create demo users with seller accounts that the SP-API stand-in accepts (idempotent).
-    SeedDemo {
-        #[arg(long, default_value_t = 20)]
-        users: usize,
-        /// Seller accounts per user (they cycle through the na, eu and fe regions).
-        #[arg(long, default_value_t = 2)]
-        accounts: usize,
-    },
-    /// Enqueue refresh jobs (one pending job per user; users with one are reported as duplicates).
-    Enqueue(EnqueueArgs),
-    /// Jobs per state for every configured queue.
-    Stats,
-    /// Live workers: id, host, started, in-flight jobs, last heartbeat.
-    Workers,
-    /// Inspect and act on single jobs.
-    #[command(subcommand)]
-    Jobs(ops::JobsCommand),
-    /// Pause, resume and clean queues.
-    #[command(subcommand)]
-    Queues(ops::QueuesCommand),
-    /// API tokens.
-    #[command(subcommand)]
-    Token(ops::TokenCommand),
-    /// Benchmarks; they print one JSON line per scenario. Use a release build.
-    #[command(subcommand)]
-    Bench(BenchCommand),
-    /// A benchmark worker process (started by `bench queue`).
-    #[command(hide = true)]
-    BenchWorker(bench::WorkerArgs),
-}
-
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// The queue engine: enqueue, end-to-end processing, pickup latency, commands and memory per
-    /// job, crash recovery. Uses a temporary key prefix on the configured Redis.
-    Queue(bench::BenchArgs),
-    /// process_user_data against the SP-API stand-in with a fixed latency per call.
-    Refresh(bench::RefreshBenchArgs),
-    /// Users refreshed per second end to end: queue, worker processes, stand-in, JobStatus.
-    E2e(bench::E2eBenchArgs),
-    /// The hourly producer: select and enqueue N stale users, timed per part.
-    Cron(bench::CronBenchArgs),
-}
-
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "sellersync", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    if let Some(path) = &cli.env_file
+        && let Err(error) = load_env_file(path)
+    {
+        eprintln!("sellersync: --env-file {}: {error}", path.display());
+        return ExitCode::from(bootstrap::EXIT_CONFIG);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let settings = match bootstrap::init("sellersync") {
         Ok(settings) => settings,
         Err(code) => return code,
     };
+    let json = cli.json;
     let result = match cli.command {
-        Command::Migrate => migrate(&settings, cli.json).await.map_err(|e| e.to_string()),
+        Command::Migrate => migrate(&settings, json).await.map_err(|e| e.to_string()),
         Command::Config { get } => show_config(&settings, get.as_deref()),
-        Command::Stats => async { ops::Ops::connect(&settings, cli.json).await?.stats().await }.await,
-        Command::Workers => async { ops::Ops::connect(&settings, cli.json).await?.workers().await }.await,
-        Command::Jobs(c) => async { ops::Ops::connect(&settings, cli.json).await?.jobs(c).await }.await,
-        Command::Queues(c) => async { ops::Ops::connect(&settings, cli.json).await?.queues(c).await }.await,
+        Command::Stats => async { ops::Ops::connect(&settings, json).await?.stats().await }.await,
+        Command::Workers => async { ops::Ops::connect(&settings, json).await?.workers().await }.await,
+        Command::Jobs(c) => async { ops::Ops::connect(&settings, json).await?.jobs(c).await }.await,
+        Command::Queues(c) => async { ops::Ops::connect(&settings, json).await?.queues(c).await }.await,
         Command::Token(c) => ops::token(&settings, c),
-        Command::Enqueue(args) => enqueue(&settings, args, cli.json).await,
-        Command::SeedDemo { users, accounts } => seed_demo(&settings, users, accounts, cli.json).await,
-        Command::Bench(BenchCommand::Queue(args)) => bench::run(&settings, &args).await,
-        Command::Bench(BenchCommand::Refresh(args)) => bench::refresh(&settings, &args).await,
-        Command::Bench(BenchCommand::E2e(args)) => bench::e2e(&settings, &args).await,
-        Command::Bench(BenchCommand::Cron(args)) => bench::cron(&settings, &args).await,
-        Command::BenchWorker(args) => bench::worker(&settings, &args).await,
+        Command::Enqueue {
+            users,
+            all,
+            all_stale,
+            priority,
+            delay,
+            run_at,
+        } => {
+            let schedule = schedule(priority, delay, run_at);
+            enqueue(&settings, users, all, all_stale, schedule, json).await
+        }
+        Command::SeedDemo { users, accounts } => seed_demo(&settings, users, accounts, json).await,
+        Command::Completions { .. } => unreachable!("answered before configuration is loaded"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,6 +70,35 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reads a `KEY=value` file (systemd's `EnvironmentFile`, as `deploy/sellersync.env.example`)
+/// into this process's environment. Variables already set win, so one can still be overridden
+/// on the command line.
+fn load_env_file(path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    for (number, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| format!("line {}: not KEY=value", number + 1))?;
+        let (key, value) = (key.trim(), unquote(value.trim()));
+        if std::env::var_os(key).is_none() {
+            // SAFETY: called from `main` before the runtime starts: the process has one thread.
+            unsafe { std::env::set_var(key, value) };
+        }
+    }
+    Ok(())
+}
+
+fn unquote(value: &str) -> &str {
+    ['"', '\'']
+        .iter()
+        .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
+        .unwrap_or(value)
 }
 
 fn show_config(settings: &Settings, key: Option<&str>) -> Result<(), String> {
@@ -119,53 +115,34 @@ fn show_config(settings: &Settings, key: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
-#[derive(clap::Args)]
-struct EnqueueArgs {
-    /// A user id; repeat for several.
-    #[arg(long = "user", required_unless_present_any = ["all", "all_stale"])]
-    users: Vec<String>,
-    /// Every active user.
-    #[arg(long, conflicts_with_all = ["users", "all_stale"])]
-    all: bool,
-    /// Every user whose data is stale (what the hourly producer selects).
-    #[arg(long, conflicts_with = "users")]
-    all_stale: bool,
-    /// 0 is the most urgent; at most the queue's priority_levels - 1.
-    #[arg(long, default_value_t = 0)]
-    priority: u32,
-    /// Run no sooner than this many ms from now.
-    #[arg(long, conflicts_with = "run_at")]
-    delay: Option<u64>,
-    /// Run no sooner than this time (RFC 3339, e.g. 2030-01-01T09:30:00Z).
-    #[arg(long)]
-    run_at: Option<chrono::DateTime<chrono::FixedOffset>>,
-}
+/// Users enqueued per round of the progress bar.
+const ENQUEUE_CHUNK: usize = 1000;
 
-impl EnqueueArgs {
-    fn schedule(&self) -> sellersync_core::producer::Schedule {
-        let delay = match (self.delay, self.run_at) {
-            (Some(ms), _) => Some(std::time::Duration::from_millis(ms)),
-            (None, Some(at)) => {
-                let ms = (at.timestamp_millis() - chrono::Utc::now().timestamp_millis()).max(0);
-                Some(std::time::Duration::from_millis(ms as u64))
-            }
-            (None, None) => None,
-        };
-        sellersync_core::producer::Schedule {
-            priority: self.priority,
-            delay: delay.filter(|d| !d.is_zero()),
-        }
+/// When and how urgently the enqueued jobs run: `--delay` from now, or `--run-at` (a time in
+/// the past is now).
+fn schedule(
+    priority: u32,
+    delay: Option<std::time::Duration>,
+    run_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+) -> sellersync_core::producer::Schedule {
+    let delay = delay.or_else(|| {
+        let ms = (run_at?.timestamp_millis() - chrono::Utc::now().timestamp_millis()).max(0);
+        Some(std::time::Duration::from_millis(ms as u64))
+    });
+    sellersync_core::producer::Schedule {
+        priority,
+        delay: delay.filter(|d| !d.is_zero()),
     }
 }
 
-async fn enqueue(settings: &Settings, args: EnqueueArgs, json: bool) -> Result<(), String> {
-    let schedule = args.schedule();
-    let EnqueueArgs {
-        users,
-        all,
-        all_stale,
-        ..
-    } = args;
+async fn enqueue(
+    settings: &Settings,
+    users: Vec<String>,
+    all: bool,
+    all_stale: bool,
+    schedule: sellersync_core::producer::Schedule,
+    json: bool,
+) -> Result<(), String> {
     use sellersync_core::config::USER_DATA_QUEUE;
     let db = mongo_database(&settings.mongo, "sellersync-cli")
         .await
@@ -176,18 +153,29 @@ async fn enqueue(settings: &Settings, args: EnqueueArgs, json: bool) -> Result<(
     let config = settings.queue(USER_DATA_QUEUE).expect("validated");
     let queue = sellersync_queue::Queue::new(redis, &settings.redis.key_prefix, USER_DATA_QUEUE, config);
     let users = if all {
-        sellersync_core::accounts::active_user_ids(&db)
+        let found = Progress::spinner(json, "reading active users");
+        let users = sellersync_core::accounts::active_user_ids(&db)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        found.finish(&format!("{} active users", users.len()));
+        users
     } else if all_stale {
         stale_user_ids(&db, settings.cron.due_tolerance(), json).await?
     } else {
         users
     };
     let trigger = sellersync_core::jobs::Trigger::Manual;
-    let report = sellersync_core::producer::enqueue_scheduled(&queue, &users, trigger, 50, schedule)
-        .await
-        .map_err(|e| e.to_string())?;
+    let bar = Progress::bar(json, users.len() as u64, "enqueueing");
+    let mut report = sellersync_core::producer::EnqueueReport::default();
+    for chunk in users.chunks(ENQUEUE_CHUNK) {
+        let part = sellersync_core::producer::enqueue_scheduled(&queue, chunk, trigger, 50, schedule)
+            .await
+            .map_err(|e| e.to_string())?;
+        report.enqueued.extend(part.enqueued);
+        report.duplicates.extend(part.duplicates);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish("done");
     if json {
         println!("{}", serde_json::to_string(&report).expect("a report serialises"));
     } else {
@@ -200,7 +188,7 @@ async fn enqueue(settings: &Settings, args: EnqueueArgs, json: bool) -> Result<(
     Ok(())
 }
 
-/// Every stale user, read in batches (progress on stderr).
+/// Every stale user, read in batches (a spinner counts them).
 async fn stale_user_ids(
     db: &mongodb::Database,
     tolerance: std::time::Duration,
@@ -209,13 +197,13 @@ async fn stale_user_ids(
     let mut stale = sellersync_core::cron::StaleUsers::open(db, chrono::Utc::now(), tolerance)
         .await
         .map_err(|e| e.to_string())?;
+    let found = Progress::spinner(quiet, "finding stale users");
     let mut users = Vec::new();
     while let Some(batch) = stale.next_batch(1000).await.map_err(|e| e.to_string())? {
         users.extend(batch);
-        if !quiet {
-            eprintln!("  {} stale users found so far", users.len());
-        }
+        found.message(&format!("{} stale users found so far", users.len()));
     }
+    found.finish(&format!("{} stale users", users.len()));
     Ok(users)
 }
 
@@ -225,18 +213,12 @@ async fn seed_demo(settings: &Settings, users: usize, accounts: usize, json: boo
         .map_err(|e| e.to_string())?;
     migrations::apply(&db).await.map_err(|e| e.to_string())?;
     let started = std::time::Instant::now();
-    let report_every = (users / 20).max(1000);
-    let progress = |done: usize| {
-        if !json && (done.is_multiple_of(report_every) || done == users) {
-            eprintln!(
-                "  {done}/{users} users ({:.0}%)",
-                done as f64 * 100.0 / users.max(1) as f64
-            );
-        }
-    };
+    let bar = Progress::bar(json, users as u64, "seeding users");
+    let progress = |done: usize| bar.set(done as u64);
     let inserted = sellersync_core::demo::seed(&db, users, accounts, &progress)
         .await
         .map_err(|e| e.to_string())?;
+    bar.finish("done");
     let seconds = started.elapsed().as_secs_f64();
     if json {
         println!(

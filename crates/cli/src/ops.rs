@@ -1,94 +1,15 @@
 //! Operations commands: queue statistics, live workers, jobs, queue control and tokens. Human
 //! tables by default, `--json` for scripts.
 
-use std::time::Duration;
-
 use redis::aio::ConnectionManager;
 use sellersync_core::Settings;
 use sellersync_core::auth::{self, Role};
-use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::connections::connect_redis;
-use sellersync_queue::{JobState, Queue};
+use sellersync_queue::{JobInfo, JobState, Queue};
 use serde_json::json;
 
-#[derive(clap::Subcommand)]
-pub enum JobsCommand {
-    /// Jobs in a state, newest first.
-    List {
-        #[arg(long, default_value = USER_DATA_QUEUE)]
-        queue: String,
-        #[arg(long, default_value = "failed")]
-        state: String,
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-    },
-    /// One job, whole.
-    Show {
-        id: String,
-        #[arg(long, default_value = USER_DATA_QUEUE)]
-        queue: String,
-    },
-    /// Put a failed job back to waiting.
-    Retry {
-        id: String,
-        #[arg(long, default_value = USER_DATA_QUEUE)]
-        queue: String,
-    },
-    /// Delete a job that is not running.
-    Remove {
-        id: String,
-        #[arg(long, default_value = USER_DATA_QUEUE)]
-        queue: String,
-    },
-    /// Override the priority of a waiting or delayed job (0 is the most urgent).
-    Priority {
-        id: String,
-        priority: u32,
-        #[arg(long, default_value = USER_DATA_QUEUE)]
-        queue: String,
-    },
-    /// Make a delayed job due now.
-    Promote {
-        id: String,
-        #[arg(long, default_value = USER_DATA_QUEUE)]
-        queue: String,
-    },
-}
-
-#[derive(clap::Subcommand)]
-pub enum QueuesCommand {
-    /// Workers stop taking jobs from the queue; running jobs finish.
-    Pause {
-        name: String,
-    },
-    Resume {
-        name: String,
-    },
-    /// Delete finished jobs older than an age.
-    Clean {
-        name: String,
-        #[arg(long, default_value = "completed")]
-        state: String,
-        #[arg(long, default_value_t = 3600)]
-        older_than_secs: u64,
-        #[arg(long, default_value_t = 1000)]
-        limit: usize,
-    },
-}
-
-#[derive(clap::Subcommand)]
-pub enum TokenCommand {
-    /// Print a signed API token (HS256 with JWT_SECRET).
-    Mint {
-        /// The token's subject: a user id, or an operator name for admin tokens.
-        #[arg(long)]
-        sub: String,
-        #[arg(long, value_parser = ["user", "viewer", "admin"], default_value = "user")]
-        role: String,
-        #[arg(long, default_value_t = 3600)]
-        ttl_secs: u64,
-    },
-}
+use crate::args::{JobsCommand, QueuesCommand, TokenCommand, TokenRole};
+use crate::output::{Progress, print_table};
 
 pub struct Ops {
     settings: Settings,
@@ -127,7 +48,7 @@ impl Ops {
         if self.json {
             println!("{value}");
         } else {
-            print_table(headers, &rows);
+            print_table(headers, rows);
         }
     }
 
@@ -206,25 +127,22 @@ impl Ops {
 
     pub async fn jobs(&self, command: JobsCommand) -> Result<(), String> {
         match command {
-            JobsCommand::List { queue, state, limit } => {
-                let state: JobState = state.parse()?;
-                let jobs = self.queue(&queue)?.list(state, 0, limit).await.map_err(e)?;
-                let rows = jobs
-                    .iter()
-                    .map(|j| {
-                        vec![
-                            j.id.clone(),
-                            j.state.clone(),
-                            format!("{}/{}", j.attempts, j.max_attempts),
-                            j.progress.to_string(),
-                            j.data.to_string(),
-                            j.last_error.clone().unwrap_or_default(),
-                        ]
-                    })
-                    .collect();
+            JobsCommand::List {
+                queue,
+                state,
+                limit,
+                offset,
+                user,
+            } => {
+                let queue = self.queue(&queue)?;
+                let jobs = match user {
+                    Some(user) => jobs_of_user(&queue, state.into(), &user, offset, limit).await?,
+                    None => queue.list(state.into(), offset, limit).await.map_err(e)?,
+                };
+                let rows = jobs.iter().map(job_row).collect();
                 self.print(
                     json!(jobs),
-                    &["id", "state", "attempts", "progress", "data", "last error"],
+                    &["id", "state", "user", "attempts", "progress", "age", "last error"],
                     rows,
                 );
             }
@@ -248,10 +166,6 @@ impl Ops {
                 self.queue(&queue)?.retry(&id).await.map_err(e)?;
                 self.done(json!({ "retried": id }), &format!("job {id} is waiting again"));
             }
-            JobsCommand::Remove { id, queue } => {
-                self.queue(&queue)?.remove(&id).await.map_err(e)?;
-                self.done(json!({ "removed": id }), &format!("job {id} removed"));
-            }
             JobsCommand::Priority { id, priority, queue } => {
                 self.queue(&queue)?.set_priority(&id, priority).await.map_err(e)?;
                 self.done(
@@ -262,6 +176,10 @@ impl Ops {
             JobsCommand::Promote { id, queue } => {
                 self.queue(&queue)?.promote(&id).await.map_err(e)?;
                 self.done(json!({ "promoted": id }), &format!("job {id} is due now"));
+            }
+            JobsCommand::Remove { id, queue } => {
+                self.queue(&queue)?.remove(&id).await.map_err(e)?;
+                self.done(json!({ "removed": id }), &format!("job {id} removed"));
             }
         }
         Ok(())
@@ -280,15 +198,27 @@ impl Ops {
             QueuesCommand::Clean {
                 name,
                 state,
-                older_than_secs,
+                older_than,
                 limit,
             } => {
-                let state: JobState = state.parse()?;
-                let age = Duration::from_secs(older_than_secs);
-                let deleted = self.queue(&name)?.clean(state, age, limit).await.map_err(e)?;
+                let state: JobState = state.into();
+                let spinner = Progress::spinner(self.json, &format!("cleaning {name}"));
+                let deleted = self
+                    .queue(&name)?
+                    .clean(state, older_than, limit)
+                    .await
+                    .map_err(e)?;
+                spinner.finish("done");
                 self.done(
                     json!({ "deleted": deleted }),
                     &format!("deleted {deleted} {} jobs from {name}", state.as_str()),
+                );
+            }
+            QueuesCommand::RetryFailed { name, limit } => {
+                let retried = self.queue(&name)?.retry_failed(limit).await.map_err(e)?;
+                self.done(
+                    json!({ "retried": retried }),
+                    &format!("{retried} failed jobs of {name} are waiting again"),
                 );
             }
         }
@@ -305,38 +235,76 @@ impl Ops {
 }
 
 pub fn token(settings: &Settings, command: TokenCommand) -> Result<(), String> {
-    let TokenCommand::Mint { sub, role, ttl_secs } = command;
-    let role = match role.as_str() {
-        "admin" => Role::Admin,
-        "viewer" => Role::Viewer,
-        _ => Role::User,
+    let TokenCommand::Mint { sub, role, ttl } = command;
+    let role = match role {
+        TokenRole::Admin => Role::Admin,
+        TokenRole::Viewer => Role::Viewer,
+        TokenRole::User => Role::User,
     };
-    let token = auth::mint(&settings.auth, &sub, role, Duration::from_secs(ttl_secs)).map_err(e)?;
+    let token = auth::mint(&settings.auth, &sub, role, ttl).map_err(e)?;
     println!("{token}");
     Ok(())
 }
 
-/// Left-aligned columns separated by two spaces.
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+/// Jobs most looked through for `jobs list --user`.
+const USER_SCAN_LIMIT: usize = 10_000;
+
+/// The `user`'s jobs in `state`, newest first, skipping `offset` of them: pages through the
+/// state's jobs (at most [`USER_SCAN_LIMIT`]) keeping that user's.
+async fn jobs_of_user(
+    queue: &Queue,
+    state: JobState,
+    user: &str,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<JobInfo>, String> {
+    const PAGE: usize = 500;
+    let mut matching = Vec::new();
+    let mut scanned = 0;
+    while scanned < USER_SCAN_LIMIT && matching.len() < offset + limit {
+        let page = queue.list(state, scanned, PAGE).await.map_err(e)?;
+        let done = page.len() < PAGE;
+        scanned += page.len();
+        matching.extend(page.into_iter().filter(|job| job.data["userId"] == user));
+        if done {
+            break;
         }
     }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(headers.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
+    Ok(matching.into_iter().skip(offset).take(limit).collect())
+}
+
+/// A job as a table row: id, state, user, attempts, progress, age, last error.
+fn job_row(job: &JobInfo) -> Vec<String> {
+    let now = chrono::Utc::now().timestamp_millis() as u64;
+    let age = job
+        .created_at_ms
+        .map_or_else(String::new, |at| short_age(now.saturating_sub(at) / 1000));
+    vec![
+        job.id.clone(),
+        job.state.clone(),
+        job.data["userId"].as_str().unwrap_or("").to_owned(),
+        format!("{}/{}", job.attempts, job.max_attempts),
+        format!("{}%", job.progress),
+        age,
+        job.last_error.clone().unwrap_or_default(),
+    ]
+}
+
+/// An age in its largest unit: `45s`, `12m`, `3h`, `2d`.
+fn short_age(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m", seconds / 60),
+        3600..86400 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86400),
     }
-    if rows.is_empty() {
-        println!("(none)");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ages_are_short() {
+        let ages: Vec<String> = [5, 125, 7300, 200_000].map(super::short_age).into();
+        assert_eq!(ages, ["5s", "2m", "2h", "2d"]);
     }
 }

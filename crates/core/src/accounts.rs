@@ -167,6 +167,31 @@ pub async fn active_user_ids(db: &Database) -> CoreResult<Vec<String>> {
     user_ids(db, doc! { "active": true }).await
 }
 
+/// How fresh active users' data is: how many there are, and how many were refreshed since a
+/// moment (the share refreshed within the last hour is the freshness the dashboard shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Freshness {
+    pub active: u64,
+    pub refreshed_since: u64,
+}
+
+/// Counts active users and those whose `lastDataUpdateAt` is at or after `since` (both
+/// answered by the `active_lastDataUpdateAt` index).
+pub async fn freshness(db: &Database, since: chrono::DateTime<chrono::Utc>) -> CoreResult<Freshness> {
+    let users = db.collection::<Document>(USERS);
+    let since = bson::DateTime::from_millis(since.timestamp_millis());
+    let (active, refreshed_since) = futures::try_join!(
+        users.count_documents(doc! { "active": true }).into_future(),
+        users
+            .count_documents(doc! { "active": true, "lastDataUpdateAt": { "$gte": since } })
+            .into_future(),
+    )?;
+    Ok(Freshness {
+        active,
+        refreshed_since,
+    })
+}
+
 /// Ids of the users matching `filter`, in id order.
 async fn user_ids(db: &Database, filter: Document) -> CoreResult<Vec<String>> {
     let cursor = db

@@ -58,7 +58,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("LWA_CLIENT_SECRET", "spapi.lwa_client_secret"),
     ("LOG_LEVEL", "log.level"),
     ("LOG_FORMAT", "log.format"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "log.otlp_endpoint"),
 ];
+
+/// Also sets `log.level` (tracing's filter directives), over `LOG_LEVEL` when both are set.
+pub const RUST_LOG: &str = "RUST_LOG";
 
 /// `SELLERSYNC_*` variables that steer the scripts and process set-up, not settings.
 const PROCESS_VARS: &[&str] = &[
@@ -457,6 +461,9 @@ pub struct RefreshSettings {
 pub struct LogSettings {
     pub level: String,
     pub format: LogFormat,
+    /// OpenTelemetry collector's OTLP/HTTP base URL (spans go to `<it>/v1/traces`); empty: no
+    /// export. Needs a build with the `otlp` feature.
+    pub otlp_endpoint: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -493,6 +500,8 @@ impl Settings {
                     .find(|(name, _)| var == *name)
                     .map(|(_, key)| (*key).into())
             }))
+            // The Rust convention wins over LOG_LEVEL when both are set.
+            .merge(Env::raw().filter_map(|var| (var == RUST_LOG).then(|| "log.level".into())))
     }
 
     pub fn from_figment(environment: Environment, figment: Figment) -> Result<Self, ConfigError> {
@@ -597,6 +606,13 @@ impl Settings {
         self.validate_dashboard()?;
         self.validate_queues()?;
         self.validate_spapi()?;
+        let otlp = &s.log.otlp_endpoint;
+        if !otlp.is_empty() && !otlp.starts_with("http://") && !otlp.starts_with("https://") {
+            return Err(ConfigError::for_key(
+                "log.otlp_endpoint",
+                format!("{otlp:?} is not an http(s) URL"),
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&s.log.level).map_err(|e| {
             ConfigError::for_key(
                 "log.level",
@@ -1105,6 +1121,10 @@ mod tests {
         assert!(
             error(dev, &[("redis.connect_timeout_ms", "0")]).contains("SELLERSYNC_REDIS__CONNECT_TIMEOUT_MS")
         );
+        assert!(
+            error(dev, &[("log.otlp_endpoint", "collector:4318")]).contains("OTEL_EXPORTER_OTLP_ENDPOINT")
+        );
+        assert!(load(dev, &[("log.otlp_endpoint", "http://127.0.0.1:4318")]).is_ok());
     }
 
     const STRONG_SECRET: &str = "q7Vd2LmX9pRt4KwZ8sNc3HyB6fJu1EaG5oTi0";

@@ -26,11 +26,34 @@ impl Trigger {
 
 /// Refresh one user's seller data (`process_user_data`), on the `user-data` queue, at most one
 /// pending job per user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Its payload also carries the trace context of the code that enqueued it (`traceparent`, W3C
+/// Trace Context) when OpenTelemetry export is on, so the enqueueing request and the job's
+/// attempts form one trace; the queue's backend hands it to the worker with the lease.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshUser {
     pub user_id: String,
     pub trigger: Trigger,
+}
+
+impl Serialize for RefreshUser {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Payload<'a> {
+            user_id: &'a str,
+            trigger: Trigger,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            traceparent: Option<String>,
+        }
+        Payload {
+            user_id: &self.user_id,
+            trigger: self.trigger,
+            traceparent: crate::telemetry::current_traceparent(),
+        }
+        .serialize(serializer)
+    }
 }
 
 impl RefreshUser {

@@ -89,7 +89,14 @@ impl Lease {
 
     fn held(redis: &ConnectionManager, key: String, holder: String, ttl: Duration) -> Self {
         let (lost_tx, lost) = tokio::sync::watch::channel(false);
-        let renewal = tokio::spawn(renew(redis.clone(), key.clone(), holder.clone(), ttl, lost_tx));
+        // In the holder's span: a lost lease is logged with the job (or tick) it belonged to.
+        let renewal = tokio::spawn(tracing::Instrument::in_current_span(renew(
+            redis.clone(),
+            key.clone(),
+            holder.clone(),
+            ttl,
+            lost_tx,
+        )));
         Self {
             redis: redis.clone(),
             key,

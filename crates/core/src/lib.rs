@@ -16,6 +16,7 @@ pub mod instance;
 pub mod job_status;
 pub mod jobs;
 pub mod lease;
+pub mod metrics;
 pub mod migrations;
 pub mod notify;
 pub mod producer;
@@ -24,6 +25,7 @@ pub mod refresh;
 pub mod secret;
 pub mod shutdown;
 pub mod spapi;
+pub mod systemd;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

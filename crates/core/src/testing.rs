@@ -287,13 +287,6 @@ impl Drop for PrivateMongo {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn wait_for_port(port: u16, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -318,4 +311,149 @@ pub async fn all_documents(db: &mongodb::Database, collection: &str) -> Vec<mong
         .try_collect()
         .await
         .expect("documents")
+}
+
+/// A free TCP port on 127.0.0.1 with nothing listening on it (connections are refused).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A stand-in OpenTelemetry collector: accepts OTLP/HTTP exports (any POST) on a random port
+/// and keeps their bodies (protobuf), for tests of span export. It answers from tasks of the
+/// test's runtime: use a multi-threaded one when the test blocks (waiting for a child process).
+pub struct OtlpCollector {
+    /// The base URL to configure as `log.otlp_endpoint`.
+    pub url: String,
+    bodies: Received,
+}
+
+/// The path and body of every request a collector received.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+impl OtlpCollector {
+    pub async fn spawn() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let bodies = Received::default();
+        let kept = std::sync::Arc::clone(&bodies);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let kept = std::sync::Arc::clone(&kept);
+                tokio::spawn(async move {
+                    if let Some(request) = read_http_request(stream).await {
+                        kept.lock().unwrap().push(request);
+                    }
+                });
+            }
+        });
+        Self { url, bodies }
+    }
+
+    /// The paths and bodies received so far.
+    pub fn requests(&self) -> Vec<(String, Vec<u8>)> {
+        self.bodies.lock().unwrap().clone()
+    }
+
+    /// True when an export to `/v1/traces` contains `bytes` (a trace id, say).
+    pub fn received(&self, bytes: &[u8]) -> bool {
+        self.requests()
+            .iter()
+            .any(|(path, body)| path == "/v1/traces" && body.windows(bytes.len()).any(|w| w == bytes))
+    }
+}
+
+/// Reads one HTTP/1.1 request (head and a Content-Length body), answers 200, and returns its
+/// path and body.
+async fn read_http_request(mut stream: tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut data = Vec::new();
+    let mut buffer = [0u8; 8192];
+    let head_end = loop {
+        let n = stream.read(&mut buffer).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buffer[..n]);
+        if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+    let path = head.split_whitespace().nth(1)?.to_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while data.len() < head_end + length {
+        let n = stream.read(&mut buffer).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buffer[..n]);
+    }
+    let _ = stream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .await;
+    Some((path, data[head_end..].to_vec()))
+}
+
+/// The 16 bytes of the trace id in a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
+pub fn trace_id_bytes(traceparent: &str) -> Vec<u8> {
+    let hex = traceparent.split('-').nth(1).expect("a traceparent");
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// A stand-in for systemd's notification socket (`NOTIFY_SOCKET`): receives a service's
+/// `sd_notify` datagrams (`READY=1`, `WATCHDOG=1`, `STOPPING=1`, ...).
+pub struct NotifySocket {
+    pub path: PathBuf,
+    socket: std::os::unix::net::UnixDatagram,
+}
+
+impl NotifySocket {
+    /// Binds a socket named after `name` in the temporary directory.
+    pub fn bind(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{}.notify", name.replace(':', "-")));
+        let _ = std::fs::remove_file(&path);
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("a notification socket");
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("a read timeout");
+        Self { path, socket }
+    }
+
+    /// The messages received until one has the line `what` (that one included); fails the test
+    /// after 30 s without it.
+    pub fn until(&self, what: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = self
+                .socket
+                .recv(&mut buffer)
+                .unwrap_or_else(|e| panic!("no {what} (after {seen:?}): {e}"));
+            let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
+            let found = message.lines().any(|line| line == what);
+            seen.push(message);
+            if found {
+                return seen;
+            }
+        }
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

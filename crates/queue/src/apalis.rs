@@ -76,6 +76,10 @@ pub enum AckOutcome {
 /// Called after each attempt's outcome is recorded in the queue (e.g. to write JobStatus).
 pub type Observer = Arc<dyn Fn(Lease, AckOutcome) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// Called after every heartbeat of the backend's maintenance loop, with whether Redis took it:
+/// proof that the worker's loop runs (a systemd watchdog, a health endpoint).
+pub type HeartbeatHook = Arc<dyn Fn(bool) + Send + Sync>;
+
 /// The lease a task was handed out under; acks quote its token.
 #[derive(Debug, Clone)]
 pub struct Lease {
@@ -85,6 +89,21 @@ pub struct Lease {
     pub token: u64,
     /// Fires if the lease is lost while the attempt runs: the handler should stop.
     pub lost: LeaseLost,
+    /// The trace context the job was enqueued under (the payload's `traceparent` field, W3C
+    /// Trace Context), so the attempt can join the enqueueing request's trace.
+    pub traceparent: Option<String>,
+}
+
+/// The payload's `traceparent`, if it has one (parsed only when the field is there).
+fn traceparent_of(payload: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Traced {
+        traceparent: Option<String>,
+    }
+    if !payload.contains("\"traceparent\"") {
+        return None;
+    }
+    serde_json::from_str::<Traced>(payload).ok()?.traceparent
 }
 
 /// Longest idle wait before fetching again even without a wake-up.
@@ -103,6 +122,7 @@ pub struct RedisBackend<Args> {
     leases: Leases,
     maintenance: Option<tokio::task::JoinHandle<()>>,
     observer: Option<Observer>,
+    on_heartbeat: Option<HeartbeatHook>,
     _args: PhantomData<fn() -> Args>,
 }
 
@@ -119,6 +139,7 @@ impl<Args> RedisBackend<Args> {
             leases: Arc::default(),
             maintenance: None,
             observer: None,
+            on_heartbeat: None,
             _args: PhantomData,
         }
     }
@@ -138,6 +159,12 @@ impl<Args> RedisBackend<Args> {
         self
     }
 
+    /// Calls `hook` after every heartbeat.
+    pub fn with_heartbeat_hook(mut self, hook: HeartbeatHook) -> Self {
+        self.on_heartbeat = Some(hook);
+        self
+    }
+
     fn start_maintenance(&mut self, worker_id: &str) {
         if self.maintenance.is_none() {
             let task = maintenance::run(
@@ -145,6 +172,7 @@ impl<Args> RedisBackend<Args> {
                 worker_id.to_owned(),
                 Arc::clone(&self.leases),
                 self.batch,
+                self.on_heartbeat.clone(),
             );
             self.maintenance = Some(tokio::spawn(task));
         }
@@ -206,6 +234,7 @@ impl<Args: DeserializeOwned + Send + 'static> RedisBackend<Args> {
                     .attempt(job.attempt.saturating_sub(1) as usize)
                     .max_attempts(job.max_attempts as usize)
                     .data(Lease {
+                        traceparent: traceparent_of(&job.payload),
                         job_id: job.id,
                         attempt: job.attempt,
                         token: job.token,

@@ -60,7 +60,13 @@ pub(crate) fn forget(leases: &Leases, id: &str, token: u64) {
 /// Heartbeat, reap and retention for `worker_id` until the task is aborted. The heartbeat goes
 /// first whenever both are due, so after a stall the worker renews its own leases before it
 /// judges anyone's.
-pub(crate) async fn run(queue: Queue, worker_id: String, leases: Leases, concurrency: usize) {
+pub(crate) async fn run(
+    queue: Queue,
+    worker_id: String,
+    leases: Leases,
+    concurrency: usize,
+    on_heartbeat: Option<crate::apalis::HeartbeatHook>,
+) {
     let mut heartbeat = tokio::time::interval(queue.config().heartbeat());
     let mut reap = tokio::time::interval(queue.config().reap_interval());
     let mut retention = tokio::time::interval(Duration::from_secs(60));
@@ -80,9 +86,18 @@ pub(crate) async fn run(queue: Queue, worker_id: String, leases: Leases, concurr
                     "host": host, "pid": std::process::id(), "startedAtMs": started_ms,
                     "concurrency": concurrency, "inFlight": held.len(),
                 });
-                match queue.heartbeat(&worker_id, &info, &held).await {
-                    Ok(lost) => cancel_lost(&leases, &held, &lost),
-                    Err(error) => tracing::warn!(%error, "heartbeat failed"),
+                let taken = match queue.heartbeat(&worker_id, &info, &held).await {
+                    Ok(lost) => {
+                        cancel_lost(&leases, &held, &lost);
+                        true
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "heartbeat failed");
+                        false
+                    }
+                };
+                if let Some(hook) = &on_heartbeat {
+                    hook(taken);
                 }
             }
             _ = reap.tick() => match queue.reap().await {

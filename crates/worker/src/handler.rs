@@ -13,7 +13,9 @@ use sellersync_core::rate_limit::{Limit, RateLimit, RateLimitError, Take, TokenB
 use sellersync_core::refresh::{RefreshReport, Refresher};
 use sellersync_queue::Queue;
 use sellersync_queue::apalis::{Defer, Lease, NonRetryable};
+use tracing::Instrument;
 
+use crate::outcome_metrics::InFlight;
 use crate::user_lock::UserLocks;
 
 /// An attempt stopped because it lost its lease or lock (its outcome is not recorded: the queue
@@ -63,10 +65,50 @@ impl UserLimit {
 }
 
 /// The apalis handler of `RefreshUser` jobs. Its report becomes the completed job's result.
+///
+/// Everything it logs (and every task it spawns) is inside a `job` span carrying `queue`,
+/// `job_id`, `attempt` and `user_id`, so each log line of an attempt names its job.
 pub async fn refresh_user(
     job: RefreshUser,
     lease: Data<Lease>,
     state: Data<WorkerState>,
+) -> Result<RefreshReport, BoxDynError> {
+    let span = tracing::info_span!(
+        "job",
+        queue = RefreshUser::QUEUE,
+        job_id = %lease.job_id,
+        attempt = lease.attempt,
+        user_id = %job.user_id,
+        trigger = job.trigger.as_str(),
+    );
+    if let Some(traceparent) = &lease.traceparent {
+        sellersync_core::telemetry::set_parent(&span, traceparent);
+    }
+    async move {
+        let _in_flight = InFlight::start(RefreshUser::QUEUE);
+        let started = std::time::Instant::now();
+        tracing::info!("job started");
+        let outcome = attempt(&job, &lease, &state).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match &outcome {
+            Ok(report) => tracing::info!(
+                elapsed_ms,
+                accounts = report.accounts_total,
+                accounts_failed = report.accounts_failed,
+                "job finished"
+            ),
+            Err(error) => tracing::warn!(elapsed_ms, %error, "job attempt did not complete"),
+        }
+        outcome
+    }
+    .instrument(span)
+    .await
+}
+
+async fn attempt(
+    job: &RefreshUser,
+    lease: &Lease,
+    state: &WorkerState,
 ) -> Result<RefreshReport, BoxDynError> {
     if let Some(limit) = &state.user_limit
         && let Some(delay) = limit.take(&job.user_id).await?
@@ -92,7 +134,7 @@ pub async fn refresh_user(
     // The attempt stops as soon as its queue lease or its user lock is lost: another attempt
     // may already run, and whatever this one would still write is refused anyway.
     let outcome = tokio::select! {
-        outcome = run_locked(&job, &lease, &state) => outcome,
+        outcome = run_locked(job, lease, state) => outcome,
         () = lease.lost.wait() => Err(AttemptStopped("its queue lease was lost").into()),
         () = lock.lost() => Err(AttemptStopped("its user lock was lost").into()),
     };
@@ -199,11 +241,14 @@ fn judge(report: RefreshReport, max_failed_share: f64) -> Result<RefreshReport, 
 /// Progress goes to the queue (whose event reaches JobStatus), without holding up the job.
 fn report_progress(state: &WorkerState, lease: &Lease, percent: u8) {
     let (queue, lease) = (state.queue.clone(), lease.clone());
-    tokio::spawn(async move {
-        if let Err(error) = queue.set_progress(&lease.job_id, lease.token, percent).await {
-            tracing::debug!(%error, "progress not recorded");
+    tokio::spawn(
+        async move {
+            if let Err(error) = queue.set_progress(&lease.job_id, lease.token, percent).await {
+                tracing::debug!(%error, "progress not recorded");
+            }
         }
-    });
+        .in_current_span(),
+    );
 }
 
 #[cfg(test)]

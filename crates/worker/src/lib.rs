@@ -1,12 +1,15 @@
 //! sellersync-worker: one worker process. It runs an apalis `Monitor` with a worker on the
 //! `user-data` queue (our Redis backend, `WORKER_CONCURRENCY` jobs at once, a per-job timeout,
 //! panics caught), whose handler runs `process_user_data`, and a JobStatus projector beside it
-//! (`job_status.projector`). SIGTERM/SIGINT stops fetching, lets running jobs finish within the
-//! drain timeout, hands back whatever is still leased, then stops the projector. With webhooks
-//! configured it also runs a worker on the `notifications` queue (`notifications`), and a
-//! projector for it.
+//! (`job_status.projector`). It tells systemd when it is ready and feeds its watchdog from the
+//! queue heartbeats; with `METRICS_PORT` it serves `/metrics` and `/healthz` ([`health`]).
+//! SIGTERM/SIGINT stops it at once while it still waits for Redis or MongoDB; once running, it
+//! stops fetching, lets running jobs finish within the drain timeout, hands back whatever is
+//! still leased, then stops the projector. With webhooks configured it also runs a worker on the
+//! `notifications` queue (`notifications`), and a projector for it.
 
 pub mod handler;
+pub mod health;
 pub mod notifications;
 pub mod outcome_metrics;
 pub mod user_lock;
@@ -15,6 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::{Monitor, WorkerBuilder};
+use mongodb::Database;
+use redis::aio::ConnectionManager;
 use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::connections::{connect_redis, lazy_redis, mongo_database, ping_mongo};
 use sellersync_core::instance::instance_id;
@@ -23,11 +28,12 @@ use sellersync_core::jobs::RefreshUser;
 use sellersync_core::notify::{Delivery, NOTIFICATIONS_QUEUE};
 use sellersync_core::refresh::{RefreshStore, Refresher};
 use sellersync_core::spapi::SpApiClient;
-use sellersync_core::{CoreError, Settings, bootstrap};
+use sellersync_core::{CoreError, Settings, bootstrap, systemd};
 use sellersync_queue::Queue;
 use sellersync_queue::apalis::{HeldLeases, RedisBackend};
 
 use crate::handler::{UserLimit, WorkerState, refresh_user};
+use crate::health::Heartbeats;
 use crate::notifications::DeliveryState;
 use crate::user_lock::UserLocks;
 
@@ -50,14 +56,13 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     let worker_id = instance_id();
     tracing::info!(worker_id, "sellersync-worker starting");
-    let redis = bootstrap::retry_while_unavailable("redis", || connect_redis(&settings.redis)).await?;
-    if let Some(warning) = sellersync_core::health::eviction_warning(&mut redis.clone()).await {
-        tracing::warn!(warning, "redis configuration puts jobs at risk");
-    }
-    let mongo = mongo_database(&settings.mongo, "sellersync-worker").await?;
-    bootstrap::retry_while_unavailable("mongodb", || ping_mongo(&mongo)).await?;
-    bootstrap::migrate_if_configured(&settings, &mongo).await?;
-    serve_metrics(settings.worker.metrics_port)?;
+    let mut shutdown = Box::pin(shutdown);
+    // Waiting for Redis or MongoDB can take long: SIGTERM must still stop the process promptly.
+    let Some(connected) = bootstrap::unless_stopped(&mut shutdown, connect(&settings)).await else {
+        tracing::info!(worker_id, "sellersync-worker stopped before it was ready");
+        return Ok(());
+    };
+    let (redis, mongo) = connected?;
 
     let queue_config = settings
         .queue(USER_DATA_QUEUE)
@@ -86,7 +91,18 @@ pub async fn run(
             .map(|limit| UserLimit::new(redis.clone(), &prefix, limit)),
         notifier: sellersync_core::notify::notifier(&settings, redis.clone()),
     };
-    let observer = outcome_metrics::observer();
+    let observer = outcome_metrics::observer(USER_DATA_QUEUE);
+    let heartbeats = Arc::new(Heartbeats::default());
+    health::serve(
+        settings.worker.metrics_port,
+        Arc::clone(&heartbeats),
+        &worker_id,
+        queue_config.lease() * 3,
+    )
+    .await?;
+    let on_heartbeat = heartbeats.hook();
+    metrics::gauge!(sellersync_core::metrics::WORKER_CONCURRENCY, "queue" => USER_DATA_QUEUE)
+        .set(concurrency as f64);
     let mut projectors = vec![projector::spawn(
         &settings,
         queue.clone(),
@@ -103,7 +119,8 @@ pub async fn run(
             // Its own connection for blocking wake-ups; connects on first use.
             let wake = lazy_redis(&redis_settings).expect("settings were validated");
             let backend = RedisBackend::<RefreshUser>::new(queue.clone(), wake, concurrency)
-                .with_observer(observer.clone());
+                .with_observer(observer.clone())
+                .with_heartbeat_hook(on_heartbeat.clone());
             factory_held
                 .lock()
                 .expect("held leases lock")
@@ -151,9 +168,11 @@ pub async fn run(
         queue = USER_DATA_QUEUE,
         "sellersync-worker ready"
     );
+    systemd::ready();
     let outcome = monitor
         .run_with_signal(async move {
             shutdown.await;
+            systemd::stopping();
             tracing::info!("draining: no new jobs; running jobs may finish");
             Ok(())
         })
@@ -174,16 +193,17 @@ pub async fn run(
     Ok(())
 }
 
-fn serve_metrics(port: u16) -> Result<(), WorkerError> {
-    if port == 0 {
-        return Ok(());
+/// Connects to Redis and MongoDB, waiting while they are unavailable, and applies migrations
+/// when configured.
+async fn connect(settings: &Settings) -> Result<(ConnectionManager, Database), WorkerError> {
+    let redis = bootstrap::retry_while_unavailable("redis", || connect_redis(&settings.redis)).await?;
+    if let Some(warning) = sellersync_core::health::eviction_warning(&mut redis.clone()).await {
+        tracing::warn!(warning, "redis configuration puts jobs at risk");
     }
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(([0, 0, 0, 0], port))
-        .install()
-        .map_err(|e| WorkerError::Metrics(e.to_string()))?;
-    tracing::info!(port, "prometheus metrics on /metrics");
-    Ok(())
+    let mongo = mongo_database(&settings.mongo, "sellersync-worker").await?;
+    bootstrap::retry_while_unavailable("mongodb", || ping_mongo(&mongo)).await?;
+    bootstrap::migrate_if_configured(settings, &mongo).await?;
+    Ok((redis, mongo))
 }
 
 /// How long a user lock outlives its last renewal: long enough to ride out a Redis stall of

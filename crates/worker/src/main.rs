@@ -1,17 +1,23 @@
-//! `sellersync-worker`: load configuration, run the worker until SIGTERM/SIGINT.
+//! `sellersync-worker`: parse the command line, load configuration, run the worker until
+//! SIGTERM/SIGINT.
 
 use std::process::ExitCode;
 
-use sellersync_core::{bootstrap, shutdown};
+use sellersync_core::bootstrap::{self, Start};
+use sellersync_core::shutdown;
+
+const ABOUT: &str = "sellersync worker: runs user-data refresh jobs from the Redis queue until SIGTERM";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match bootstrap::init("sellersync-worker") {
-        Ok(settings) => settings,
-        Err(code) => return code,
+    let settings = match bootstrap::start_service("sellersync-worker", env!("CARGO_PKG_VERSION"), ABOUT) {
+        Start::Run(settings) => *settings,
+        Start::Exit(code) => return code,
     };
     let shutdown = shutdown::signal();
-    match sellersync_worker::run(settings, shutdown).await {
+    let outcome = sellersync_worker::run(settings, shutdown).await;
+    sellersync_core::telemetry::shutdown();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "sellersync-worker failed");

@@ -71,8 +71,11 @@ async fn queue_metrics(
     responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain")))]
 async fn prometheus(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let mut text = monitoring::prometheus_text(&state.queues, &state.settings).await?;
-    state.prometheus.run_upkeep();
-    text.push_str(&state.prometheus.render());
+    text.push_str(&monitoring::freshness_text(&state.mongo).await);
+    text.push_str(&sellersync_core::metrics::render(
+        &state.prometheus,
+        "sellersync-api",
+    ));
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

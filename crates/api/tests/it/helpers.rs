@@ -117,11 +117,7 @@ impl TestApp {
 
 /// A free TCP port with nothing listening on it.
 pub fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    sellersync_core::testing::free_port()
 }
 
 impl TestApp {

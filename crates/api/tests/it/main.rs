@@ -13,6 +13,7 @@ mod job_status;
 mod jobs;
 mod lifecycle;
 mod metrics;
+mod monitoring_assets;
 mod openapi;
 mod process;
 mod queues;

@@ -71,6 +71,22 @@ async fn metrics_parse_as_prometheus_text_and_count_the_queue() {
         scrape.docs.get("sellersync_queue_jobs").map(String::is_empty),
         Some(false)
     );
+    assert_eq!(sample_value(&scrape, "sellersync_queue_workers", &[q]), Some(0.0));
+    assert_eq!(
+        sample_value(&scrape, "sellersync_queue_oldest_active_job_age_seconds", &[q]),
+        Some(0.0),
+        "nothing runs"
+    );
+    assert_eq!(sample_value(&scrape, "sellersync_users_active", &[]), Some(4.0));
+    assert_eq!(
+        sample_value(&scrape, "sellersync_users_refreshed_last_hour", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample_value(&scrape, "sellersync_build_info", &[("binary", "sellersync-api")]),
+        Some(1.0)
+    );
+    assert!(sample_value(&scrape, "process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0));
 
     // The previous scrape was an HTTP request: it is in the next one, labelled by route.
     let text = app.get("/metrics").await.text().await.unwrap();
@@ -114,4 +130,41 @@ async fn queue_metrics_have_counts_per_queue_and_health() {
     assert_eq!(queue["waiting"], 1);
     assert_eq!(body["data"]["health"]["status"], "healthy");
     assert_eq!(body["data"]["health"]["message"], "All queues operating normally");
+}
+
+#[tokio::test]
+async fn the_oldest_active_job_and_live_workers_are_gauges() {
+    let app = spawn_app().await;
+    app.add_users(&["slow"]).await;
+    app.enqueue(&["slow"]).await;
+    let queue = app.queue().await;
+    let leased = queue.fetch("metrics-worker", 1).await.unwrap().jobs.remove(0);
+    queue
+        .heartbeat(
+            "metrics-worker",
+            &serde_json::json!({}),
+            &[(leased.id.clone(), leased.token)],
+        )
+        .await
+        .unwrap();
+    // The attempt started two minutes ago (as Redis records it).
+    let mut redis = sellersync_core::connections::connect_redis(&app.settings().redis)
+        .await
+        .unwrap();
+    let started = queue.redis_now_ms().await.unwrap() - 120_000;
+    let key = format!("{}job:{}", queue.key_base(), leased.id);
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("sa")
+        .arg(started)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let q = ("queue", "user-data");
+    let age = sample_value(&scrape, "sellersync_queue_oldest_active_job_age_seconds", &[q]).unwrap();
+    assert!((120.0..130.0).contains(&age), "{age}");
+    assert_eq!(sample_value(&scrape, "sellersync_queue_workers", &[q]), Some(1.0));
 }

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sellersync_core::testing::{TestNamespace, config_dir, sigterm, wait_exit};
+use sellersync_core::testing::{NotifySocket, TestNamespace, config_dir, sigterm, wait_exit};
 
 use crate::helpers::closed_port;
 
@@ -109,4 +109,150 @@ mod raw_http {
         stream.read_to_string(&mut reply).unwrap();
         reply.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
+}
+
+#[test]
+fn help_version_and_check_config_answer_without_starting() {
+    let namespace = TestNamespace::new();
+    let help = api_command(&namespace)
+        .arg("--help")
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--check-config"));
+    let version = api_command(&namespace)
+        .arg("--version")
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let check = api_command(&namespace)
+        .arg("--check-config")
+        .env("PORT", "3999")
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let config: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(config["server"]["port"], 3999);
+}
+
+#[test]
+fn sigterm_stops_the_api_while_its_services_are_unreachable() {
+    let namespace = TestNamespace::new();
+    let mut child = api_command(&namespace)
+        .env("PORT", closed_port().to_string())
+        .env("REDIS_PORT", "1")
+        .env("MONGODB_URI", format!("mongodb://127.0.0.1:{}/", closed_port()))
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    lines.next().expect("a first log line").unwrap();
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(5));
+    assert!(status.success(), "exit status {status}");
+}
+
+/// With OpenTelemetry export on, a job enqueued by a request carries that request's trace
+/// context, and the request's spans reach the collector under the same trace id.
+#[cfg(feature = "otlp")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_enqueued_by_a_request_carries_the_request_trace() {
+    use sellersync_core::auth::{self, Role};
+    use sellersync_core::testing::{OtlpCollector, trace_id_bytes};
+
+    let namespace = TestNamespace::with_overrides(&[(
+        "auth.jwt_secret",
+        figment::value::Value::from(crate::helpers::SECRET),
+    )]);
+    let db = sellersync_core::connections::mongo_database(&namespace.settings.mongo, "it")
+        .await
+        .unwrap();
+    sellersync_core::accounts::upsert_user(&db, "traced", true)
+        .await
+        .unwrap();
+    let collector = OtlpCollector::spawn().await;
+    let port = closed_port();
+    let mut child = api_command(&namespace)
+        .env("PORT", port.to_string())
+        .env("JWT_SECRET", crate::helpers::SECRET)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains("listening"))
+        .expect("a listening line");
+
+    let token = auth::mint(
+        &namespace.settings.auth,
+        "ops",
+        Role::Admin,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let reply: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/app/job-status/enqueue"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "userId": "traced" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job_id = reply["data"]["enqueued"][0]["jobId"]
+        .as_str()
+        .expect("a job id")
+        .to_owned();
+    let redis = sellersync_core::connections::connect_redis(&namespace.settings.redis)
+        .await
+        .unwrap();
+    let queue = sellersync_queue::Queue::new(
+        redis,
+        namespace.key_prefix(),
+        "user-data",
+        namespace.settings.queue("user-data").unwrap(),
+    );
+    let job = queue.get(&job_id).await.unwrap().unwrap();
+    let traceparent = job.data["traceparent"]
+        .as_str()
+        .expect("the payload carries a traceparent");
+    assert_eq!(traceparent.len(), 55, "{traceparent}");
+    assert!(traceparent.starts_with("00-"), "{traceparent}");
+
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    assert!(
+        collector.received(&trace_id_bytes(traceparent)),
+        "the request's spans were exported under the job's trace"
+    );
+}
+
+#[test]
+fn under_systemd_the_api_notifies_ready_once_listening_and_stopping_on_sigterm() {
+    let namespace = TestNamespace::new();
+    let notify = NotifySocket::bind(namespace.key_prefix());
+    let port = closed_port();
+    let mut child = api_command(&namespace)
+        .env("PORT", port.to_string())
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "400000")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    notify.until("READY=1");
+    assert_eq!(raw_http::get_status(port), 200, "ready means listening");
+    // WatchdogSec=0.4 s: fed every 0.2 s by the timer task.
+    notify.until("WATCHDOG=1");
+    sigterm(&child);
+    notify.until("STOPPING=1");
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
 }

@@ -25,6 +25,7 @@ use redis::aio::ConnectionManager;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 use crate::config::SpApiSettings;
 use crate::rate_limit::TokenBuckets;
@@ -427,6 +428,7 @@ impl SpApiClient {
                 .await?;
             let token = self.access_token(creds, false).await?;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
             let sent = self
                 .http
                 .get(&url)
@@ -437,7 +439,9 @@ impl SpApiClient {
                     chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
                 )
                 .send()
+                .instrument(call_span(op.name()))
                 .await;
+            record_call(op.name(), &sent, started);
             match classify(sent, attempt + 1).await {
                 Outcome::Done(body, rate) => {
                     self.pacer.learn(&creds.seller_id, op, rate);
@@ -514,7 +518,15 @@ impl SpApiClient {
         loop {
             attempt += 1;
             self.counters.token_exchanges.fetch_add(1, Ordering::Relaxed);
-            let sent = self.http.post(&self.settings.token_url).form(&form).send().await;
+            let started = Instant::now();
+            let sent = self
+                .http
+                .post(&self.settings.token_url)
+                .form(&form)
+                .send()
+                .instrument(call_span(LWA_TOKEN_OPERATION))
+                .await;
+            record_call(LWA_TOKEN_OPERATION, &sent, started);
             match sent {
                 Ok(response) if response.status().is_success() => {
                     let body = response
@@ -564,6 +576,28 @@ fn lwa_error(status: u16, error: Option<TokenError>) -> SpApiError {
 }
 
 /// Sorts a response into done, throttled, retry, unauthorized or final.
+/// The `operation` label of LWA token exchanges in the SP-API metrics.
+const LWA_TOKEN_OPERATION: &str = "lwaToken";
+
+/// The span of one HTTP call to Amazon (a child of the job's span in a trace).
+fn call_span(operation: &'static str) -> tracing::Span {
+    tracing::info_span!("spapi_call", operation)
+}
+
+/// Counts one call by operation and status (`timeout` or `error` without a response) and
+/// records how long it took to its response headers.
+fn record_call(operation: &'static str, sent: &Result<reqwest::Response, reqwest::Error>, started: Instant) {
+    use crate::metrics::{SPAPI_REQUEST_DURATION, SPAPI_REQUESTS};
+    let status = match sent {
+        Ok(response) => response.status().as_u16().to_string(),
+        Err(error) if error.is_timeout() => "timeout".to_owned(),
+        Err(_) => "error".to_owned(),
+    };
+    metrics::counter!(SPAPI_REQUESTS, "operation" => operation, "status" => status).increment(1);
+    metrics::histogram!(SPAPI_REQUEST_DURATION, "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
+}
+
 async fn classify(sent: Result<reqwest::Response, reqwest::Error>, attempts: u32) -> Outcome {
     let response = match sent {
         Ok(response) => response,

@@ -120,16 +120,15 @@ impl Pacer {
             None if pace.refusals > 0 => {
                 let wait = limit.refill_interval() * pace.refusals.min(8);
                 if wait > remaining {
-                    return Err(SpApiError::RateBound {
-                        operation: pace.op.name(),
-                        retry_after: wait,
-                    });
+                    return Err(rate_bound_for(pace.op, wait));
                 }
                 wait
             }
             None => Duration::ZERO,
         };
         if !wait.is_zero() {
+            metrics::histogram!(crate::metrics::SPAPI_RATE_LIMIT_WAIT, "operation" => pace.op.name())
+                .record(wait.as_secs_f64());
             tracing::debug!(
                 operation = pace.op.name(),
                 wait_ms = wait.as_millis() as u64,
@@ -144,11 +143,17 @@ impl Pacer {
 
 fn rate_bound(error: RateLimitError, op: Operation) -> SpApiError {
     match error {
-        RateLimitError::WaitTooLong { wait, .. } => SpApiError::RateBound {
-            operation: op.name(),
-            retry_after: wait,
-        },
+        RateLimitError::WaitTooLong { wait, .. } => rate_bound_for(op, wait),
         RateLimitError::Redis(e) => SpApiError::RateLimiter(e.to_string()),
+    }
+}
+
+/// A call given up because its rate limit would make it wait `wait` (counted in the metrics).
+fn rate_bound_for(op: Operation, wait: Duration) -> SpApiError {
+    metrics::counter!(crate::metrics::SPAPI_RATE_BOUND, "operation" => op.name()).increment(1);
+    SpApiError::RateBound {
+        operation: op.name(),
+        retry_after: wait,
     }
 }
 

@@ -2,16 +2,7 @@ use std::time::{Duration, Instant};
 
 use figment::value::Value;
 use sellersync_core::connections::{connect_redis, mongo_database, ping_mongo};
-use sellersync_core::testing::TestNamespace;
-
-/// A free TCP port with nothing listening on it.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use sellersync_core::testing::{TestNamespace, free_port as closed_port};
 
 #[tokio::test]
 async fn redis_on_a_closed_port_fails_fast_with_a_clear_error() {

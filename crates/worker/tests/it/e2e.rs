@@ -296,3 +296,161 @@ async fn a_user_over_its_refresh_limit_waits_without_failing() {
     worker.await.unwrap();
     assert_eq!(e.queue.counts().await.unwrap().failed, 0);
 }
+
+#[tokio::test]
+async fn every_log_line_of_a_job_names_its_queue_job_attempt_and_user() {
+    let e = env(SimConfig::default(), &[("spapi.max_retries", Value::from(0))]).await;
+    e.user("logged", &["LOGGED-1".to_owned(), "LOGGED-2".to_owned()])
+        .await;
+    // One of two accounts fails: logged as a warning, and the job still completes.
+    e.fault("LOGGED-1", 500, 1).await;
+    let job = e.enqueue(&["logged".to_owned()]).await.enqueued.remove(0);
+    let log_path = std::env::temp_dir().join(format!("{}.log", e.ns.key_prefix().trim_end_matches(':')));
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut worker = e
+        .worker_command()
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "sellersync_core=debug,info")
+        .env("SELLERSYNC_SPAPI__MAX_RETRIES", "0")
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(20), "completion", || async {
+        e.status(&job.job_id).await.get_str("status").ok() == Some("completed")
+    })
+    .await;
+    sigterm(&worker);
+    assert!(wait_exit(&mut worker, Duration::from_secs(15)).success());
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let in_job_code = |line: &&serde_json::Value| {
+        let target = line["target"].as_str().unwrap_or_default();
+        target.starts_with("sellersync_core::refresh")
+            || target.starts_with("sellersync_core::spapi")
+            || target.starts_with("sellersync_worker::handler")
+    };
+    let job_lines: Vec<&serde_json::Value> = lines.iter().filter(in_job_code).collect();
+    for message in ["job started", "seller account refresh failed", "job finished"] {
+        assert!(
+            job_lines.iter().any(|line| line["message"] == message),
+            "no {message:?} line in {text}"
+        );
+    }
+    for line in &job_lines {
+        let job_span = line["spans"]
+            .as_array()
+            .and_then(|spans| spans.iter().find(|span| span["name"] == "job"))
+            .unwrap_or_else(|| panic!("a line outside the job span: {line}"));
+        assert_eq!(job_span["job_id"], job.job_id.as_str(), "{line}");
+        assert_eq!(job_span["user_id"], "logged", "{line}");
+        assert_eq!(job_span["queue"], "user-data", "{line}");
+        assert_eq!(job_span["attempt"], 1, "{line}");
+    }
+    assert!(!text.contains('\u{1b}'), "no colour codes when not on a terminal");
+}
+
+#[tokio::test]
+async fn the_worker_serves_histograms_of_its_jobs_and_spapi_calls_and_a_health_check() {
+    let e = env(SimConfig::default(), &[]).await;
+    e.user("measured", &["MEASURED-1".to_owned()]).await;
+    let port = sellersync_core::testing::free_port();
+    let mut worker = e
+        .worker_command()
+        .env("METRICS_PORT", port.to_string())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    eventually(Duration::from_secs(20), "a healthy worker", || async {
+        http.get(url("/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let job = e.enqueue(&["measured".to_owned()]).await.enqueued.remove(0);
+    eventually(Duration::from_secs(20), "completion", || async {
+        e.status(&job.job_id).await.get_str("status").ok() == Some("completed")
+    })
+    .await;
+
+    let health: serde_json::Value = http
+        .get(url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert!(health["workerId"].is_string(), "{health}");
+    let text = http
+        .get(url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "sellersync_build_info{binary=\"sellersync-worker\"",
+        "sellersync_worker_job_attempts_total{queue=\"user-data\",outcome=\"completed\"} 1",
+        "sellersync_worker_job_attempt_duration_seconds_bucket{queue=\"user-data\",le=\"",
+        "sellersync_worker_jobs_in_flight{queue=\"user-data\"} 0",
+        "sellersync_worker_concurrency{queue=\"user-data\"} ",
+        "sellersync_spapi_requests_total{operation=\"searchOrders\",status=\"200\"}",
+        "sellersync_spapi_request_duration_seconds_bucket{operation=\"searchOrders\",le=\"",
+        "sellersync_spapi_requests_total{operation=\"lwaToken\",status=\"200\"}",
+        "process_resident_memory_bytes ",
+    ] {
+        assert!(text.contains(expected), "no {expected} in\n{text}");
+    }
+    assert!(!text.contains("quantile="), "histograms, not summaries:\n{text}");
+
+    sigterm(&worker);
+    assert!(wait_exit(&mut worker, Duration::from_secs(15)).success());
+}
+
+/// With OpenTelemetry export on, an attempt joins the trace its job was enqueued under: the
+/// worker's exported spans carry the trace id of the payload's `traceparent`.
+#[cfg(feature = "otlp")]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attempt_joins_the_trace_of_the_request_that_enqueued_its_job() {
+    use sellersync_core::jobs::{RefreshUser, Trigger};
+    use sellersync_core::testing::{OtlpCollector, trace_id_bytes};
+
+    let e = env(SimConfig::default(), &[]).await;
+    e.user("traced", &["TRACED-1".to_owned()]).await;
+    let collector = OtlpCollector::spawn().await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let job = RefreshUser {
+        user_id: "traced".into(),
+        trigger: Trigger::Api,
+    };
+    let payload = serde_json::json!({ "userId": "traced", "trigger": "api", "traceparent": traceparent });
+    let new_job = sellersync_queue::NewJob::new(&payload, job.options()).unwrap();
+    let job_id = e.queue.enqueue_bulk(&[new_job]).await.unwrap().remove(0).id;
+
+    let mut worker = e
+        .worker_command()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url)
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(20), "completion", || async {
+        e.status(&job_id).await.get_str("status").ok() == Some("completed")
+    })
+    .await;
+    // Spans are exported in batches (every 5 s) and on exit.
+    sigterm(&worker);
+    assert!(wait_exit(&mut worker, Duration::from_secs(15)).success());
+    assert!(
+        collector.received(&trace_id_bytes(traceparent)),
+        "the worker's spans are in the enqueueing trace ({} exports)",
+        collector.requests().len()
+    );
+}

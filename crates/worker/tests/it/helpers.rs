@@ -147,7 +147,14 @@ impl Env {
 
     /// The worker binary with this environment's settings.
     pub fn spawn_worker_process(&self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_sellersync-worker"))
+        self.worker_command().spawn().unwrap()
+    }
+
+    /// The worker binary's command with this environment's settings (warnings only, no output
+    /// captured): adjust, then spawn.
+    pub fn worker_command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sellersync-worker"));
+        command
             .env("SELLERSYNC_ENV", "test")
             .env("SELLERSYNC_CONFIG_DIR", config_dir())
             .env("REDIS_KEY_PREFIX", self.ns.key_prefix())
@@ -161,8 +168,7 @@ impl Env {
             .env("LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+            .stderr(Stdio::null());
+        command
     }
 }

@@ -1,4 +1,4 @@
-//! `sellersync bench queue`: the queue engine's benchmark. Prints one JSON line per scenario.
+//! `sellersync-bench queue`: the queue engine's benchmark. Prints one JSON line per scenario.
 //!
 //! Scenarios (all on the configured Redis, under a fresh `bench:<random>:` key prefix that is
 //! deleted afterwards): enqueue one at a time, enqueue in bulk, end-to-end no-op processing at
@@ -6,7 +6,7 @@
 //! latency of a trickle, Redis commands per processed job, Redis memory per retained finished job,
 //! a crash (SIGKILL a worker mid-run, start another: time to finish, jobs lost, jobs run twice),
 //! and a start limit of 50/s over six workers (`rate_limit`: the most starts in any 1 s window).
-//! Worker processes are this binary's hidden `bench-worker` subcommand.
+//! Worker processes are this binary's hidden `worker` subcommand.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -128,7 +128,7 @@ impl Bench {
         let mut command = Command::new(std::env::current_exe().expect("own path"));
         command
             .args([
-                "bench-worker",
+                "worker",
                 "--prefix",
                 &self.prefix,
                 "--concurrency",
@@ -282,10 +282,31 @@ fn stop(children: Vec<Child>) {
 
 pub async fn run(settings: &Settings, args: &BenchArgs) -> Result<(), String> {
     let bench = Bench::fresh(settings).await?;
-    let wanted = |name: &str| args.only.as_deref().is_none_or(|only| name.contains(only));
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let wanted = |name: &str| {
+        let wanted = args.only.as_deref().is_none_or(|only| name.contains(only));
+        if wanted {
+            spinner.set_message(format!("scenario {name}"));
+        }
+        wanted
+    };
     let result = run_scenarios(&bench, args, wanted).await;
+    spinner.finish_and_clear();
     bench.reset().await?;
     result
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal); results stay on stdout.
+fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
 }
 
 async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) -> bool) -> Result<(), String> {
@@ -575,7 +596,7 @@ async fn apalis_handler(_n: u64, id: TaskId, job: Data<BenchJob>) -> Result<(), 
     Ok(())
 }
 
-/// The hidden `bench-worker` subcommand: a worker over the bench queue until SIGTERM.
+/// The hidden `worker` subcommand: a worker over the bench queue until SIGTERM.
 pub async fn worker(settings: &Settings, args: &WorkerArgs) -> Result<(), String> {
     let redis = connect_redis(&settings.redis).await.map_err(|e| e.to_string())?;
     let wake = connect_redis(&settings.redis).await.map_err(|e| e.to_string())?;
@@ -634,7 +655,7 @@ async fn bench_database(settings: &Settings, name: &str) -> Result<mongodb::Data
         .map_err(|e| e.to_string())
 }
 
-/// `sellersync bench refresh`: per seller size, one user's accounts refreshed twice by
+/// `sellersync-bench refresh`: per seller size, one user's accounts refreshed twice by
 /// `process_user_data` against the stand-in (Amazon's default usage plans on, the given latency
 /// per call): the first run lists each account's window whole, the second (as the next hourly
 /// run would) only what changed since. Prints SP-API calls per account, 429s received,
@@ -771,7 +792,7 @@ pub struct E2eBenchArgs {
     pub concurrency: usize,
 }
 
-/// `sellersync bench e2e`: users refreshed per second end to end — enqueue every demo user, then
+/// `sellersync-bench e2e`: users refreshed per second end to end — enqueue every demo user, then
 /// worker processes run `process_user_data` against the stand-in (latency per call) until every
 /// JobStatus is completed. Temporary database and key prefix, dropped afterwards.
 pub async fn e2e(settings: &Settings, args: &E2eBenchArgs) -> Result<(), String> {
@@ -838,10 +859,13 @@ async fn e2e_run(
     // Watched in Redis (the queue's counts and the projection's backlog), so the benchmark adds
     // no load to MongoDB; the JobStatus records are counted once at the end.
     let group = sellersync_core::job_status::projector::GROUP;
+    let bar = progress_bar(args.users as u64, "users refreshed");
     let done = loop {
         let completed = queue.metrics().await.map_err(|e| err(&e))?.completed_total;
+        bar.set_position(completed);
         let projected = queue.event_backlog(group).await.map_err(|e| err(&e))?.total() == 0;
         if completed as usize >= args.users && projected {
+            bar.finish_and_clear();
             break Ok(started.elapsed());
         }
         if started.elapsed() > Duration::from_secs(600) {
@@ -925,7 +949,7 @@ pub struct CronBenchArgs {
     pub batch_size: usize,
 }
 
-/// `sellersync bench cron`: the hourly producer's work for N stale users, timed in its parts —
+/// `sellersync-bench cron`: the hourly producer's work for N stale users, timed in its parts —
 /// selecting them from MongoDB (cursor + account check), enqueueing them in Redis, and the
 /// JobStatus projector (running beside the enqueue) recording every `queued` job.
 /// Temporary database and key prefix, dropped afterwards.

@@ -1,0 +1,62 @@
+//! `sellersync-bench`: sellersync's benchmarks, a development tool. It carries the SP-API
+//! stand-in and the benchmark harness, which the production binaries (`sellersync`,
+//! `sellersync-api`, `sellersync-worker`) do not: build it with `cargo build --release -p
+//! sellersync-bench` where you benchmark. Every scenario prints one JSON line. Settings come
+//! from the same configuration as the services.
+
+mod bench;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sellersync_core::bootstrap;
+
+#[derive(Parser)]
+#[command(
+    name = "sellersync-bench",
+    version,
+    about = "Benchmark sellersync (prints JSON lines; use a release build)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The queue engine: enqueue, end-to-end processing, pickup latency, commands and memory per
+    /// job, crash recovery. Uses a temporary key prefix on the configured Redis.
+    Queue(bench::BenchArgs),
+    /// process_user_data against the SP-API stand-in with a fixed latency per call.
+    Refresh(bench::RefreshBenchArgs),
+    /// Users refreshed per second end to end: queue, worker processes, stand-in, JobStatus.
+    E2e(bench::E2eBenchArgs),
+    /// The hourly producer: select and enqueue N stale users, timed per part.
+    Cron(bench::CronBenchArgs),
+    /// A benchmark worker process (started by `queue`).
+    #[command(hide = true)]
+    Worker(bench::WorkerArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match bootstrap::init("sellersync-bench") {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    let result = match cli.command {
+        Command::Queue(args) => bench::run(&settings, &args).await,
+        Command::Refresh(args) => bench::refresh(&settings, &args).await,
+        Command::E2e(args) => bench::e2e(&settings, &args).await,
+        Command::Cron(args) => bench::cron(&settings, &args).await,
+        Command::Worker(args) => bench::worker(&settings, &args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sellersync-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
