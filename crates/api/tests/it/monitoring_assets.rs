@@ -159,7 +159,7 @@ async fn every_metric_the_dashboard_and_alerts_query_is_exported() {
         .map(str::to_owned),
     );
     let alerts = alert_queries();
-    assert_eq!(alerts.len(), 7, "{alerts:?}");
+    assert_eq!(alerts.len(), 8, "{alerts:?}");
     let queries = dashboard_queries(&dashboard()).into_iter().chain(alerts);
     for query in queries {
         let names = metric_names(&query);
