@@ -690,6 +690,14 @@ mod tests {
         Value::BulkString(s.as_bytes().to_vec())
     }
 
+    /// A stream entry as XRANGE returns it.
+    fn entry(id: &str, fields: &[(&str, &str)]) -> Value {
+        Value::Array(vec![
+            bulk(id),
+            Value::Array(fields.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect()),
+        ])
+    }
+
     #[test]
     fn an_entry_parses_into_a_typed_event() {
         let fields = [
@@ -704,10 +712,7 @@ mod tests {
             ("res", "{\"a\":1}"),
             ("dur", "250"),
         ];
-        let entry = Value::Array(vec![
-            bulk("1-0"),
-            Value::Array(fields.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect()),
-        ]);
+        let entry = entry("1-0", &fields);
         let batch = parse_entries(vec![entry]);
         assert!(batch.unreadable.is_empty(), "{:?}", batch.unreadable);
         let event = &batch.events[0];
@@ -738,10 +743,7 @@ mod tests {
             ("st", "active"),
             ("att", "3"),
         ];
-        let entry = Value::Array(vec![
-            bulk("5-1"),
-            Value::Array(fields.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect()),
-        ]);
+        let entry = entry("5-1", &fields);
         let batch = parse_entries(vec![entry]);
         assert!(batch.unreadable.is_empty(), "{:?}", batch.unreadable);
         let seen: Vec<_> = batch
@@ -769,10 +771,7 @@ mod tests {
             ("e", "teleported"),
             ("id", "b"),
         ];
-        let entry = Value::Array(vec![
-            bulk("5-1"),
-            Value::Array(fields.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect()),
-        ]);
+        let entry = entry("5-1", &fields);
         let batch = parse_entries(vec![entry]);
         assert!(batch.events.is_empty());
         assert_eq!(batch.stream_ids(), vec!["5-1"]);

@@ -29,6 +29,18 @@ async fn refresher(ns: &TestNamespace, sim: &Sim) -> Refresher {
     }
 }
 
+/// A namespace, a stand-in whose sellers have `orders_per_day`, and a refresher against it.
+async fn with_orders_per_day(orders_per_day: u64) -> (TestNamespace, Sim, Refresher) {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig {
+        orders_per_day,
+        ..SimConfig::default()
+    })
+    .await;
+    let r = refresher(&ns, &sim).await;
+    (ns, sim, r)
+}
+
 /// A user with one account per (seller, marketplace); returns the account ids.
 async fn user(r: &Refresher, user: &str, accounts: &[(&str, &str)]) -> Vec<String> {
     accounts::upsert_user(r.store.db(), user, true).await.unwrap();
@@ -54,13 +66,7 @@ async fn cached_summary(r: &Refresher, account_id: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_seller_with_1000_live_orders_is_refreshed_within_the_job_timeout_without_a_429() {
-    let ns = TestNamespace::new();
-    let sim = sim::spawn(SimConfig {
-        orders_per_day: 200,
-        ..SimConfig::default()
-    })
-    .await;
-    let r = refresher(&ns, &sim).await;
+    let (ns, sim, r) = with_orders_per_day(200).await;
     let ids = user(&r, "big", &[("BIGSELLER", US)]).await;
 
     let started = Instant::now();
@@ -91,13 +97,7 @@ async fn a_seller_with_1000_live_orders_is_refreshed_within_the_job_timeout_with
 
 #[tokio::test]
 async fn accounts_of_one_seller_share_its_bucket_and_the_excess_is_rate_bound_not_throttled() {
-    let ns = TestNamespace::new();
-    let sim = sim::spawn(SimConfig {
-        orders_per_day: 200,
-        ..SimConfig::default()
-    })
-    .await;
-    let r = refresher(&ns, &sim).await;
+    let (_ns, sim, r) = with_orders_per_day(200).await;
     // Two marketplaces of one seller: about 28 searchOrders pages against a burst of 20.
     user(&r, "eu", &[("EUSELLER", US), ("EUSELLER", DE)]).await;
 
@@ -214,13 +214,7 @@ async fn yen_are_counted_in_yen_and_the_window_ends_before_the_hour() {
 
 #[tokio::test]
 async fn the_next_hourly_run_lists_only_the_orders_updated_since() {
-    let ns = TestNamespace::new();
-    let sim = sim::spawn(SimConfig {
-        orders_per_day: 200,
-        ..SimConfig::default()
-    })
-    .await;
-    let r = refresher(&ns, &sim).await;
+    let (_ns, sim, r) = with_orders_per_day(200).await;
     let ids = user(&r, "hourly", &[("HOURLY", US)]).await;
     let first = r.process_user_data("hourly", &|_| {}).await.unwrap();
     assert_eq!(first.accounts_processed, 1, "{first:?}");
@@ -253,13 +247,7 @@ async fn the_next_hourly_run_lists_only_the_orders_updated_since() {
 
 #[tokio::test]
 async fn a_listing_cut_short_by_the_rate_limit_resumes_where_it_stopped() {
-    let ns = TestNamespace::new();
-    let sim = sim::spawn(SimConfig {
-        orders_per_day: 400,
-        ..SimConfig::default()
-    })
-    .await;
-    let r = refresher(&ns, &sim).await;
+    let (ns, sim, r) = with_orders_per_day(400).await;
     let ids = user(&r, "huge", &[("HUGE", US)]).await;
     let first = r.process_user_data("huge", &|_| {}).await.unwrap();
     assert_eq!(
