@@ -53,6 +53,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("JOB_MAX_RETRIES", "jobs.max_retries"),
     ("JOB_RETRY_DELAY", "jobs.retry_delay_ms"),
     ("METRICS_PORT", "worker.metrics_port"),
+    ("METRICS_BIND", "worker.metrics_bind"),
     ("CRON_ENABLED", "cron.enabled"),
     ("LWA_CLIENT_ID", "spapi.lwa_client_id"),
     ("LWA_CLIENT_SECRET", "spapi.lwa_client_secret"),
@@ -361,6 +362,9 @@ pub struct WorkerSettings {
     pub user_busy_delay_ms: u64,
     pub store_unavailable_delay_ms: u64,
     pub metrics_port: u16,
+    /// The address the metrics endpoint listens on: loopback by default (it has no auth); a
+    /// private network's address, or `0.0.0.0`, for a Prometheus on another host.
+    pub metrics_bind: std::net::IpAddr,
     /// At most `max` refreshes of one user per `interval_ms` (unset: no limit); a refresh over
     /// it waits (deferred, no attempt spent) until the user's bucket refills.
     #[serde(default)]

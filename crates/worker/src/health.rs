@@ -18,8 +18,6 @@ use sellersync_core::systemd;
 use sellersync_queue::apalis::HeartbeatHook;
 use serde_json::json;
 
-use crate::WorkerError;
-
 /// When the heartbeat loop last ran, and when Redis last took a heartbeat.
 #[derive(Debug, Default)]
 pub struct Heartbeats {
@@ -66,13 +64,14 @@ struct Endpoint {
 /// Binds `port` (all interfaces, like a Prometheus exporter) and serves `/metrics` and
 /// `/healthz` in the background. Port 0 serves nothing.
 pub async fn serve(
+    bind: std::net::IpAddr,
     port: u16,
     heartbeats: Arc<Heartbeats>,
     worker_id: &str,
     stale_after: Duration,
-) -> Result<(), WorkerError> {
+) {
     if port == 0 {
-        return Ok(());
+        return;
     }
     let endpoint = Endpoint {
         metrics: sellersync_core::metrics::recorder(),
@@ -84,16 +83,20 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .with_state(endpoint);
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
-        .await
-        .map_err(|e| WorkerError::Metrics(format!("cannot listen on port {port}: {e}")))?;
+    let listener = match tokio::net::TcpListener::bind((bind, port)).await {
+        Ok(listener) => listener,
+        // Two workers on one host with the same METRICS_PORT: the second one still works jobs.
+        Err(error) => {
+            tracing::error!(%bind, port, %error, "metrics endpoint not started (is another process using METRICS_PORT?); this worker runs on without /metrics and /healthz");
+            return;
+        }
+    };
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
             tracing::error!(%error, "the metrics endpoint stopped");
         }
     });
-    tracing::info!(port, "prometheus metrics on /metrics, health on /healthz");
-    Ok(())
+    tracing::info!(%bind, port, "prometheus metrics on /metrics, health on /healthz");
 }
 
 async fn metrics(State(endpoint): State<Endpoint>) -> impl IntoResponse {
@@ -117,4 +120,41 @@ async fn healthz(State(endpoint): State<Endpoint>) -> impl IntoResponse {
         "lastHeartbeatMsAgo": since.map(|d| d.as_millis() as u64),
     });
     (status, Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_logged_and_the_worker_goes_on() {
+        let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let loopback = "127.0.0.1".parse().unwrap();
+        // Returns (no error, no panic) with the port still held by the other listener.
+        serve(loopback, port, Arc::default(), "w1", Duration::from_secs(30)).await;
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_endpoint_listens_on_the_configured_address_only() {
+        let port = free_port();
+        let loopback = "127.0.0.1".parse().unwrap();
+        serve(loopback, port, Arc::default(), "w1", Duration::from_secs(30)).await;
+        let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 503, "no heartbeat yet");
+        let listeners = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let wildcard = format!("00000000:{port:04X}");
+        assert!(!listeners.contains(&wildcard), "not on every interface");
+    }
 }

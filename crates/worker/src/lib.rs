@@ -43,8 +43,6 @@ pub enum WorkerError {
     Core(#[from] CoreError),
     #[error("SP-API client: {0}")]
     SpApi(#[from] sellersync_core::spapi::SpApiError),
-    #[error("metrics endpoint: {0}")]
-    Metrics(String),
     #[error("worker monitor: {0}")]
     Monitor(String),
 }
@@ -94,12 +92,13 @@ pub async fn run(
     let observer = outcome_metrics::observer(USER_DATA_QUEUE);
     let heartbeats = Arc::new(Heartbeats::default());
     health::serve(
+        settings.worker.metrics_bind,
         settings.worker.metrics_port,
         Arc::clone(&heartbeats),
         &worker_id,
         queue_config.lease() * 3,
     )
-    .await?;
+    .await;
     let on_heartbeat = heartbeats.hook();
     metrics::gauge!(sellersync_core::metrics::WORKER_CONCURRENCY, "queue" => USER_DATA_QUEUE)
         .set(concurrency as f64);
