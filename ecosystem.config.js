@@ -4,7 +4,8 @@
 // - Both run the release binaries (`cargo build --release`), from this directory, or those in
 //   SELLERSYNC_BIN_DIR when set.
 // - Environment: the process environment, plus SELLERSYNC_ENV_FILE (default deploy/sellersync.env
-//   when it exists), a KEY=value file as used by systemd's EnvironmentFile.
+//   when it exists), a KEY=value file as used by systemd's EnvironmentFile. SELLERSYNC_ENV
+//   defaults to production.
 // - kill_timeout is longer than the worker's drain timeout (SELLERSYNC_WORKER__DRAIN_TIMEOUT_MS,
 //   default 30 s) so SIGTERM lets running jobs finish; restarts back off exponentially.
 const fs = require('fs');
@@ -25,7 +26,13 @@ function readEnvFile(file) {
 const root = __dirname;
 const envFile = process.env.SELLERSYNC_ENV_FILE || path.join(root, 'deploy', 'sellersync.env');
 const fileEnv = readEnvFile(envFile);
-const env = { SELLERSYNC_CONFIG_DIR: path.join(root, 'config'), ...fileEnv };
+// Production unless the shell or the environment file says otherwise: a missing SELLERSYNC_ENV
+// must not silently mean development (which skips the secret checks).
+const env = {
+  SELLERSYNC_ENV: process.env.SELLERSYNC_ENV || 'production',
+  SELLERSYNC_CONFIG_DIR: path.join(root, 'config'),
+  ...fileEnv,
+};
 const instances = Number.parseInt(process.env.WORKER_INSTANCES || fileEnv.WORKER_INSTANCES || '2', 10);
 const drainMs = Number.parseInt(fileEnv.SELLERSYNC_WORKER__DRAIN_TIMEOUT_MS || '30000', 10);
 const binDir = process.env.SELLERSYNC_BIN_DIR || path.join(root, 'target', 'release');
