@@ -52,7 +52,7 @@ fn redis_client(settings: &RedisSettings) -> CoreResult<redis::Client> {
         }
     };
     let mut handshake = info.redis_settings().clone();
-    if let Some(username) = &settings.username {
+    if let Some(username) = settings.username.as_deref().filter(|u| !u.is_empty()) {
         handshake = handshake.set_username(username);
     }
     if let Some(password) = &settings.password {
