@@ -520,20 +520,27 @@ fn as_array(value: Value) -> QueueResult<Vec<Value>> {
     }
 }
 
-/// A flat `[field, value, ...]` array (or a RESP3 map) as a map.
-fn field_map(value: Value) -> QueueResult<HashMap<String, Value>> {
-    let pairs: Vec<(Value, Value)> = match value {
-        Value::Map(pairs) => pairs,
+/// A flat `[field, value, ...]` array (or a RESP3 map) as its pairs, in order.
+fn raw_pairs(value: Value) -> QueueResult<Vec<(Value, Value)>> {
+    match value {
+        Value::Map(pairs) => Ok(pairs),
         other => {
             let mut items = as_array(other)?.into_iter();
             let mut pairs = Vec::new();
             while let (Some(k), Some(v)) = (items.next(), items.next()) {
                 pairs.push((k, v));
             }
-            pairs
+            Ok(pairs)
         }
-    };
-    pairs.into_iter().map(|(k, v)| Ok((string(k)?, v))).collect()
+    }
+}
+
+/// A flat `[field, value, ...]` array (or a RESP3 map) as a map.
+fn field_map(value: Value) -> QueueResult<HashMap<String, Value>> {
+    raw_pairs(value)?
+        .into_iter()
+        .map(|(k, v)| Ok((string(k)?, v)))
+        .collect()
 }
 
 /// The entries of the one stream an XREADGROUP reply holds.
@@ -623,18 +630,7 @@ fn parse_entry(stream_id: &str, fields: Vec<(String, String)>, batch: &mut Event
 /// A flat `[field, value, ...]` array (or a RESP3 map) as its pairs, in order (field names
 /// repeat: one entry holds several transitions).
 fn field_list(value: Value) -> QueueResult<Vec<(String, String)>> {
-    let pairs: Vec<(Value, Value)> = match value {
-        Value::Map(pairs) => pairs,
-        other => {
-            let mut items = as_array(other)?.into_iter();
-            let mut pairs = Vec::new();
-            while let (Some(k), Some(v)) = (items.next(), items.next()) {
-                pairs.push((k, v));
-            }
-            pairs
-        }
-    };
-    pairs
+    raw_pairs(value)?
         .into_iter()
         .map(|(k, v)| Ok((string(k)?, string(v)?)))
         .collect()
