@@ -1,5 +1,5 @@
 //! Authentication of the JSON API: `Authorization: Bearer <JWT>`, verified by the configured
-//! [`Verifier`](sellersync_core::auth::Verifier) into the caller's claims. [`Caller`] accepts any
+//! [`Verifier`](sellersync_core::domain::auth::Verifier) into the caller's claims. [`Caller`] accepts any
 //! valid token (handlers then check whose data it may read); [`Reader`] admin and viewer tokens
 //! (every admin GET route); [`Admin`] only admin tokens (every route that changes something).
 //! The dashboard signs in with the same tokens and keeps a session instead
@@ -7,7 +7,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use sellersync_core::auth::Claims;
+use sellersync_core::domain::auth::Claims;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -51,6 +51,7 @@ pub fn bearer_token(parts: &Parts) -> Option<Result<&str, ApiError>> {
 /// The claims of a valid token; 401 otherwise (saying which check failed, never the key).
 pub fn verify(state: &AppState, token: &str) -> Result<Claims, ApiError> {
     state
+        .settings
         .verifier
         .verify(token)
         .map_err(|e| ApiError::Unauthorized(e.to_string()))

@@ -1,6 +1,6 @@
 //! The hourly producer as a service of the API: it waits for each tick of `cron.schedule` in
 //! `TIMEZONE` and runs it in its own task (request handling never waits for it). With several
-//! API replicas each tick runs once (see `sellersync_core::cron`). A tick is driven until it is
+//! API replicas each tick runs once (see `sellersync_core::jobs::producer`). A tick is driven until it is
 //! done or the next tick is due: a failure is retried with backoff, and a replica that finds the
 //! tick held by another keeps watching and takes it over as soon as the holder's lease expires.
 //! At start-up the latest past tick is caught up if nobody completed it, and runs left `running`
@@ -8,8 +8,9 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use sellersync_core::cron::{Producer, Schedule, TickOutcome, TickRetry, last_tick, next_tick, tick_id};
-use sellersync_core::notify::{EventType, Notification, Notifier};
+use sellersync_core::jobs::cron::{Schedule, TickRetry, last_tick, next_tick, tick_id};
+use sellersync_core::jobs::notify::{EventType, Notification, Notifier};
+use sellersync_core::jobs::producer::{Producer, TickOutcome};
 use tokio::sync::watch;
 
 /// How the producer behaves besides its schedule.

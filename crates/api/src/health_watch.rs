@@ -4,11 +4,9 @@
 //! only if absent), and again after `notifications.unhealthy_repeat_ms` if it stays unhealthy.
 //! Back to healthy, the key goes, so the next problem is told at once.
 
-use std::time::Duration;
-
 use redis::AsyncCommands;
 use sellersync_core::CoreError;
-use sellersync_core::notify::{EventType, Notification, Notifier};
+use sellersync_core::jobs::notify::{EventType, Notification, Notifier};
 use tokio::sync::watch;
 
 use crate::monitoring;
@@ -16,7 +14,7 @@ use crate::state::AppState;
 
 /// Checks until `stop` turns true.
 pub async fn run(state: AppState, notifier: Notifier, mut stop: watch::Receiver<bool>) {
-    let every = Duration::from_millis(state.settings.notifications.health_check_interval_ms);
+    let every = state.settings.notifications.health_check_interval;
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
@@ -39,7 +37,7 @@ pub async fn check(state: &AppState, notifier: &Notifier) -> Result<bool, crate:
         return Ok(false);
     }
     let now = chrono::Utc::now().timestamp_millis();
-    let repeat = state.settings.notifications.unhealthy_repeat_ms;
+    let repeat = state.settings.notifications.unhealthy_repeat.as_millis() as u64;
     let options = redis::SetOptions::default()
         .conditional_set(redis::ExistenceCheck::NX)
         .with_expiration(redis::SetExpiry::PX(repeat));

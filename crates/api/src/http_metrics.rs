@@ -1,5 +1,5 @@
 //! The API's own HTTP metrics: requests and their latency per route, recorded by [`track`] with
-//! the `metrics` facade into the process-wide recorder of `sellersync_core::metrics`.
+//! the `metrics` facade into the process-wide recorder of `sellersync_core::infra::metrics`.
 
 use std::time::Instant;
 
@@ -7,11 +7,11 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::PrometheusHandle;
-use sellersync_core::metrics::{HTTP_REQUEST_DURATION as DURATION, HTTP_REQUESTS as REQUESTS};
+use sellersync_core::infra::metrics::{HTTP_REQUEST_DURATION as DURATION, HTTP_REQUESTS as REQUESTS};
 
 /// The process-wide recorder (shared with everything else this process records).
 pub fn prometheus() -> PrometheusHandle {
-    sellersync_core::metrics::recorder()
+    sellersync_core::infra::metrics::recorder()
 }
 
 /// Counts the request and records its duration, labelled by route template (not the raw path,

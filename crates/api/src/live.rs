@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use redis::aio::ConnectionManager;
-use sellersync_core::job_status::JOB_STATUS;
+use sellersync_core::jobs::job_status::JOB_STATUS;
 use sellersync_queue::events::{EventKind, JobEvent, StreamId};
 use sellersync_queue::{Queue, QueueResult};
 use serde::Serialize;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use sellersync_api::Application;
 use sellersync_core::bootstrap::{self, Start};
-use sellersync_core::{shutdown, systemd};
+use sellersync_core::{infra::shutdown, infra::systemd};
 
 const ABOUT: &str =
     "sellersync API: job status, queue control, metrics, the admin dashboard and the hourly producer";
@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
     systemd::ready();
     systemd::spawn_watchdog_timer();
     let served = app.run_until_stopped(shutdown).await;
-    sellersync_core::telemetry::shutdown();
+    sellersync_core::infra::telemetry::shutdown();
     match served {
         Ok(()) => {
             tracing::info!("sellersync-api stopped");

@@ -13,8 +13,8 @@ use std::fmt::Write;
 use futures::future::try_join_all;
 use sellersync_core::Settings;
 use sellersync_core::config::MonitoringSettings;
-use sellersync_core::job_status::projector::GROUP as PROJECTOR_GROUP;
-use sellersync_core::metrics::family;
+use sellersync_core::infra::metrics::family;
+use sellersync_core::jobs::job_status::projector::GROUP as PROJECTOR_GROUP;
 use sellersync_queue::events::EventBacklog;
 use sellersync_queue::{Counts, JobState, Queue, QueueMetrics};
 use serde::Serialize;
@@ -134,7 +134,7 @@ const ACTIVE_SCAN: usize = 1000;
 /// `queue`'s activity by Redis's clock: stuck active jobs and the failure rate of the window.
 pub async fn activity(queue: &Queue, settings: &Settings) -> Result<Activity, ApiError> {
     let now = queue.redis_now_ms().await?;
-    let stuck_after = settings.worker.job_timeout_ms;
+    let stuck_after = settings.worker.job_timeout.as_millis() as u64;
     let stuck_active = queue
         .list(JobState::Active, 0, ACTIVE_SCAN)
         .await?
@@ -144,8 +144,12 @@ pub async fn activity(queue: &Queue, settings: &Settings) -> Result<Activity, Ap
                 .is_some_and(|at| now.saturating_sub(at) > stuck_after)
         })
         .count() as u64;
-    let (completed, failed) =
-        finished_in_window(queue, now, settings.monitoring.failure_rate_window_ms).await?;
+    let (completed, failed) = finished_in_window(
+        queue,
+        now,
+        settings.monitoring.failure_rate_window.as_millis() as u64,
+    )
+    .await?;
     let finished = completed + failed;
     Ok(Activity {
         stuck_active,
@@ -214,7 +218,7 @@ pub fn activity_issues(
                 "{name}: {:.0}% of the {} jobs finished in the last {} min failed",
                 a.failure_rate * 100.0,
                 a.finished_in_window,
-                thresholds.failure_rate_window_ms / 60_000
+                thresholds.failure_rate_window.as_secs() / 60
             ));
         }
     }
@@ -230,7 +234,10 @@ pub async fn health(
 ) -> Result<(Vec<String>, BTreeMap<String, Activity>), ApiError> {
     let mut issues = issues(stats.values(), &settings.monitoring);
     let backlogs = backlogs(queues).await?;
-    issues.extend(projection_issues(&backlogs, settings.job_status.max_lag_ms));
+    issues.extend(projection_issues(
+        &backlogs,
+        settings.job_status.max_lag.as_millis() as u64,
+    ));
     let activities = activities(queues, settings).await?;
     issues.extend(activity_issues(&activities, &settings.monitoring));
     Ok((issues, activities))
@@ -344,7 +351,7 @@ fn render_liveness(out: &mut String, names: &[&str], liveness: &[Liveness]) {
 /// read, so the queue families still reach Prometheus during a MongoDB outage.
 pub async fn freshness_text(db: &mongodb::Database) -> String {
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
-    let freshness = match sellersync_core::accounts::freshness(db, since).await {
+    let freshness = match sellersync_core::domain::accounts::freshness(db, since).await {
         Ok(freshness) => freshness,
         Err(error) => {
             tracing::warn!(%error, "user freshness not read; /metrics goes without it");
@@ -520,7 +527,7 @@ mod tests {
             failed_threshold: 10,
             waiting_threshold: 100,
             failure_rate_threshold: 0.1,
-            failure_rate_window_ms: 900_000,
+            failure_rate_window: std::time::Duration::from_secs(900),
             failure_rate_min_finished: 20,
         }
     }

@@ -32,7 +32,7 @@ the webhook's secret>. Refuse a t older than notifications.replay_window_secs (d
 A 2xx answer completes the delivery; a timeout, 5xx, 408 or 429 is retried with backoff \
 (queue notifications), any other answer fails it for good."
     ),
-    components(schemas(ErrorBody, ErrorDetail, sellersync_core::notify::Notification, sellersync_core::notify::EventType)),
+    components(schemas(ErrorBody, ErrorDetail, sellersync_core::jobs::notify::Notification, sellersync_core::jobs::notify::EventType)),
     modifiers(&BearerAuth),
     tags(
         (name = "job-status", description = "/app/job-status (seed 000): users' and jobs' status, manual enqueue"),

@@ -4,14 +4,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sellersync_core::auth::Verifier;
 use sellersync_core::config::USER_DATA_QUEUE;
-use sellersync_core::connections::{lazy_redis, lazy_redis_for_requests, mongo_database};
-use sellersync_core::cron::Producer;
-use sellersync_core::instance::instance_id;
-use sellersync_core::job_status::projector::{self, RunningProjector};
+use sellersync_core::infra::connections::{lazy_redis, lazy_redis_for_requests, mongo_database};
+use sellersync_core::infra::instance::instance_id;
+use sellersync_core::jobs::job_status::projector::RunningProjector;
+use sellersync_core::jobs::producer::Producer;
 use sellersync_core::{CoreError, Settings, bootstrap};
-use sellersync_queue::Queue;
 use tokio::net::TcpListener;
 
 use crate::live::Hub;
@@ -22,9 +20,6 @@ use crate::state::{AppState, Queues};
 pub enum StartupError {
     #[error(transparent)]
     Core(#[from] CoreError),
-    /// A key file changed after the configuration was validated.
-    #[error(transparent)]
-    Auth(#[from] sellersync_core::auth::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -60,34 +55,26 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr, source })?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         if settings.cron.enabled {
-            let schedule = sellersync_core::cron::parse_schedule(&settings.cron.schedule)
-                .expect("validated with the configuration");
             // Its own connection with the full reconnect budget: a short Redis blip should not
             // fail a tick the way it may fail a request.
             let producer = producer(&settings, &lazy_redis(&settings.redis)?, &mongo);
             let options = crate::cron::Options {
                 retry: settings.cron.retry(),
                 catch_up: settings.cron.catch_up,
-                notifier: sellersync_core::notify::notifier(&settings, lazy_redis(&settings.redis)?),
+                notifier: bootstrap::notifier(&settings, lazy_redis(&settings.redis)?),
             };
             tokio::spawn(crate::cron::run(
                 producer,
-                schedule,
+                settings.cron.schedule.clone(),
                 settings.timezone,
                 options,
                 stopped,
             ));
         }
-        let projected = Queue::new(
-            lazy_redis(&settings.redis)?,
-            &settings.redis.key_prefix,
-            USER_DATA_QUEUE,
-            settings
-                .queue(USER_DATA_QUEUE)
-                .expect("validated with the configuration"),
-        );
-        let projector = projector::spawn(&settings, projected, mongo.clone(), &instance_id())?;
-        let verifier = Verifier::from_settings(&settings.auth)?;
+        let projected = settings
+            .open_queue(lazy_redis(&settings.redis)?, USER_DATA_QUEUE)
+            .expect("validated with the configuration");
+        let projector = bootstrap::spawn_projector(&settings, projected, mongo.clone(), &instance_id())?;
         let queues = Queues::from_settings(&settings, &redis);
         let live = Hub::start(
             queues.all().cloned().collect(),
@@ -103,11 +90,10 @@ impl Application {
             settings: settings.into(),
             redis,
             mongo,
-            verifier: Arc::new(verifier),
             prometheus: crate::http_metrics::prometheus(),
         };
-        if let Some(notifier) = sellersync_core::notify::notifier(&state.settings, state.redis.clone())
-            .filter(|n| n.wants(sellersync_core::notify::EventType::QueueUnhealthy))
+        if let Some(notifier) = bootstrap::notifier(&state.settings, state.redis.clone())
+            .filter(|n| n.wants(sellersync_core::jobs::notify::EventType::QueueUnhealthy))
         {
             tokio::spawn(crate::health_watch::run(
                 state.clone(),
@@ -135,14 +121,14 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let drain_timeout = self.state.settings.server.shutdown_timeout();
+        let drain_timeout = self.state.settings.server.shutdown_timeout;
         let stop = self.stop;
         let projector = self.projector;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let app = routes::router(self.state);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             shutdown.await;
-            sellersync_core::systemd::stopping();
+            sellersync_core::infra::systemd::stopping();
             let _ = stop.send(true);
             let _ = stopping_tx.send(());
         });
@@ -172,22 +158,16 @@ fn producer(
     redis: &redis::aio::ConnectionManager,
     mongo: &mongodb::Database,
 ) -> Producer {
-    let queue_config = settings
-        .queue(USER_DATA_QUEUE)
-        .expect("validated with the configuration");
     Producer {
         db: mongo.clone(),
         redis: redis.clone(),
-        queue: Queue::new(
-            redis.clone(),
-            &settings.redis.key_prefix,
-            USER_DATA_QUEUE,
-            queue_config,
-        ),
+        queue: settings
+            .open_queue(redis.clone(), USER_DATA_QUEUE)
+            .expect("validated with the configuration"),
         instance: instance_id(),
         key_prefix: settings.redis.key_prefix.clone(),
         batch_size: settings.cron.batch_size,
-        lease_ttl: std::time::Duration::from_millis(settings.cron.lease_ttl_ms),
-        due_tolerance: settings.cron.due_tolerance(),
+        lease_ttl: settings.cron.lease_ttl,
+        due_tolerance: settings.cron.due_tolerance,
     }
 }

@@ -8,7 +8,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use mongodb::Database;
 use redis::aio::ConnectionManager;
 use sellersync_core::Settings;
-use sellersync_core::auth::Verifier;
 use sellersync_queue::Queue;
 
 use crate::error::ApiError;
@@ -19,7 +18,6 @@ pub struct AppState {
     /// Shared multiplexed connection; clone it per use (cheap).
     pub redis: ConnectionManager,
     pub mongo: Database,
-    pub verifier: Arc<Verifier>,
     pub queues: Arc<Queues>,
     /// Renders the API's own metrics (HTTP requests) for `/metrics`.
     pub prometheus: PrometheusHandle,
@@ -36,8 +34,9 @@ impl Queues {
             .queues
             .keys()
             .map(|name| {
-                let config = settings.queue(name).expect("configured queues are valid");
-                let queue = Queue::new(redis.clone(), &settings.redis.key_prefix, name, config);
+                let queue = settings
+                    .open_queue(redis.clone(), name)
+                    .expect("a configured queue");
                 (name.clone(), queue)
             })
             .collect();

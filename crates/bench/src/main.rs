@@ -4,7 +4,11 @@
 //! sellersync-bench` where you benchmark. Every scenario prints one JSON line. Settings come
 //! from the same configuration as the services.
 
-mod bench;
+mod cron;
+mod e2e;
+mod harness;
+mod queue;
+mod refresh;
 
 use std::process::ExitCode;
 
@@ -26,16 +30,16 @@ struct Cli {
 enum Command {
     /// The queue engine: enqueue, end-to-end processing, pickup latency, commands and memory per
     /// job, crash recovery. Uses a temporary key prefix on the configured Redis.
-    Queue(bench::BenchArgs),
+    Queue(queue::BenchArgs),
     /// process_user_data against the SP-API stand-in with a fixed latency per call.
-    Refresh(bench::RefreshBenchArgs),
+    Refresh(refresh::RefreshBenchArgs),
     /// Users refreshed per second end to end: queue, worker processes, stand-in, JobStatus.
-    E2e(bench::E2eBenchArgs),
+    E2e(e2e::E2eBenchArgs),
     /// The hourly producer: select and enqueue N stale users, timed per part.
-    Cron(bench::CronBenchArgs),
+    Cron(cron::CronBenchArgs),
     /// A benchmark worker process (started by `queue`).
     #[command(hide = true)]
-    Worker(bench::WorkerArgs),
+    Worker(queue::WorkerArgs),
 }
 
 #[tokio::main]
@@ -46,11 +50,11 @@ async fn main() -> ExitCode {
         Err(code) => return code,
     };
     let result = match cli.command {
-        Command::Queue(args) => bench::run(&settings, &args).await,
-        Command::Refresh(args) => bench::refresh(&settings, &args).await,
-        Command::E2e(args) => bench::e2e(&settings, &args).await,
-        Command::Cron(args) => bench::cron(&settings, &args).await,
-        Command::Worker(args) => bench::worker(&settings, &args).await,
+        Command::Queue(args) => queue::run(&settings, &args).await,
+        Command::Refresh(args) => refresh::refresh(&settings, &args).await,
+        Command::E2e(args) => e2e::e2e(&settings, &args).await,
+        Command::Cron(args) => cron::cron(&settings, &args).await,
+        Command::Worker(args) => queue::worker(&settings, &args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

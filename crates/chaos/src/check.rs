@@ -1,7 +1,7 @@
 //! Does JobStatus tell the truth? Every job's record against its entry in the queue.
 
 use mongodb::Database;
-use sellersync_core::job_status::{self, JobStatusRecord, Status};
+use sellersync_core::jobs::job_status::{self, JobStatusRecord, Status};
 use sellersync_queue::{JobInfo, Queue};
 
 /// The statuses a record may show for a job in `state` (`None`: the job is gone from Redis,

@@ -4,14 +4,14 @@ use std::time::{Duration, Instant};
 
 use figment::value::Value;
 use mongodb::Database;
-use sellersync_core::accounts::{self, NewAccount};
 use sellersync_core::config::USER_DATA_QUEUE;
-use sellersync_core::connections::{connect_redis, mongo_database};
-use sellersync_core::job_status::projector::GROUP;
-use sellersync_core::jobs::Trigger;
-use sellersync_core::spapi::Region;
+use sellersync_core::domain::accounts::{self, NewAccount};
+use sellersync_core::domain::spapi::Region;
+use sellersync_core::infra::connections::{connect_redis, mongo_database};
+use sellersync_core::jobs::job_status::projector::GROUP;
+use sellersync_core::jobs::payload::Trigger;
 use sellersync_core::testing::{PrivateMongo, PrivateRedis, TestNamespace};
-use sellersync_core::{demo, migrations, producer};
+use sellersync_core::{demo, infra::migrations, jobs::producer};
 use sellersync_queue::{JobState, Queue};
 use serde::Serialize;
 
@@ -139,8 +139,10 @@ pub async fn run(s: &Scenario) -> Result<Report, String> {
     let redis = connect_redis(&ns.settings.redis)
         .await
         .map_err(|e| e.to_string())?;
-    let config = ns.settings.queue(USER_DATA_QUEUE).expect("configured");
-    let queue = Queue::new(redis, ns.key_prefix(), USER_DATA_QUEUE, config);
+    let queue = ns
+        .settings
+        .open_queue(redis, USER_DATA_QUEUE)
+        .expect("configured");
     queue
         .ensure_event_group(audit::GROUP)
         .await

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use sellersync_core::connections::mongo_database;
-use sellersync_core::{Settings, bootstrap, migrations};
+use sellersync_core::infra::connections::mongo_database;
+use sellersync_core::{Settings, bootstrap, infra::migrations};
 
 use crate::args::{Cli, Command};
 use crate::output::Progress;
@@ -124,12 +124,12 @@ fn schedule(
     priority: u32,
     delay: Option<std::time::Duration>,
     run_at: Option<chrono::DateTime<chrono::FixedOffset>>,
-) -> sellersync_core::producer::Schedule {
+) -> sellersync_core::jobs::producer::Placement {
     let delay = delay.or_else(|| {
         let ms = (run_at?.timestamp_millis() - chrono::Utc::now().timestamp_millis()).max(0);
         Some(std::time::Duration::from_millis(ms as u64))
     });
-    sellersync_core::producer::Schedule {
+    sellersync_core::jobs::producer::Placement {
         priority,
         delay: delay.filter(|d| !d.is_zero()),
     }
@@ -140,35 +140,34 @@ async fn enqueue(
     users: Vec<String>,
     all: bool,
     all_stale: bool,
-    schedule: sellersync_core::producer::Schedule,
+    schedule: sellersync_core::jobs::producer::Placement,
     json: bool,
 ) -> Result<(), String> {
     use sellersync_core::config::USER_DATA_QUEUE;
     let db = mongo_database(&settings.mongo, "sellersync-cli")
         .await
         .map_err(|e| e.to_string())?;
-    let redis = sellersync_core::connections::connect_redis(&settings.redis)
+    let redis = sellersync_core::infra::connections::connect_redis(&settings.redis)
         .await
         .map_err(|e| e.to_string())?;
-    let config = settings.queue(USER_DATA_QUEUE).expect("validated");
-    let queue = sellersync_queue::Queue::new(redis, &settings.redis.key_prefix, USER_DATA_QUEUE, config);
+    let queue = settings.open_queue(redis, USER_DATA_QUEUE).expect("validated");
     let users = if all {
         let found = Progress::spinner(json, "reading active users");
-        let users = sellersync_core::accounts::active_user_ids(&db)
+        let users = sellersync_core::domain::accounts::active_user_ids(&db)
             .await
             .map_err(|e| e.to_string())?;
         found.finish(&format!("{} active users", users.len()));
         users
     } else if all_stale {
-        stale_user_ids(&db, settings.cron.due_tolerance(), json).await?
+        stale_user_ids(&db, settings.cron.due_tolerance, json).await?
     } else {
         users
     };
-    let trigger = sellersync_core::jobs::Trigger::Manual;
+    let trigger = sellersync_core::jobs::payload::Trigger::Manual;
     let bar = Progress::bar(json, users.len() as u64, "enqueueing");
-    let mut report = sellersync_core::producer::EnqueueReport::default();
+    let mut report = sellersync_core::jobs::producer::EnqueueReport::default();
     for chunk in users.chunks(ENQUEUE_CHUNK) {
-        let part = sellersync_core::producer::enqueue_scheduled(&queue, chunk, trigger, 50, schedule)
+        let part = sellersync_core::jobs::producer::enqueue_scheduled(&queue, chunk, trigger, 50, schedule)
             .await
             .map_err(|e| e.to_string())?;
         report.enqueued.extend(part.enqueued);
@@ -194,7 +193,7 @@ async fn stale_user_ids(
     tolerance: std::time::Duration,
     quiet: bool,
 ) -> Result<Vec<String>, String> {
-    let mut stale = sellersync_core::cron::StaleUsers::open(db, chrono::Utc::now(), tolerance)
+    let mut stale = sellersync_core::jobs::producer::StaleUsers::open(db, chrono::Utc::now(), tolerance)
         .await
         .map_err(|e| e.to_string())?;
     let found = Progress::spinner(quiet, "finding stale users");

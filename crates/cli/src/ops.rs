@@ -3,8 +3,8 @@
 
 use redis::aio::ConnectionManager;
 use sellersync_core::Settings;
-use sellersync_core::auth::{self, Role};
-use sellersync_core::connections::connect_redis;
+use sellersync_core::domain::auth::{self, Role};
+use sellersync_core::infra::connections::connect_redis;
 use sellersync_queue::{JobInfo, JobState, Queue};
 use serde_json::json;
 
@@ -32,16 +32,10 @@ impl Ops {
     }
 
     fn queue(&self, name: &str) -> Result<Queue, String> {
-        let config = self.settings.queue(name).ok_or_else(|| {
+        self.settings.open_queue(self.redis.clone(), name).ok_or_else(|| {
             let known: Vec<&str> = self.settings.queues.keys().map(String::as_str).collect();
             format!("unknown queue {name:?} (configured: {})", known.join(", "))
-        })?;
-        Ok(Queue::new(
-            self.redis.clone(),
-            &self.settings.redis.key_prefix,
-            name,
-            config,
-        ))
+        })
     }
 
     fn print(&self, value: serde_json::Value, headers: &[&str], rows: Vec<Vec<String>>) {
@@ -281,7 +275,7 @@ fn job_row(job: &JobInfo) -> Vec<String> {
         .map_or_else(String::new, |at| short_age(now.saturating_sub(at) / 1000));
     vec![
         job.id.clone(),
-        job.state.clone(),
+        job.state.to_string(),
         job.data["userId"].as_str().unwrap_or("").to_owned(),
         format!("{}/{}", job.attempts, job.max_attempts),
         format!("{}%", job.progress),

@@ -1,16 +1,25 @@
 //! Start-up steps every binary shares: the service binaries' command line (`--help`,
 //! `--version`, `--check-config`), loading configuration or exiting naming the bad setting,
-//! setting up logging, applying migrations when configured, and waiting for a backing service
-//! to come up.
+//! setting up logging, applying migrations when configured, waiting for a backing service to
+//! come up, and wiring the parts the settings switch on (the JobStatus projector, the webhook
+//! notifier). The one module below the binaries that reads the whole [`Settings`].
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use mongodb::Database;
 
+use redis::aio::ConnectionManager;
+use sellersync_queue::Queue;
+
 use crate::config::Settings;
-use crate::error::{CoreError, CoreResult};
-use crate::{migrations, telemetry};
+use crate::infra::connections::lazy_redis;
+use crate::infra::error::{CoreError, CoreResult};
+use crate::infra::{migrations, telemetry};
+use crate::jobs::job_status::projection::Retention;
+use crate::jobs::job_status::projector::{Projector, RunningProjector};
+use crate::jobs::notify::{self, NOTIFICATIONS_QUEUE, Notifier};
 
 /// Exit status for a configuration error (sysexits' EX_CONFIG).
 pub const EXIT_CONFIG: u8 = 78;
@@ -103,24 +112,30 @@ pub fn init(program: &str) -> Result<Settings, ExitCode> {
     }
 }
 
+/// How [`retry_while_unavailable`] waits between tries: from 200 ms, doubling, up to 5 s, for
+/// as long as it takes.
+pub fn startup_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_factor(2.0)
+        .without_max_times()
+}
+
 /// Runs `attempt` until it succeeds or fails with an error that is not about availability,
-/// backing off from 200 ms to 5 s between tries. Used while Redis or MongoDB is still starting.
-pub async fn retry_while_unavailable<T, F, Fut>(what: &str, mut attempt: F) -> CoreResult<T>
+/// backing off by [`startup_backoff`]. Used while Redis or MongoDB is still starting.
+pub async fn retry_while_unavailable<T, F, Fut>(what: &str, attempt: F) -> CoreResult<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = CoreResult<T>>,
 {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match attempt().await {
-            Err(error) if error.is_unavailable() => {
-                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "{what} unavailable; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            other => return other,
-        }
-    }
+    attempt
+        .retry(startup_backoff())
+        .when(CoreError::is_unavailable)
+        .notify(|error, delay| {
+            tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "{what} unavailable; retrying");
+        })
+        .await
 }
 
 /// Applies migrations if `mongo.migrate_on_start` is set, waiting for MongoDB if it is not up yet.
@@ -131,4 +146,41 @@ pub async fn migrate_if_configured(settings: &Settings, db: &Database) -> Result
     let report = retry_while_unavailable("mongodb", || migrations::apply(db)).await?;
     tracing::info!(applied = ?report.applied, already_applied = report.already_applied.len(), "migrations checked");
     Ok(())
+}
+
+/// The webhook notifier, when any webhook is configured; it enqueues on the `notifications`
+/// queue over `redis`.
+pub fn notifier(settings: &Settings, redis: ConnectionManager) -> Option<Notifier> {
+    let queue = settings
+        .open_queue(redis, NOTIFICATIONS_QUEUE)
+        .expect("the notifications queue is required by the configuration");
+    notify::notifier(&settings.notifications, queue)
+}
+
+/// Starts a JobStatus projector for `queue` in this process, unless `job_status.projector` is
+/// off. `consumer` names this process in the consumer group (its instance id).
+pub fn spawn_projector(
+    settings: &Settings,
+    queue: Queue,
+    db: Database,
+    consumer: &str,
+) -> CoreResult<Option<RunningProjector>> {
+    if !settings.job_status.projector {
+        return Ok(None);
+    }
+    let config = queue.config();
+    let retention = Retention {
+        completed: Duration::from_millis(config.completed_max_age_ms),
+        failed: Duration::from_millis(config.failed_max_age_ms),
+        pending: settings.job_status.pending_retention,
+    };
+    let reader = lazy_redis(&settings.redis)?;
+    // Failed deliveries are not notified (that could loop); they show in the queue's API.
+    let notifier = (queue.name() != NOTIFICATIONS_QUEUE)
+        .then(|| notifier(settings, queue.connection()))
+        .flatten();
+    let projector = Projector::new(queue, db, reader, consumer.to_owned(), retention)
+        .with_notifier(notifier)
+        .with_operation_timeout(settings.mongo.operation_timeout);
+    Ok(Some(projector.spawn()))
 }

@@ -6,8 +6,8 @@ use mongodb::Database;
 use mongodb::bson::{Document, doc};
 use mongodb::error::{ErrorKind, InsertManyError};
 
-use crate::accounts::{SELLER_ACCOUNTS, USERS};
-use crate::error::CoreResult;
+use crate::domain::accounts::{SELLER_ACCOUNTS, USERS};
+use crate::infra::error::CoreResult;
 
 /// Documents written per insert call.
 const BATCH: usize = 1000;

@@ -1,35 +1,27 @@
-//! sellersync-core: what every sellersync binary shares: configuration, secrets, connections to
-//! Redis and MongoDB, migrations, readiness checks, logging set-up, instance identity and shutdown
-//! signals. Domain logic (users, SP-API, analysis, `process_user_data`, JobStatus) lands here too.
-pub mod accounts;
-pub mod analysis;
-pub mod auth;
+//! sellersync-core: everything the binaries (API, worker, CLI) share, in four parts that depend
+//! downwards only:
+//!
+//! - [`config`]: the whole configuration, parsed once at start-up into the parts' own settings
+//!   types; the binaries read it and pass each part what it needs.
+//! - [`jobs`]: the job path — the hourly tick ([`jobs::cron`]) and the producer enqueue user
+//!   refreshes, the worker runs them ([`jobs::refresh`]), JobStatus projects the queue's events
+//!   ([`jobs::job_status`]), webhooks tell the outside ([`jobs::notify`]).
+//! - [`domain`]: users and seller accounts, the SP-API client, the analysis of a seller's data,
+//!   API tokens and roles.
+//! - [`infra`]: process plumbing — connections, migrations, logging and metrics, readiness,
+//!   secrets, shutdown and systemd.
+//!
+//! [`bootstrap`] holds the start-up steps every binary shares; [`demo`] the demo data.
+//! `docs/architecture.md` draws the map.
 pub mod bootstrap;
-pub mod coalesce;
 pub mod config;
-pub mod connections;
-pub mod cron;
 pub mod demo;
-pub mod error;
-pub mod health;
-pub mod instance;
-pub mod job_status;
+pub mod domain;
+pub mod infra;
 pub mod jobs;
-pub mod lease;
-pub mod metrics;
-pub mod migrations;
-pub mod notify;
-pub mod producer;
-pub mod rate_limit;
-pub mod refresh;
-pub mod secret;
-pub mod shutdown;
-pub mod spapi;
-pub mod systemd;
-pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use config::{ConfigError, Environment, Settings};
-pub use error::{CoreError, CoreResult};
-pub use secret::Secret;
+pub use infra::error::{CoreError, CoreResult};
+pub use infra::secret::Secret;

@@ -10,7 +10,7 @@ use figment::providers::Serialized;
 use figment::value::Value;
 
 use crate::config::{Environment, Settings};
-use crate::connections::{connect_redis, delete_keys, mongo_database};
+use crate::infra::connections::{connect_redis, delete_keys, mongo_database};
 
 /// The workspace's `config/` folder.
 pub fn config_dir() -> PathBuf {

@@ -74,15 +74,14 @@ pub enum AckOutcome {
 }
 
 /// Called after each attempt's outcome is recorded in the queue (e.g. to write JobStatus).
-pub type Observer = Arc<dyn Fn(Lease, AckOutcome) -> BoxFuture<'static, ()> + Send + Sync>;
+pub type Observer = Arc<dyn Fn(JobLease, AckOutcome) -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// Called after every heartbeat of the backend's maintenance loop, with whether Redis took it:
-/// proof that the worker's loop runs (a systemd watchdog, a health endpoint).
-pub type HeartbeatHook = Arc<dyn Fn(bool) + Send + Sync>;
+pub use crate::maintenance::HeartbeatHook;
 
-/// The lease a task was handed out under; acks quote its token.
+/// The lease a task (one attempt of a job) was handed out under; acks quote its token. (Not
+/// `sellersync_core::jobs::lease::Lease`, a named lock.)
 #[derive(Debug, Clone)]
-pub struct Lease {
+pub struct JobLease {
     pub job_id: String,
     pub attempt: u32,
     /// The fencing token of this attempt (see [`LeasedJob::token`]).
@@ -233,7 +232,7 @@ impl<Args: DeserializeOwned + Send + 'static> RedisBackend<Args> {
                     // apalis counts the attempt up when the task starts.
                     .attempt(job.attempt.saturating_sub(1) as usize)
                     .max_attempts(job.max_attempts as usize)
-                    .data(Lease {
+                    .data(JobLease {
                         traceparent: traceparent_of(&job.payload),
                         job_id: job.id,
                         attempt: job.attempt,
@@ -386,7 +385,7 @@ impl<Res: Serialize> Acknowledge<Res> for RedisAck {
     type Future = BoxFuture<'static, Result<(), QueueError>>;
 
     fn ack(&mut self, res: &Result<Res, BoxDynError>, ctx: &ExecutionContext) -> Self::Future {
-        let Some(lease) = ctx.data().get::<Lease>().cloned() else {
+        let Some(lease) = ctx.data().get::<JobLease>().cloned() else {
             return futures::future::ready(Ok(())).boxed();
         };
         let outcome = Attempt::of(res);
@@ -428,7 +427,7 @@ impl Attempt {
 impl RedisAck {
     /// Records the attempt in the queue (retrying while Redis is unavailable, as completions do);
     /// `None` when the lease was lost (nothing changed).
-    async fn record(&self, lease: &Lease, attempt: Attempt) -> Result<Option<AckOutcome>, QueueError> {
+    async fn record(&self, lease: &JobLease, attempt: Attempt) -> Result<Option<AckOutcome>, QueueError> {
         let (id, token) = (&lease.job_id, lease.token);
         match attempt {
             Attempt::Succeeded(result) => {

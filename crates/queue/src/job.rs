@@ -38,6 +38,12 @@ impl JobState {
         }
     }
 
+    /// The state a job hash's `st` field names; `None` for anything else (no such state is
+    /// ever written: a hash without one is not a job).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == name)
+    }
+
     /// The Redis set holding jobs in this state (`Paused` jobs sit in `wait`).
     pub(crate) fn set_name(self) -> &'static str {
         match self {
@@ -96,13 +102,26 @@ pub struct LeasedJob {
     pub token: u64,
 }
 
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `state == "failed"`: a state equals its name.
+impl PartialEq<&str> for JobState {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
 /// Everything Redis holds about a job.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobInfo {
     pub id: String,
     pub queue: String,
-    pub state: String,
+    pub state: JobState,
     /// The payload as stored (JSON).
     pub data: serde_json::Value,
     pub progress: u8,
@@ -137,21 +156,21 @@ impl JobInfo {
         default_max_attempts: u32,
         id: String,
         mut h: HashMap<String, String>,
-    ) -> Self {
+    ) -> Option<Self> {
         let num = |h: &HashMap<String, String>, k: &str| h.get(k).and_then(|v| v.parse::<f64>().ok());
         let text = |h: &mut HashMap<String, String>, k: &str| h.remove(k).filter(|v| !v.is_empty());
         let json = |raw: Option<String>| {
             raw.map(|raw| serde_json::from_str(&raw).unwrap_or(serde_json::Value::String(raw)))
         };
-        let state = text(&mut h, "st").unwrap_or_else(|| "unknown".to_owned());
-        let next_run = if state == "delayed" {
+        let state = text(&mut h, "st").as_deref().and_then(JobState::parse)?;
+        let next_run = if state == JobState::Delayed {
             num(&h, "due").map(|v| v as u64)
         } else {
             None
         };
-        Self {
+        Some(Self {
             queue: queue.to_owned(),
-            progress: if state == "completed" {
+            progress: if state == JobState::Completed {
                 100
             } else {
                 num(&h, "pg").unwrap_or(0.0).clamp(0.0, 100.0) as u8
@@ -172,7 +191,7 @@ impl JobInfo {
             result: json(text(&mut h, "res")),
             state,
             id,
-        }
+        })
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::error::QueueResult;
+use backon::{ExponentialBuilder, Retryable};
+
+use crate::error::{QueueError, QueueResult};
 use crate::queue::{Queue, Reaped, now_ms};
 
 /// Fires when an attempt's lease is lost (reaped after a stall of this worker, removed, leased
@@ -45,6 +47,10 @@ pub(crate) struct Held {
     pub lost: LeaseLost,
 }
 
+/// Called after every heartbeat of the backend's maintenance loop, with whether Redis took it:
+/// proof that the worker's loop runs (a systemd watchdog, a health endpoint).
+pub type HeartbeatHook = Arc<dyn Fn(bool) + Send + Sync>;
+
 /// Attempts a worker holds: job id → its lease. Heartbeats extend these leases.
 pub(crate) type Leases = Arc<Mutex<HashMap<String, Held>>>;
 
@@ -65,7 +71,7 @@ pub(crate) async fn run(
     worker_id: String,
     leases: Leases,
     concurrency: usize,
-    on_heartbeat: Option<crate::apalis::HeartbeatHook>,
+    on_heartbeat: Option<HeartbeatHook>,
 ) {
     let mut heartbeat = tokio::time::interval(queue.config().heartbeat());
     let mut reap = tokio::time::interval(queue.config().reap_interval());
@@ -145,25 +151,80 @@ pub(crate) fn idle_wait(idle: Duration, next_due_ms: Option<u64>, paused: bool) 
 
 /// Retries a queue call while Redis is unavailable, for up to ~60 s (past a long Redis stall or
 /// a restart); `None` if it never worked.
-pub(crate) async fn retry_unavailable<T, F, Fut>(mut call: F) -> Option<T>
+pub(crate) async fn retry_unavailable<T, F, Fut>(call: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = QueueResult<T>>,
 {
-    let mut delay = Duration::from_millis(100);
-    for _ in 0..16 {
-        match call().await {
-            Ok(value) => return Some(value),
-            Err(error) if error.is_unavailable() => {
-                tracing::warn!(%error, "redis unavailable; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            Err(error) => {
-                tracing::error!(%error, "queue call failed");
-                return None;
-            }
+    let result = call
+        .retry(unavailable_backoff())
+        .when(QueueError::is_unavailable)
+        .notify(|error, _| tracing::warn!(%error, "redis unavailable; retrying"))
+        .await;
+    match result {
+        Ok(value) => Some(value),
+        Err(error) if error.is_unavailable() => {
+            tracing::error!(%error, "redis still unavailable; giving up on this call");
+            None
+        }
+        Err(error) => {
+            tracing::error!(%error, "queue call failed");
+            None
         }
     }
-    None
+}
+
+/// [`retry_unavailable`]'s waits: 100 ms doubling up to 5 s, 15 of them (16 calls, ~60 s).
+fn unavailable_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_max_times(15)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use backon::BackoffBuilder;
+
+    use super::*;
+
+    fn unavailable() -> QueueError {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        QueueError::Redis(redis::RedisError::from(refused))
+    }
+
+    #[test]
+    fn unavailable_calls_wait_100_ms_doubling_to_5_s_fifteen_times() {
+        let waits: Vec<u64> = unavailable_backoff()
+            .build()
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        assert_eq!(waits.len(), 15);
+        assert_eq!(&waits[..7], &[100, 200, 400, 800, 1600, 3200, 5000]);
+        assert!(waits[7..].iter().all(|w| *w == 5000), "{waits:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_call_is_retried_and_any_other_error_is_not() {
+        let calls = AtomicU32::new(0);
+        let value = retry_unavailable(|| async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(unavailable()),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!((value, calls.load(Ordering::SeqCst)), (Some(7), 3));
+
+        let calls = AtomicU32::new(0);
+        let value: Option<u32> = retry_unavailable(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(QueueError::NotFound("j".into()))
+        })
+        .await;
+        assert_eq!((value, calls.load(Ordering::SeqCst)), (None, 1));
+    }
 }

@@ -423,15 +423,12 @@ impl Queue {
     pub async fn get(&self, id: &str) -> QueueResult<Option<JobInfo>> {
         let hash: std::collections::HashMap<String, String> =
             self.conn().hgetall(self.key(&format!("job:{id}"))).await?;
-        if hash.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(JobInfo::from_hash(
+        Ok(JobInfo::from_hash(
             &self.name,
             self.config.max_attempts(),
             id.to_owned(),
             hash,
-        )))
+        ))
     }
 
     /// Jobs in `state`, newest first, skipping `offset`.
@@ -468,8 +465,7 @@ impl Queue {
         Ok(ids
             .into_iter()
             .zip(hashes)
-            .filter(|(_, hash)| !hash.is_empty())
-            .map(|(id, hash)| JobInfo::from_hash(&self.name, self.config.max_attempts(), id, hash))
+            .filter_map(|(id, hash)| JobInfo::from_hash(&self.name, self.config.max_attempts(), id, hash))
             .collect())
     }
 

@@ -7,12 +7,12 @@
 use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
-use sellersync_core::jobs::RefreshUser;
-use sellersync_core::notify::{EventType, Notification, Notifier};
-use sellersync_core::rate_limit::{Limit, RateLimit, RateLimitError, Take, TokenBuckets};
-use sellersync_core::refresh::{RefreshReport, Refresher};
+use sellersync_core::jobs::notify::{EventType, Notification, Notifier};
+use sellersync_core::jobs::payload::RefreshUser;
+use sellersync_core::jobs::refresh::{RefreshReport, Refresher};
 use sellersync_queue::Queue;
-use sellersync_queue::apalis::{Defer, Lease, NonRetryable};
+use sellersync_queue::apalis::{Defer, JobLease, NonRetryable};
+use sellersync_queue::rate_limit::{Limit, RateLimit, RateLimitError, Take, TokenBuckets};
 use tracing::Instrument;
 
 use crate::outcome_metrics::InFlight;
@@ -70,7 +70,7 @@ impl UserLimit {
 /// `job_id`, `attempt` and `user_id`, so each log line of an attempt names its job.
 pub async fn refresh_user(
     job: RefreshUser,
-    lease: Data<Lease>,
+    lease: Data<JobLease>,
     state: Data<WorkerState>,
 ) -> Result<RefreshReport, BoxDynError> {
     let span = tracing::info_span!(
@@ -82,7 +82,7 @@ pub async fn refresh_user(
         trigger = job.trigger.as_str(),
     );
     if let Some(traceparent) = &lease.traceparent {
-        sellersync_core::telemetry::set_parent(&span, traceparent);
+        sellersync_core::infra::telemetry::set_parent(&span, traceparent);
     }
     async move {
         let _in_flight = InFlight::start(RefreshUser::QUEUE);
@@ -107,7 +107,7 @@ pub async fn refresh_user(
 
 async fn attempt(
     job: &RefreshUser,
-    lease: &Lease,
+    lease: &JobLease,
     state: &WorkerState,
 ) -> Result<RefreshReport, BoxDynError> {
     if let Some(limit) = &state.user_limit
@@ -124,7 +124,7 @@ async fn attempt(
         .acquire(&job.user_id, &lease.job_id, lease.token)
         .await?
     else {
-        let delay = state.settings.worker.user_busy_delay();
+        let delay = state.settings.worker.user_busy_delay;
         return Err(Defer {
             delay,
             reason: format!("user {} is being refreshed by another job", job.user_id),
@@ -146,7 +146,7 @@ async fn attempt(
 
 async fn run_locked(
     job: &RefreshUser,
-    lease: &Lease,
+    lease: &JobLease,
     state: &WorkerState,
 ) -> Result<RefreshReport, BoxDynError> {
     let progress = |percent: u8| report_progress(state, lease, percent);
@@ -165,7 +165,7 @@ async fn run_locked(
             }
         }
         Err(error) if error.is_store_unavailable() => Err(Defer {
-            delay: state.settings.worker.store_unavailable_delay(),
+            delay: state.settings.worker.store_unavailable_delay,
             reason: format!("our data stores are unreachable ({error}); the refresh waits"),
         }
         .into()),
@@ -180,7 +180,7 @@ async fn run_locked(
 async fn notify_reauthorization(
     state: &WorkerState,
     job: &RefreshUser,
-    lease: &Lease,
+    lease: &JobLease,
     report: &RefreshReport,
 ) {
     let Some(notifier) = &state.notifier else {
@@ -239,7 +239,7 @@ fn judge(report: RefreshReport, max_failed_share: f64) -> Result<RefreshReport, 
 }
 
 /// Progress goes to the queue (whose event reaches JobStatus), without holding up the job.
-fn report_progress(state: &WorkerState, lease: &Lease, percent: u8) {
+fn report_progress(state: &WorkerState, lease: &JobLease, percent: u8) {
     let (queue, lease) = (state.queue.clone(), lease.clone());
     tokio::spawn(
         async move {
@@ -253,7 +253,7 @@ fn report_progress(state: &WorkerState, lease: &Lease, percent: u8) {
 
 #[cfg(test)]
 mod tests {
-    use sellersync_core::refresh::AccountError;
+    use sellersync_core::jobs::refresh::AccountError;
 
     use super::*;
 

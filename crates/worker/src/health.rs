@@ -14,7 +14,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
-use sellersync_core::systemd;
+use sellersync_core::infra::systemd;
 use sellersync_queue::apalis::HeartbeatHook;
 use serde_json::json;
 
@@ -74,7 +74,7 @@ pub async fn serve(
         return;
     }
     let endpoint = Endpoint {
-        metrics: sellersync_core::metrics::recorder(),
+        metrics: sellersync_core::infra::metrics::recorder(),
         heartbeats,
         worker_id: worker_id.to_owned(),
         stale_after,
@@ -102,7 +102,7 @@ pub async fn serve(
 async fn metrics(State(endpoint): State<Endpoint>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        sellersync_core::metrics::render(&endpoint.metrics, "sellersync-worker"),
+        sellersync_core::infra::metrics::render(&endpoint.metrics, "sellersync-worker"),
     )
 }
 

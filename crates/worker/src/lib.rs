@@ -21,15 +21,13 @@ use apalis::prelude::{Monitor, WorkerBuilder};
 use mongodb::Database;
 use redis::aio::ConnectionManager;
 use sellersync_core::config::USER_DATA_QUEUE;
-use sellersync_core::connections::{connect_redis, lazy_redis, mongo_database, ping_mongo};
-use sellersync_core::instance::instance_id;
-use sellersync_core::job_status::projector;
-use sellersync_core::jobs::RefreshUser;
-use sellersync_core::notify::{Delivery, NOTIFICATIONS_QUEUE};
-use sellersync_core::refresh::{RefreshStore, Refresher};
-use sellersync_core::spapi::SpApiClient;
-use sellersync_core::{CoreError, Settings, bootstrap, systemd};
-use sellersync_queue::Queue;
+use sellersync_core::domain::spapi::SpApiClient;
+use sellersync_core::infra::connections::{connect_redis, lazy_redis, mongo_database, ping_mongo};
+use sellersync_core::infra::instance::instance_id;
+use sellersync_core::jobs::notify::{Delivery, NOTIFICATIONS_QUEUE};
+use sellersync_core::jobs::payload::RefreshUser;
+use sellersync_core::jobs::refresh::{RefreshStore, Refresher};
+use sellersync_core::{CoreError, Settings, bootstrap, infra::systemd};
 use sellersync_queue::apalis::{HeldLeases, RedisBackend};
 
 use crate::handler::{UserLimit, WorkerState, refresh_user};
@@ -42,7 +40,7 @@ pub enum WorkerError {
     #[error(transparent)]
     Core(#[from] CoreError),
     #[error("SP-API client: {0}")]
-    SpApi(#[from] sellersync_core::spapi::SpApiError),
+    SpApi(#[from] sellersync_core::domain::spapi::SpApiError),
     #[error("worker monitor: {0}")]
     Monitor(String),
 }
@@ -62,17 +60,16 @@ pub async fn run(
     };
     let (redis, mongo) = connected?;
 
-    let queue_config = settings
-        .queue(USER_DATA_QUEUE)
+    let queue = settings
+        .open_queue(redis.clone(), USER_DATA_QUEUE)
         .expect("validated with the configuration");
     let prefix = settings.redis.key_prefix.clone();
-    let queue = Queue::new(redis.clone(), &prefix, USER_DATA_QUEUE, queue_config.clone());
-    let concurrency = queue_config.concurrency() as usize;
-    let job_timeout = settings.worker.job_timeout();
+    let concurrency = queue.config().concurrency() as usize;
+    let job_timeout = settings.worker.job_timeout;
     let state = WorkerState {
         worker_id: worker_id.clone(),
         refresher: Refresher {
-            store: RefreshStore::with_operation_timeout(mongo.clone(), settings.mongo.operation_timeout()),
+            store: RefreshStore::with_operation_timeout(mongo.clone(), settings.mongo.operation_timeout),
             redis: redis.clone(),
             spapi: Arc::new(
                 SpApiClient::new(settings.spapi.clone())?.with_shared_rate_limits(redis.clone(), &prefix),
@@ -81,13 +78,13 @@ pub async fn run(
             key_prefix: prefix.clone(),
         },
         queue: queue.clone(),
-        locks: UserLocks::new(redis.clone(), &prefix, user_lock_ttl(&queue_config)),
+        locks: UserLocks::new(redis.clone(), &prefix, user_lock_ttl(queue.config())),
         settings: Arc::new(settings.clone()),
         user_limit: settings
             .worker
             .user_rate_limit
             .map(|limit| UserLimit::new(redis.clone(), &prefix, limit)),
-        notifier: sellersync_core::notify::notifier(&settings, redis.clone()),
+        notifier: sellersync_core::bootstrap::notifier(&settings, redis.clone()),
     };
     let observer = outcome_metrics::observer(USER_DATA_QUEUE);
     let heartbeats = Arc::new(Heartbeats::default());
@@ -96,13 +93,13 @@ pub async fn run(
         settings.worker.metrics_port,
         Arc::clone(&heartbeats),
         &worker_id,
-        queue_config.lease() * 3,
+        queue.config().lease() * 3,
     )
     .await;
     let on_heartbeat = heartbeats.hook();
-    metrics::gauge!(sellersync_core::metrics::WORKER_CONCURRENCY, "queue" => USER_DATA_QUEUE)
+    metrics::gauge!(sellersync_core::infra::metrics::WORKER_CONCURRENCY, "queue" => USER_DATA_QUEUE)
         .set(concurrency as f64);
-    let mut projectors = vec![projector::spawn(
+    let mut projectors = vec![sellersync_core::bootstrap::spawn_projector(
         &settings,
         queue.clone(),
         mongo.clone(),
@@ -132,13 +129,12 @@ pub async fn run(
                 .catch_panic()
                 .build(refresh_user)
         })
-        .shutdown_timeout(settings.worker.drain_timeout());
+        .shutdown_timeout(settings.worker.drain_timeout);
     if !settings.notifications.webhooks.is_empty() {
-        let config = settings
-            .queue(NOTIFICATIONS_QUEUE)
+        let deliveries = settings
+            .open_queue(redis.clone(), NOTIFICATIONS_QUEUE)
             .expect("validated with the configuration");
-        let deliveries = Queue::new(redis.clone(), &prefix, NOTIFICATIONS_QUEUE, config.clone());
-        projectors.push(projector::spawn(
+        projectors.push(sellersync_core::bootstrap::spawn_projector(
             &settings,
             deliveries.clone(),
             mongo.clone(),
@@ -146,7 +142,7 @@ pub async fn run(
         )?);
         let (held, name) = (Arc::clone(&held), format!("{worker_id}-notify"));
         let (redis_settings, state) = (settings.redis.clone(), DeliveryState::new(&settings));
-        let concurrency = config.concurrency() as usize;
+        let concurrency = deliveries.config().concurrency() as usize;
         monitor = monitor.register(move |_| {
             let wake = lazy_redis(&redis_settings).expect("settings were validated");
             let backend = RedisBackend::<Delivery>::new(deliveries.clone(), wake, concurrency);
@@ -196,7 +192,7 @@ pub async fn run(
 /// when configured.
 async fn connect(settings: &Settings) -> Result<(ConnectionManager, Database), WorkerError> {
     let redis = bootstrap::retry_while_unavailable("redis", || connect_redis(&settings.redis)).await?;
-    if let Some(warning) = sellersync_core::health::eviction_warning(&mut redis.clone()).await {
+    if let Some(warning) = sellersync_core::infra::readiness::eviction_warning(&mut redis.clone()).await {
         tracing::warn!(warning, "redis configuration puts jobs at risk");
     }
     let mongo = mongo_database(&settings.mongo, "sellersync-worker").await?;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use sellersync_core::bootstrap::{self, Start};
-use sellersync_core::shutdown;
+use sellersync_core::infra::shutdown;
 
 const ABOUT: &str = "sellersync worker: runs user-data refresh jobs from the Redis queue until SIGTERM";
 
@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
     };
     let shutdown = shutdown::signal();
     let outcome = sellersync_worker::run(settings, shutdown).await;
-    sellersync_core::telemetry::shutdown();
+    sellersync_core::infra::telemetry::shutdown();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -1,12 +1,12 @@
 //! The `notifications` queue's handler: deliver one webhook request per job (see
-//! `sellersync_core::notify`). A 2xx completes the job; a timeout, 5xx, 408 or 429 fails the
+//! `sellersync_core::jobs::notify`). A 2xx completes the job; a timeout, 5xx, 408 or 429 fails the
 //! attempt, retried with the queue's backoff; anything else fails it for good.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data};
-use sellersync_core::notify::{self, Delivery, DeliveryError, Webhook};
+use sellersync_core::jobs::notify::{self, Delivery, DeliveryError, Webhook};
 use sellersync_queue::apalis::NonRetryable;
 
 /// What every delivery shares.
@@ -22,7 +22,7 @@ impl DeliveryState {
         Self {
             client: reqwest::Client::new(),
             webhooks: Arc::new(settings.notifications.webhooks.clone()),
-            timeout: Duration::from_millis(settings.notifications.timeout_ms),
+            timeout: settings.notifications.timeout,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! This worker process's job metrics (names in `sellersync_core::metrics`): each attempt's
+//! This worker process's job metrics (names in `sellersync_core::infra::metrics`): each attempt's
 //! outcome once the queue has recorded it, attempt durations and jobs in flight.
 //! (JobStatus is not written here: it is projected from the queue's events.)
 
@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::FutureExt;
-use sellersync_core::metrics::{WORKER_ATTEMPT_DURATION, WORKER_ATTEMPTS, WORKER_IN_FLIGHT};
-use sellersync_queue::apalis::{AckOutcome, Lease, Observer};
+use sellersync_core::infra::metrics::{WORKER_ATTEMPT_DURATION, WORKER_ATTEMPTS, WORKER_IN_FLIGHT};
+use sellersync_queue::apalis::{AckOutcome, JobLease, Observer};
 
 /// The observer the worker's backend calls after every attempt.
 pub fn observer(queue: &'static str) -> Observer {
-    Arc::new(move |_lease: Lease, outcome: AckOutcome| {
+    Arc::new(move |_lease: JobLease, outcome: AckOutcome| {
         let outcome = match outcome {
             AckOutcome::Completed { .. } => "completed",
             AckOutcome::Retrying { .. } => "retrying",

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use sellersync_core::lease::Lease;
+use sellersync_core::jobs::lease::Lease;
 
 #[derive(Clone)]
 pub struct UserLocks {

@@ -10,8 +10,8 @@ use futures::TryStreamExt;
 use futures::future::try_join_all;
 use mongodb::bson::{Document, doc};
 use sellersync_core::CoreError;
-use sellersync_core::accounts::{USERS, User};
-use sellersync_core::job_status::{self, JobStatusRecord};
+use sellersync_core::domain::accounts::{USERS, User};
+use sellersync_core::jobs::job_status::{self, JobStatusRecord};
 use sellersync_queue::{JobInfo, JobState, Queue};
 use serde::Deserialize;
 
@@ -338,7 +338,7 @@ pub async fn job(
 fn job_live(job: &JobInfo) -> view::JobLive {
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
     view::JobLive {
-        state: job.state.clone(),
+        state: job.state.to_string(),
         progress: job.progress,
         fields: vec![
             ("attempts", format!("{} of {}", job.attempts, job.max_attempts)),
@@ -464,7 +464,7 @@ pub async fn users(
 
 fn user_row(state: &AppState, base: &str, u: &User) -> view::UserRow {
     let to_ms = |t: Option<mongodb::bson::DateTime>| t.map(|t| t.timestamp_millis() as u64);
-    let tolerance = state.settings.cron.due_tolerance_ms as i64;
+    let tolerance = state.settings.cron.due_tolerance.as_millis() as i64;
     let due_at =
         to_ms(u.last_data_update_at).map(|t| t as i64 + u.update_interval_minutes * 60_000 + tolerance);
     let mut by_status: HashMap<String, usize> = HashMap::new();
@@ -492,7 +492,7 @@ pub async fn user(
     Path(id): Path<String>,
     Query(notice): Query<Notice>,
 ) -> PageResult {
-    let user = sellersync_core::accounts::find_user(&state.mongo, &id)
+    let user = sellersync_core::domain::accounts::find_user(&state.mongo, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no user {id:?}")))?;
     let history = job_status::for_user(&state.mongo, &id, HISTORY).await?;

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use rand::RngCore as _;
 use redis::AsyncCommands as _;
 use sellersync_core::CoreError;
-use sellersync_core::auth::{Claims, Role};
+use sellersync_core::domain::auth::{Claims, Role};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

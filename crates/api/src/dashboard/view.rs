@@ -168,7 +168,7 @@ impl JobRow {
         Self {
             link: format!("{base}/queues/{}/jobs/{}", job.queue, job.id),
             id: job.id.clone(),
-            state: job.state.clone(),
+            state: job.state.to_string(),
             user: user_of(job),
             attempts: format!("{}/{}", job.attempts, job.max_attempts),
             progress: job.progress,

@@ -4,7 +4,7 @@ use axum::extract::State;
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use sellersync_core::CoreError;
-use sellersync_core::cron::CRON_RUNS;
+use sellersync_core::jobs::producer::CRON_RUNS;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;

@@ -7,14 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt as _};
-use sellersync_core::auth::Claims;
+use sellersync_core::domain::auth::Claims;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -91,7 +90,7 @@ async fn events(
         .live
         .subscribe(&queues, &resume, filter)
         .map_err(|_| ApiError::Unavailable("too many live event subscribers; try again later".into()))?;
-    let heartbeat = Duration::from_millis(state.settings.events.heartbeat_ms);
+    let heartbeat = state.settings.events.heartbeat;
     let stream = sse_stream(subscription, resume);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
 }
@@ -194,7 +193,7 @@ mod tests {
             iat: 0,
             exp: 0,
         };
-        use sellersync_core::auth::Role;
+        use sellersync_core::domain::auth::Role;
         let own = filter_for(&claims(Role::User), None, None).unwrap();
         assert_eq!(own.user.as_deref(), Some("u1"));
         assert!(filter_for(&claims(Role::User), None, Some("u2".into())).is_err());

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sellersync_core::health;
+use sellersync_core::infra::readiness;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,10 +30,10 @@ async fn healthz() -> axum::Json<serde_json::Value> {
     responses((status = 200, description = "Ready", body = serde_json::Value),
         (status = 503, description = "A backing service is unavailable", body = crate::error::ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> Response {
-    let readiness = health::check(
+    let readiness = readiness::check(
         &state.redis,
         &state.mongo,
-        state.settings.server.readiness_timeout(),
+        state.settings.server.readiness_timeout,
     )
     .await;
     if readiness.is_ready() {

@@ -8,11 +8,11 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use sellersync_core::accounts;
 use sellersync_core::config::USER_DATA_QUEUE;
-use sellersync_core::job_status::{self, JobStatusRecord, Status};
-use sellersync_core::jobs::Trigger;
-use sellersync_core::producer::{self, Schedule, UserJob};
+use sellersync_core::domain::accounts;
+use sellersync_core::jobs::job_status::{self, JobStatusRecord, Status};
+use sellersync_core::jobs::payload::Trigger;
+use sellersync_core::jobs::producer::{self, Placement, UserJob};
 use sellersync_queue::{Counts, JobInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -276,7 +276,7 @@ struct EnqueueRequest {
 const MAX_DELAY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// The schedule of a request's `priority`, `delay` and `runAt`.
-fn schedule(priority: Option<u32>, delay: Option<u64>, run_at: Option<&str>) -> Result<Schedule, ApiError> {
+fn schedule(priority: Option<u32>, delay: Option<u64>, run_at: Option<&str>) -> Result<Placement, ApiError> {
     let delay = match (delay, run_at) {
         (Some(_), Some(_)) => {
             return Err(ApiError::BadRequest("give delay or runAt, not both".into()));
@@ -296,7 +296,7 @@ fn schedule(priority: Option<u32>, delay: Option<u64>, run_at: Option<&str>) -> 
             "delay/runAt must be at most 30 days ahead".into(),
         ));
     }
-    Ok(Schedule {
+    Ok(Placement {
         priority: priority.unwrap_or(0),
         delay: delay.filter(|d| !d.is_zero()),
     })
@@ -361,7 +361,7 @@ async fn enqueue(
 pub async fn enqueue_users(
     state: &AppState,
     requested: Vec<String>,
-    when: Schedule,
+    when: Placement,
 ) -> Result<EnqueueResult, ApiError> {
     let existing = accounts::existing_user_ids(&state.mongo, &requested).await?;
     let (known, unknown_users): (Vec<String>, Vec<String>) =

@@ -72,7 +72,7 @@ async fn queue_metrics(
 async fn prometheus(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let mut text = monitoring::prometheus_text(&state.queues, &state.settings).await?;
     text.push_str(&monitoring::freshness_text(&state.mongo).await);
-    text.push_str(&sellersync_core::metrics::render(
+    text.push_str(&sellersync_core::infra::metrics::render(
         &state.prometheus,
         "sellersync-api",
     ));

@@ -95,7 +95,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(envelope_layer_errors))
         .layer(RequestBodyLimitLayer::new(server.body_limit_bytes))
         // A request that outlives the timeout means the server is too slow right now: 503.
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, server.request_timeout()));
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, server.request_timeout));
 
     let (mut routes, _) = api().split_for_parts();
     routes = routes.route("/docs/assets/{file}", axum::routing::get(openapi::docs_asset));

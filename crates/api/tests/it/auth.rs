@@ -9,8 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use figment::value::Value;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
-use sellersync_core::auth::{self, Role};
-use sellersync_core::secret::Secret;
+use sellersync_core::domain::auth::{self, Role};
+use sellersync_core::infra::secret::Secret;
 use serde_json::json;
 
 use crate::helpers::{SECRET, TestApp, spawn_app, spawn_app_with};

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use sellersync_core::auth::Role;
+use sellersync_core::domain::auth::Role;
 use sellersync_core::testing::eventually;
 use serde_json::json;
 

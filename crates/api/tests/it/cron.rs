@@ -3,10 +3,10 @@ use std::time::Duration;
 use figment::value::Value;
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
-use sellersync_core::accounts::{self, NewAccount};
-use sellersync_core::connections::mongo_database;
-use sellersync_core::cron::CRON_RUNS;
-use sellersync_core::spapi::Region;
+use sellersync_core::domain::accounts::{self, NewAccount};
+use sellersync_core::domain::spapi::Region;
+use sellersync_core::infra::connections::mongo_database;
+use sellersync_core::jobs::producer::CRON_RUNS;
 use sellersync_core::testing::eventually;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
@@ -111,10 +111,11 @@ async fn an_api_started_after_a_missed_tick_catches_it_up_once() {
             Value::from(down.settings().mongo.database.clone()),
         ),
     ];
-    let schedule = sellersync_core::cron::parse_schedule(&down.settings().cron.schedule).unwrap();
+    let schedule = down.settings().cron.schedule.clone();
     let missed =
-        sellersync_core::cron::last_tick(&schedule, down.settings().timezone, chrono::Utc::now()).unwrap();
-    let tick = sellersync_core::cron::tick_id(missed);
+        sellersync_core::jobs::cron::last_tick(&schedule, down.settings().timezone, chrono::Utc::now())
+            .unwrap();
+    let tick = sellersync_core::jobs::cron::tick_id(missed);
     let db = mongo_database(&down.settings().mongo, "it").await.unwrap();
     let runs = db.collection::<Document>(CRON_RUNS);
     let restarted = spawn_app_with(&shared).await;

@@ -5,7 +5,7 @@
 use figment::value::Value;
 use reqwest::Method;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use sellersync_core::auth::Role;
+use sellersync_core::domain::auth::Role;
 
 use crate::helpers::{TestApp, finish_jobs, spawn_app, spawn_app_with};
 

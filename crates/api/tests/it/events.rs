@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use figment::value::Value;
 use futures::StreamExt;
-use sellersync_core::auth::Role;
+use sellersync_core::domain::auth::Role;
 use serde_json::Value as Json;
 
 use crate::helpers::{TestApp, finish_jobs, spawn_app, spawn_app_with};
@@ -219,7 +219,7 @@ async fn a_subscriber_that_does_not_read_is_dropped_not_buffered() {
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let hub = sellersync_api::live::Hub::start(
         vec![queue.clone()],
-        || sellersync_core::connections::lazy_redis(&settings.redis).ok(),
+        || sellersync_core::infra::connections::lazy_redis(&settings.redis).ok(),
         app.db().await,
         &events,
         stopped,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use figment::value::Value;
 use reqwest::Method;
 use sellersync_api::Application;
-use sellersync_core::auth::{self, Role};
+use sellersync_core::domain::auth::{self, Role};
 use sellersync_core::testing::TestNamespace;
 
 /// The JWT secret every test app is configured with (unless a test overrides it).
@@ -122,7 +122,7 @@ pub fn closed_port() -> u16 {
 
 impl TestApp {
     pub async fn db(&self) -> mongodb::Database {
-        sellersync_core::connections::mongo_database(&self.settings().mongo, "it")
+        sellersync_core::infra::connections::mongo_database(&self.settings().mongo, "it")
             .await
             .expect("mongo")
     }
@@ -130,16 +130,11 @@ impl TestApp {
     /// The app's user-data queue, for setting up jobs in a given state.
     pub async fn queue(&self) -> sellersync_queue::Queue {
         let settings = self.settings();
-        let redis = sellersync_core::connections::connect_redis(&settings.redis)
+        let redis = sellersync_core::infra::connections::connect_redis(&settings.redis)
             .await
             .expect("redis");
         let name = sellersync_core::config::USER_DATA_QUEUE;
-        sellersync_queue::Queue::new(
-            redis,
-            &settings.redis.key_prefix,
-            name,
-            settings.queue(name).expect("configured"),
-        )
+        settings.open_queue(redis, name).expect("configured")
     }
 
     /// Waits until the projector has recorded job `job_id` with `status` in JobStatus.
@@ -147,14 +142,14 @@ impl TestApp {
         &self,
         job_id: &str,
         status: &str,
-    ) -> sellersync_core::job_status::JobStatusRecord {
+    ) -> sellersync_core::jobs::job_status::JobStatusRecord {
         let db = self.db().await;
         let found = std::sync::Mutex::new(None);
         sellersync_core::testing::eventually(
             std::time::Duration::from_secs(10),
             &format!("job {job_id} recorded as {status}"),
             || async {
-                let record = sellersync_core::job_status::find(&db, job_id)
+                let record = sellersync_core::jobs::job_status::find(&db, job_id)
                     .await
                     .expect("read");
                 let matches = record.as_ref().is_some_and(|r| r.status.as_str() == status);
@@ -170,7 +165,7 @@ impl TestApp {
     pub async fn add_users(&self, ids: &[&str]) {
         let db = self.db().await;
         for id in ids {
-            sellersync_core::accounts::upsert_user(&db, id, true)
+            sellersync_core::domain::accounts::upsert_user(&db, id, true)
                 .await
                 .expect("user");
         }

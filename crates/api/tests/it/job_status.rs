@@ -1,7 +1,7 @@
 //! `/app/job-status`: manual enqueue, a user's status, a job's status, recent, failed, stats.
 
 use reqwest::Method;
-use sellersync_core::auth::Role;
+use sellersync_core::domain::auth::Role;
 use serde_json::json;
 
 use crate::helpers::{finish_jobs, spawn_app};

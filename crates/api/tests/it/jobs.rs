@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use sellersync_core::auth::Role;
+use sellersync_core::domain::auth::Role;
 
 use crate::helpers::{finish_jobs, spawn_app};
 

@@ -126,7 +126,7 @@ async fn cleaning_finished_jobs_keeps_their_outcome_in_job_status() {
         "the clean events are consumed",
         || async {
             queue
-                .event_backlog(sellersync_core::job_status::projector::GROUP)
+                .event_backlog(sellersync_core::jobs::job_status::projector::GROUP)
                 .await
                 .unwrap()
                 .total()
@@ -135,12 +135,12 @@ async fn cleaning_finished_jobs_keeps_their_outcome_in_job_status() {
     )
     .await;
     let db = app.db().await;
-    let completed = sellersync_core::job_status::find(&db, &jobs[0])
+    let completed = sellersync_core::jobs::job_status::find(&db, &jobs[0])
         .await
         .unwrap()
         .unwrap();
     assert_eq!(completed.status.as_str(), "completed");
-    let failed = sellersync_core::job_status::find(&db, &jobs[1])
+    let failed = sellersync_core::jobs::job_status::find(&db, &jobs[1])
         .await
         .unwrap()
         .unwrap();

@@ -148,7 +148,7 @@ async fn the_oldest_active_job_and_live_workers_are_gauges() {
         .await
         .unwrap();
     // The attempt started two minutes ago (as Redis records it).
-    let mut redis = sellersync_core::connections::connect_redis(&app.settings().redis)
+    let mut redis = sellersync_core::infra::connections::connect_redis(&app.settings().redis)
         .await
         .unwrap();
     let started = queue.redis_now_ms().await.unwrap() - 120_000;

@@ -1,7 +1,7 @@
 //! The monitoring that ships in `deploy/`: the Grafana dashboard imports (the structure Grafana
 //! needs: unique panel ids, a grid layout, Prometheus targets through the datasource variable),
 //! and every metric the dashboard and the alert rules query is one sellersync exports: the
-//! API's, read from a real `/metrics` scrape, or a worker's (named in `sellersync_core::metrics`).
+//! API's, read from a real `/metrics` scrape, or a worker's (named in `sellersync_core::infra::metrics`).
 //! `scripts/check-monitoring` checks the PromQL itself with promtool.
 
 use std::collections::BTreeSet;
@@ -142,7 +142,7 @@ async fn every_metric_the_dashboard_and_alerts_query_is_exported() {
         .filter_map(|line| line.split_whitespace().next())
         .map(str::to_owned)
         .collect();
-    use sellersync_core::metrics as m;
+    use sellersync_core::infra::metrics as m;
     exported.extend(
         [
             m::HTTP_REQUESTS,

@@ -163,17 +163,17 @@ fn sigterm_stops_the_api_while_its_services_are_unreachable() {
 #[cfg(feature = "otlp")]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_enqueued_by_a_request_carries_the_request_trace() {
-    use sellersync_core::auth::{self, Role};
+    use sellersync_core::domain::auth::{self, Role};
     use sellersync_core::testing::{OtlpCollector, trace_id_bytes};
 
     let namespace = TestNamespace::with_overrides(&[(
         "auth.jwt_secret",
         figment::value::Value::from(crate::helpers::SECRET),
     )]);
-    let db = sellersync_core::connections::mongo_database(&namespace.settings.mongo, "it")
+    let db = sellersync_core::infra::connections::mongo_database(&namespace.settings.mongo, "it")
         .await
         .unwrap();
-    sellersync_core::accounts::upsert_user(&db, "traced", true)
+    sellersync_core::domain::accounts::upsert_user(&db, "traced", true)
         .await
         .unwrap();
     let collector = OtlpCollector::spawn().await;
@@ -212,15 +212,10 @@ async fn a_job_enqueued_by_a_request_carries_the_request_trace() {
         .as_str()
         .expect("a job id")
         .to_owned();
-    let redis = sellersync_core::connections::connect_redis(&namespace.settings.redis)
+    let redis = sellersync_core::infra::connections::connect_redis(&namespace.settings.redis)
         .await
         .unwrap();
-    let queue = sellersync_queue::Queue::new(
-        redis,
-        namespace.key_prefix(),
-        "user-data",
-        namespace.settings.queue("user-data").unwrap(),
-    );
+    let queue = namespace.settings.open_queue(redis, "user-data").unwrap();
     let job = queue.get(&job_id).await.unwrap().unwrap();
     let traceparent = job.data["traceparent"]
         .as_str()

@@ -239,16 +239,11 @@ async fn an_unhealthy_queue_is_notified_once_until_it_recovers() {
     ])
     .await;
     let settings = app.settings();
-    let redis = sellersync_core::connections::connect_redis(&settings.redis)
+    let redis = sellersync_core::infra::connections::connect_redis(&settings.redis)
         .await
         .unwrap();
-    let name = sellersync_core::notify::NOTIFICATIONS_QUEUE;
-    let deliveries = sellersync_queue::Queue::new(
-        redis,
-        &settings.redis.key_prefix,
-        name,
-        settings.queue(name).unwrap(),
-    );
+    let name = sellersync_core::jobs::notify::NOTIFICATIONS_QUEUE;
+    let deliveries = settings.open_queue(redis, name).unwrap();
     let pending = || async { deliveries.counts().await.unwrap().total };
     let wait_for = |n: u64| async move {
         sellersync_core::testing::eventually(Duration::from_secs(10), "notifications", || async {

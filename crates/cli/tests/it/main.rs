@@ -5,9 +5,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use sellersync_core::config::USER_DATA_QUEUE;
-use sellersync_core::connections::connect_redis;
-use sellersync_core::jobs::Trigger;
-use sellersync_core::producer::enqueue_refresh;
+use sellersync_core::infra::connections::connect_redis;
+use sellersync_core::jobs::payload::Trigger;
+use sellersync_core::jobs::producer::enqueue_refresh;
 use sellersync_core::testing::{TestNamespace, config_dir};
 use sellersync_queue::Queue;
 
@@ -34,12 +34,7 @@ fn json(output: &Output) -> serde_json::Value {
 
 async fn queue(namespace: &TestNamespace) -> Queue {
     let redis = connect_redis(&namespace.settings.redis).await.unwrap();
-    Queue::new(
-        redis,
-        namespace.key_prefix(),
-        USER_DATA_QUEUE,
-        namespace.settings.queue(USER_DATA_QUEUE).unwrap(),
-    )
+    namespace.settings.open_queue(redis, USER_DATA_QUEUE).unwrap()
 }
 
 #[test]

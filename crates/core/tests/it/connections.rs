@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use figment::value::Value;
-use sellersync_core::connections::{connect_redis, mongo_database, ping_mongo};
+use sellersync_core::infra::connections::{connect_redis, mongo_database, ping_mongo};
 use sellersync_core::testing::{TestNamespace, free_port as closed_port};
 
 #[tokio::test]
@@ -42,7 +42,7 @@ async fn mongo_on_a_closed_port_fails_within_the_selection_timeout() {
 async fn both_services_answer_with_the_test_settings() {
     let ns = TestNamespace::new();
     let mut redis = connect_redis(&ns.settings.redis).await.unwrap();
-    sellersync_core::connections::ping_redis(&mut redis)
+    sellersync_core::infra::connections::ping_redis(&mut redis)
         .await
         .unwrap();
     let db = mongo_database(&ns.settings.mongo, "it").await.unwrap();

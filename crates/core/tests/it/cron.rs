@@ -2,25 +2,18 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use mongodb::bson::{self, Document, doc};
-use sellersync_core::accounts::{self, NewAccount};
 use sellersync_core::config::USER_DATA_QUEUE;
-use sellersync_core::connections::{connect_redis, mongo_database};
-use sellersync_core::cron::{
-    ABANDONED, CRON_RUNS, Producer, TickOutcome, TickRetry, last_tick, next_tick, parse_schedule,
-};
-use sellersync_core::jobs::Trigger;
-use sellersync_core::spapi::Region;
+use sellersync_core::domain::accounts::{self, NewAccount};
+use sellersync_core::domain::spapi::Region;
+use sellersync_core::infra::connections::{connect_redis, mongo_database};
+use sellersync_core::jobs::cron::{TickRetry, last_tick, next_tick, parse_schedule};
+use sellersync_core::jobs::payload::Trigger;
+use sellersync_core::jobs::producer::{ABANDONED, CRON_RUNS, Producer, TickOutcome};
 use sellersync_core::testing::{PrivateMongo, TestNamespace};
-use sellersync_queue::Queue;
 
 async fn producer(ns: &TestNamespace, instance: &str) -> Producer {
     let redis = connect_redis(&ns.settings.redis).await.unwrap();
-    let queue = Queue::new(
-        redis.clone(),
-        ns.key_prefix(),
-        USER_DATA_QUEUE,
-        ns.settings.queue(USER_DATA_QUEUE).unwrap(),
-    );
+    let queue = ns.settings.open_queue(redis.clone(), USER_DATA_QUEUE).unwrap();
     Producer {
         db: mongo_database(&ns.settings.mongo, "it").await.unwrap(),
         redis,
@@ -29,7 +22,7 @@ async fn producer(ns: &TestNamespace, instance: &str) -> Producer {
         key_prefix: ns.key_prefix().to_owned(),
         batch_size: 50,
         lease_ttl: Duration::from_secs(10),
-        due_tolerance: ns.settings.cron.due_tolerance(),
+        due_tolerance: ns.settings.cron.due_tolerance,
     }
 }
 
@@ -89,7 +82,7 @@ async fn only_stale_users_with_accounts_are_enqueued_and_queued_ones_are_duplica
     let p = producer(&ns, "api-1").await;
     seed(&p).await;
     // "stale" already has a pending job.
-    sellersync_core::producer::enqueue_refresh(&p.queue, &["stale".to_owned()], Trigger::Manual, 50)
+    sellersync_core::jobs::producer::enqueue_refresh(&p.queue, &["stale".to_owned()], Trigger::Manual, 50)
         .await
         .unwrap();
 
@@ -333,7 +326,7 @@ async fn a_tick_whose_holder_died_is_taken_over_and_never_stays_running() {
     p.lease_ttl = Duration::from_millis(600);
     seed(&p).await;
     let tick = Utc::now() - TimeDelta::minutes(40);
-    let id = sellersync_core::cron::tick_id(tick);
+    let id = sellersync_core::jobs::cron::tick_id(tick);
     // "api-a" took the tick and died mid-run: its lease is left to expire, its run says running.
     let key = format!("{}cron:tick:{id}", ns.key_prefix());
     let _: () = redis::AsyncCommands::set_options(

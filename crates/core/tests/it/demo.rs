@@ -1,8 +1,8 @@
 use mongodb::bson::{Document, doc};
-use sellersync_core::connections::{connect_redis, mongo_database};
-use sellersync_core::refresh::Refresher;
+use sellersync_core::infra::connections::{connect_redis, mongo_database};
+use sellersync_core::jobs::refresh::Refresher;
 use sellersync_core::testing::TestNamespace;
-use sellersync_core::{accounts, demo};
+use sellersync_core::{demo, domain::accounts};
 use sellersync_spapi_sim::SimConfig;
 
 use crate::sim;
@@ -22,7 +22,7 @@ async fn demo_data_is_seeded_once_and_the_stand_in_accepts_it() {
 
     let sim = sim::spawn(SimConfig::default()).await;
     let refresher = Refresher {
-        store: sellersync_core::refresh::RefreshStore::new(db.clone()),
+        store: sellersync_core::jobs::refresh::RefreshStore::new(db.clone()),
         redis: connect_redis(&ns.settings.redis).await.unwrap(),
         spapi: sim.client(&ns),
         settings: ns.settings.refresh.clone(),

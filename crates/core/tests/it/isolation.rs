@@ -1,6 +1,6 @@
 use mongodb::bson::{Document, doc};
 use redis::AsyncCommands;
-use sellersync_core::connections::{connect_redis, mongo_database};
+use sellersync_core::infra::connections::{connect_redis, mongo_database};
 use sellersync_core::testing::TestNamespace;
 
 /// Two namespaces used at the same time see neither each other's keys nor documents, and a

@@ -1,7 +1,7 @@
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
-use sellersync_core::connections::mongo_database;
-use sellersync_core::migrations::{self, MIGRATIONS, MIGRATIONS_COLLECTION};
+use sellersync_core::infra::connections::mongo_database;
+use sellersync_core::infra::migrations::{self, MIGRATIONS, MIGRATIONS_COLLECTION};
 use sellersync_core::testing::TestNamespace;
 
 #[tokio::test]

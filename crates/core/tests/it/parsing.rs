@@ -3,8 +3,8 @@
 
 use chrono::{TimeDelta, Utc};
 use proptest::prelude::*;
-use sellersync_core::analysis::{self, AnalysisParams, Window};
-use sellersync_core::spapi::models::{
+use sellersync_core::domain::analysis::{self, AnalysisParams, Window};
+use sellersync_core::domain::spapi::models::{
     ErrorList, GetInventorySummariesResponse, InventorySummary, Order, SearchOrdersResponse,
 };
 

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use mongodb::Database;
 use sellersync_core::config::USER_DATA_QUEUE;
-use sellersync_core::connections::{connect_redis, mongo_database};
-use sellersync_core::job_status::projection::Retention;
-use sellersync_core::job_status::{self, JobStatusRecord, Status, projector};
+use sellersync_core::infra::connections::{connect_redis, mongo_database};
+use sellersync_core::jobs::job_status::projection::Retention;
+use sellersync_core::jobs::job_status::{self, JobStatusRecord, Status, projector};
 use sellersync_core::testing::{PrivateMongo, TestNamespace, eventually};
 use sellersync_queue::events::{JobEvent, ReadFrom};
 use sellersync_queue::{Ack, EnqueueOptions, Queue};
@@ -114,7 +114,7 @@ async fn a_mongodb_outage_delays_records_and_loses_none() {
     let ns = TestNamespace::with_overrides(&[("mongo.uri", figment::value::Value::from(mongo.uri()))]);
     let db = mongo_database(&ns.settings.mongo, "it").await.unwrap();
     let q = queue(&ns).await;
-    let running = projector::spawn(&ns.settings, q.clone(), db.clone(), "p1")
+    let running = sellersync_core::bootstrap::spawn_projector(&ns.settings, q.clone(), db.clone(), "p1")
         .unwrap()
         .unwrap();
 

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use sellersync_core::connections::connect_redis;
-use sellersync_core::rate_limit::{Limit, RateLimitError, Take, TokenBuckets};
+use sellersync_core::infra::connections::connect_redis;
 use sellersync_core::testing::TestNamespace;
+use sellersync_queue::rate_limit::{Limit, RateLimitError, Take, TokenBuckets};
 
 async fn buckets(ns: &TestNamespace) -> TokenBuckets {
     let redis = connect_redis(&ns.settings.redis).await.unwrap();

@@ -4,10 +4,10 @@ use std::sync::{Arc, Mutex};
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use redis::AsyncCommands;
-use sellersync_core::accounts::{self, NewAccount};
-use sellersync_core::connections::{connect_redis, mongo_database};
-use sellersync_core::refresh::{RefreshError, RefreshStore, Refresher};
-use sellersync_core::spapi::Region;
+use sellersync_core::domain::accounts::{self, NewAccount};
+use sellersync_core::domain::spapi::Region;
+use sellersync_core::infra::connections::{connect_redis, mongo_database};
+use sellersync_core::jobs::refresh::{RefreshError, RefreshStore, Refresher};
 use sellersync_core::testing::TestNamespace;
 use sellersync_spapi_sim::SimConfig;
 
@@ -94,7 +94,7 @@ async fn one_failing_account_of_three_does_not_stop_the_others() {
     assert!(cached["orderCount"].as_u64().is_some());
     let ttl: i64 = redis.ttl(r.cache_key(&ids[0])).await.unwrap();
     assert!(
-        ttl > 0 && ttl <= ns.settings.refresh.cache_ttl_secs as i64,
+        ttl > 0 && ttl <= ns.settings.refresh.cache_ttl.as_secs() as i64,
         "ttl {ttl}"
     );
     let missing: Option<String> = redis.get(r.cache_key(&ids[1])).await.unwrap();

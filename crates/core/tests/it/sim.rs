@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use sellersync_core::config::SpApiSettings;
-use sellersync_core::connections::connect_redis;
-use sellersync_core::spapi::{Credentials, Region, SpApiClient};
+use sellersync_core::domain::spapi::SpApiSettings;
+use sellersync_core::domain::spapi::{Credentials, Region, SpApiClient};
+use sellersync_core::infra::connections::connect_redis;
 use sellersync_core::testing::TestNamespace;
 use sellersync_spapi_sim::SimConfig;
 
@@ -35,8 +35,8 @@ impl Sim {
         settings.endpoints.na = self.base.clone();
         settings.endpoints.eu = self.base.clone();
         settings.endpoints.fe = self.base.clone();
-        settings.initial_backoff_ms = 10;
-        settings.max_backoff_ms = 2000;
+        settings.initial_backoff = std::time::Duration::from_millis(10);
+        settings.max_backoff = std::time::Duration::from_millis(2000);
         settings
     }
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use sellersync_core::spapi::{OrderQuery, OrdersBy, SpApiError};
+use sellersync_core::domain::spapi::{OrderQuery, OrdersBy, SpApiError};
 use sellersync_core::testing::TestNamespace;
 use sellersync_spapi_sim::SimConfig;
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use figment::value::Value;
-use sellersync_core::connections::{REDIS_ACL_RULES, connect_redis};
+use sellersync_core::infra::connections::{REDIS_ACL_RULES, connect_redis};
 use sellersync_core::testing::TestNamespace;
 use sellersync_queue::{Ack, EnqueueOptions, NewJob, Queue, QueueConfig};
 
@@ -222,7 +222,7 @@ async fn an_acl_user_with_the_documented_rules_runs_the_queue_over_tls() {
     let backlog = queue.event_backlog("job-status").await.unwrap();
     assert!(backlog.total() > 0);
     queue.trim_events().await.unwrap();
-    let readiness = sellersync_core::health::eviction_warning(&mut conn.clone()).await;
+    let readiness = sellersync_core::infra::readiness::eviction_warning(&mut conn.clone()).await;
     assert!(readiness.is_none(), "CONFIG GET is allowed: {readiness:?}");
 
     let mut outside = conn.clone();

@@ -1,5 +1,5 @@
 use redis::aio::ConnectionManager;
-use sellersync_core::connections::connect_redis;
+use sellersync_core::infra::connections::connect_redis;
 use sellersync_core::testing::TestNamespace;
 pub use sellersync_core::testing::eventually;
 use sellersync_queue::{Queue, QueueConfig};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::*;
-use sellersync_queue::apalis::{Lease, NonRetryable, RedisBackend};
+use sellersync_queue::apalis::{JobLease, NonRetryable, RedisBackend};
 use sellersync_queue::{EnqueueOptions, Queue, QueueConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, oneshot};
@@ -43,7 +43,7 @@ struct Ctx {
     go: Arc<Notify>,
 }
 
-async fn work(job: Work, lease: Data<Lease>, ctx: Data<Ctx>) -> Result<String, BoxDynError> {
+async fn work(job: Work, lease: Data<JobLease>, ctx: Data<Ctx>) -> Result<String, BoxDynError> {
     ctx.runs.fetch_add(1, Ordering::SeqCst);
     match job {
         Work::Succeed => Ok(format!("done by {}", ctx.worker)),
@@ -118,7 +118,11 @@ async fn enqueue(q: &TestQueue, work: Work, max_attempts: Option<u32>) -> String
 }
 
 async fn state_of(q: &TestQueue, id: &str) -> String {
-    q.get(id).await.unwrap().map(|j| j.state).unwrap_or_default()
+    q.get(id)
+        .await
+        .unwrap()
+        .map(|j| j.state.to_string())
+        .unwrap_or_default()
 }
 
 async fn wait_state(q: &TestQueue, id: &str, state: &str) {

@@ -113,9 +113,9 @@ async fn the_same_user_from_two_producers_is_one_job_and_never_runs_twice_at_onc
     );
 
     // A second job for the same user, bypassing dedup, must wait for the first one's lock.
-    let other = sellersync_core::jobs::RefreshUser {
+    let other = sellersync_core::jobs::payload::RefreshUser {
         user_id: "shared".into(),
-        trigger: sellersync_core::jobs::Trigger::Api,
+        trigger: sellersync_core::jobs::payload::Trigger::Api,
     };
     let second = e.queue.enqueue(&other, Default::default()).await.unwrap();
     let workers = [e.start_worker(), e.start_worker()];
@@ -330,8 +330,8 @@ async fn every_log_line_of_a_job_names_its_queue_job_attempt_and_user() {
         .collect();
     let in_job_code = |line: &&serde_json::Value| {
         let target = line["target"].as_str().unwrap_or_default();
-        target.starts_with("sellersync_core::refresh")
-            || target.starts_with("sellersync_core::spapi")
+        target.starts_with("sellersync_core::jobs::refresh")
+            || target.starts_with("sellersync_core::domain::spapi")
             || target.starts_with("sellersync_worker::handler")
     };
     let job_lines: Vec<&serde_json::Value> = lines.iter().filter(in_job_code).collect();
@@ -421,7 +421,7 @@ async fn the_worker_serves_histograms_of_its_jobs_and_spapi_calls_and_a_health_c
 #[cfg(feature = "otlp")]
 #[tokio::test(flavor = "multi_thread")]
 async fn an_attempt_joins_the_trace_of_the_request_that_enqueued_its_job() {
-    use sellersync_core::jobs::{RefreshUser, Trigger};
+    use sellersync_core::jobs::payload::{RefreshUser, Trigger};
     use sellersync_core::testing::{OtlpCollector, trace_id_bytes};
 
     let e = env(SimConfig::default(), &[]).await;

@@ -6,13 +6,13 @@ use std::process::{Child, Command, Stdio};
 use figment::value::Value;
 use mongodb::Database;
 use mongodb::bson::{Document, doc};
-use sellersync_core::accounts::{self, NewAccount};
 use sellersync_core::config::USER_DATA_QUEUE;
-use sellersync_core::connections::{connect_redis, mongo_database};
-use sellersync_core::job_status::JOB_STATUS;
-use sellersync_core::jobs::Trigger;
-use sellersync_core::producer::{EnqueueReport, enqueue_refresh};
-use sellersync_core::spapi::Region;
+use sellersync_core::domain::accounts::{self, NewAccount};
+use sellersync_core::domain::spapi::Region;
+use sellersync_core::infra::connections::{connect_redis, mongo_database};
+use sellersync_core::jobs::job_status::JOB_STATUS;
+use sellersync_core::jobs::payload::Trigger;
+use sellersync_core::jobs::producer::{EnqueueReport, enqueue_refresh};
 use sellersync_core::testing::{TestNamespace, config_dir};
 pub use sellersync_core::testing::{eventually, sigterm, wait_exit};
 use sellersync_queue::Queue;
@@ -48,14 +48,9 @@ pub async fn env(sim: SimConfig, extra: &[(&str, Value)]) -> Env {
     overrides.extend(extra.iter().cloned());
     let ns = TestNamespace::with_overrides(&overrides);
     let db = mongo_database(&ns.settings.mongo, "it").await.unwrap();
-    sellersync_core::migrations::apply(&db).await.unwrap();
+    sellersync_core::infra::migrations::apply(&db).await.unwrap();
     let redis = connect_redis(&ns.settings.redis).await.unwrap();
-    let queue = Queue::new(
-        redis,
-        ns.key_prefix(),
-        USER_DATA_QUEUE,
-        ns.settings.queue(USER_DATA_QUEUE).unwrap(),
-    );
+    let queue = ns.settings.open_queue(redis, USER_DATA_QUEUE).unwrap();
     Env {
         ns,
         sim: base,

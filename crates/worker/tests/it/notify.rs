@@ -9,8 +9,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use figment::value::Value;
-use sellersync_core::connections::connect_redis;
-use sellersync_core::notify::{self, EventType, NOTIFICATIONS_QUEUE, Notification, Notifier, signature};
+use sellersync_core::infra::connections::connect_redis;
+use sellersync_core::jobs::notify::{
+    self, EventType, NOTIFICATIONS_QUEUE, Notification, Notifier, signature,
+};
 use sellersync_queue::{JobState, Queue};
 use sellersync_spapi_sim::SimConfig;
 
@@ -84,12 +86,7 @@ async fn notify_env(base: &str) -> Env {
 
 async fn deliveries(e: &Env) -> Queue {
     let redis = connect_redis(&e.ns.settings.redis).await.unwrap();
-    Queue::new(
-        redis,
-        e.ns.key_prefix(),
-        NOTIFICATIONS_QUEUE,
-        e.ns.settings.queue(NOTIFICATIONS_QUEUE).unwrap(),
-    )
+    e.ns.settings.open_queue(redis, NOTIFICATIONS_QUEUE).unwrap()
 }
 
 /// Runs a worker until `n` deliveries completed, then stops it.

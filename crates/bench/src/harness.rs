@@ -1,0 +1,246 @@
+//! What every benchmark shares: a fresh key prefix on the configured Redis (`Bench`), a
+//! temporary database, worker processes and their memory, free ports, progress bars, and the
+//! JSON line each scenario prints.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use sellersync_core::Settings;
+use sellersync_core::infra::connections::{connect_redis, delete_keys};
+use sellersync_queue::{EnqueueOptions, NewJob, Queue, QueueConfig};
+
+/// The bench queue.
+pub(crate) const QUEUE: &str = "bench";
+
+pub(crate) fn queue_config() -> QueueConfig {
+    QueueConfig {
+        keep_completed: 1_000_000,
+        ..QueueConfig::default()
+    }
+}
+
+pub(crate) struct Bench {
+    pub(crate) settings: Settings,
+    pub(crate) redis: ConnectionManager,
+    pub(crate) prefix: String,
+}
+
+impl Bench {
+    pub(crate) async fn fresh(settings: &Settings) -> Result<Self, String> {
+        let redis = connect_redis(&settings.redis).await.map_err(|e| e.to_string())?;
+        let prefix = format!("bench:{}:", std::process::id());
+        let bench = Self {
+            settings: settings.clone(),
+            redis,
+            prefix,
+        };
+        bench.reset().await?;
+        Ok(bench)
+    }
+
+    pub(crate) async fn reset(&self) -> Result<(), String> {
+        delete_keys(&mut self.redis.clone(), &self.prefix)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    pub(crate) fn queue(&self) -> Queue {
+        Queue::new(self.redis.clone(), &self.prefix, QUEUE, queue_config())
+    }
+
+    pub(crate) fn spawn_worker(&self, concurrency: usize, sleep_ms: u64, count_runs: bool) -> Child {
+        self.spawn_limited_worker(concurrency, sleep_ms, count_runs, (0, 1))
+    }
+
+    pub(crate) fn spawn_limited_worker(
+        &self,
+        concurrency: usize,
+        sleep_ms: u64,
+        count_runs: bool,
+        // Starts per second (0: none) and burst.
+        limit: (u32, u32),
+    ) -> Child {
+        let mut command = Command::new(std::env::current_exe().expect("own path"));
+        command
+            .args([
+                "worker",
+                "--prefix",
+                &self.prefix,
+                "--concurrency",
+                &concurrency.to_string(),
+            ])
+            .args(["--sleep-ms", &sleep_ms.to_string()])
+            .args(["--rate-limit", &limit.0.to_string()])
+            .args(["--rate-limit-burst", &limit.1.to_string()])
+            .env("LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if count_runs {
+            command.arg("--count-runs");
+        }
+        command.spawn().expect("spawn a bench worker")
+    }
+
+    pub(crate) async fn backlog(&self, n: usize) -> Result<(), String> {
+        let queue = self.queue();
+        let jobs: Vec<NewJob> = (0..n)
+            .map(|i| NewJob::new(&i, EnqueueOptions::default()).unwrap())
+            .collect();
+        for chunk in jobs.chunks(1000) {
+            queue.enqueue_bulk(chunk).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn wait_completed(&self, n: u64, limit: Duration) -> Result<Duration, String> {
+        let queue = self.queue();
+        let started = Instant::now();
+        loop {
+            let counts = queue.counts().await.map_err(|e| e.to_string())?;
+            if counts.completed >= n {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > limit {
+                return Err(format!(
+                    "only {} of {n} jobs completed after {limit:?}",
+                    counts.completed
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Commands Redis has run so far, by name (those scripts run included), from `INFO commandstats`.
+    pub(crate) async fn command_calls(&self) -> Result<std::collections::BTreeMap<String, u64>, String> {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(info
+            .lines()
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest.split("calls=").nth(1)?.split(',').next()?.parse().ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect())
+    }
+
+    /// MEMORY USAGE of job hashes (average of a sample) and of the completed index per job.
+    pub(crate) async fn memory_breakdown(&self, n: usize) -> Result<(f64, f64), String> {
+        let mut redis = self.redis.clone();
+        let base = self.queue().key_base().to_owned();
+        let ids: Vec<String> = redis
+            .zrange(format!("{base}completed"), 0, 99)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut total = 0u64;
+        for id in &ids {
+            let bytes: u64 = redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(format!("{base}job:{id}"))
+                .query_async(&mut redis)
+                .await
+                .map_err(|e| e.to_string())?;
+            total += bytes;
+        }
+        let index: u64 = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(format!("{base}completed"))
+            .query_async(&mut redis)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((
+            (total as f64 / ids.len().max(1) as f64).round(),
+            (index as f64 / n as f64).round(),
+        ))
+    }
+
+    /// CPU seconds the Redis server has used so far (user + system), from `INFO cpu`.
+    pub(crate) async fn redis_cpu_seconds(&self) -> Result<f64, String> {
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        match (field("used_cpu_user"), field("used_cpu_sys")) {
+            (Some(user), Some(sys)) => Ok(user + sys),
+            _ => Err("no used_cpu_user/used_cpu_sys in INFO cpu".to_owned()),
+        }
+    }
+
+    pub(crate) async fn used_memory(&self) -> Result<i64, String> {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| "no used_memory in INFO".to_owned())
+    }
+}
+
+pub(crate) fn emit(line: serde_json::Value) {
+    println!("{line}");
+}
+
+/// A child's peak resident memory (`VmHWM`), in MiB; Linux only.
+pub(crate) fn peak_rss_mib(child: &Child) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((kib / 1024.0 * 10.0).round() / 10.0)
+}
+
+pub(crate) fn stop(children: Vec<Child>) {
+    for mut child in children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal); results stay on stdout.
+pub(crate) fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// A temporary database `<name><pid>` for one benchmark; the caller drops it afterwards.
+pub(crate) async fn bench_database(settings: &Settings, name: &str) -> Result<mongodb::Database, String> {
+    let mut mongo = settings.mongo.clone();
+    mongo.database = format!("{name}{}", std::process::id());
+    sellersync_core::infra::connections::mongo_database(&mongo, "sellersync-bench")
+        .await
+        .map_err(|e| e.to_string())
+}
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(0, |a| a.port())
+}

@@ -1,0 +1,380 @@
+//! Users and their seller accounts in MongoDB (`users`, `seller_accounts`), and the durable copy
+//! of each account's latest summary (`account_summaries`).
+//!
+//! A seller account is one seller id in one region and marketplace, with the LWA refresh token
+//! that authorizes us: a [`Secret`], never logged and never serialised back out.
+
+use std::collections::HashMap;
+
+use futures::TryStreamExt;
+use mongodb::Database;
+use mongodb::bson::{self, Bson, Document, doc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::analysis::Summary;
+use crate::domain::spapi::{Credentials, Region};
+use crate::infra::error::CoreResult;
+use crate::infra::secret::Secret;
+
+pub const USERS: &str = "users";
+pub const SELLER_ACCOUNTS: &str = "seller_accounts";
+pub const ACCOUNT_SUMMARIES: &str = "account_summaries";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(default)]
+    pub active: bool,
+    /// When a refresh last completed (at least one account refreshed, or none to refresh).
+    #[serde(default)]
+    pub last_data_update_at: Option<bson::DateTime>,
+    /// When a refresh was last attempted, whatever its outcome.
+    #[serde(default)]
+    pub last_attempt_at: Option<bson::DateTime>,
+    #[serde(default = "default_interval")]
+    pub update_interval_minutes: i64,
+    /// Every enabled account's authorization is broken: the hourly producer skips the user until
+    /// an account's credentials change.
+    #[serde(default)]
+    pub needs_reauthorization: bool,
+    /// The last outcome of each account, by account id.
+    #[serde(default)]
+    pub account_outcomes: HashMap<String, AccountOutcome>,
+}
+
+/// How an account's last refresh went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AccountStatus {
+    Ok,
+    Failed,
+    /// Its seller must authorize us again (`invalid_grant`, access revoked); not tried again
+    /// until its refresh token changes.
+    NeedsReauthorization,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountOutcome {
+    pub status: AccountStatus,
+    pub at: bson::DateTime,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// For `NeedsReauthorization`: a fingerprint of the refresh token that was refused, so a
+    /// new token is noticed.
+    #[serde(default)]
+    pub token_fingerprint: Option<String>,
+}
+
+impl User {
+    /// Whether `account` is waiting for its seller to authorize again (with the same token).
+    pub fn awaits_reauthorization(&self, account: &SellerAccount) -> bool {
+        self.account_outcomes.get(&account.id).is_some_and(|outcome| {
+            outcome.status == AccountStatus::NeedsReauthorization
+                && outcome.token_fingerprint.as_deref() == Some(account.refresh_token.fingerprint().as_str())
+        })
+    }
+}
+
+/// What one refresh attempt of a user records on the user.
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    /// Every enabled account's outcome (accounts left waiting for re-authorization included).
+    pub outcomes: HashMap<String, AccountOutcome>,
+    /// At least one account was refreshed, or the user has none: the data is fresh.
+    pub completed: bool,
+}
+
+fn default_interval() -> i64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SellerAccount {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub user_id: String,
+    pub seller_id: String,
+    pub region: Region,
+    pub marketplace_id: String,
+    #[serde(default)]
+    pub country: String,
+    pub refresh_token: Secret,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl SellerAccount {
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            account_id: self.id.clone(),
+            seller_id: self.seller_id.clone(),
+            region: self.region,
+            refresh_token: self.refresh_token.clone(),
+        }
+    }
+}
+
+/// A new seller account, for seeding and tests.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub user_id: String,
+    pub seller_id: String,
+    pub region: Region,
+    pub marketplace_id: String,
+    pub country: String,
+    pub refresh_token: Secret,
+}
+
+impl NewAccount {
+    pub fn id(&self) -> String {
+        format!(
+            "{}:{}:{}:{}",
+            self.user_id,
+            self.seller_id,
+            self.region.as_str(),
+            self.marketplace_id
+        )
+    }
+}
+
+pub async fn find_user(db: &Database, user_id: &str) -> CoreResult<Option<User>> {
+    Ok(db
+        .collection::<User>(USERS)
+        .find_one(doc! { "_id": user_id })
+        .await?)
+}
+
+/// The user's enabled seller accounts, in a stable order.
+pub async fn enabled_accounts(db: &Database, user_id: &str) -> CoreResult<Vec<SellerAccount>> {
+    let cursor = db
+        .collection::<SellerAccount>(SELLER_ACCOUNTS)
+        .find(doc! { "userId": user_id, "enabled": true })
+        .sort(doc! { "_id": 1 })
+        .await?;
+    Ok(cursor.try_collect().await?)
+}
+
+/// Ids of every active user, in id order.
+pub async fn active_user_ids(db: &Database) -> CoreResult<Vec<String>> {
+    user_ids(db, doc! { "active": true }).await
+}
+
+/// How fresh active users' data is: how many there are, and how many were refreshed since a
+/// moment (the share refreshed within the last hour is the freshness the dashboard shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Freshness {
+    pub active: u64,
+    pub refreshed_since: u64,
+}
+
+/// Counts active users and those whose `lastDataUpdateAt` is at or after `since` (both
+/// answered by the `active_lastDataUpdateAt` index).
+pub async fn freshness(db: &Database, since: chrono::DateTime<chrono::Utc>) -> CoreResult<Freshness> {
+    let users = db.collection::<Document>(USERS);
+    let since = bson::DateTime::from_millis(since.timestamp_millis());
+    let (active, refreshed_since) = futures::try_join!(
+        users.count_documents(doc! { "active": true }).into_future(),
+        users
+            .count_documents(doc! { "active": true, "lastDataUpdateAt": { "$gte": since } })
+            .into_future(),
+    )?;
+    Ok(Freshness {
+        active,
+        refreshed_since,
+    })
+}
+
+/// Ids of the users matching `filter`, in id order.
+async fn user_ids(db: &Database, filter: Document) -> CoreResult<Vec<String>> {
+    let cursor = db
+        .collection::<Document>(USERS)
+        .find(filter)
+        .projection(doc! { "_id": 1 })
+        .sort(doc! { "_id": 1 })
+        .await?;
+    let docs: Vec<Document> = cursor.try_collect().await?;
+    Ok(docs
+        .iter()
+        .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
+        .collect())
+}
+
+/// Creates or replaces a user (idempotent).
+pub async fn upsert_user(db: &Database, user_id: &str, active: bool) -> CoreResult<()> {
+    db.collection::<Document>(USERS)
+        .update_one(
+            doc! { "_id": user_id },
+            doc! { "$set": { "active": active }, "$setOnInsert": { "updateIntervalMinutes": 60 } },
+        )
+        .upsert(true)
+        .await?;
+    Ok(())
+}
+
+/// Creates or updates a seller account (idempotent); the refresh token is written, never read back out.
+pub async fn upsert_account(db: &Database, account: &NewAccount) -> CoreResult<String> {
+    let id = account.id();
+    let fields = doc! {
+        "userId": &account.user_id,
+        "sellerId": &account.seller_id,
+        "region": account.region.as_str(),
+        "marketplaceId": &account.marketplace_id,
+        "country": &account.country,
+        "refreshToken": account.refresh_token.expose(),
+        "enabled": true,
+    };
+    db.collection::<Document>(SELLER_ACCOUNTS)
+        .update_one(doc! { "_id": &id }, doc! { "$set": fields })
+        .upsert(true)
+        .await?;
+    Ok(id)
+}
+
+/// Records refresh attempts of users in one write: for each, `lastAttemptAt`, each account's
+/// outcome, whether the user needs re-authorization, and `lastDataUpdateAt` only when the
+/// refresh completed.
+pub async fn record_refreshes(db: &Database, attempts: &[(&str, &RefreshRecord)]) -> CoreResult<()> {
+    let now = bson::DateTime::now();
+    let mut statements = Vec::with_capacity(attempts.len());
+    for (user_id, record) in attempts {
+        statements.push(Bson::Document(doc! {
+            "q": { "_id": *user_id },
+            "u": { "$set": refresh_fields(record, now)? },
+        }));
+    }
+    bulk_update(db, USERS, statements, "user refresh records").await
+}
+
+fn refresh_fields(record: &RefreshRecord, now: bson::DateTime) -> CoreResult<Document> {
+    let outcomes = bson::to_bson(&record.outcomes).map_err(|e| crate::CoreError::Encode {
+        what: "account outcomes",
+        reason: e.to_string(),
+    })?;
+    let all_need_reauthorization = !record.outcomes.is_empty()
+        && record
+            .outcomes
+            .values()
+            .all(|o| o.status == AccountStatus::NeedsReauthorization);
+    let mut set = doc! {
+        "lastAttemptAt": now,
+        "accountOutcomes": outcomes,
+        "needsReauthorization": all_need_reauthorization,
+    };
+    if record.completed {
+        set.insert("lastDataUpdateAt", now);
+    }
+    Ok(set)
+}
+
+/// One unordered `update` command with many statements; a statement MongoDB refused fails it.
+async fn bulk_update(
+    db: &Database,
+    collection: &str,
+    statements: Vec<Bson>,
+    what: &'static str,
+) -> CoreResult<()> {
+    if statements.is_empty() {
+        return Ok(());
+    }
+    let reply = db
+        .run_command(doc! { "update": collection, "updates": statements, "ordered": false })
+        .await?;
+    match reply.get_array("writeErrors").ok().and_then(|e| e.first()) {
+        Some(error) => Err(crate::CoreError::Encode {
+            what,
+            reason: format!("MongoDB refused a write: {error}"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Users by id with their enabled seller accounts (in a stable order), in two round trips
+/// whatever the number of users.
+pub async fn load_users(
+    db: &Database,
+    user_ids: &[String],
+) -> CoreResult<HashMap<String, (User, Vec<SellerAccount>)>> {
+    let users: Vec<User> = db
+        .collection::<User>(USERS)
+        .find(doc! { "_id": { "$in": user_ids } })
+        .await?
+        .try_collect()
+        .await?;
+    let accounts: Vec<SellerAccount> = db
+        .collection::<SellerAccount>(SELLER_ACCOUNTS)
+        .find(doc! { "userId": { "$in": user_ids }, "enabled": true })
+        .sort(doc! { "_id": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    let mut loaded: HashMap<String, (User, Vec<SellerAccount>)> = users
+        .into_iter()
+        .map(|u| (u.id.clone(), (u, Vec::new())))
+        .collect();
+    for account in accounts {
+        if let Some((_, list)) = loaded.get_mut(&account.user_id) {
+            list.push(account);
+        }
+    }
+    Ok(loaded)
+}
+
+/// Stores the accounts' latest summaries durably (replacing the previous ones), in one round trip.
+pub async fn save_summaries(db: &Database, summaries: &[(&SellerAccount, &Summary)]) -> CoreResult<()> {
+    let now = bson::DateTime::now();
+    let mut statements = Vec::with_capacity(summaries.len());
+    for (account, summary) in summaries {
+        let summary = bson::to_bson(summary).map_err(|e| crate::CoreError::Encode {
+            what: "summary",
+            reason: e.to_string(),
+        })?;
+        let fields = doc! {
+            "userId": &account.user_id,
+            "sellerId": &account.seller_id,
+            "region": account.region.as_str(),
+            "marketplaceId": &account.marketplace_id,
+            "summary": summary,
+            "updatedAt": now,
+        };
+        statements.push(Bson::Document(
+            doc! { "q": { "_id": &account.id }, "u": { "$set": fields }, "upsert": true },
+        ));
+    }
+    bulk_update(db, ACCOUNT_SUMMARIES, statements, "summaries").await
+}
+
+/// Users that wait for re-authorization but whose accounts' credentials have changed since:
+/// the producer refreshes them again.
+pub async fn reauthorized_users(db: &Database) -> CoreResult<Vec<String>> {
+    let flagged: Vec<User> = db
+        .collection::<User>(USERS)
+        .find(doc! { "active": true, "needsReauthorization": true })
+        .await?
+        .try_collect()
+        .await?;
+    let mut changed = Vec::new();
+    for user in flagged {
+        let accounts = enabled_accounts(db, &user.id).await?;
+        if accounts.iter().any(|a| !user.awaits_reauthorization(a)) {
+            changed.push(user.id);
+        }
+    }
+    Ok(changed)
+}
+
+/// Which of `user_ids` exist.
+pub async fn existing_user_ids(
+    db: &Database,
+    user_ids: &[String],
+) -> CoreResult<std::collections::HashSet<String>> {
+    let found = self::user_ids(db, doc! { "_id": { "$in": user_ids } }).await?;
+    Ok(found.into_iter().collect())
+}

@@ -1,0 +1,403 @@
+//! Connections to Redis and MongoDB, built from [`crate::config`] with bounded timeouts.
+//!
+//! Redis uses redis-rs's `ConnectionManager` (one multiplexed connection that reconnects by
+//! itself) with an explicit response timeout: the library default of 500 ms turns a short Redis
+//! stall into failed commands. MongoDB uses the official driver's pooled `Client`.
+
+use std::time::Duration;
+
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Database};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+
+use serde::{Deserialize, Serialize};
+
+use crate::infra::error::{CoreError, CoreResult};
+use crate::infra::secret::Secret;
+use crate::infra::settings::{Invalid, optional_secret, positive};
+
+/// Reconnect attempts of the Redis connection manager before a command fails; with the backoff
+/// below this spans roughly 10 s, after which callers see an error and retry on their own terms.
+const REDIS_RECONNECT_RETRIES: usize = 6;
+
+/// The least Redis ACL the API and workers need, for `ACL SETUSER <user> on ><password>
+/// ~<key_prefix>* resetchannels <these rules>`: reads, writes, streams and scripts on the
+/// deployment's keys, no dangerous commands except `INFO` (metrics) and `CONFIG GET` (the
+/// eviction-policy check; optional). Tested in `tests/it/tls.rs`; docs/operations.md shows it.
+pub const REDIS_ACL_RULES: &str = "-@all +@read +@write +@stream +@scripting +@connection +@transaction -@dangerous +info +time +config|get +client|setname";
+
+/// The Redis client the settings describe: `redis.url`, else `host:port` (TLS when `redis.tls`),
+/// with the ACL user and password when set, and the configured CA and client certificate.
+fn redis_client(settings: &RedisSettings) -> CoreResult<redis::Client> {
+    let info = match &settings.url {
+        Some(url) => url
+            .expose()
+            .into_connection_info()
+            .map_err(|e| CoreError::Config {
+                setting: "redis.url",
+                // The driver's message never quotes the URL; ours neither (it may hold a password).
+                reason: e.to_string(),
+            })?,
+        None => {
+            let addr = if settings.tls {
+                ConnectionAddr::TcpTls {
+                    host: settings.host.clone(),
+                    port: settings.port,
+                    insecure: false,
+                    tls_params: None,
+                }
+            } else {
+                ConnectionAddr::Tcp(settings.host.clone(), settings.port)
+            };
+            addr.into_connection_info()?
+                .set_redis_settings(RedisConnectionInfo::default().set_db(settings.db))
+        }
+    };
+    let mut handshake = info.redis_settings().clone();
+    if let Some(username) = settings.username.as_deref().filter(|u| !u.is_empty()) {
+        handshake = handshake.set_username(username);
+    }
+    if let Some(password) = &settings.password {
+        handshake = handshake.set_password(password.expose());
+    }
+    let info = info.set_redis_settings(handshake);
+    if settings.tls_ca_file.is_none() && settings.tls_cert_file.is_none() {
+        return Ok(redis::Client::open(info)?);
+    }
+    Ok(redis::Client::build_with_tls(info, tls_certificates(settings)?)?)
+}
+
+/// The CA and client certificate files, read (PEM).
+fn tls_certificates(settings: &RedisSettings) -> CoreResult<redis::TlsCertificates> {
+    let read = |setting: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| CoreError::Config {
+            setting,
+            reason: format!("cannot read {}: {e}", path.display()),
+        })
+    };
+    let root_cert = settings
+        .tls_ca_file
+        .as_deref()
+        .map(|path| read("redis.tls_ca_file", path))
+        .transpose()?;
+    let client_tls = match (&settings.tls_cert_file, &settings.tls_key_file) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read("redis.tls_cert_file", cert)?,
+            client_key: read("redis.tls_key_file", key)?,
+        }),
+        _ => None,
+    };
+    Ok(redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    })
+}
+
+fn redis_manager_config(settings: &RedisSettings, retries: usize) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(settings.connect_timeout))
+        .set_response_timeout(Some(settings.response_timeout))
+        .set_number_of_retries(retries)
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(3))
+}
+
+/// Connects now and fails if Redis does not answer within the connect timeout.
+pub async fn connect_redis(settings: &RedisSettings) -> CoreResult<ConnectionManager> {
+    let client = redis_client(settings)?;
+    let manager =
+        ConnectionManager::new_with_config(client, redis_manager_config(settings, REDIS_RECONNECT_RETRIES));
+    tokio::time::timeout(settings.connect_timeout * 2, manager)
+        .await
+        .map_err(|_| CoreError::Timeout {
+            service: "redis",
+            timeout_ms: settings.connect_timeout.as_millis() as u64 * 2,
+        })?
+        .map_err(CoreError::from)
+}
+
+/// A connection manager that connects on first use, so a process can start (and report itself
+/// not ready) while Redis is down.
+pub fn lazy_redis(settings: &RedisSettings) -> CoreResult<ConnectionManager> {
+    let client = redis_client(settings)?;
+    Ok(ConnectionManager::new_lazy_with_config(
+        client,
+        redis_manager_config(settings, REDIS_RECONNECT_RETRIES),
+    )?)
+}
+
+/// Like [`lazy_redis`], for answering requests: a reconnect gives up after one quick retry, so
+/// while Redis is down a request gets its 503 in well under a second (each request tries
+/// again) instead of waiting out the backoff.
+pub fn lazy_redis_for_requests(settings: &RedisSettings) -> CoreResult<ConnectionManager> {
+    let client = redis_client(settings)?;
+    Ok(ConnectionManager::new_lazy_with_config(
+        client,
+        redis_manager_config(settings, 1),
+    )?)
+}
+
+/// The MongoDB client and this deployment's database. No I/O happens until the first operation;
+/// use [`ping_mongo`] to check the server answers.
+pub async fn mongo_database(settings: &MongoSettings, app_name: &str) -> CoreResult<Database> {
+    let mut options = ClientOptions::parse(settings.uri.expose()).await?;
+    options.app_name = Some(app_name.to_owned());
+    options.connect_timeout = Some(settings.connect_timeout);
+    options.server_selection_timeout = Some(settings.server_selection_timeout);
+    // The driver's defaults, stated: a replica-set election is ridden out by one retry.
+    options.retry_writes = Some(true);
+    options.retry_reads = Some(true);
+    options.command_event_handler = Some(count_commands());
+    let client = Client::with_options(options)?;
+    Ok(client.database(&settings.database))
+}
+
+/// Counts every MongoDB command this process sends (`sellersync_mongodb_commands_total`, by
+/// command name) and those that failed: round trips per job are a number to watch.
+fn count_commands() -> mongodb::event::EventHandler<mongodb::event::command::CommandEvent> {
+    use mongodb::event::command::CommandEvent;
+    mongodb::event::EventHandler::callback(|event: CommandEvent| match event {
+        CommandEvent::Started(started) => {
+            metrics::counter!("sellersync_mongodb_commands_total", "command" => started.command_name)
+                .increment(1);
+        }
+        CommandEvent::Failed(failed) => {
+            metrics::counter!("sellersync_mongodb_command_failures_total", "command" => failed.command_name)
+                .increment(1);
+        }
+        _ => {}
+    })
+}
+
+/// Runs one MongoDB operation with a bound: the driver has no socket timeout, so a half-open
+/// connection would otherwise hold the caller for minutes. Past the bound it is
+/// [`CoreError::Timeout`], which counts as unavailable (retried later, never a failure).
+pub async fn mongo_op<T>(
+    timeout: Duration,
+    operation: impl std::future::Future<Output = CoreResult<T>>,
+) -> CoreResult<T> {
+    tokio::time::timeout(timeout, operation)
+        .await
+        .unwrap_or(Err(CoreError::Timeout {
+            service: "MongoDB",
+            timeout_ms: timeout.as_millis() as u64,
+        }))
+}
+
+pub async fn ping_redis(redis: &mut ConnectionManager) -> CoreResult<()> {
+    let _: String = redis::cmd("PING").query_async(redis).await?;
+    Ok(())
+}
+
+pub async fn ping_mongo(db: &Database) -> CoreResult<()> {
+    db.run_command(mongodb::bson::doc! { "ping": 1 }).await?;
+    Ok(())
+}
+
+/// Deletes every key starting with `prefix` (SCAN, never KEYS).
+pub async fn delete_keys(
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+) -> redis::RedisResult<usize> {
+    let pattern = format!("{}*", escape_glob(prefix));
+    let mut cursor: u64 = 0;
+    let mut deleted = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(redis)
+            .await?;
+        if !keys.is_empty() {
+            deleted += keys.len();
+            let _: () = redis::cmd("UNLINK").arg(&keys).query_async(redis).await?;
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
+}
+
+fn escape_glob(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c {
+            '*' | '?' | '[' | ']' | '\\' => vec!['\\', c],
+            _ => vec![c],
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://` or `rediss://` (TLS) URL, e.g. of a managed Redis; a secret (it may hold a
+    /// password). When set, it gives the address, user, password and database, and `host`,
+    /// `port`, `db` are not used; `username`/`password` still override its credentials.
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub url: Option<Secret>,
+    pub host: String,
+    pub port: u16,
+    /// ACL user name (Redis 6+); without it the `default` user.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub password: Option<Secret>,
+    pub db: i64,
+    /// TLS to `host:port` (a `rediss://` URL turns it on too).
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the CA that signed the server's certificate; default: the system's roots.
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate and key, for servers that require them (`tls-auth-clients yes`).
+    #[serde(default)]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub tls_key_file: Option<std::path::PathBuf>,
+    pub key_prefix: String,
+    #[serde(rename = "connect_timeout_ms", with = "crate::infra::settings::millis")]
+    pub connect_timeout: Duration,
+    #[serde(rename = "response_timeout_ms", with = "crate::infra::settings::millis")]
+    pub response_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongoSettings {
+    /// A secret: a MongoDB URI may carry a password. Log [`MongoSettings::redacted_uri`] instead.
+    pub uri: Secret,
+    pub database: String,
+    #[serde(rename = "connect_timeout_ms", with = "crate::infra::settings::millis")]
+    pub connect_timeout: Duration,
+    #[serde(
+        rename = "server_selection_timeout_ms",
+        with = "crate::infra::settings::millis"
+    )]
+    pub server_selection_timeout: Duration,
+    /// Bound on one operation on the job path (a refresh's reads and writes, a JobStatus batch):
+    /// a half-open connection fails the operation (retried later) instead of holding a slot.
+    #[serde(rename = "operation_timeout_ms", with = "crate::infra::settings::millis")]
+    pub operation_timeout: Duration,
+    pub migrate_on_start: bool,
+}
+
+impl RedisSettings {
+    /// True when connections use TLS (`tls`, or a `rediss://` URL).
+    pub fn uses_tls(&self) -> bool {
+        self.tls
+            || self
+                .url
+                .as_ref()
+                .is_some_and(|u| u.expose().starts_with("rediss://"))
+    }
+
+    /// What serde cannot check: an address, a URL scheme, TLS files that exist, positive timeouts.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.port == 0 {
+            return Err(Invalid::new("redis.port", "must be a port number 1-65535, got 0"));
+        }
+        if self.host.trim().is_empty() {
+            return Err(Invalid::new("redis.host", "must not be empty"));
+        }
+        positive("redis.connect_timeout_ms", self.connect_timeout)?;
+        positive("redis.response_timeout_ms", self.response_timeout)?;
+        if let Some(url) = &self.url {
+            let url = url.expose();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                // Never echo the URL: it may carry a password.
+                return Err(Invalid::new("redis.url", "must start with redis:// or rediss://"));
+            }
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(Invalid::new(
+                "redis.tls_cert_file",
+                "a client certificate needs its key (redis.tls_key_file), and the other way round",
+            ));
+        }
+        for (key, file) in [
+            ("redis.tls_ca_file", &self.tls_ca_file),
+            ("redis.tls_cert_file", &self.tls_cert_file),
+            ("redis.tls_key_file", &self.tls_key_file),
+        ] {
+            let Some(path) = file else { continue };
+            if !self.uses_tls() {
+                return Err(Invalid::new(
+                    key,
+                    "is set but TLS is off (set redis.tls or use a rediss:// URL)",
+                ));
+            }
+            if std::fs::metadata(path).is_err() {
+                return Err(Invalid::new(key, format!("cannot read {}", path.display())));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MongoSettings {
+    /// A database name MongoDB accepts, a `mongodb://` URI, positive timeouts.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.database.trim().is_empty() || self.database.contains(['/', '\\', '.', ' ', '"', '$']) {
+            return Err(Invalid::new(
+                "mongo.database",
+                format!("{:?} is not a valid database name", self.database),
+            ));
+        }
+        let uri = self.uri.expose();
+        if !uri.starts_with("mongodb://") && !uri.starts_with("mongodb+srv://") {
+            return Err(Invalid::new(
+                "mongo.uri",
+                "must start with mongodb:// or mongodb+srv://",
+            ));
+        }
+        positive("mongo.connect_timeout_ms", self.connect_timeout)?;
+        positive("mongo.server_selection_timeout_ms", self.server_selection_timeout)?;
+        positive("mongo.operation_timeout_ms", self.operation_timeout)
+    }
+
+    /// The URI with any `user:password@` removed, for log lines.
+    pub fn redacted_uri(&self) -> String {
+        redact_userinfo(self.uri.expose())
+    }
+}
+
+fn redact_userinfo(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return crate::infra::secret::REDACTED.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{scheme}://{}@{}",
+            crate::infra::secret::REDACTED,
+            &rest[at + 1..]
+        ),
+        None => uri.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod operation_timeout_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_operation_past_its_bound_is_an_unavailable_timeout() {
+        let hung = std::future::pending::<CoreResult<()>>();
+        let error = mongo_op(Duration::from_millis(20), hung).await.unwrap_err();
+        assert!(matches!(
+            error,
+            CoreError::Timeout {
+                service: "MongoDB",
+                timeout_ms: 20
+            }
+        ));
+        assert!(error.is_unavailable(), "retried later, never a failure");
+        let quick = mongo_op(Duration::from_secs(1), async { Ok(7) }).await.unwrap();
+        assert_eq!(quick, 7);
+    }
+}

@@ -1,0 +1,17 @@
+//! Process plumbing that knows nothing of jobs or sellers: connections to Redis and MongoDB
+//! with bounded timeouts, migrations, readiness checks, logging/tracing and the metrics scheme,
+//! secrets that do not print, instance identity, shutdown signals and systemd notifications,
+//! and request coalescing. May use: the queue crate (for its connection types) and nothing
+//! else of this crate; every other part may use it.
+pub mod coalesce;
+pub mod connections;
+pub mod error;
+pub mod instance;
+pub mod metrics;
+pub mod migrations;
+pub mod readiness;
+pub mod secret;
+pub mod settings;
+pub mod shutdown;
+pub mod systemd;
+pub mod telemetry;

@@ -1,0 +1,482 @@
+//! `process_user_data`: refresh one user's seller data — for every enabled seller account, fetch
+//! its orders and FBA inventory from SP-API, analyse them, cache the summaries in Redis (with a
+//! TTL) and store them durably in MongoDB; then record the attempt on the user: each account's
+//! outcome, `lastAttemptAt`, and `lastDataUpdateAt` only if the refresh completed (at least one
+//! account refreshed, or none to refresh).
+//!
+//! Accounts run with bounded concurrency; one failing account does not stop the others. An
+//! account whose seller must authorize us again is skipped until its refresh token changes.
+//! MongoDB sees at most four round trips per user however many accounts it has (the user, its
+//! accounts, the summaries in one bulk write, the attempt record), and far fewer under load: the
+//! [`RefreshStore`] makes each of them one bulk call for every refresh waiting at that moment.
+//! Running it twice is harmless: every write replaces the previous state, and the data window is
+//! aligned to whole hours, so two runs within an hour produce the same summaries.
+//!
+//! Per account: one `searchOrders` listing (items embedded) — of the whole window the first
+//! time, then only of the orders updated since the last run ([`OrderBook`]) — and one inventory
+//! listing. An account
+//! whose inventory cannot be read keeps its order analysis, flagged `inventoryUnavailable`. An
+//! account whose calls are rate-bound fails with a `retryAfterMs` (defer, don't retry); one whose
+//! seller withdrew authorization with `needsReauthorization`.
+
+mod order_book;
+mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use futures::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::accounts::{self, AccountOutcome, AccountStatus, RefreshRecord, SellerAccount};
+use crate::domain::analysis::{self, AnalysisParams, Summary, Window};
+use crate::domain::spapi::models::Order;
+use crate::domain::spapi::{OrderQuery, SpApiClient, SpApiError};
+use crate::infra::error::CoreError;
+pub use order_book::{Listing, OrderBook};
+pub use store::{Attempt, RefreshStore};
+
+/// How far before the top of the hour the window ends. Amazon requires `CreatedBefore` at least
+/// two minutes before the request (`ordersV0.json`, `orders_2026-01-01.json`); ending the window
+/// a fixed margin before the hour keeps it the same for the whole hour (idempotent runs) and
+/// leaves room for clock skew.
+const WINDOW_END_MARGIN: TimeDelta = TimeDelta::minutes(5);
+
+/// What one run did: the job's result, stored with the completed job and projected to JobStatus.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshReport {
+    pub accounts_total: usize,
+    pub accounts_processed: usize,
+    pub accounts_failed: usize,
+    /// Accounts skipped because their seller must authorize us again (not counted as failed).
+    #[serde(default)]
+    pub accounts_awaiting_reauthorization: usize,
+    pub errors: Vec<AccountError>,
+    /// Accounts refreshed with part of their data missing (e.g. no inventory).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<DegradedAccount>,
+}
+
+/// Why one account failed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountError {
+    pub account_id: String,
+    pub seller_id: String,
+    pub region: String,
+    pub marketplace_id: String,
+    pub message: String,
+    /// Whether a later attempt may succeed.
+    pub retryable: bool,
+    /// The seller's authorization is gone: only the seller can fix it.
+    #[serde(default)]
+    pub needs_reauthorization: bool,
+    /// Set when the account is rate-bound: Amazon's usage plan has no room for its calls for
+    /// this long. Not a failure of the job: defer it by this much instead of spending an attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// An account refreshed with part of its data missing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DegradedAccount {
+    pub account_id: String,
+    pub seller_id: String,
+    /// What is missing and why.
+    pub message: String,
+}
+
+impl DegradedAccount {
+    /// The degradation of `account`'s refreshed `summary`, if any.
+    pub fn of(account: &SellerAccount, summary: &Summary) -> Option<Self> {
+        let reason = summary.inventory_unavailable.as_ref()?;
+        Some(Self {
+            account_id: account.id.clone(),
+            seller_id: account.seller_id.clone(),
+            message: format!("inventory unavailable: {reason}"),
+        })
+    }
+}
+
+impl RefreshReport {
+    /// True when some account failed with an error a retry may fix.
+    pub fn has_retryable_failures(&self) -> bool {
+        self.errors.iter().any(|e| e.retryable)
+    }
+
+    /// When some account is rate-bound: the longest of their waits, after which a deferred job
+    /// can run again (no attempt spent). `None` when no account is rate-bound.
+    pub fn rate_bound_retry_after(&self) -> Option<Duration> {
+        self.errors
+            .iter()
+            .filter_map(|e| e.retry_after_ms)
+            .max()
+            .map(Duration::from_millis)
+    }
+
+    /// Accounts whose seller must authorize the app again.
+    pub fn needing_reauthorization(&self) -> impl Iterator<Item = &AccountError> {
+        self.errors.iter().filter(|e| e.needs_reauthorization)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("user {0} does not exist")]
+    UnknownUser(String),
+    #[error("user {0} is not active")]
+    InactiveUser(String),
+    #[error(transparent)]
+    Store(#[from] CoreError),
+}
+
+impl RefreshError {
+    /// MongoDB or Redis did not answer: nothing is wrong with the user, the run should wait.
+    pub fn is_store_unavailable(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_unavailable())
+    }
+
+    /// Whether retrying the whole run can help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::UnknownUser(_) | Self::InactiveUser(_) => false,
+            Self::Store(e) => e.is_unavailable(),
+        }
+    }
+}
+
+/// Everything a refresh needs, built once per process.
+#[derive(Clone)]
+pub struct Refresher {
+    /// MongoDB, through bulk calls shared by the refreshes running at once.
+    pub store: RefreshStore,
+    pub redis: ConnectionManager,
+    pub spapi: Arc<SpApiClient>,
+    pub settings: RefreshSettings,
+    /// The deployment's Redis key prefix; summaries are cached under `<prefix>cache:summary:<account>`.
+    pub key_prefix: String,
+}
+
+impl Refresher {
+    /// Refreshes every enabled seller account of `user_id`, reporting progress 0–100 by accounts done.
+    pub async fn process_user_data(
+        &self,
+        user_id: &str,
+        progress: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<RefreshReport, RefreshError> {
+        let (user, accounts) = self
+            .store
+            .load(user_id)
+            .await?
+            .ok_or_else(|| RefreshError::UnknownUser(user_id.to_owned()))?;
+        if !user.active {
+            return Err(RefreshError::InactiveUser(user_id.to_owned()));
+        }
+        let (waiting, runnable): (Vec<SellerAccount>, Vec<SellerAccount>) = accounts
+            .into_iter()
+            .partition(|account| user.awaits_reauthorization(account));
+        let window = self.window(Utc::now());
+        let total = runnable.len();
+        // Owned futures (not closures over borrowed accounts) keep the whole run `Send`.
+        let runs = runnable.into_iter().map(|account| {
+            let this = self.clone();
+            async move {
+                let result = this.fetch_and_analyse(&account, window).await;
+                (account, result)
+            }
+        });
+        let mut results = futures::stream::iter(runs).buffer_unordered(self.settings.account_concurrency);
+        let mut finished = Vec::with_capacity(total);
+        while let Some(result) = results.next().await {
+            finished.push(result);
+            progress((finished.len() * 100 / total.max(1)) as u8);
+        }
+        if total == 0 {
+            progress(100);
+        }
+        let report = self.record(&user, &waiting, finished).await?;
+        Ok(report)
+    }
+
+    /// Stores the summaries and records the attempt on the user; returns the run's report.
+    async fn record(
+        &self,
+        user: &accounts::User,
+        waiting: &[SellerAccount],
+        finished: Vec<(SellerAccount, Result<Summary, SpApiError>)>,
+    ) -> Result<RefreshReport, CoreError> {
+        let now = mongodb::bson::DateTime::now();
+        let mut report = RefreshReport {
+            accounts_total: finished.len() + waiting.len(),
+            accounts_awaiting_reauthorization: waiting.len(),
+            ..RefreshReport::default()
+        };
+        let mut outcomes: HashMap<String, AccountOutcome> = waiting
+            .iter()
+            .filter_map(|a| Some((a.id.clone(), user.account_outcomes.get(&a.id)?.clone())))
+            .collect();
+        let mut refreshed: Vec<(SellerAccount, Summary)> = Vec::new();
+        for (account, result) in finished {
+            let outcome = match result {
+                Ok(summary) => {
+                    report.degraded.extend(DegradedAccount::of(&account, &summary));
+                    outcomes.insert(account.id.clone(), ok_outcome(now));
+                    refreshed.push((account, summary));
+                    report.accounts_processed += 1;
+                    continue;
+                }
+                Err(error) => {
+                    let error = account_error(&account, &error);
+                    report.accounts_failed += 1;
+                    let outcome = failed_outcome(&account, &error, now);
+                    report.errors.push(error);
+                    outcome
+                }
+            };
+            outcomes.insert(account.id.clone(), outcome);
+        }
+        report.errors.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        self.cache(&refreshed).await?;
+        let record = RefreshRecord {
+            outcomes,
+            completed: report.accounts_processed > 0 || report.accounts_total == 0,
+        };
+        self.store
+            .record(Attempt {
+                user_id: user.id.clone(),
+                summaries: refreshed,
+                record,
+            })
+            .await?;
+        Ok(report)
+    }
+
+    /// The last `window_days` days, ending [`WINDOW_END_MARGIN`] before the start of the current
+    /// hour: the same all hour long, and always far enough in the past for Amazon.
+    fn window(&self, now: DateTime<Utc>) -> Window {
+        let end = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now) - WINDOW_END_MARGIN;
+        Window {
+            start: end - TimeDelta::days(i64::from(self.settings.window_days)),
+            end,
+        }
+    }
+
+    /// The account's orders (items embedded) and inventory, analysed. Orders are required;
+    /// inventory is not: without it the summary keeps the order analysis and says why the
+    /// inventory is missing.
+    async fn fetch_and_analyse(
+        &self,
+        account: &SellerAccount,
+        window: Window,
+    ) -> Result<Summary, SpApiError> {
+        let creds = account.credentials();
+        let orders = self.current_orders(account, &creds, window).await?;
+        let (inventory, unavailable) = match self.spapi.inventory(&creds, &account.marketplace_id).await {
+            Ok(inventory) => (inventory, None),
+            Err(error) if error.needs_reauthorization() => return Err(error),
+            Err(error) => {
+                tracing::warn!(account_id = %account.id, seller_id = %account.seller_id, %error, "inventory unavailable; summary without it");
+                (Vec::new(), Some(error.to_string()))
+            }
+        };
+        let params = AnalysisParams {
+            stockout_days: self.settings.stockout_days,
+            top_skus: self.settings.top_skus,
+        };
+        let mut summary = analysis::analyse(window, &orders, &inventory, params);
+        summary.inventory_unavailable = unavailable;
+        Ok(summary)
+    }
+
+    /// The account's orders created in `window`: its order book brought up to date with what
+    /// changed since the last run (or listed whole when there is no usable book). A listing the
+    /// seller's rate limit cuts short is kept with where to resume, so a seller too large for
+    /// one run's quota is filled over several runs instead of starting over each time.
+    async fn current_orders(
+        &self,
+        account: &SellerAccount,
+        creds: &crate::domain::spapi::Credentials,
+        window: Window,
+    ) -> Result<Vec<Order>, SpApiError> {
+        let mut book = self.load_order_book(account).await;
+        // At most: finish an interrupted listing, then catch up from its end to the window's.
+        for _ in 0..2 {
+            if book.as_ref().is_some_and(|b| b.is_current(window)) {
+                break;
+            }
+            let listing = OrderBook::listing(book.as_ref(), window);
+            let (after, before) = listing.bounds();
+            let query = OrderQuery {
+                by: listing.by,
+                after: &after,
+                before: &before,
+            };
+            let resume = listing.resume.clone();
+            match self
+                .spapi
+                .orders_from(creds, &account.marketplace_id, query, resume)
+                .await
+            {
+                Ok(orders) => book = Some(OrderBook::apply(book, listing, orders, None, window)),
+                Err(stopped) => {
+                    if let (Some(token), Some(_)) = (stopped.resume, stopped.error.retry_after()) {
+                        let part = OrderBook::apply(book, listing, stopped.items, Some(token), window);
+                        self.save_order_book(account, &part).await;
+                    }
+                    return Err(stopped.error);
+                }
+            }
+        }
+        let book = book.expect("listed at least once");
+        self.save_order_book(account, &book).await;
+        Ok(book.orders)
+    }
+
+    /// The stored order book; none when incremental refresh is off, the book expired or Redis
+    /// cannot give it (the run then lists the window whole).
+    async fn load_order_book(&self, account: &SellerAccount) -> Option<OrderBook> {
+        if self.settings.order_book_ttl.is_zero() {
+            return None;
+        }
+        let key = self.order_book_key(&account.id);
+        let stored: Option<Vec<u8>> = match self.redis.clone().get(&key).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(account_id = %account.id, %error, "order book unreadable; listing the window whole");
+                return None;
+            }
+        };
+        serde_json::from_slice(&stored?).ok()
+    }
+
+    /// Stores the book for the next run; a failure only costs that run a full listing.
+    async fn save_order_book(&self, account: &SellerAccount, book: &OrderBook) {
+        if self.settings.order_book_ttl.is_zero() {
+            return;
+        }
+        let Ok(json) = serde_json::to_vec(book) else {
+            return;
+        };
+        let key = self.order_book_key(&account.id);
+        let stored: redis::RedisResult<()> = self
+            .redis
+            .clone()
+            .set_ex(&key, json, self.settings.order_book_ttl.as_secs())
+            .await;
+        if let Err(error) = stored {
+            tracing::warn!(account_id = %account.id, %error, "order book not stored; the next run lists the window whole");
+        }
+    }
+
+    pub fn order_book_key(&self, account_id: &str) -> String {
+        format!("{}cache:orders:{account_id}", self.key_prefix)
+    }
+
+    /// Caches the summaries in Redis (one pipeline); MongoDB gets them through the store.
+    async fn cache(&self, refreshed: &[(SellerAccount, Summary)]) -> Result<(), CoreError> {
+        if refreshed.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (account, summary) in refreshed {
+            let json = serde_json::to_string(summary).map_err(|e| CoreError::Encode {
+                what: "summary",
+                reason: e.to_string(),
+            })?;
+            pipe.set_ex(
+                self.cache_key(&account.id),
+                json,
+                self.settings.cache_ttl.as_secs(),
+            )
+            .ignore();
+        }
+        let _: () = pipe.query_async(&mut self.redis.clone()).await?;
+        Ok(())
+    }
+
+    pub fn cache_key(&self, account_id: &str) -> String {
+        format!("{}cache:summary:{account_id}", self.key_prefix)
+    }
+}
+
+fn ok_outcome(at: mongodb::bson::DateTime) -> AccountOutcome {
+    AccountOutcome {
+        status: AccountStatus::Ok,
+        at,
+        error: None,
+        token_fingerprint: None,
+    }
+}
+
+/// Why `account` failed, as the job's report shows it.
+fn account_error(account: &SellerAccount, error: &SpApiError) -> AccountError {
+    tracing::warn!(account_id = %account.id, seller_id = %account.seller_id, %error, retryable = error.is_retryable(), "seller account refresh failed");
+    AccountError {
+        account_id: account.id.clone(),
+        seller_id: account.seller_id.clone(),
+        region: account.region.as_str().to_owned(),
+        marketplace_id: account.marketplace_id.clone(),
+        message: error.to_string(),
+        retryable: error.is_retryable(),
+        needs_reauthorization: error.needs_reauthorization(),
+        retry_after_ms: error.retry_after().map(|d| d.as_millis() as u64),
+    }
+}
+
+fn failed_outcome(
+    account: &SellerAccount,
+    error: &AccountError,
+    at: mongodb::bson::DateTime,
+) -> AccountOutcome {
+    let (status, token_fingerprint) = if error.needs_reauthorization {
+        (
+            AccountStatus::NeedsReauthorization,
+            Some(account.refresh_token.fingerprint()),
+        )
+    } else {
+        (AccountStatus::Failed, None)
+    };
+    AccountOutcome {
+        status,
+        at,
+        error: Some(error.message.clone()),
+        token_fingerprint,
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshSettings {
+    pub account_concurrency: usize,
+    pub item_concurrency: usize,
+    pub window_days: u32,
+    pub stockout_days: u32,
+    pub top_skus: usize,
+    #[serde(rename = "cache_ttl_secs", with = "crate::infra::settings::seconds")]
+    pub cache_ttl: Duration,
+    /// Lifetime of an account's order book (incremental refresh); 0 lists every window whole.
+    #[serde(rename = "order_book_ttl_secs", with = "crate::infra::settings::seconds")]
+    pub order_book_ttl: Duration,
+}
+
+impl RefreshSettings {
+    pub fn validate(&self) -> Result<(), crate::infra::settings::Invalid> {
+        for (key, value) in [
+            ("refresh.account_concurrency", self.account_concurrency as u64),
+            ("refresh.item_concurrency", self.item_concurrency as u64),
+            ("refresh.window_days", u64::from(self.window_days)),
+            ("refresh.cache_ttl_secs", self.cache_ttl.as_secs()),
+        ] {
+            if value == 0 {
+                return Err(crate::infra::settings::Invalid::new(key, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
