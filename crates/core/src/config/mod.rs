@@ -312,14 +312,15 @@ impl Settings {
         self.redis.validate()?;
         self.mongo.validate()?;
         self.validate_process()?;
-        self.spapi.validate(environment)?;
-        self.cron.validate()?;
-        self.refresh.validate()?;
+        let verifier = self.auth.verifier(environment)?;
         self.validate_cors()?;
         self.validate_dashboard()?;
         self.validate_queues()?;
+        self.spapi.validate(environment)?;
+        self.cron.validate()?;
+        self.refresh.validate()?;
         self.log.validate()?;
-        Ok(self.auth.verifier(environment)?)
+        Ok(verifier)
     }
 
     /// The sections this module owns: server, worker, jobs and monitoring.
