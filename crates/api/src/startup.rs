@@ -169,7 +169,7 @@ impl Application {
 
 fn producer(
     settings: &Settings,
-    redis: &redis::aio::ConnectionManager,
+    redis: &sellersync_queue::RedisConnection,
     mongo: &mongodb::Database,
 ) -> Producer {
     let queue_config = settings

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::{BoxDynError, Data, TaskId, WorkerBuilder};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use sellersync_core::Settings;
 use sellersync_core::connections::{connect_redis, delete_keys};
+use sellersync_queue::RedisConnection;
 use sellersync_queue::apalis::RedisBackend;
 use sellersync_queue::rate_limit::max_in_window;
 use sellersync_queue::{EnqueueOptions, NewJob, Queue, QueueConfig, RateLimit};
@@ -85,7 +85,7 @@ fn limited_config(per_sec: u32, burst: u32) -> QueueConfig {
 
 struct Bench {
     settings: Settings,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     prefix: String,
 }
 
@@ -559,7 +559,7 @@ async fn record_pickup(
 /// What a bench job does.
 #[derive(Clone)]
 struct BenchJob {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     runs_key: String,
     /// Where each job's handler start (µs since the epoch) is recorded, if anywhere.
     starts_key: Option<String>,
@@ -723,7 +723,7 @@ async fn refresh_scenarios(
 
 /// Makes every order book under `prefix` look synced an hour earlier, as if the last run had been
 /// the previous hour's: the next run then lists an hour of updates, as an hourly run does.
-async fn age_order_books(redis: &ConnectionManager, prefix: &str) -> redis::RedisResult<()> {
+async fn age_order_books(redis: &RedisConnection, prefix: &str) -> redis::RedisResult<()> {
     let mut conn = redis.clone();
     let keys: Vec<String> = {
         let mut iter: redis::AsyncIter<String> = conn.scan_match(format!("{prefix}cache:orders:*")).await?;
@@ -752,7 +752,7 @@ fn bench_refresher(
     settings: &Settings,
     args: &RefreshBenchArgs,
     db: &mongodb::Database,
-    redis: &redis::aio::ConnectionManager,
+    redis: &sellersync_queue::RedisConnection,
     base: &str,
     key_prefix: &str,
 ) -> Result<sellersync_core::refresh::Refresher, String> {

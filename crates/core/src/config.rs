@@ -33,6 +33,12 @@ pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("PORT", "server.port"),
     ("REDIS_URL", "redis.url"),
+    ("REDIS_MODE", "redis.mode"),
+    ("REDIS_CLUSTER_NODES", "redis.cluster_nodes"),
+    ("REDIS_SENTINELS", "redis.sentinels"),
+    ("REDIS_SENTINEL_MASTER", "redis.sentinel_master"),
+    ("REDIS_SENTINEL_USERNAME", "redis.sentinel_username"),
+    ("REDIS_SENTINEL_PASSWORD", "redis.sentinel_password"),
     ("REDIS_USERNAME", "redis.username"),
     ("REDIS_TLS", "redis.tls"),
     ("REDIS_TLS_CA_FILE", "redis.tls_ca_file"),
@@ -283,6 +289,26 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
+    /// How Redis is deployed: one server (`standalone`), a Redis Cluster (`cluster`), or a
+    /// master found through Redis Sentinel (`sentinel`).
+    #[serde(default)]
+    pub mode: RedisMode,
+    /// Cluster mode: `host:port` of some cluster nodes to learn the cluster from (a list, or one
+    /// comma-separated string); empty: `url`, else `host:port`.
+    #[serde(default, deserialize_with = "address_list")]
+    pub cluster_nodes: Vec<String>,
+    /// Sentinel mode: `host:port` of the sentinels (a list, or one comma-separated string).
+    #[serde(default, deserialize_with = "address_list")]
+    pub sentinels: Vec<String>,
+    /// Sentinel mode: the name the sentinels know the master by (`sentinel monitor <name> ...`).
+    #[serde(default)]
+    pub sentinel_master: Option<String>,
+    /// Sentinel mode: ACL user and password of the sentinels themselves, when they require one
+    /// (`requirepass`/ACL in sentinel.conf); the data nodes use `username`/`password`.
+    #[serde(default)]
+    pub sentinel_username: Option<String>,
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub sentinel_password: Option<Secret>,
     /// `redis://` or `rediss://` (TLS) URL, e.g. of a managed Redis; a secret (it may hold a
     /// password). When set, it gives the address, user, password and database, and `host`,
     /// `port`, `db` are not used; `username`/`password` still override its credentials.
@@ -527,6 +553,7 @@ impl Settings {
             return Err(ConfigError::for_key("redis.host", "must not be empty"));
         }
         s.redis.validate_tls_and_url()?;
+        s.redis.validate_mode()?;
         if s.mongo.database.trim().is_empty() || s.mongo.database.contains(['/', '\\', '.', ' ', '"', '$']) {
             return Err(ConfigError::for_key(
                 "mongo.database",
@@ -830,7 +857,113 @@ impl Settings {
     }
 }
 
+/// How Redis is deployed (`redis.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    #[default]
+    Standalone,
+    Cluster,
+    Sentinel,
+}
+
+/// A list of `host:port` addresses, given as a list or as one comma-separated string (as an
+/// environment variable is).
+fn address_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match List::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom("expected host:port addresses (a list or comma-separated)"))?
+    {
+        List::One(text) => text.split(',').map(str::to_owned).collect(),
+        List::Many(items) => items,
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect())
+}
+
+/// `host:port` split, or why not.
+pub fn parse_address(address: &str) -> Result<(String, u16), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{address:?} is not host:port"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{address:?} has no valid port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{address:?} has no host"));
+    }
+    Ok((host.to_owned(), port))
+}
+
 impl RedisSettings {
+    /// Checks the cluster and sentinel settings against `mode`.
+    fn validate_mode(&self) -> Result<(), ConfigError> {
+        for (key, list) in [
+            ("redis.cluster_nodes", &self.cluster_nodes),
+            ("redis.sentinels", &self.sentinels),
+        ] {
+            for address in list {
+                parse_address(address).map_err(|problem| ConfigError::for_key(key, problem))?;
+            }
+        }
+        match self.mode {
+            RedisMode::Standalone => Ok(()),
+            RedisMode::Cluster => {
+                if self.db != 0 {
+                    return Err(ConfigError::for_key(
+                        "redis.db",
+                        "must be 0 in cluster mode (a Redis Cluster has only database 0)",
+                    ));
+                }
+                if self.key_prefix.contains(['{', '}']) {
+                    // Every key of a queue shares the hash tag `{<queue>}`; a brace in the prefix
+                    // would become the tag instead, or break it.
+                    return Err(ConfigError::for_key(
+                        "redis.key_prefix",
+                        "must not contain { or } in cluster mode (the queue name is each key's hash tag)",
+                    ));
+                }
+                Ok(())
+            }
+            RedisMode::Sentinel => {
+                if self.sentinels.is_empty() {
+                    return Err(ConfigError::for_key(
+                        "redis.sentinels",
+                        "must list at least one sentinel (host:port) in sentinel mode",
+                    ));
+                }
+                if self
+                    .sentinel_master
+                    .as_deref()
+                    .is_none_or(|m| m.trim().is_empty())
+                {
+                    return Err(ConfigError::for_key(
+                        "redis.sentinel_master",
+                        "must name the master (as in `sentinel monitor <name> ...`) in sentinel mode",
+                    ));
+                }
+                if self.url.is_some() {
+                    return Err(ConfigError::for_key(
+                        "redis.url",
+                        "is not used in sentinel mode (the sentinels name the master); set redis.username, redis.password, redis.db and redis.tls instead",
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// True when connections use TLS (`tls`, or a `rediss://` URL).
     pub fn uses_tls(&self) -> bool {
         self.tls
@@ -1022,7 +1155,12 @@ fn from_figment_error(error: figment::Error) -> ConfigError {
 fn is_secret_key(key: &str) -> bool {
     matches!(
         key,
-        "redis.password" | "redis.url" | "auth.jwt_secret" | "mongo.uri" | "spapi.lwa_client_secret"
+        "redis.password"
+            | "redis.sentinel_password"
+            | "redis.url"
+            | "auth.jwt_secret"
+            | "mongo.uri"
+            | "spapi.lwa_client_secret"
     )
 }
 
@@ -1230,6 +1368,9 @@ mod tests {
                     | "redis.tls_ca_file"
                     | "redis.tls_cert_file"
                     | "redis.tls_key_file"
+                    | "redis.sentinel_master"
+                    | "redis.sentinel_username"
+                    | "redis.sentinel_password"
                     | "auth.jwt_secret"
             );
             assert!(
@@ -1237,5 +1378,56 @@ mod tests {
                 "{var} maps to {key}, which config/default.toml does not define"
             );
         }
+    }
+
+    #[test]
+    fn cluster_and_sentinel_settings_fail_fast_naming_the_setting() {
+        let dev = Environment::Development;
+        let s = load(dev, &[]).unwrap();
+        assert_eq!(s.redis.mode, RedisMode::Standalone);
+        let cluster = load(
+            dev,
+            &[
+                ("redis.mode", "cluster"),
+                ("redis.cluster_nodes", "10.0.0.1:7000, 10.0.0.2:7001"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cluster.redis.mode, RedisMode::Cluster);
+        assert_eq!(cluster.redis.cluster_nodes, ["10.0.0.1:7000", "10.0.0.2:7001"]);
+        let bad_node = error(
+            dev,
+            &[("redis.mode", "cluster"), ("redis.cluster_nodes", "10.0.0.1")],
+        );
+        assert!(
+            bad_node.contains("REDIS_CLUSTER_NODES") && bad_node.contains("host:port"),
+            "{bad_node}"
+        );
+        let db = error(dev, &[("redis.mode", "cluster"), ("redis.db", "2")]);
+        assert!(db.contains("REDIS_DB") && db.contains("cluster"), "{db}");
+        let tag = error(dev, &[("redis.mode", "cluster"), ("redis.key_prefix", "app{x}:")]);
+        assert!(tag.contains("REDIS_KEY_PREFIX"), "{tag}");
+        assert!(error(dev, &[("redis.mode", "galaxy")]).contains("REDIS_MODE"));
+
+        let no_sentinels = error(dev, &[("redis.mode", "sentinel"), ("redis.sentinel_master", "m")]);
+        assert!(no_sentinels.contains("REDIS_SENTINELS"), "{no_sentinels}");
+        let no_master = error(
+            dev,
+            &[("redis.mode", "sentinel"), ("redis.sentinels", "s1:26379")],
+        );
+        assert!(no_master.contains("REDIS_SENTINEL_MASTER"), "{no_master}");
+        let sentinel = load(
+            dev,
+            &[
+                ("redis.mode", "sentinel"),
+                ("redis.sentinels", "s1:26379,s2:26379,[::1]:26379"),
+                ("redis.sentinel_master", "mymaster"),
+                ("redis.sentinel_password", "sentinel-pass-123"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(sentinel.redis.sentinels.len(), 3);
+        assert_eq!(parse_address("[::1]:26379").unwrap(), ("::1".to_owned(), 26379));
+        assert!(!format!("{sentinel:?}").contains("sentinel-pass-123"));
     }
 }

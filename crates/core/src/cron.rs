@@ -32,8 +32,8 @@ use croner::Cron;
 use futures::TryStreamExt;
 use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::{Cursor, Database};
-use redis::aio::ConnectionManager;
 use sellersync_queue::Queue;
+use sellersync_queue::RedisConnection;
 use serde::Serialize;
 
 use crate::accounts::{self, SELLER_ACCOUNTS, USERS};
@@ -233,7 +233,7 @@ fn minutes(value: &Bson) -> Option<i64> {
 #[derive(Clone)]
 pub struct Producer {
     pub db: Database,
-    pub redis: ConnectionManager,
+    pub redis: RedisConnection,
     pub queue: Queue,
     /// This instance's id, recorded on the runs it performs.
     pub instance: String,

@@ -184,7 +184,7 @@ pub fn validate(settings: &NotificationSettings) -> Result<(), (String, String)>
 }
 
 /// The notifier of `settings` over `redis`, when any webhook is configured.
-pub fn notifier(settings: &crate::Settings, redis: redis::aio::ConnectionManager) -> Option<Notifier> {
+pub fn notifier(settings: &crate::Settings, redis: sellersync_queue::RedisConnection) -> Option<Notifier> {
     if settings.notifications.webhooks.is_empty() {
         return None;
     }
