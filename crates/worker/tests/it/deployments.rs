@@ -121,6 +121,8 @@ async fn a_sentinel_fail_over_during_a_run_loses_no_job_and_runs_none_twice() {
     })
     .await;
 
+    let before = e.queue.counts().await.unwrap().completed;
+    assert!(before < 16, "the fail-over comes during the run ({before} done)");
     let (sentinel, new_master) = tokio::task::spawn_blocking(move || {
         let new_master = sentinel.failover();
         (sentinel, new_master)
@@ -160,6 +162,8 @@ async fn killing_the_sentinel_master_during_a_run_loses_no_job() {
         e.count_status("completed").await >= 2
     })
     .await;
+    let before = e.queue.counts().await.unwrap().completed;
+    assert!(before < 16, "the master dies during the run ({before} done)");
     let sentinel = tokio::task::spawn_blocking(move || {
         sentinel.kill_master();
         sentinel
@@ -180,5 +184,7 @@ async fn killing_the_sentinel_master_during_a_run_loses_no_job() {
         e.count_status("completed").await == 16
     })
     .await;
+    let counts = e.queue.counts().await.unwrap();
+    assert_eq!((counts.failed, counts.active, counts.waiting), (0, 0, 0));
     drop(sentinel);
 }
