@@ -373,8 +373,11 @@ async fn delete_keys_in_cluster(
     let mut masters: Vec<(String, u16)> = slots
         .into_iter()
         .filter_map(|range| {
-            let master: (String, u16) = redis::from_redis_value(range.get(2)?.clone()).ok()?;
-            Some(master)
+            // Each range: start, end, then its master as [ip, port, id, ...].
+            let master: Vec<redis::Value> = redis::from_redis_value(range.get(2)?.clone()).ok()?;
+            let host: String = redis::from_redis_value(master.first()?.clone()).ok()?;
+            let port: u16 = redis::from_redis_value(master.get(1)?.clone()).ok()?;
+            Some((host, port))
         })
         .collect();
     masters.sort();

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use sellersync_core::testing::{PrivateCluster, TestNamespace};
+use sellersync_core::testing::{PrivateCluster, TestNamespace, redis_cli};
 use sellersync_queue::events::{EventKind, ReadFrom};
 use sellersync_queue::rate_limit::{Limit, Take, TokenBuckets};
 use sellersync_queue::{Ack, EnqueueOptions, FailOutcome, JobState, QueueConfig, RateLimit};
@@ -77,7 +77,7 @@ async fn queues_on_every_master_of_a_cluster_run_their_jobs_through_every_state(
             }])
             .await
             .unwrap();
-        assert_eq!(done, [b.id.clone()]);
+        assert_eq!(done, std::slice::from_ref(&b.id));
         let retried = loop {
             if let Some(job) = q.fetch("w1", 1).await.unwrap().jobs.pop() {
                 break job;
@@ -98,7 +98,7 @@ async fn queues_on_every_master_of_a_cluster_run_their_jobs_through_every_state(
         let listed = q.list(JobState::Waiting, 0, 10).await.unwrap();
         assert_eq!(listed.len(), 2, "{name}");
         assert_eq!(
-            q.payloads(&[second.id.clone()]).await.unwrap(),
+            q.payloads(std::slice::from_ref(&second.id)).await.unwrap(),
             [Some("{\"n\":2}".to_owned())]
         );
         let rest = q.fetch("w2", 10).await.unwrap().jobs;
@@ -187,7 +187,7 @@ async fn wake_ups_start_limits_token_buckets_and_the_reaper_work_on_a_cluster() 
         tokio::spawn(async move { q.wait_for_work(&mut wake, Duration::from_secs(20)).await })
     };
     eventually(Duration::from_secs(10), "the waiter blocked", || async {
-        let clients = sellersync_core::testing::redis_cli(cluster.node_of("{limited}"), &["CLIENT", "LIST"]);
+        let clients = redis_cli(cluster.node_of("{limited}"), &["CLIENT", "LIST"]);
         clients.contains("cmd=blpop")
     })
     .await;
@@ -268,5 +268,10 @@ async fn apalis_workers_on_a_cluster_run_every_job_once() {
         assert_eq!(runs, 22, "20 jobs once, one job twice");
         assert_eq!(q.get(&failing).await.unwrap().unwrap().attempts, 2);
         assert_eq!(q.counts().await.unwrap().completed, 21);
+        // The namespace's clean-up finds its keys on every master (SCAN per node).
+        drop(q);
+        for port in &cluster.ports {
+            assert_eq!(redis_cli(*port, &["DBSIZE"]), "0", "keys left on {port}");
+        }
     }
 }
