@@ -7,6 +7,7 @@
 -- hash: `completed`, `dur_sum_ms`, and per-bucket counts `dur_le_<ms>` / `dur_le_inf`.
 -- Returns the ids of the jobs completed.
 local base = ARGV[1]
+local FIELDS = job_fields({ 'tok', 'dk' })
 local now = now_ms()
 local keep = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
@@ -30,7 +31,7 @@ end
 local done, finished = {}, {}
 for i = 0, n - 1 do
   local id, token, result = ARGV[4 + i * 3], ARGV[5 + i * 3], ARGV[6 + i * 3]
-  local job = load_job(base .. 'job:' .. id, { 'tok', 'dk' })
+  local job = load_job(base .. 'job:' .. id, FIELDS)
   if job.st == 'active' and job.tok == token then
     local changes = { st = 'completed', fin = now, pg = 100 }
     if result ~= 'null' then changes.res = result end

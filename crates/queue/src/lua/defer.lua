@@ -5,7 +5,7 @@
 -- Returns 1 when deferred, 0 when the lease was lost.
 local base, id, token = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
-local job = load_job(base .. 'job:' .. id, { 'tok' })
+local job = load_job(base .. 'job:' .. id, job_fields({ 'tok' }))
 if job.st ~= 'active' or job.tok ~= token then return 0 end
 local due = now + tonumber(ARGV[4])
 redis.call('ZREM', base .. 'active', id)

@@ -21,17 +21,25 @@
 -- `transition`), so recording a transition costs no extra Redis command.
 local SNAPSHOT_FIELDS = { 'st', 'att', 'pg', 'w', 'sa', 'due', 'err', 'fin', 'stalls', 'retries', 'max' }
 
--- A job's version and snapshot fields (and the `extra` ones) as a table, one HMGET; a missing
--- field is `false`, a missing job has `st == false`.
-local function load_job(jk, extra)
+-- The fields `load_job` reads: the version, the snapshot fields and the `extra` ones. Built once
+-- per script call (outside a script's loop over jobs), not once per job.
+local function job_fields(extra)
   local names = { 'v' }
-  for _, name in ipairs(SNAPSHOT_FIELDS) do names[#names + 1] = name end
+  for i = 1, #SNAPSHOT_FIELDS do names[#names + 1] = SNAPSHOT_FIELDS[i] end
   if extra then
-    for _, name in ipairs(extra) do names[#names + 1] = name end
+    for i = 1, #extra do names[#names + 1] = extra[i] end
   end
+  return names
+end
+local JOB_FIELDS = job_fields()
+
+-- A job's `names` fields (default: version and snapshot) as a table, one HMGET; a missing field
+-- is `false`, a missing job has `st == false`.
+local function load_job(jk, names)
+  names = names or JOB_FIELDS
   local values = redis.call('HMGET', jk, unpack(names))
   local job = {}
-  for i, name in ipairs(names) do job[name] = values[i] end
+  for i = 1, #names do job[names[i]] = values[i] end
   return job
 end
 
@@ -62,7 +70,8 @@ local function record(base, id, kind, now, job, extra)
   local n = #e
   e[n + 1], e[n + 2], e[n + 3], e[n + 4], e[n + 5], e[n + 6] = 'e', kind, 'id', id, 'v', job.v
   n = n + 6
-  for _, field in ipairs(SNAPSHOT_FIELDS) do
+  for i = 1, #SNAPSHOT_FIELDS do
+    local field = SNAPSHOT_FIELDS[i]
     local value = job[field]
     if value and value ~= '' then
       e[n + 1], e[n + 2] = field, value

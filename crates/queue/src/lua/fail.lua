@@ -10,7 +10,7 @@ local now = now_ms()
 local id, token, err = ARGV[2], ARGV[3], ARGV[4]
 local retryable = ARGV[5] == '1'
 local max_backoff = tonumber(ARGV[6])
-local job = load_job(base .. 'job:' .. id, { 'tok', 'dk' })
+local job = load_job(base .. 'job:' .. id, job_fields({ 'tok', 'dk' }))
 if job.st ~= 'active' or job.tok ~= token then return { 'stale', 0 } end
 
 redis.call('ZREM', base .. 'active', id)

@@ -7,6 +7,8 @@
 -- Returns: next_due_ms (-1 if nothing delayed or jobs were leased), paused (0|1),
 -- then per job: id, payload, attempt, max_attempts, token
 local base = ARGV[1]
+local PROMOTE_FIELDS = job_fields({ 'pr' })
+local LEASE_FIELDS = job_fields({ 'data' })
 local n = tonumber(ARGV[2])
 local now = now_ms()
 local deadline = now + tonumber(ARGV[3])
@@ -28,7 +30,7 @@ if #due > 0 then
   local seq = redis.call('INCRBY', base .. 'seq', #due) - #due
   local promoted = {}
   for i, id in ipairs(due) do
-    local job = load_job(base .. 'job:' .. id, { 'pr' })
+    local job = load_job(base .. 'job:' .. id, PROMOTE_FIELDS)
     if job.st then
       transition(base, id, job, 'promoted', now, { st = 'waiting', due = false })
       promoted[#promoted + 1] = wait_score(tonumber(job.pr or '0'), seq + i)
@@ -50,7 +52,7 @@ local token = 0
 if #popped > 0 then token = redis.call('INCRBY', base .. 'fence', #popped / 2) - #popped / 2 end
 for i = 1, #popped, 2 do
   local id = popped[i]
-  local job = load_job(base .. 'job:' .. id, { 'data' })
+  local job = load_job(base .. 'job:' .. id, LEASE_FIELDS)
   if job.data then
     local attempt = tonumber(job.att) + 1
     token = token + 1

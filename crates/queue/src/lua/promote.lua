@@ -6,7 +6,7 @@
 -- Returns 'promoted' | the job's state when it is not delayed | 'missing'.
 local base, id = ARGV[1], ARGV[2]
 local now = now_ms()
-local job = load_job(base .. 'job:' .. id, { 'pr' })
+local job = load_job(base .. 'job:' .. id, job_fields({ 'pr' }))
 if not job.st then return 'missing' end
 if job.st ~= 'delayed' then return job.st end
 redis.call('ZREM', base .. 'delayed', id)

@@ -10,6 +10,7 @@
 -- ARGV: base, max_stalls, limit, worker_silence_ms, keep_failed, stall_gap_ms, lease_ms
 -- Returns {requeued, failed, graced (1 when the leases were given a grace)}.
 local base = ARGV[1]
+local FIELDS = job_fields({ 'pr', 'dk' })
 local max_stalls = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local stall_gap, lease = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -30,7 +31,7 @@ local seq = redis.call('INCRBY', base .. 'seq', #expired) - #expired
 local requeued, failed = 0, 0
 for i, id in ipairs(expired) do
   redis.call('ZREM', base .. 'active', id)
-  local job = load_job(base .. 'job:' .. id, { 'pr', 'dk' })
+  local job = load_job(base .. 'job:' .. id, FIELDS)
   -- A job deleted meanwhile leaves nothing to reap (and no hash is created for it).
   if job.st == 'active' then
     local stalls = tonumber(job.stalls or '0') + 1

@@ -5,12 +5,13 @@
 -- ARGV: base, worker_id, then pairs of id, token
 -- Returns the number of jobs handed back.
 local base = ARGV[1]
+local FIELDS = job_fields({ 'tok', 'pr' })
 local worker = ARGV[2]
 local released = 0
 local now = now_ms()
 for i = 3, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  local job = load_job(base .. 'job:' .. id, { 'tok', 'pr' })
+  local job = load_job(base .. 'job:' .. id, FIELDS)
   if job.st == 'active' and job.tok == token and job.w == worker then
     redis.call('ZREM', base .. 'active', id)
     -- Ahead of everything else of its priority: it was already running.

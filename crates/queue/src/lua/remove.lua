@@ -4,7 +4,7 @@
 -- ARGV: base, id
 -- Returns 'removed' | 'active' | 'missing'.
 local base, id = ARGV[1], ARGV[2]
-local job = load_job(base .. 'job:' .. id, { 'dk' })
+local job = load_job(base .. 'job:' .. id, job_fields({ 'dk' }))
 if not job.st then return 'missing' end
 if job.st == 'active' then return 'active' end
 for _, set in ipairs({ 'wait', 'delayed', 'completed', 'failed' }) do

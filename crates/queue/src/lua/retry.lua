@@ -4,12 +4,13 @@
 -- ARGV: base, then job ids
 -- Returns, per id: 'retried' | the job's state when it is not failed | 'missing'.
 local base = ARGV[1]
+local FIELDS = job_fields({ 'pr', 'dk' })
 local out, retried = {}, {}
 local now = now_ms()
 local seq = redis.call('INCRBY', base .. 'seq', #ARGV) - #ARGV
 for i = 2, #ARGV do
   local id = ARGV[i]
-  local job = load_job(base .. 'job:' .. id, { 'pr', 'dk' })
+  local job = load_job(base .. 'job:' .. id, FIELDS)
   if not job.st then
     out[#out + 1] = 'missing'
   elseif job.st ~= 'failed' then

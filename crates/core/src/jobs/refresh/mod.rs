@@ -305,6 +305,7 @@ impl Refresher {
         window: Window,
     ) -> Result<Vec<Order>, SpApiError> {
         let mut book = self.load_order_book(account).await;
+        let mut listed = false;
         // At most: finish an interrupted listing, then catch up from its end to the window's.
         for _ in 0..2 {
             if book.as_ref().is_some_and(|b| b.is_current(window)) {
@@ -323,7 +324,10 @@ impl Refresher {
                 .orders_from(creds, &account.marketplace_id, query, resume)
                 .await
             {
-                Ok(orders) => book = Some(OrderBook::apply(book, listing, orders, None, window)),
+                Ok(orders) => {
+                    book = Some(OrderBook::apply(book, listing, orders, None, window));
+                    listed = true;
+                }
                 Err(stopped) => {
                     if let (Some(token), Some(_)) = (stopped.resume, stopped.error.retry_after()) {
                         let part = OrderBook::apply(book, listing, stopped.items, Some(token), window);
@@ -333,8 +337,11 @@ impl Refresher {
                 }
             }
         }
-        let book = book.expect("listed at least once");
-        self.save_order_book(account, &book).await;
+        let book = book.expect("a current book, or listed at least once");
+        // A book that was already current (a same-hour re-run) is not written again.
+        if listed {
+            self.save_order_book(account, &book).await;
+        }
         Ok(book.orders)
     }
 
