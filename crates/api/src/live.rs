@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
-use redis::aio::ConnectionManager;
 use sellersync_core::jobs::job_status::JOB_STATUS;
+use sellersync_queue::RedisConnection;
 use sellersync_queue::events::{EventKind, JobEvent, StreamId};
 use sellersync_queue::{Queue, QueueResult};
 use serde::Serialize;
@@ -203,7 +203,7 @@ impl Hub {
     /// when `stopped` turns true.
     pub async fn start(
         queues: Vec<Queue>,
-        connect: impl Fn() -> Option<ConnectionManager>,
+        connect: impl Fn() -> Option<RedisConnection>,
         mongo: mongodb::Database,
         settings: &sellersync_core::config::EventsSettings,
         stopped: watch::Receiver<bool>,
@@ -299,7 +299,7 @@ struct Reader {
 impl Reader {
     async fn run(
         self,
-        mut conn: ConnectionManager,
+        mut conn: RedisConnection,
         start: Option<StreamId>,
         mut stopped: watch::Receiver<bool>,
     ) {
@@ -338,7 +338,7 @@ impl Reader {
     /// One blocking read; returns the last id read, if any.
     async fn read_and_send(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         after: StreamId,
     ) -> QueueResult<Option<StreamId>> {
         let batch = self

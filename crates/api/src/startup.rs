@@ -155,7 +155,7 @@ impl Application {
 
 fn producer(
     settings: &Settings,
-    redis: &redis::aio::ConnectionManager,
+    redis: &sellersync_queue::RedisConnection,
     mongo: &mongodb::Database,
 ) -> Producer {
     Producer {

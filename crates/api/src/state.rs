@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use mongodb::Database;
-use redis::aio::ConnectionManager;
 use sellersync_core::Settings;
 use sellersync_queue::Queue;
+use sellersync_queue::RedisConnection;
 
 use crate::error::ApiError;
 
@@ -16,7 +16,7 @@ use crate::error::ApiError;
 pub struct AppState {
     pub settings: Arc<Settings>,
     /// Shared multiplexed connection; clone it per use (cheap).
-    pub redis: ConnectionManager,
+    pub redis: RedisConnection,
     pub mongo: Database,
     pub queues: Arc<Queues>,
     /// Renders the API's own metrics (HTTP requests) for `/metrics`.
@@ -29,7 +29,7 @@ pub struct AppState {
 pub struct Queues(BTreeMap<String, Queue>);
 
 impl Queues {
-    pub fn from_settings(settings: &Settings, redis: &ConnectionManager) -> Self {
+    pub fn from_settings(settings: &Settings, redis: &RedisConnection) -> Self {
         let queues = settings
             .queues
             .keys()

@@ -6,9 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use sellersync_core::Settings;
 use sellersync_core::infra::connections::{connect_redis, delete_keys};
+use sellersync_queue::RedisConnection;
 use sellersync_queue::{EnqueueOptions, NewJob, Queue, QueueConfig};
 
 /// The bench queue.
@@ -23,7 +23,7 @@ pub(crate) fn queue_config() -> QueueConfig {
 
 pub(crate) struct Bench {
     pub(crate) settings: Settings,
-    pub(crate) redis: ConnectionManager,
+    pub(crate) redis: RedisConnection,
     pub(crate) prefix: String,
 }
 

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::{BoxDynError, Data, TaskId, WorkerBuilder};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use sellersync_core::Settings;
 use sellersync_core::infra::connections::connect_redis;
+use sellersync_queue::RedisConnection;
 use sellersync_queue::apalis::RedisBackend;
 use sellersync_queue::rate_limit::max_in_window;
 use sellersync_queue::{EnqueueOptions, Queue, QueueConfig, RateLimit};
@@ -343,7 +343,7 @@ async fn record_pickup(
 /// What a bench job does.
 #[derive(Clone)]
 struct BenchJob {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     runs_key: String,
     /// Where each job's handler start (µs since the epoch) is recorded, if anywhere.
     starts_key: Option<String>,

@@ -3,9 +3,9 @@
 use std::time::Instant;
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use sellersync_core::Settings;
 use sellersync_core::infra::connections::{connect_redis, delete_keys};
+use sellersync_queue::RedisConnection;
 use serde_json::json;
 
 use crate::harness::*;
@@ -94,7 +94,7 @@ async fn refresh_scenarios(
 
 /// Makes every order book under `prefix` look synced an hour earlier, as if the last run had been
 /// the previous hour's: the next run then lists an hour of updates, as an hourly run does.
-async fn age_order_books(redis: &ConnectionManager, prefix: &str) -> redis::RedisResult<()> {
+async fn age_order_books(redis: &RedisConnection, prefix: &str) -> redis::RedisResult<()> {
     let mut conn = redis.clone();
     let keys: Vec<String> = {
         let mut iter: redis::AsyncIter<String> = conn.scan_match(format!("{prefix}cache:orders:*")).await?;
@@ -123,7 +123,7 @@ fn bench_refresher(
     settings: &Settings,
     args: &RefreshBenchArgs,
     db: &mongodb::Database,
-    redis: &redis::aio::ConnectionManager,
+    redis: &sellersync_queue::RedisConnection,
     base: &str,
     key_prefix: &str,
 ) -> Result<sellersync_core::jobs::refresh::Refresher, String> {

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use sellersync_queue::Queue;
+use sellersync_queue::RedisConnection;
 use sellersync_queue::events::{EventKind, JobEvent, ReadFrom};
 
 pub const GROUP: &str = "chaos-audit";
@@ -24,7 +24,7 @@ pub struct Audit {
 }
 
 /// Reads every event of the run and audits the stalls. `killed`: pids of SIGKILLed workers.
-pub async fn audit(queue: &Queue, conn: &mut ConnectionManager, killed: &[u32]) -> Result<Audit, String> {
+pub async fn audit(queue: &Queue, conn: &mut RedisConnection, killed: &[u32]) -> Result<Audit, String> {
     let mut events: Vec<JobEvent> = Vec::new();
     loop {
         let batch = queue

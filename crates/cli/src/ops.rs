@@ -1,10 +1,10 @@
 //! Operations commands: queue statistics, live workers, jobs, queue control and tokens. Human
 //! tables by default, `--json` for scripts.
 
-use redis::aio::ConnectionManager;
 use sellersync_core::Settings;
 use sellersync_core::domain::auth::{self, Role};
 use sellersync_core::infra::connections::connect_redis;
+use sellersync_queue::RedisConnection;
 use sellersync_queue::{JobInfo, JobState, Queue};
 use serde_json::json;
 
@@ -13,7 +13,7 @@ use crate::output::{Progress, print_table};
 
 pub struct Ops {
     settings: Settings,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     json: bool,
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use mongodb::Database;
 
-use redis::aio::ConnectionManager;
 use sellersync_queue::Queue;
+use sellersync_queue::RedisConnection;
 
 use crate::config::Settings;
 use crate::infra::connections::lazy_redis;
@@ -150,7 +150,7 @@ pub async fn migrate_if_configured(settings: &Settings, db: &Database) -> Result
 
 /// The webhook notifier, when any webhook is configured; it enqueues on the `notifications`
 /// queue over `redis`.
-pub fn notifier(settings: &Settings, redis: ConnectionManager) -> Option<Notifier> {
+pub fn notifier(settings: &Settings, redis: RedisConnection) -> Option<Notifier> {
     let queue = settings
         .open_queue(redis, NOTIFICATIONS_QUEUE)
         .expect("the notifications queue is required by the configuration");

@@ -457,3 +457,330 @@ impl Drop for NotifySocket {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+/// Runs `redis-cli -p <port> <args>` and returns its output (empty when the server does not
+/// answer).
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Polls `check` every 20 ms (blocking) until it holds, failing the test after `limit`.
+fn wait_until(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `redis-server` processes of one test with their data directory; killed and removed on drop.
+struct Servers {
+    dir: PathBuf,
+    children: Vec<(u16, std::process::Child)>,
+}
+
+impl Servers {
+    fn new(kind: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sellersync-{kind}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        Self {
+            dir,
+            children: Vec::new(),
+        }
+    }
+
+    /// Starts `redis-server <args>` (in the data directory) listening on `port`; waits until it
+    /// accepts connections.
+    fn spawn(&mut self, port: u16, args: &[String]) {
+        let child = std::process::Command::new("redis-server")
+            .args(args)
+            .current_dir(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/services up)");
+        self.children.push((port, child));
+        wait_for_port(port, "private redis");
+    }
+
+    /// Kills the server on `port` (as a crash would).
+    fn kill(&mut self, port: u16) {
+        if let Some(at) = self.children.iter().position(|(p, _)| *p == port) {
+            let (_, mut child) = self.children.remove(at);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Arguments of a private, diskless `redis-server` on `port`.
+fn server_args(port: u16) -> Vec<String> {
+    [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// A private Redis Cluster of three masters (no replicas) on free ports, every slot assigned
+/// and the cluster state `ok`; killed and removed on drop.
+pub struct PrivateCluster {
+    pub ports: Vec<u16>,
+    /// Kills the nodes on drop.
+    _servers: Servers,
+}
+
+impl PrivateCluster {
+    pub fn start() -> Self {
+        let mut servers = Servers::new("cluster");
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        for port in &ports {
+            let mut args = server_args(*port);
+            args.extend(
+                [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &format!("nodes-{port}.conf"),
+                    "--cluster-port",
+                    &free_port().to_string(),
+                    "--cluster-node-timeout",
+                    "5000",
+                ]
+                .map(str::to_owned),
+            );
+            servers.spawn(*port, &args);
+        }
+        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let created = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("redis-cli is installed (scripts/services up)");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        wait_until(std::time::Duration::from_secs(30), "cluster state ok", || {
+            ports.iter().all(|port| {
+                let info = redis_cli(*port, &["CLUSTER", "INFO"]);
+                info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+            })
+        });
+        Self {
+            ports,
+            _servers: servers,
+        }
+    }
+
+    /// `127.0.0.1:<port>` of every node, for `redis.cluster_nodes`.
+    pub fn nodes(&self) -> Vec<String> {
+        self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect()
+    }
+
+    /// Settings overrides for this cluster (`redis.mode`, `redis.cluster_nodes`).
+    pub fn overrides(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("redis.mode", Value::from("cluster")),
+            ("redis.cluster_nodes", Value::from(self.nodes())),
+        ]
+    }
+
+    /// The port of the master serving `key`'s slot.
+    pub fn node_of(&self, key: &str) -> u16 {
+        let slot: u16 = redis_cli(self.ports[0], &["CLUSTER", "KEYSLOT", key])
+            .parse()
+            .expect("a slot");
+        let ranges = redis_cli(self.ports[0], &["CLUSTER", "SLOTS"]);
+        // redis-cli prints each range as lines: start, end, master ip, master port, ...
+        let lines: Vec<&str> = ranges.lines().map(str::trim).collect();
+        lines
+            .windows(4)
+            .find_map(|w| {
+                let (start, end) = (w[0].parse::<u16>().ok()?, w[1].parse::<u16>().ok()?);
+                let port = w[3].parse::<u16>().ok()?;
+                (w[2] == "127.0.0.1" && self.ports.contains(&port) && (start..=end).contains(&slot))
+                    .then_some(port)
+            })
+            .expect("a node serves every slot")
+    }
+}
+
+/// A private Redis Sentinel deployment: a master, one replica, and three sentinels monitoring
+/// the master as [`PrivateSentinel::MASTER`] (quorum 2, down after 1 s); killed and removed on
+/// drop.
+pub struct PrivateSentinel {
+    /// The data nodes: the first is the initial master, the second its replica.
+    pub data_ports: [u16; 2],
+    pub sentinel_ports: Vec<u16>,
+    servers: Servers,
+}
+
+impl PrivateSentinel {
+    /// The master's name the sentinels know.
+    pub const MASTER: &'static str = "sellersync-test";
+
+    pub fn start() -> Self {
+        let mut servers = Servers::new("sentinel");
+        let data_ports = [free_port(), free_port()];
+        servers.spawn(data_ports[0], &server_args(data_ports[0]));
+        let mut replica = server_args(data_ports[1]);
+        replica.extend([
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            data_ports[0].to_string(),
+        ]);
+        servers.spawn(data_ports[1], &replica);
+        wait_until(std::time::Duration::from_secs(30), "the replica in sync", || {
+            redis_cli(data_ports[1], &["INFO", "replication"]).contains("master_link_status:up")
+        });
+        let sentinel_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        for port in &sentinel_ports {
+            let config = servers.dir.join(format!("sentinel-{port}.conf"));
+            std::fs::write(
+                &config,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                     sentinel monitor {name} 127.0.0.1 {master} 2\n\
+                     sentinel down-after-milliseconds {name} 1000\n\
+                     sentinel failover-timeout {name} 5000\n\
+                     sentinel parallel-syncs {name} 1\n",
+                    dir = servers.dir.display(),
+                    name = Self::MASTER,
+                    master = data_ports[0],
+                ),
+            )
+            .expect("a sentinel configuration");
+            servers.spawn(*port, &[config.display().to_string(), "--sentinel".to_owned()]);
+        }
+        let deployment = Self {
+            data_ports,
+            sentinel_ports,
+            servers,
+        };
+        wait_until(
+            std::time::Duration::from_secs(30),
+            "sentinels that know the replica and each other",
+            || {
+                deployment.sentinel_ports.iter().all(|port| {
+                    let master = redis_cli(*port, &["SENTINEL", "MASTER", Self::MASTER]);
+                    let known = |field: &str| {
+                        let lines: Vec<&str> = master.lines().collect();
+                        lines
+                            .iter()
+                            .position(|line| *line == field)
+                            .and_then(|at| lines.get(at + 1))
+                            .and_then(|value| value.parse::<u32>().ok())
+                            .unwrap_or(0)
+                    };
+                    known("num-slaves") == 1 && known("num-other-sentinels") == 2
+                })
+            },
+        );
+        deployment
+    }
+
+    /// `127.0.0.1:<port>` of every sentinel, for `redis.sentinels`.
+    pub fn sentinels(&self) -> Vec<String> {
+        self.sentinel_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// Settings overrides for this deployment (`redis.mode`, `redis.sentinels`,
+    /// `redis.sentinel_master`).
+    pub fn overrides(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("redis.mode", Value::from("sentinel")),
+            ("redis.sentinels", Value::from(self.sentinels())),
+            ("redis.sentinel_master", Value::from(Self::MASTER)),
+        ]
+    }
+
+    /// The port of the master the first answering sentinel names.
+    pub fn master_port(&self) -> Option<u16> {
+        self.sentinel_ports.iter().find_map(|port| {
+            let reply = redis_cli(*port, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::MASTER]);
+            reply.lines().nth(1)?.trim().parse().ok()
+        })
+    }
+
+    /// A planned fail-over that loses no write: pauses writes on the master, waits until the
+    /// replica has everything, then has a sentinel promote it (`SENTINEL FAILOVER`); returns when
+    /// every sentinel names the new master and it accepts writes.
+    pub fn failover(&self) -> u16 {
+        let old = self.master_port().expect("a master");
+        let new = *self.data_ports.iter().find(|p| **p != old).expect("a replica");
+        let _ = redis_cli(old, &["CLIENT", "PAUSE", "20000", "WRITE"]);
+        wait_until(
+            std::time::Duration::from_secs(20),
+            "the replica caught up",
+            || {
+                let offset = |port: u16, field: &str| {
+                    redis_cli(port, &["INFO", "replication"])
+                        .lines()
+                        .find_map(|line| line.strip_prefix(field).map(|v| v.trim().to_owned()))
+                };
+                let master = offset(old, "master_repl_offset:");
+                master.is_some() && master == offset(new, "slave_repl_offset:")
+            },
+        );
+        let answer = redis_cli(self.sentinel_ports[0], &["SENTINEL", "FAILOVER", Self::MASTER]);
+        assert_eq!(answer, "OK", "SENTINEL FAILOVER");
+        self.wait_for_master(new);
+        // The old master, now a replica, keeps no paused clients.
+        let _ = redis_cli(old, &["CLIENT", "UNPAUSE"]);
+        new
+    }
+
+    /// Kills the master (as a crash would); the sentinels fail over on their own. Returns when
+    /// every sentinel names the new master.
+    pub fn kill_master(&mut self) -> u16 {
+        let old = self.master_port().expect("a master");
+        let new = *self.data_ports.iter().find(|p| **p != old).expect("a replica");
+        self.servers.kill(old);
+        self.wait_for_master(new);
+        new
+    }
+
+    fn wait_for_master(&self, port: u16) {
+        wait_until(
+            std::time::Duration::from_secs(60),
+            "the sentinels to name the new master",
+            || {
+                self.sentinel_ports.iter().all(|sentinel| {
+                    redis_cli(*sentinel, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::MASTER])
+                        .lines()
+                        .nth(1)
+                        .is_some_and(|p| p.trim() == port.to_string())
+                }) && redis_cli(port, &["ROLE"]).starts_with("master")
+            },
+        );
+    }
+}

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::RedisConnection;
 use apalis_core::backend::{Backend, BackendConfig};
 use apalis_core::error::BoxDynError;
 use apalis_core::task::ExecutionContext;
@@ -28,7 +29,6 @@ use apalis_core::worker::context::WorkerContext;
 use apalis_core::worker::ext::ack::{Acknowledge, AcknowledgeLayer};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -108,12 +108,12 @@ fn traceparent_of(payload: &str) -> Option<String> {
 /// Longest idle wait before fetching again even without a wake-up.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 
-type FetchFuture = BoxFuture<'static, (ConnectionManager, Vec<LeasedJob>)>;
+type FetchFuture = BoxFuture<'static, (RedisConnection, Vec<LeasedJob>)>;
 
 /// An apalis backend over one [`Queue`]. `wake` must be a Redis connection of its own.
 pub struct RedisBackend<Args> {
     queue: Queue,
-    wake: Option<ConnectionManager>,
+    wake: Option<RedisConnection>,
     batch: usize,
     buffer: VecDeque<LeasedJob>,
     fetching: Option<FetchFuture>,
@@ -127,7 +127,7 @@ pub struct RedisBackend<Args> {
 
 impl<Args> RedisBackend<Args> {
     /// `batch`: most jobs leased per fetch; use the worker's concurrency.
-    pub fn new(queue: Queue, wake: ConnectionManager, batch: usize) -> Self {
+    pub fn new(queue: Queue, wake: RedisConnection, batch: usize) -> Self {
         Self {
             queue,
             wake: Some(wake),

@@ -41,10 +41,14 @@ const UNAVAILABLE_CODES: [&str; 7] = [
     "BUSY",
 ];
 
-/// True when `e` means "Redis cannot answer now" (connection trouble, a timeout, or one of
-/// [`UNAVAILABLE_CODES`]) rather than "this request is wrong".
+/// True when `e` means "Redis cannot answer now" (connection trouble, a timeout, one of
+/// [`UNAVAILABLE_CODES`], no master known to the sentinels — during a fail-over — or no cluster
+/// node reachable) rather than "this request is wrong".
 pub fn redis_unavailable(e: &redis::RedisError) -> bool {
-    e.is_io_error()
+    matches!(
+        e.kind(),
+        redis::ErrorKind::MasterNameNotFoundBySentinel | redis::ErrorKind::ClusterConnectionNotFound
+    ) || e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_connection_refusal()

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::RedisConnection;
 use redis::{FromRedisValue, Value};
 
 use crate::error::{QueueError, QueueResult};
@@ -216,7 +216,7 @@ impl Queue {
     /// `conn` must be a connection of its own: a blocking read holds it.
     pub async fn read_events(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         group: &str,
         consumer: &str,
         from: ReadFrom,
@@ -250,7 +250,7 @@ impl Queue {
     /// long for the first one; `conn` must then be a connection of its own.
     pub async fn read_events_after(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         after: StreamId,
         count: usize,
         block: Option<Duration>,

@@ -8,6 +8,7 @@
 mod acker;
 pub mod apalis;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod events;
 pub mod job;
@@ -17,6 +18,7 @@ pub mod rate_limit;
 mod scripts;
 
 pub use config::QueueConfig;
+pub use connection::{RedisConnection, SentinelConnection};
 pub use error::{QueueError, QueueResult};
 pub use job::{
     Counts, DurationHistogram, EnqueueOptions, Enqueued, FailOutcome, JobInfo, JobState, LeasedJob,

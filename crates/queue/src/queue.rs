@@ -1,6 +1,7 @@
 //! `Queue`: one named queue in Redis — producing, leasing, acknowledging, inspecting and
-//! controlling its jobs. All keys of queue `q` live under `<prefix>{q}:` (one hash tag, so the
-//! scripts also run on Redis Cluster):
+//! controlling its jobs. All keys of queue `q` live under `<prefix>{q}:` (one hash tag, so one
+//! slot: the scripts, pipelines and multi-key commands of a queue also run on Redis Cluster; every
+//! script call declares the keys it can name in KEYS, see [`SCRIPT_KEYS`]):
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
@@ -14,19 +15,44 @@
 //! | `wake` | list | tokens that wake idle workers blocked on BLPOP |
 //! | `events` | stream | lifecycle events, capped at ~10,000 |
 //! | `workers`, `worker:<id>` | zset, string | live workers by last heartbeat, and their info |
-//! | `id`, `seq` | counters | generated job ids, FIFO order |
+//! | `seq`, `fence` | counters | FIFO order, lease (fencing) tokens |
+//! | `reaped_at` | string | when a reaper last got through (stall detection) |
 //! | `ratelimit` | hash | the token bucket of the queue's start limit, when it has one |
 //! | `metrics` | hash | cumulative `completed`, `failed`, `retried`, and the duration histogram of completed jobs (`dur_le_<ms>`, `dur_sum_ms`) |
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::aio::ConnectionManager;
+use crate::RedisConnection;
 use redis::{AsyncCommands, FromRedisValue, Value};
 
 use crate::config::QueueConfig;
 use crate::error::{QueueError, QueueResult};
 use crate::job::{Counts, EnqueueOptions, Enqueued, FailOutcome, JobInfo, JobState, LeasedJob};
 use crate::scripts::SCRIPTS;
+
+/// The queue's fixed keys (suffixes of `<prefix>{<queue>}:`) that its scripts touch, declared
+/// in KEYS of every script call in this order: KEYS[1] is `wait`, the key a cluster client routes
+/// the script by. Each call then declares the hashes of the jobs it names (`job:<id>`), the dedup
+/// keys it sets (`dedup:<key>`) and the worker's key (`worker:<id>`). Keys a script finds only
+/// while it runs (the jobs a fetch leases, a reap expires or retention deletes, a dedup key's
+/// holder) cannot be declared beforehand; they carry the same hash tag, so they lie in the same
+/// slot (docs/operations.md).
+const SCRIPT_KEYS: [&str; 14] = [
+    "wait",
+    "delayed",
+    "active",
+    "completed",
+    "failed",
+    "paused",
+    "wake",
+    "events",
+    "workers",
+    "seq",
+    "fence",
+    "metrics",
+    "reaped_at",
+    "ratelimit",
+];
 
 /// Jobs per enqueue script call; larger batches are split.
 const ENQUEUE_BATCH: usize = 1000;
@@ -83,9 +109,10 @@ pub struct WorkerInfo {
 pub struct Queue {
     name: String,
     base: String,
-    wait_key: String,
+    /// The queue's fixed keys, declared in KEYS of every script call (see [`SCRIPT_KEYS`]).
+    script_keys: std::sync::Arc<[String]>,
     config: QueueConfig,
-    redis: ConnectionManager,
+    redis: RedisConnection,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -113,13 +140,16 @@ pub struct Reaped {
 
 impl Queue {
     /// A handle on queue `name` under `key_prefix`. No I/O happens here.
-    pub fn new(redis: ConnectionManager, key_prefix: &str, name: &str, config: QueueConfig) -> Self {
+    pub fn new(redis: RedisConnection, key_prefix: &str, name: &str, config: QueueConfig) -> Self {
         let base = format!("{key_prefix}{{{name}}}:");
-        let wait_key = format!("{base}wait");
+        let script_keys = SCRIPT_KEYS
+            .iter()
+            .map(|suffix| format!("{base}{suffix}"))
+            .collect();
         Self {
             name: name.to_owned(),
             base,
-            wait_key,
+            script_keys,
             config,
             redis,
         }
@@ -142,7 +172,22 @@ impl Queue {
         format!("{}{suffix}", self.base)
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    /// A call of `script` with the queue's fixed keys declared in KEYS (KEYS[1], the wait key,
+    /// routes it on a cluster); the caller adds the keys of the jobs it names ([`Queue::job_key`]).
+    fn script_call<'a>(&self, script: &'a redis::Script) -> redis::ScriptInvocation<'a> {
+        let mut call = script.prepare_invoke();
+        for key in self.script_keys.iter() {
+            call.key(key);
+        }
+        call
+    }
+
+    /// The hash of job `id`.
+    fn job_key(&self, id: &str) -> String {
+        self.key(&format!("job:{id}"))
+    }
+
+    pub(crate) fn conn(&self) -> RedisConnection {
         self.redis.clone()
     }
 
@@ -171,12 +216,16 @@ impl Queue {
     }
 
     async fn enqueue_batch(&self, jobs: &[NewJob]) -> QueueResult<Vec<Enqueued>> {
-        let mut call = SCRIPTS.enqueue.key(&self.wait_key);
+        let mut call = self.script_call(&SCRIPTS.enqueue);
         call.arg(&self.base).arg(jobs.len());
         for job in jobs {
             let o = &job.options;
             self.check_options(o)?;
             let id = o.job_id.clone().unwrap_or_else(new_job_id);
+            call.key(self.job_key(&id));
+            if let Some(dedup) = &o.dedup_key {
+                call.key(self.key(&format!("dedup:{dedup}")));
+            }
             call.arg(id)
                 .arg(o.dedup_key.as_deref().unwrap_or(""))
                 .arg(o.delay.map_or(0, |d| d.as_millis() as u64))
@@ -228,7 +277,7 @@ impl Queue {
             Some(_) => &SCRIPTS.fetch_limited,
             None => &SCRIPTS.fetch,
         };
-        let mut call = script.key(&self.wait_key);
+        let mut call = self.script_call(script);
         call.arg(&self.base)
             .arg(n.clamp(1, MAX_FETCH))
             .arg(self.config.lease_ms)
@@ -249,11 +298,12 @@ impl Queue {
         if acks.is_empty() {
             return Ok(Vec::new());
         }
-        let mut call = SCRIPTS.complete.key(&self.wait_key);
+        let mut call = self.script_call(&SCRIPTS.complete);
         call.arg(&self.base)
             .arg(self.config.keep_completed)
             .arg(acks.len());
         for ack in acks {
+            call.key(self.job_key(&ack.id));
             call.arg(&ack.id).arg(ack.token).arg(&ack.result);
         }
         Ok(call.invoke_async(&mut self.conn()).await?)
@@ -262,9 +312,9 @@ impl Queue {
     /// Records a failed attempt (quoting its lease `token`): retried after the backoff while
     /// attempts remain and the error is retryable, failed for good otherwise.
     pub async fn fail(&self, id: &str, token: u64, error: &str, retryable: bool) -> QueueResult<FailOutcome> {
-        let (outcome, due): (String, u64) = SCRIPTS
-            .fail
-            .key(&self.wait_key)
+        let (outcome, due): (String, u64) = self
+            .script_call(&SCRIPTS.fail)
+            .key(self.job_key(id))
             .arg(&self.base)
             .arg(id)
             .arg(token)
@@ -292,13 +342,14 @@ impl Queue {
         info: &serde_json::Value,
         leases: &[(String, u64)],
     ) -> QueueResult<Vec<String>> {
-        let mut call = SCRIPTS.heartbeat.key(&self.wait_key);
+        let mut call = self.script_call(&SCRIPTS.heartbeat);
+        call.key(self.key(&format!("worker:{worker_id}")));
         call.arg(&self.base)
             .arg(self.config.lease_ms)
             .arg(worker_id)
             .arg(info.to_string());
         for (id, token) in leases {
-            call.arg(id).arg(*token);
+            call.key(self.job_key(id)).arg(id).arg(*token);
         }
         Ok(call.invoke_async(&mut self.conn()).await?)
     }
@@ -307,9 +358,8 @@ impl Queue {
     /// Redis-wide stall it first gives every lease one more period instead. Safe to run from
     /// every worker at once.
     pub async fn reap(&self) -> QueueResult<Reaped> {
-        let (requeued, failed, graced): (u64, u64, u8) = SCRIPTS
-            .reap
-            .key(&self.wait_key)
+        let (requeued, failed, graced): (u64, u64, u8) = self
+            .script_call(&SCRIPTS.reap)
             .arg(&self.base)
             .arg(self.config.max_stalls)
             .arg(REAP_LIMIT)
@@ -329,10 +379,11 @@ impl Queue {
     /// Hands unfinished leased jobs (`(job id, token)`) back to waiting without counting the
     /// attempt, and deregisters the worker. Used on graceful shutdown.
     pub async fn release(&self, worker_id: &str, leases: &[(String, u64)]) -> QueueResult<usize> {
-        let mut call = SCRIPTS.release.key(&self.wait_key);
+        let mut call = self.script_call(&SCRIPTS.release);
+        call.key(self.key(&format!("worker:{worker_id}")));
         call.arg(&self.base).arg(worker_id);
         for (id, token) in leases {
-            call.arg(id).arg(*token);
+            call.key(self.job_key(id)).arg(id).arg(*token);
         }
         Ok(call.invoke_async(&mut self.conn()).await?)
     }
@@ -340,9 +391,9 @@ impl Queue {
     /// Puts a leased job back to run after `delay` without counting the attempt (its user is
     /// busy elsewhere, say). False if the caller no longer held the lease.
     pub async fn defer(&self, id: &str, token: u64, delay: Duration, reason: &str) -> QueueResult<bool> {
-        let deferred: u8 = SCRIPTS
-            .defer
-            .key(&self.wait_key)
+        let deferred: u8 = self
+            .script_call(&SCRIPTS.defer)
+            .key(self.job_key(id))
             .arg(&self.base)
             .arg(id)
             .arg(token)
@@ -355,9 +406,9 @@ impl Queue {
 
     /// Records progress (clamped to 0–100) of a job the caller holds; false if the lease is lost.
     pub async fn set_progress(&self, id: &str, token: u64, progress: u8) -> QueueResult<bool> {
-        let recorded: u8 = SCRIPTS
-            .progress
-            .key(&self.wait_key)
+        let recorded: u8 = self
+            .script_call(&SCRIPTS.progress)
+            .key(self.job_key(id))
             .arg(&self.base)
             .arg(id)
             .arg(token)
@@ -369,7 +420,7 @@ impl Queue {
 
     /// Blocks on `conn` until work may be ready or `timeout` passes; true when woken by new work.
     /// `conn` must be a connection of its own (not the queue's shared one): BLPOP holds it.
-    pub async fn wait_for_work(&self, conn: &mut ConnectionManager, timeout: Duration) -> QueueResult<bool> {
+    pub async fn wait_for_work(&self, conn: &mut RedisConnection, timeout: Duration) -> QueueResult<bool> {
         let seconds = timeout.as_secs_f64().max(0.01);
         let popped: Option<(String, String)> = conn.blpop(self.key("wake"), seconds).await?;
         Ok(popped.is_some())
@@ -516,7 +567,7 @@ impl Queue {
     }
 
     /// The queue's shared connection (multiplexed; never use it for a blocking command).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.conn()
     }
 
@@ -578,9 +629,9 @@ impl Queue {
 
     /// Removes a job that is not active.
     pub async fn remove(&self, id: &str) -> QueueResult<()> {
-        let outcome: String = SCRIPTS
-            .remove
-            .key(&self.wait_key)
+        let outcome: String = self
+            .script_call(&SCRIPTS.remove)
+            .key(self.job_key(id))
             .arg(&self.base)
             .arg(id)
             .invoke_async(&mut self.conn())
@@ -615,9 +666,9 @@ impl Queue {
 
     /// Makes a delayed job due now (it waits in line like any other).
     pub async fn promote(&self, id: &str) -> QueueResult<()> {
-        let outcome: String = SCRIPTS
-            .promote
-            .key(&self.wait_key)
+        let outcome: String = self
+            .script_call(&SCRIPTS.promote)
+            .key(self.job_key(id))
             .arg(&self.base)
             .arg(id)
             .invoke_async(&mut self.conn())
@@ -632,9 +683,9 @@ impl Queue {
             priority,
             ..EnqueueOptions::default()
         })?;
-        let outcome: String = SCRIPTS
-            .prioritize
-            .key(&self.wait_key)
+        let outcome: String = self
+            .script_call(&SCRIPTS.prioritize)
+            .key(self.job_key(id))
             .arg(&self.base)
             .arg(id)
             .arg(priority)
@@ -660,10 +711,10 @@ impl Queue {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut call = SCRIPTS.retry.key(&self.wait_key);
+        let mut call = self.script_call(&SCRIPTS.retry);
         call.arg(&self.base);
         for id in ids {
-            call.arg(id);
+            call.key(self.job_key(id)).arg(id);
         }
         Ok(call.invoke_async(&mut self.conn()).await?)
     }
@@ -677,9 +728,8 @@ impl Queue {
                 state.as_str()
             )));
         }
-        Ok(SCRIPTS
-            .clean
-            .key(&self.wait_key)
+        Ok(self
+            .script_call(&SCRIPTS.clean)
             .arg(&self.base)
             .arg(state.set_name())
             .arg(older_than.as_millis() as u64)

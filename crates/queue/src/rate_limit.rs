@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::RedisConnection;
 use serde::{Deserialize, Serialize};
 
 /// The token bucket's Lua functions, prepended to every script that uses a bucket.
@@ -122,14 +122,14 @@ pub enum RateLimitError {
 /// A family of token buckets under `<key_prefix>`.
 #[derive(Clone)]
 pub struct TokenBuckets {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     key_prefix: String,
     script: redis::Script,
 }
 
 impl TokenBuckets {
     /// Buckets stored at `<key_prefix><name>` (e.g. `sellersync:ratelimit:spapi:`).
-    pub fn new(redis: ConnectionManager, key_prefix: impl Into<String>) -> Self {
+    pub fn new(redis: RedisConnection, key_prefix: impl Into<String>) -> Self {
         Self {
             redis,
             key_prefix: key_prefix.into(),

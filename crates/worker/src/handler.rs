@@ -46,7 +46,7 @@ pub struct UserLimit {
 }
 
 impl UserLimit {
-    pub fn new(redis: redis::aio::ConnectionManager, key_prefix: &str, limit: RateLimit) -> Self {
+    pub fn new(redis: sellersync_queue::RedisConnection, key_prefix: &str, limit: RateLimit) -> Self {
         Self {
             buckets: TokenBuckets::new(redis, format!("{key_prefix}ratelimit:user:")),
             limit: limit.bucket(),

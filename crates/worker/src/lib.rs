@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::{Monitor, WorkerBuilder};
 use mongodb::Database;
-use redis::aio::ConnectionManager;
 use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::domain::spapi::SpApiClient;
 use sellersync_core::infra::connections::{connect_redis, lazy_redis, mongo_database, ping_mongo};
@@ -28,6 +27,7 @@ use sellersync_core::jobs::notify::{Delivery, NOTIFICATIONS_QUEUE};
 use sellersync_core::jobs::payload::RefreshUser;
 use sellersync_core::jobs::refresh::{RefreshStore, Refresher};
 use sellersync_core::{CoreError, Settings, bootstrap, infra::systemd};
+use sellersync_queue::RedisConnection;
 use sellersync_queue::apalis::{HeldLeases, RedisBackend};
 
 use crate::handler::{UserLimit, WorkerState, refresh_user};
@@ -190,7 +190,7 @@ pub async fn run(
 
 /// Connects to Redis and MongoDB, waiting while they are unavailable, and applies migrations
 /// when configured.
-async fn connect(settings: &Settings) -> Result<(ConnectionManager, Database), WorkerError> {
+async fn connect(settings: &Settings) -> Result<(RedisConnection, Database), WorkerError> {
     let redis = bootstrap::retry_while_unavailable("redis", || connect_redis(&settings.redis)).await?;
     if let Some(warning) = sellersync_core::infra::readiness::eviction_warning(&mut redis.clone()).await {
         tracing::warn!(warning, "redis configuration puts jobs at risk");

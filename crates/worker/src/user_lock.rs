@@ -6,18 +6,18 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use sellersync_core::jobs::lease::Lease;
+use sellersync_queue::RedisConnection;
 
 #[derive(Clone)]
 pub struct UserLocks {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     prefix: String,
     ttl: Duration,
 }
 
 impl UserLocks {
-    pub fn new(redis: ConnectionManager, key_prefix: &str, ttl: Duration) -> Self {
+    pub fn new(redis: RedisConnection, key_prefix: &str, ttl: Duration) -> Self {
         Self {
             redis,
             prefix: format!("{key_prefix}lock:user:"),

@@ -251,8 +251,8 @@ fn internal_text(body: &str, documented: bool) -> Option<String> {
         "redis://",
         "rediss://",
         "10.0.0.5",
-        "27017",
-        "6379",
+        ":27017",
+        ":6379",
         "127.0.0.1",
         "localhost:",
     ];

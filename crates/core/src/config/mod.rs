@@ -26,7 +26,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use redis::aio::ConnectionManager;
+use sellersync_queue::RedisConnection;
 use sellersync_queue::{Queue, QueueConfig};
 
 use crate::domain::auth::{AuthSettings, Verifier};
@@ -48,6 +48,12 @@ pub const DEFAULT_TOML: &str = include_str!("../../../../config/default.toml");
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("PORT", "server.port"),
     ("REDIS_URL", "redis.url"),
+    ("REDIS_MODE", "redis.mode"),
+    ("REDIS_CLUSTER_NODES", "redis.cluster_nodes"),
+    ("REDIS_SENTINELS", "redis.sentinels"),
+    ("REDIS_SENTINEL_MASTER", "redis.sentinel_master"),
+    ("REDIS_SENTINEL_USERNAME", "redis.sentinel_username"),
+    ("REDIS_SENTINEL_PASSWORD", "redis.sentinel_password"),
     ("REDIS_USERNAME", "redis.username"),
     ("REDIS_TLS", "redis.tls"),
     ("REDIS_TLS_CA_FILE", "redis.tls_ca_file"),
@@ -312,14 +318,15 @@ impl Settings {
         self.redis.validate()?;
         self.mongo.validate()?;
         self.validate_process()?;
-        self.spapi.validate(environment)?;
-        self.cron.validate()?;
-        self.refresh.validate()?;
+        let verifier = self.auth.verifier(environment)?;
         self.validate_cors()?;
         self.validate_dashboard()?;
         self.validate_queues()?;
+        self.spapi.validate(environment)?;
+        self.cron.validate()?;
+        self.refresh.validate()?;
         self.log.validate()?;
-        Ok(self.auth.verifier(environment)?)
+        Ok(verifier)
     }
 
     /// The sections this module owns: server, worker, jobs and monitoring.
@@ -416,7 +423,7 @@ impl Settings {
 
     /// Queue `name` on `redis`, under this deployment's key prefix and with its configuration;
     /// `None` when no such queue is configured. The one way a binary opens a queue.
-    pub fn open_queue(&self, redis: ConnectionManager, name: &str) -> Option<Queue> {
+    pub fn open_queue(&self, redis: RedisConnection, name: &str) -> Option<Queue> {
         let config = self.queue(name)?;
         Some(Queue::new(redis, &self.redis.key_prefix, name, config))
     }
@@ -519,13 +526,19 @@ fn from_figment_error(error: figment::Error) -> ConfigError {
 fn is_secret_key(key: &str) -> bool {
     matches!(
         key,
-        "redis.password" | "redis.url" | "auth.jwt_secret" | "mongo.uri" | "spapi.lwa_client_secret"
+        "redis.password"
+            | "redis.sentinel_password"
+            | "redis.url"
+            | "auth.jwt_secret"
+            | "mongo.uri"
+            | "spapi.lwa_client_secret"
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::infra::connections::{RedisMode, parse_address};
 
     fn load(env: Environment, overrides: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let mut figment = Figment::new().merge(Toml::string(DEFAULT_TOML));
@@ -727,6 +740,9 @@ mod tests {
                     | "redis.tls_ca_file"
                     | "redis.tls_cert_file"
                     | "redis.tls_key_file"
+                    | "redis.sentinel_master"
+                    | "redis.sentinel_username"
+                    | "redis.sentinel_password"
                     | "auth.jwt_secret"
             );
             assert!(
@@ -734,5 +750,56 @@ mod tests {
                 "{var} maps to {key}, which config/default.toml does not define"
             );
         }
+    }
+
+    #[test]
+    fn cluster_and_sentinel_settings_fail_fast_naming_the_setting() {
+        let dev = Environment::Development;
+        let s = load(dev, &[]).unwrap();
+        assert_eq!(s.redis.mode, RedisMode::Standalone);
+        let cluster = load(
+            dev,
+            &[
+                ("redis.mode", "cluster"),
+                ("redis.cluster_nodes", "10.0.0.1:7000, 10.0.0.2:7001"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cluster.redis.mode, RedisMode::Cluster);
+        assert_eq!(cluster.redis.cluster_nodes, ["10.0.0.1:7000", "10.0.0.2:7001"]);
+        let bad_node = error(
+            dev,
+            &[("redis.mode", "cluster"), ("redis.cluster_nodes", "10.0.0.1")],
+        );
+        assert!(
+            bad_node.contains("REDIS_CLUSTER_NODES") && bad_node.contains("host:port"),
+            "{bad_node}"
+        );
+        let db = error(dev, &[("redis.mode", "cluster"), ("redis.db", "2")]);
+        assert!(db.contains("REDIS_DB") && db.contains("cluster"), "{db}");
+        let tag = error(dev, &[("redis.mode", "cluster"), ("redis.key_prefix", "app{x}:")]);
+        assert!(tag.contains("REDIS_KEY_PREFIX"), "{tag}");
+        assert!(error(dev, &[("redis.mode", "galaxy")]).contains("REDIS_MODE"));
+
+        let no_sentinels = error(dev, &[("redis.mode", "sentinel"), ("redis.sentinel_master", "m")]);
+        assert!(no_sentinels.contains("REDIS_SENTINELS"), "{no_sentinels}");
+        let no_master = error(
+            dev,
+            &[("redis.mode", "sentinel"), ("redis.sentinels", "s1:26379")],
+        );
+        assert!(no_master.contains("REDIS_SENTINEL_MASTER"), "{no_master}");
+        let sentinel = load(
+            dev,
+            &[
+                ("redis.mode", "sentinel"),
+                ("redis.sentinels", "s1:26379,s2:26379,[::1]:26379"),
+                ("redis.sentinel_master", "mymaster"),
+                ("redis.sentinel_password", "sentinel-pass-123"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(sentinel.redis.sentinels.len(), 3);
+        assert_eq!(parse_address("[::1]:26379").unwrap(), ("::1".to_owned(), 26379));
+        assert!(!format!("{sentinel:?}").contains("sentinel-pass-123"));
     }
 }

@@ -1,15 +1,22 @@
 //! Connections to Redis and MongoDB, built from [`crate::config`] with bounded timeouts.
 //!
-//! Redis uses redis-rs's `ConnectionManager` (one multiplexed connection that reconnects by
-//! itself) with an explicit response timeout: the library default of 500 ms turns a short Redis
-//! stall into failed commands. MongoDB uses the official driver's pooled `Client`.
+//! Redis connections are [`RedisConnection`]s, by `redis.mode`: redis-rs's `ConnectionManager`
+//! (one multiplexed connection that reconnects by itself) for a single server, its async cluster
+//! connection for a Redis Cluster, and a [`SentinelConnection`] (the master the sentinels name,
+//! asked again after a fail-over) for Sentinel. All have an explicit response timeout: the library
+//! default of 500 ms turns a short Redis stall into failed commands. TLS, the CA, the client
+//! certificate, the ACL user and the password apply to every node. MongoDB uses the official
+//! driver's pooled `Client`.
 
 use std::time::Duration;
 
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
+use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, TlsMode};
+use sellersync_queue::{RedisConnection, SentinelConnection};
 
 use serde::{Deserialize, Serialize};
 
@@ -24,8 +31,10 @@ const REDIS_RECONNECT_RETRIES: usize = 6;
 /// The least Redis ACL the API and workers need, for `ACL SETUSER <user> on ><password>
 /// ~<key_prefix>* resetchannels <these rules>`: reads, writes, streams and scripts on the
 /// deployment's keys, no dangerous commands except `INFO` (metrics) and `CONFIG GET` (the
-/// eviction-policy check; optional). Tested in `tests/it/tls.rs`; docs/operations.md shows it.
-pub const REDIS_ACL_RULES: &str = "-@all +@read +@write +@stream +@scripting +@connection +@transaction -@dangerous +info +time +config|get +client|setname";
+/// eviction-policy check; optional), `ROLE` (a Sentinel client checks it reached the master) and
+/// `CLUSTER SLOTS` (a Cluster client learns the slot map). Tested in `tests/it/tls.rs`;
+/// docs/operations.md shows it.
+pub const REDIS_ACL_RULES: &str = "-@all +@read +@write +@stream +@scripting +@connection +@transaction -@dangerous +info +time +config|get +client|setname +role +cluster|slots";
 
 /// The Redis client the settings describe: `redis.url`, else `host:port` (TLS when `redis.tls`),
 /// with the ACL user and password when set, and the configured CA and client certificate.
@@ -103,39 +112,172 @@ fn redis_manager_config(settings: &RedisSettings, retries: usize) -> ConnectionM
         .set_max_delay(Duration::from_secs(3))
 }
 
+/// `host:port` (a validated setting) as an address, TLS when the settings say so.
+fn node_addr(settings: &RedisSettings, address: &str) -> CoreResult<ConnectionAddr> {
+    let (host, port) = parse_address(address).map_err(|reason| CoreError::Config {
+        setting: "redis.cluster_nodes",
+        reason,
+    })?;
+    Ok(if settings.uses_tls() {
+        ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        ConnectionAddr::Tcp(host, port)
+    })
+}
+
+fn has_certificates(settings: &RedisSettings) -> bool {
+    settings.tls_ca_file.is_some() || settings.tls_cert_file.is_some()
+}
+
+/// The cluster client: seeds from `redis.cluster_nodes` (else the url or host:port), every node
+/// with the same TLS, CA, client certificate, user and password.
+fn cluster_client(settings: &RedisSettings, retries: u32) -> CoreResult<ClusterClient> {
+    let seeds = if settings.cluster_nodes.is_empty() {
+        vec![redis_client(settings)?.get_connection_info().clone()]
+    } else {
+        settings
+            .cluster_nodes
+            .iter()
+            .map(|node| Ok(node_addr(settings, node)?.into_connection_info()?))
+            .collect::<CoreResult<Vec<_>>>()?
+    };
+    let mut builder = ClusterClientBuilder::new(seeds)
+        .connection_timeout(settings.connect_timeout)
+        .response_timeout(settings.response_timeout)
+        .retries(retries);
+    if let Some(username) = settings.username.as_deref().filter(|u| !u.is_empty()) {
+        builder = builder.username(username);
+    }
+    if let Some(password) = &settings.password {
+        builder = builder.password(password.expose());
+    }
+    if settings.uses_tls() {
+        builder = builder.tls(TlsMode::Secure);
+    }
+    if has_certificates(settings) {
+        builder = builder.certs(tls_certificates(settings)?);
+    }
+    Ok(builder.build()?)
+}
+
+fn cluster_config(settings: &RedisSettings) -> ClusterConfig {
+    ClusterConfig::new()
+        .set_connection_timeout(settings.connect_timeout)
+        .set_response_timeout(settings.response_timeout)
+}
+
+/// A connection to the master the sentinels name (connects on first use).
+fn sentinel_connection(settings: &RedisSettings) -> CoreResult<SentinelConnection> {
+    let sentinels = settings
+        .sentinels
+        .iter()
+        .map(|address| {
+            node_addr(settings, address).map_err(|_| CoreError::Config {
+                setting: "redis.sentinels",
+                reason: format!("{address:?} is not host:port"),
+            })
+        })
+        .collect::<CoreResult<Vec<_>>>()?;
+    let master = settings.sentinel_master.as_deref().unwrap_or_default();
+    let mut builder = SentinelClientBuilder::new(sentinels, master, SentinelServerType::Master)?
+        .set_client_to_redis_db(settings.db);
+    if let Some(username) = settings.username.as_deref().filter(|u| !u.is_empty()) {
+        builder = builder.set_client_to_redis_username(username);
+    }
+    if let Some(password) = &settings.password {
+        builder = builder.set_client_to_redis_password(password.expose());
+    }
+    if let Some(username) = settings.sentinel_username.as_deref().filter(|u| !u.is_empty()) {
+        builder = builder.set_client_to_sentinel_username(username);
+    }
+    if let Some(password) = &settings.sentinel_password {
+        builder = builder.set_client_to_sentinel_password(password.expose());
+    }
+    if settings.uses_tls() {
+        builder = builder
+            .set_client_to_redis_tls_mode(TlsMode::Secure)
+            .set_client_to_sentinel_tls_mode(TlsMode::Secure);
+    }
+    if has_certificates(settings) {
+        let certificates = tls_certificates(settings)?;
+        builder = builder
+            .set_client_to_redis_certificates(certificates.clone())
+            .set_client_to_sentinel_certificates(certificates);
+    }
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(settings.connect_timeout))
+        .set_response_timeout(Some(settings.response_timeout));
+    Ok(SentinelConnection::new(
+        builder.build()?,
+        config,
+        settings.db,
+        settings.connect_timeout * 2,
+    ))
+}
+
+/// A connection of the kind `redis.mode` names, connecting on first use; `retries`: reconnect
+/// attempts before a command fails.
+fn lazy_connection(settings: &RedisSettings, retries: usize) -> CoreResult<RedisConnection> {
+    Ok(match settings.mode {
+        RedisMode::Standalone => ConnectionManager::new_lazy_with_config(
+            redis_client(settings)?,
+            redis_manager_config(settings, retries),
+        )?
+        .into(),
+        RedisMode::Cluster => cluster_client(settings, retries as u32)?
+            .get_pending_async_connection_with_config(cluster_config(settings))
+            .into(),
+        RedisMode::Sentinel => sentinel_connection(settings)?.into(),
+    })
+}
+
 /// Connects now and fails if Redis does not answer within the connect timeout.
-pub async fn connect_redis(settings: &RedisSettings) -> CoreResult<ConnectionManager> {
-    let client = redis_client(settings)?;
-    let manager =
-        ConnectionManager::new_with_config(client, redis_manager_config(settings, REDIS_RECONNECT_RETRIES));
-    tokio::time::timeout(settings.connect_timeout * 2, manager)
+pub async fn connect_redis(settings: &RedisSettings) -> CoreResult<RedisConnection> {
+    let connect = async {
+        Ok::<_, CoreError>(match settings.mode {
+            RedisMode::Standalone => ConnectionManager::new_with_config(
+                redis_client(settings)?,
+                redis_manager_config(settings, REDIS_RECONNECT_RETRIES),
+            )
+            .await?
+            .into(),
+            RedisMode::Cluster => cluster_client(settings, REDIS_RECONNECT_RETRIES as u32)?
+                .get_async_connection_with_config(cluster_config(settings))
+                .await?
+                .into(),
+            RedisMode::Sentinel => {
+                let connection = sentinel_connection(settings)?;
+                connection.connect().await?;
+                connection.into()
+            }
+        })
+    };
+    // Boxed: the three connection kinds' futures nested inline make callers' futures too deep
+    // for the compiler's layout queries.
+    tokio::time::timeout(settings.connect_timeout * 2, Box::pin(connect))
         .await
         .map_err(|_| CoreError::Timeout {
             service: "redis",
             timeout_ms: settings.connect_timeout.as_millis() as u64 * 2,
         })?
-        .map_err(CoreError::from)
 }
 
-/// A connection manager that connects on first use, so a process can start (and report itself
-/// not ready) while Redis is down.
-pub fn lazy_redis(settings: &RedisSettings) -> CoreResult<ConnectionManager> {
-    let client = redis_client(settings)?;
-    Ok(ConnectionManager::new_lazy_with_config(
-        client,
-        redis_manager_config(settings, REDIS_RECONNECT_RETRIES),
-    )?)
+/// A connection that connects on first use, so a process can start (and report itself not
+/// ready) while Redis is down.
+pub fn lazy_redis(settings: &RedisSettings) -> CoreResult<RedisConnection> {
+    lazy_connection(settings, REDIS_RECONNECT_RETRIES)
 }
 
 /// Like [`lazy_redis`], for answering requests: a reconnect gives up after one quick retry, so
 /// while Redis is down a request gets its 503 in well under a second (each request tries
 /// again) instead of waiting out the backoff.
-pub fn lazy_redis_for_requests(settings: &RedisSettings) -> CoreResult<ConnectionManager> {
-    let client = redis_client(settings)?;
-    Ok(ConnectionManager::new_lazy_with_config(
-        client,
-        redis_manager_config(settings, 1),
-    )?)
+pub fn lazy_redis_for_requests(settings: &RedisSettings) -> CoreResult<RedisConnection> {
+    lazy_connection(settings, 1)
 }
 
 /// The MongoDB client and this deployment's database. No I/O happens until the first operation;
@@ -185,7 +327,7 @@ pub async fn mongo_op<T>(
         }))
 }
 
-pub async fn ping_redis(redis: &mut ConnectionManager) -> CoreResult<()> {
+pub async fn ping_redis(redis: &mut RedisConnection) -> CoreResult<()> {
     let _: String = redis::cmd("PING").query_async(redis).await?;
     Ok(())
 }
@@ -195,12 +337,12 @@ pub async fn ping_mongo(db: &Database) -> CoreResult<()> {
     Ok(())
 }
 
-/// Deletes every key starting with `prefix` (SCAN, never KEYS).
-pub async fn delete_keys(
-    redis: &mut redis::aio::ConnectionManager,
-    prefix: &str,
-) -> redis::RedisResult<usize> {
+/// Deletes every key starting with `prefix` (SCAN, never KEYS; on a cluster, on every master).
+pub async fn delete_keys(redis: &mut RedisConnection, prefix: &str) -> redis::RedisResult<usize> {
     let pattern = format!("{}*", escape_glob(prefix));
+    if let RedisConnection::Cluster(cluster) = redis {
+        return delete_keys_in_cluster(cluster, &pattern).await;
+    }
     let mut cursor: u64 = 0;
     let mut deleted = 0;
     loop {
@@ -223,6 +365,48 @@ pub async fn delete_keys(
     }
 }
 
+/// [`delete_keys`] on a cluster: SCAN each master (CLUSTER SLOTS names them), UNLINK key by key
+/// (keys of different slots cannot share a command).
+async fn delete_keys_in_cluster(
+    cluster: &mut redis::cluster_async::ClusterConnection,
+    pattern: &str,
+) -> redis::RedisResult<usize> {
+    use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+    let slots: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER").arg("SLOTS").query_async(cluster).await?;
+    let mut masters: Vec<(String, u16)> = slots
+        .into_iter()
+        .filter_map(|range| {
+            // Each range: start, end, then its master as [ip, port, id, ...].
+            let master: Vec<redis::Value> = redis::from_redis_value(range.get(2)?.clone()).ok()?;
+            let host: String = redis::from_redis_value(master.first()?.clone()).ok()?;
+            let port: u16 = redis::from_redis_value(master.get(1)?.clone()).ok()?;
+            Some((host, port))
+        })
+        .collect();
+    masters.sort();
+    masters.dedup();
+    let mut deleted = 0;
+    for (host, port) in masters {
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+        let mut cursor: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
+            let reply = cluster.route_command(scan, route.clone()).await?;
+            let (next, keys): (u64, Vec<String>) = redis::from_redis_value(reply)?;
+            for key in &keys {
+                let _: () = redis::cmd("UNLINK").arg(key).query_async(cluster).await?;
+            }
+            deleted += keys.len();
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(deleted)
+}
+
 fn escape_glob(text: &str) -> String {
     text.chars()
         .flat_map(|c| match c {
@@ -235,6 +419,26 @@ fn escape_glob(text: &str) -> String {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
+    /// How Redis is deployed: one server (`standalone`), a Redis Cluster (`cluster`), or a
+    /// master found through Redis Sentinel (`sentinel`).
+    #[serde(default)]
+    pub mode: RedisMode,
+    /// Cluster mode: `host:port` of some cluster nodes to learn the cluster from (a list, or one
+    /// comma-separated string); empty: `url`, else `host:port`.
+    #[serde(default, deserialize_with = "address_list")]
+    pub cluster_nodes: Vec<String>,
+    /// Sentinel mode: `host:port` of the sentinels (a list, or one comma-separated string).
+    #[serde(default, deserialize_with = "address_list")]
+    pub sentinels: Vec<String>,
+    /// Sentinel mode: the name the sentinels know the master by (`sentinel monitor <name> ...`).
+    #[serde(default)]
+    pub sentinel_master: Option<String>,
+    /// Sentinel mode: ACL user and password of the sentinels themselves, when they require one
+    /// (`requirepass`/ACL in sentinel.conf); the data nodes use `username`/`password`.
+    #[serde(default)]
+    pub sentinel_username: Option<String>,
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub sentinel_password: Option<Secret>,
     /// `redis://` or `rediss://` (TLS) URL, e.g. of a managed Redis; a secret (it may hold a
     /// password). When set, it gives the address, user, password and database, and `host`,
     /// `port`, `db` are not used; `username`/`password` still override its credentials.
@@ -335,7 +539,115 @@ impl RedisSettings {
                 return Err(Invalid::new(key, format!("cannot read {}", path.display())));
             }
         }
-        Ok(())
+        self.validate_mode()
+    }
+}
+
+/// How Redis is deployed (`redis.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    #[default]
+    Standalone,
+    Cluster,
+    Sentinel,
+}
+
+/// A list of `host:port` addresses, given as a list or as one comma-separated string (as an
+/// environment variable is).
+fn address_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match List::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom("expected host:port addresses (a list or comma-separated)"))?
+    {
+        List::One(text) => text.split(',').map(str::to_owned).collect(),
+        List::Many(items) => items,
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect())
+}
+
+/// `host:port` split, or why not.
+pub fn parse_address(address: &str) -> Result<(String, u16), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{address:?} is not host:port"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{address:?} has no valid port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{address:?} has no host"));
+    }
+    Ok((host.to_owned(), port))
+}
+
+impl RedisSettings {
+    /// Checks the cluster and sentinel settings against `mode`.
+    fn validate_mode(&self) -> Result<(), Invalid> {
+        for (key, list) in [
+            ("redis.cluster_nodes", &self.cluster_nodes),
+            ("redis.sentinels", &self.sentinels),
+        ] {
+            for address in list {
+                parse_address(address).map_err(|problem| Invalid::new(key, problem))?;
+            }
+        }
+        match self.mode {
+            RedisMode::Standalone => Ok(()),
+            RedisMode::Cluster => {
+                if self.db != 0 {
+                    return Err(Invalid::new(
+                        "redis.db",
+                        "must be 0 in cluster mode (a Redis Cluster has only database 0)",
+                    ));
+                }
+                if self.key_prefix.contains(['{', '}']) {
+                    // Every key of a queue shares the hash tag `{<queue>}`; a brace in the prefix
+                    // would become the tag instead, or break it.
+                    return Err(Invalid::new(
+                        "redis.key_prefix",
+                        "must not contain { or } in cluster mode (the queue name is each key's hash tag)",
+                    ));
+                }
+                Ok(())
+            }
+            RedisMode::Sentinel => {
+                if self.sentinels.is_empty() {
+                    return Err(Invalid::new(
+                        "redis.sentinels",
+                        "must list at least one sentinel (host:port) in sentinel mode",
+                    ));
+                }
+                if self
+                    .sentinel_master
+                    .as_deref()
+                    .is_none_or(|m| m.trim().is_empty())
+                {
+                    return Err(Invalid::new(
+                        "redis.sentinel_master",
+                        "must name the master (as in `sentinel monitor <name> ...`) in sentinel mode",
+                    ));
+                }
+                if self.url.is_some() {
+                    return Err(Invalid::new(
+                        "redis.url",
+                        "is not used in sentinel mode (the sentinels name the master); set redis.username, redis.password, redis.db and redis.tls instead",
+                    ));
+                }
+                Ok(())
+            }
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use mongodb::Database;
-use redis::aio::ConnectionManager;
+use sellersync_queue::RedisConnection;
 use serde::Serialize;
 
 use crate::infra::connections::{ping_mongo, ping_redis};
@@ -44,7 +44,7 @@ impl Readiness {
 }
 
 /// Pings Redis and MongoDB concurrently, each bounded by `timeout`.
-pub async fn check(redis: &ConnectionManager, mongo: &Database, timeout: Duration) -> Readiness {
+pub async fn check(redis: &RedisConnection, mongo: &Database, timeout: Duration) -> Readiness {
     let mut redis = redis.clone();
     let (redis_check, mongo) = tokio::join!(
         bounded("redis", timeout, ping_redis(&mut redis)),
@@ -69,7 +69,7 @@ pub async fn check(redis: &ConnectionManager, mongo: &Database, timeout: Duratio
 /// A warning when Redis may evict keys under memory pressure (`maxmemory-policy` other than
 /// `noeviction`): jobs would vanish silently. `None` when the policy is safe or cannot be read
 /// (managed services may refuse `CONFIG`).
-pub async fn eviction_warning(redis: &mut ConnectionManager) -> Option<String> {
+pub async fn eviction_warning(redis: &mut RedisConnection) -> Option<String> {
     let reply: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory-policy")

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use sellersync_queue::RedisConnection;
 
 /// Deletes the key only if we still hold it.
 const RELEASE: &str = r"
@@ -37,7 +37,7 @@ return 0
 
 /// A held lease; renewed every third of its TTL until released or dropped.
 pub struct Lease {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     key: String,
     holder: String,
     renewal: tokio::task::JoinHandle<()>,
@@ -47,7 +47,7 @@ pub struct Lease {
 impl Lease {
     /// Takes `key` for `holder` for `ttl`; `None` if someone else holds it.
     pub async fn acquire(
-        redis: &ConnectionManager,
+        redis: &RedisConnection,
         key: String,
         holder: &str,
         ttl: Duration,
@@ -69,7 +69,7 @@ impl Lease {
     /// Takes `key` for `owner` under `token` (see the module documentation); `None` if another
     /// owner, or a newer token of this owner, holds it.
     pub async fn acquire_fenced(
-        redis: &ConnectionManager,
+        redis: &RedisConnection,
         key: String,
         owner: &str,
         token: u64,
@@ -87,7 +87,7 @@ impl Lease {
         Ok((taken == 1).then(|| Self::held(redis, key, holder, ttl)))
     }
 
-    fn held(redis: &ConnectionManager, key: String, holder: String, ttl: Duration) -> Self {
+    fn held(redis: &RedisConnection, key: String, holder: String, ttl: Duration) -> Self {
         let (lost_tx, lost) = tokio::sync::watch::channel(false);
         // In the holder's span: a lost lease is logged with the job (or tick) it belonged to.
         let renewal = tokio::spawn(tracing::Instrument::in_current_span(renew(
@@ -125,7 +125,7 @@ impl Lease {
 }
 
 async fn renew(
-    redis: ConnectionManager,
+    redis: RedisConnection,
     key: String,
     holder: String,
     ttl: Duration,

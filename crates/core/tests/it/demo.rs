@@ -1,6 +1,5 @@
 use mongodb::bson::{Document, doc};
-use sellersync_core::infra::connections::{connect_redis, mongo_database};
-use sellersync_core::jobs::refresh::Refresher;
+use sellersync_core::infra::connections::mongo_database;
 use sellersync_core::testing::TestNamespace;
 use sellersync_core::{demo, domain::accounts};
 use sellersync_spapi_sim::SimConfig;
@@ -21,13 +20,7 @@ async fn demo_data_is_seeded_once_and_the_stand_in_accepts_it() {
     assert_eq!(accounts, 10);
 
     let sim = sim::spawn(SimConfig::default()).await;
-    let refresher = Refresher {
-        store: sellersync_core::jobs::refresh::RefreshStore::new(db.clone()),
-        redis: connect_redis(&ns.settings.redis).await.unwrap(),
-        spapi: sim.client(&ns),
-        settings: ns.settings.refresh.clone(),
-        key_prefix: ns.key_prefix().to_owned(),
-    };
+    let refresher = sim.refresher(&ns, sim.client(&ns)).await;
     let report = refresher
         .process_user_data(&demo::user_id(3), &|_| {})
         .await

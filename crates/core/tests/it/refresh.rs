@@ -6,21 +6,14 @@ use mongodb::bson::{Document, doc};
 use redis::AsyncCommands;
 use sellersync_core::domain::accounts::{self, NewAccount};
 use sellersync_core::domain::spapi::Region;
-use sellersync_core::infra::connections::{connect_redis, mongo_database};
-use sellersync_core::jobs::refresh::{RefreshError, RefreshStore, Refresher};
+use sellersync_core::jobs::refresh::{RefreshError, Refresher};
 use sellersync_core::testing::TestNamespace;
 use sellersync_spapi_sim::SimConfig;
 
 use crate::sim::{self, Sim};
 
 async fn refresher(ns: &TestNamespace, sim: &Sim) -> Refresher {
-    Refresher {
-        store: RefreshStore::new(mongo_database(&ns.settings.mongo, "it").await.unwrap()),
-        redis: connect_redis(&ns.settings.redis).await.unwrap(),
-        spapi: sim.client(ns),
-        settings: ns.settings.refresh.clone(),
-        key_prefix: ns.key_prefix().to_owned(),
-    }
+    sim.refresher(ns, sim.client(ns)).await
 }
 
 /// A user with one account per seller id, all in the US marketplace.

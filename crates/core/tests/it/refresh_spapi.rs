@@ -8,8 +8,7 @@ use chrono::{DurationRound, TimeDelta, Utc};
 use redis::AsyncCommands;
 use sellersync_core::domain::accounts::{self, NewAccount};
 use sellersync_core::domain::spapi::Region;
-use sellersync_core::infra::connections::{connect_redis, mongo_database};
-use sellersync_core::jobs::refresh::{RefreshStore, Refresher};
+use sellersync_core::jobs::refresh::Refresher;
 use sellersync_core::testing::TestNamespace;
 use sellersync_spapi_sim::SimConfig;
 
@@ -20,13 +19,7 @@ const DE: &str = "A1PA6795UKMFR9";
 const JP: &str = "A1VC38T7YXB528";
 
 async fn refresher(ns: &TestNamespace, sim: &Sim) -> Refresher {
-    Refresher {
-        store: RefreshStore::new(mongo_database(&ns.settings.mongo, "it").await.unwrap()),
-        redis: connect_redis(&ns.settings.redis).await.unwrap(),
-        spapi: sim.shared_client(ns).await,
-        settings: ns.settings.refresh.clone(),
-        key_prefix: ns.key_prefix().to_owned(),
-    }
+    sim.refresher(ns, sim.shared_client(ns).await).await
 }
 
 /// A namespace, a stand-in whose sellers have `orders_per_day`, and a refresher against it.

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use sellersync_core::domain::spapi::SpApiSettings;
 use sellersync_core::domain::spapi::{Credentials, Region, SpApiClient};
-use sellersync_core::infra::connections::connect_redis;
+use sellersync_core::infra::connections::{connect_redis, mongo_database};
+use sellersync_core::jobs::refresh::{RefreshStore, Refresher};
 use sellersync_core::testing::TestNamespace;
 use sellersync_spapi_sim::SimConfig;
 
@@ -38,6 +39,18 @@ impl Sim {
         settings.initial_backoff = std::time::Duration::from_millis(10);
         settings.max_backoff = std::time::Duration::from_millis(2000);
         settings
+    }
+
+    /// A refresher over `ns`'s MongoDB database and Redis prefix, calling this stand-in
+    /// through `spapi` ([`Sim::client`] or [`Sim::shared_client`]).
+    pub async fn refresher(&self, ns: &TestNamespace, spapi: Arc<SpApiClient>) -> Refresher {
+        Refresher {
+            store: RefreshStore::new(mongo_database(&ns.settings.mongo, "it").await.unwrap()),
+            redis: connect_redis(&ns.settings.redis).await.unwrap(),
+            spapi,
+            settings: ns.settings.refresh.clone(),
+            key_prefix: ns.key_prefix().to_owned(),
+        }
     }
 
     /// A client that paces calls only by the 429s it gets (not wired to Redis).

@@ -1,5 +1,6 @@
 -- Delete finished jobs (completed or failed) that finished before a cutoff, at most `limit`.
--- KEYS[1]: the queue's wait key
+-- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
+-- then the named jobs' keys
 -- ARGV: base, set ('completed' | 'failed'), older_than_ms, limit
 -- Returns the number of jobs deleted.
 local base, set = ARGV[1], ARGV[2]

@@ -1,5 +1,6 @@
 -- Mark a batch of leased jobs completed, then trim the completed set to the retention limit.
--- KEYS[1]: the queue's wait key
+-- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
+-- then the named jobs' keys
 -- ARGV: base, keep_completed, count, then per job: id, token, result
 -- A job is completed only if it is still active under that lease token (its lease was not lost).
 -- Counts completions and their durations (start of the attempt to now) in the queue's `metrics`

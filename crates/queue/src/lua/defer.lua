@@ -1,5 +1,6 @@
 -- Put a leased job back for later without counting the attempt (e.g. its user is busy).
--- KEYS[1]: the queue's wait key
+-- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
+-- then the named jobs' keys
 -- ARGV: base, id, token, delay_ms, reason
 -- Returns 1 when deferred, 0 when the lease was lost.
 local base, id, token = ARGV[1], ARGV[2], ARGV[3]

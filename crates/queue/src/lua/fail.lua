@@ -1,5 +1,6 @@
 -- A leased job's attempt failed: schedule a retry after the backoff, or fail it for good.
--- KEYS[1]: the queue's wait key
+-- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
+-- then the named jobs' keys
 -- ARGV: base, id, token, error, retryable (0|1), max_backoff_ms, default_max_attempts, backoff_ms,
 --   keep_failed
 -- Counts retries and final failures in the queue's `metrics` hash (`retried`, `failed`).

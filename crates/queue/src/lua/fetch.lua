@@ -1,5 +1,6 @@
 -- Lease up to N ready jobs to a worker.
--- KEYS[1]: the queue's wait key
+-- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
+-- then the named jobs' keys
 -- ARGV: base, n, lease_ms, worker_id, default_max_attempts
 -- Each lease gets a fencing token from the queue's `fence` counter: it only grows (across
 -- retries, stalls and admin retries), and every later write of the attempt must quote it.

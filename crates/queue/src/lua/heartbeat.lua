@@ -1,5 +1,6 @@
 -- A worker is alive: extend the leases of its in-flight attempts and record the heartbeat.
--- KEYS[1]: the queue's wait key
+-- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
+-- then the named jobs' keys
 -- ARGV: base, lease_ms, worker_id, info_json, then pairs of job id, lease token
 -- Only leases the worker still holds under that token are extended.
 -- Returns the ids whose lease is lost (reaped, or leased again under a newer token): their

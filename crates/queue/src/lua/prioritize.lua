@@ -1,7 +1,8 @@
 -- Change the priority of a job that has not started (an admin's override). A waiting job moves
 -- to its new priority's line, keeping its place in the FIFO order; a delayed job keeps the new
 -- priority for when it becomes due.
--- KEYS[1]: the queue's wait key
+-- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
+-- then the named jobs' keys
 -- ARGV: base, id, priority
 -- Returns 'prioritized' | the job's state when it is neither waiting nor delayed | 'missing'.
 local base, id, priority = ARGV[1], ARGV[2], tonumber(ARGV[3])

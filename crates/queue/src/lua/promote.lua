@@ -1,6 +1,7 @@
 -- Make a delayed job (a delay, a retry backoff or a deferral) due now: it joins the line behind
 -- the jobs of its priority that are already waiting.
--- KEYS[1]: the queue's wait key
+-- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
+-- then the named jobs' keys
 -- ARGV: base, id
 -- Returns 'promoted' | the job's state when it is not delayed | 'missing'.
 local base, id = ARGV[1], ARGV[2]

@@ -5,7 +5,8 @@
 -- A paused or stalled Redis is not a dead worker: when no reaper got through for longer than
 -- stall_gap_ms (nobody could reach Redis, so nobody could renew a lease), every lease is first
 -- given one more lease period, and nothing is reaped in that call.
--- KEYS[1]: the queue's wait key
+-- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
+-- then the named jobs' keys
 -- ARGV: base, max_stalls, limit, worker_silence_ms, keep_failed, stall_gap_ms, lease_ms
 -- Returns {requeued, failed, graced (1 when the leases were given a grace)}.
 local base = ARGV[1]

@@ -1,6 +1,7 @@
 -- A stopping worker hands back leased jobs it did not finish: they return to waiting at once,
 -- and the unfinished attempt is not counted.
--- KEYS[1]: the queue's wait key
+-- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
+-- then the named jobs' keys
 -- ARGV: base, worker_id, then pairs of id, token
 -- Returns the number of jobs handed back.
 local base = ARGV[1]

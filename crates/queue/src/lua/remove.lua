@@ -1,5 +1,6 @@
 -- Remove a job that is not active.
--- KEYS[1]: the queue's wait key
+-- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
+-- then the named jobs' keys
 -- ARGV: base, id
 -- Returns 'removed' | 'active' | 'missing'.
 local base, id = ARGV[1], ARGV[2]

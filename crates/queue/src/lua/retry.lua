@@ -1,5 +1,6 @@
 -- Put failed jobs back to waiting with a fresh attempt budget (attempts reset, as BullMQ's retry).
--- KEYS[1]: the queue's wait key
+-- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
+-- then the named jobs' keys
 -- ARGV: base, then job ids
 -- Returns, per id: 'retried' | the job's state when it is not failed | 'missing'.
 local base = ARGV[1]

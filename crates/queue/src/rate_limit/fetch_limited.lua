@@ -4,7 +4,8 @@
 -- many workers fetch, no more jobs start (become active) than the bucket allows. Jobs over the
 -- limit simply stay waiting (no attempt is spent); when the bucket is empty the reply's
 -- next-due time says when its next token comes, so idle workers wait until then.
--- KEYS[1]: the queue's wait key
+-- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
+-- then the named jobs' keys
 -- ARGV[1..5]: as fetch.lua; ARGV[6]: the bucket key; ARGV[7]: rate (tokens/s); ARGV[8]: burst
 local bucket, rate, burst = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
 local tokens, now = bucket_refill(bucket, rate, burst, 0)

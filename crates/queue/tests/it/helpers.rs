@@ -1,8 +1,7 @@
-use redis::aio::ConnectionManager;
 use sellersync_core::infra::connections::connect_redis;
 use sellersync_core::testing::TestNamespace;
 pub use sellersync_core::testing::eventually;
-use sellersync_queue::{Queue, QueueConfig};
+use sellersync_queue::{Queue, QueueConfig, RedisConnection};
 
 /// A queue in a fresh namespace; the namespace (and its keys) goes when this is dropped.
 pub struct TestQueue {
@@ -19,11 +18,15 @@ impl std::ops::Deref for TestQueue {
 
 impl TestQueue {
     pub async fn new(config: QueueConfig) -> Self {
-        let namespace = TestNamespace::new();
+        Self::in_namespace(TestNamespace::new(), "test-queue", config).await
+    }
+
+    /// Queue `name` in `namespace` (its settings say which Redis: a private cluster, say).
+    pub async fn in_namespace(namespace: TestNamespace, name: &str, config: QueueConfig) -> Self {
         let redis = connect_redis(&namespace.settings.redis)
             .await
             .expect("redis is up (scripts/services up)");
-        let queue = Queue::new(redis, namespace.key_prefix(), "test-queue", config);
+        let queue = Queue::new(redis, namespace.key_prefix(), name, config);
         Self { queue, namespace }
     }
 
@@ -32,13 +35,13 @@ impl TestQueue {
         Queue::new(
             self.connection().await,
             self.namespace.key_prefix(),
-            "test-queue",
+            self.queue.name(),
             self.queue.config().clone(),
         )
     }
 
     /// A separate connection (e.g. for a consumer's wake-ups).
-    pub async fn connection(&self) -> ConnectionManager {
+    pub async fn connection(&self) -> RedisConnection {
         connect_redis(&self.namespace.settings.redis).await.unwrap()
     }
 }

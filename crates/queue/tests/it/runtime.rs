@@ -17,7 +17,7 @@ use crate::helpers::{TestQueue, eventually, fast_config};
 /// What a test job does.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "do", rename_all = "camelCase")]
-enum Work {
+pub(crate) enum Work {
     Succeed,
     /// Fails (retryably) until this attempt.
     FailUntil {
@@ -35,10 +35,10 @@ enum Work {
 }
 
 #[derive(Clone)]
-struct Ctx {
+pub(crate) struct Ctx {
     worker: String,
     queue: Queue,
-    runs: Arc<AtomicU32>,
+    pub(crate) runs: Arc<AtomicU32>,
     progressed: Arc<Notify>,
     go: Arc<Notify>,
 }
@@ -72,7 +72,7 @@ async fn work(job: Work, lease: Data<JobLease>, ctx: Data<Ctx>) -> Result<String
 }
 
 /// Runs a worker on `q` while `body` runs, then stops it (apalis drains running jobs first).
-async fn with_worker<T, Fut: Future<Output = T>>(
+pub(crate) async fn with_worker<T, Fut: Future<Output = T>>(
     q: &TestQueue,
     worker: &str,
     concurrency: usize,
@@ -125,7 +125,7 @@ async fn state_of(q: &TestQueue, id: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn wait_state(q: &TestQueue, id: &str, state: &str) {
+pub(crate) async fn wait_state(q: &TestQueue, id: &str, state: &str) {
     eventually(Duration::from_secs(10), &format!("job {id} {state}"), || async {
         state_of(q, id).await == state
     })

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
 use reqwest::StatusCode;
+use sellersync_queue::RedisConnection;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 use tracing::Instrument;
@@ -238,7 +238,7 @@ impl SpApiClient {
 
     /// Paces every call through token buckets in Redis under `<key_prefix>ratelimit:spapi:`,
     /// shared with every other process using the same Redis and prefix.
-    pub fn with_shared_rate_limits(mut self, redis: ConnectionManager, key_prefix: &str) -> Self {
+    pub fn with_shared_rate_limits(mut self, redis: RedisConnection, key_prefix: &str) -> Self {
         let buckets = TokenBuckets::new(redis, format!("{key_prefix}ratelimit:spapi:"));
         self.pacer = Pacer::shared(buckets);
         self

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use mongodb::Database;
 use mongodb::bson::{Document, doc};
-use redis::aio::ConnectionManager;
 use sellersync_queue::Queue;
+use sellersync_queue::RedisConnection;
 use sellersync_queue::events::{EventBatch, JobEvent, ReadFrom};
 
 use super::JOB_STATUS;
@@ -48,7 +48,7 @@ pub struct Projector {
     queue: Queue,
     db: Database,
     /// A connection of its own: blocking reads hold it.
-    reader: ConnectionManager,
+    reader: RedisConnection,
     consumer: String,
     retention: Retention,
     /// Bound on one batch's writes (`mongo.operation_timeout_ms`); past it the batch is retried.
@@ -91,7 +91,7 @@ impl Projector {
     pub fn new(
         queue: Queue,
         db: Database,
-        reader: ConnectionManager,
+        reader: RedisConnection,
         consumer: String,
         retention: Retention,
     ) -> Self {

@@ -35,8 +35,8 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::Database;
 use mongodb::bson::{self, Document, doc};
-use redis::aio::ConnectionManager;
 use sellersync_queue::Queue;
+use sellersync_queue::RedisConnection;
 use serde::Serialize;
 
 use crate::infra::error::CoreResult;
@@ -50,7 +50,7 @@ pub const CRON_RUNS: &str = "cron_runs";
 #[derive(Clone)]
 pub struct Producer {
     pub db: Database,
-    pub redis: ConnectionManager,
+    pub redis: RedisConnection,
     pub queue: Queue,
     /// This instance's id, recorded on the runs it performs.
     pub instance: String,

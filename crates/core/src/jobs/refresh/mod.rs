@@ -29,7 +29,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use futures::StreamExt;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use sellersync_queue::RedisConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::accounts::{self, AccountOutcome, AccountStatus, RefreshRecord, SellerAccount};
@@ -156,7 +156,7 @@ impl RefreshError {
 pub struct Refresher {
     /// MongoDB, through bulk calls shared by the refreshes running at once.
     pub store: RefreshStore,
-    pub redis: ConnectionManager,
+    pub redis: RedisConnection,
     pub spapi: Arc<SpApiClient>,
     pub settings: RefreshSettings,
     /// The deployment's Redis key prefix; summaries are cached under `<prefix>cache:summary:<account>`.
@@ -378,25 +378,24 @@ impl Refresher {
         format!("{}cache:orders:{account_id}", self.key_prefix)
     }
 
-    /// Caches the summaries in Redis (one pipeline); MongoDB gets them through the store.
+    /// Caches the summaries in Redis, all at once (one key per account: on a Redis Cluster the
+    /// accounts' keys lie in different slots, so they cannot share a pipeline; sent together over
+    /// the multiplexed connection they still cost about one round trip).
     async fn cache(&self, refreshed: &[(SellerAccount, Summary)]) -> Result<(), CoreError> {
-        if refreshed.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
+        let mut writes = Vec::with_capacity(refreshed.len());
         for (account, summary) in refreshed {
             let json = serde_json::to_string(summary).map_err(|e| CoreError::Encode {
                 what: "summary",
                 reason: e.to_string(),
             })?;
-            pipe.set_ex(
+            let (key, ttl, mut redis) = (
                 self.cache_key(&account.id),
-                json,
                 self.settings.cache_ttl.as_secs(),
-            )
-            .ignore();
+                self.redis.clone(),
+            );
+            writes.push(async move { redis.set_ex::<_, _, ()>(key, json, ttl).await });
         }
-        let _: () = pipe.query_async(&mut self.redis.clone()).await?;
+        futures::future::try_join_all(writes).await?;
         Ok(())
     }
 

@@ -1,0 +1,230 @@
+//! `RedisConnection`: the one connection type the queue and every process use, whatever the
+//! deployment — a single server (redis-rs's `ConnectionManager`, which reconnects by itself), a
+//! Redis Cluster (redis-rs's async cluster connection, which routes each command by its key's
+//! slot and follows MOVED/ASK and topology changes), or a master found through Redis Sentinel
+//! ([`SentinelConnection`], which asks the sentinels again after the master went away).
+//!
+//! Every form is multiplexed and cheap to clone (clones share the connection); a blocking
+//! command (BLPOP, XREAD BLOCK) needs a connection of its own, as with a single server.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::sentinel::SentinelClient;
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+
+use crate::error::redis_unavailable;
+
+/// A Redis connection of any deployment kind; see the module documentation.
+#[derive(Clone)]
+pub enum RedisConnection {
+    Standalone(ConnectionManager),
+    Cluster(ClusterConnection),
+    Sentinel(SentinelConnection),
+}
+
+impl RedisConnection {
+    /// True when connected to a Redis Cluster: keys of different slots cannot share a command,
+    /// a pipeline or a script.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Standalone(_) => "RedisConnection::Standalone",
+            Self::Cluster(_) => "RedisConnection::Cluster",
+            Self::Sentinel(_) => "RedisConnection::Sentinel",
+        })
+    }
+}
+
+impl From<ConnectionManager> for RedisConnection {
+    fn from(manager: ConnectionManager) -> Self {
+        Self::Standalone(manager)
+    }
+}
+
+impl From<ClusterConnection> for RedisConnection {
+    fn from(cluster: ClusterConnection) -> Self {
+        Self::Cluster(cluster)
+    }
+}
+
+impl From<SentinelConnection> for RedisConnection {
+    fn from(sentinel: SentinelConnection) -> Self {
+        Self::Sentinel(sentinel)
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Standalone(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Sentinel(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Standalone(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Standalone(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+            Self::Sentinel(c) => c.get_db(),
+        }
+    }
+}
+
+/// A multiplexed connection to the master the sentinels name. It connects on first use; after
+/// a command fails because the master is gone or no longer a master (a connection error, a
+/// timeout, `READONLY`, `MASTERDOWN`, ...), the connection is dropped and the next command asks
+/// the sentinels again, so after a fail-over new commands go to the new master. The failed
+/// command itself is not repeated: its error counts as "unavailable" and callers retry later,
+/// as they do for a single server that restarts.
+#[derive(Clone)]
+pub struct SentinelConnection {
+    inner: Arc<SentinelInner>,
+}
+
+struct SentinelInner {
+    /// Asks the sentinels (one lookup at a time).
+    client: tokio::sync::Mutex<SentinelClient>,
+    config: AsyncConnectionConfig,
+    db: i64,
+    /// Bound on one lookup and connect (a sentinel that does not answer must not hang commands).
+    lookup_timeout: Duration,
+    /// The connection to the current master, with its generation.
+    current: Mutex<Option<(u64, MultiplexedConnection)>>,
+    generations: AtomicU64,
+}
+
+impl SentinelConnection {
+    /// No I/O happens until the first command. `lookup_timeout` bounds asking the sentinels and
+    /// connecting to the master.
+    pub fn new(
+        client: SentinelClient,
+        config: AsyncConnectionConfig,
+        db: i64,
+        lookup_timeout: Duration,
+    ) -> Self {
+        Self {
+            inner: Arc::new(SentinelInner {
+                client: tokio::sync::Mutex::new(client),
+                config,
+                db,
+                lookup_timeout,
+                current: Mutex::new(None),
+                generations: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Connects to the master now (if not connected), so a failure shows at once.
+    pub async fn connect(&self) -> RedisResult<()> {
+        self.inner.connection().await.map(|_| ())
+    }
+}
+
+impl SentinelInner {
+    fn cached(&self) -> Option<(u64, MultiplexedConnection)> {
+        self.current.lock().expect("sentinel connection lock").clone()
+    }
+
+    /// The current master's connection, asking the sentinels for the master if there is none.
+    async fn connection(&self) -> RedisResult<(u64, MultiplexedConnection)> {
+        if let Some(current) = self.cached() {
+            return Ok(current);
+        }
+        let mut client = self.client.lock().await;
+        // Another command may have connected while this one waited for the lock.
+        if let Some(current) = self.cached() {
+            return Ok(current);
+        }
+        let connection = tokio::time::timeout(
+            self.lookup_timeout,
+            client.get_async_connection_with_config(&self.config),
+        )
+        .await
+        .map_err(|_| {
+            RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer from the sentinels or the master they named",
+            ))
+        })??;
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.current.lock().expect("sentinel connection lock") = Some((generation, connection.clone()));
+        Ok((generation, connection))
+    }
+
+    /// After a failed command: forgets the connection of `generation` when the error says the
+    /// master may have changed (a newer connection is kept).
+    fn check(&self, generation: u64, outcome: Result<&[Value], &RedisError>) {
+        let error = match outcome {
+            Err(error) => error.clone(),
+            // A pipeline's replies carry the errors of its commands.
+            Ok(replies) => match replies.iter().find_map(|reply| match reply {
+                Value::ServerError(error) => Some(RedisError::from(error.clone())),
+                _ => None,
+            }) {
+                Some(error) => error,
+                None => return,
+            },
+        };
+        if !redis_unavailable(&error) {
+            return;
+        }
+        let mut current = self.current.lock().expect("sentinel connection lock");
+        if current.as_ref().is_some_and(|(held, _)| *held == generation) {
+            tracing::warn!(%error, "redis master unavailable; asking the sentinels again on the next command");
+            *current = None;
+        }
+    }
+}
+
+impl ConnectionLike for SentinelConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let (generation, mut connection) = self.inner.connection().await?;
+            let reply = connection.req_packed_command(cmd).await;
+            self.inner
+                .check(generation, reply.as_ref().map(std::slice::from_ref));
+            reply
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let (generation, mut connection) = self.inner.connection().await?;
+            let reply = connection.req_packed_commands(pipeline, offset, count).await;
+            self.inner.check(generation, reply.as_ref().map(Vec::as_slice));
+            reply
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.db
+    }
+}
