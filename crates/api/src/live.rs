@@ -53,6 +53,8 @@ pub struct LiveEvent {
     pub progress: u8,
     /// The user the job refreshes, when known.
     pub user_id: Option<String>,
+    /// The attempt's error: the internal detail for admins and viewers, the public message
+    /// ("temporarily unavailable, will retry", "failed after 3 attempts") for user tokens.
     pub error: Option<String>,
     /// Its place among the events of its stream entry.
     #[serde(skip)]

@@ -146,7 +146,16 @@ async fn e2e_run(
 async fn mongo_commands(ports: &[u16]) -> std::collections::BTreeMap<String, u64> {
     let mut total = std::collections::BTreeMap::new();
     for port in ports {
-        let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
+        let client = sellersync_core::infra::tls::http_client().build();
+        let Ok(response) = (match client {
+            Ok(client) => {
+                client
+                    .get(format!("http://127.0.0.1:{port}/metrics"))
+                    .send()
+                    .await
+            }
+            Err(error) => Err(error),
+        }) else {
             continue;
         };
         let text = response.text().await.unwrap_or_default();

@@ -149,7 +149,11 @@ mod tests {
         let port = free_port();
         let loopback = "127.0.0.1".parse().unwrap();
         serve(loopback, port, Arc::default(), "w1", Duration::from_secs(30)).await;
-        let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        let health = sellersync_core::infra::tls::http_client()
+            .build()
+            .unwrap()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
             .await
             .unwrap();
         assert_eq!(health.status(), 503, "no heartbeat yet");

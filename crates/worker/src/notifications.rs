@@ -20,7 +20,9 @@ pub struct DeliveryState {
 impl DeliveryState {
     pub fn new(settings: &sellersync_core::Settings) -> Self {
         Self {
-            client: reqwest::Client::new(),
+            client: sellersync_core::infra::tls::http_client()
+                .build()
+                .expect("an HTTP client with default settings builds"),
             webhooks: Arc::new(settings.notifications.webhooks.clone()),
             timeout: settings.notifications.timeout,
         }

@@ -322,7 +322,7 @@ pub async fn job(
             .map(|r| {
                 r.account_errors
                     .iter()
-                    .map(|e| (e.account_id.clone(), e.message.clone()))
+                    .map(|e| (e.account_id.clone(), e.message.clone().unwrap_or_default()))
                     .collect()
             })
             .unwrap_or_default(),
@@ -393,7 +393,7 @@ fn attempt_rows(r: &JobStatusRecord) -> Vec<view::AttemptRow> {
         .map(|e| view::AttemptRow {
             attempt: e.attempt,
             at: view::opt_time(e.at),
-            message: e.message.clone(),
+            message: e.message.clone().unwrap_or_default(),
         })
         .collect()
 }

@@ -14,6 +14,7 @@ use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt as _};
 use sellersync_core::domain::auth::Claims;
+use sellersync_core::jobs::job_status;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -91,7 +92,7 @@ async fn events(
         .subscribe(&queues, &resume, filter)
         .map_err(|_| ApiError::Unavailable("too many live event subscribers; try again later".into()))?;
     let heartbeat = state.settings.events.heartbeat;
-    let stream = sse_stream(subscription, resume);
+    let stream = sse_stream(subscription, resume, !claims.reads_everything());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
 }
 
@@ -112,10 +113,12 @@ fn filter_for(claims: &Claims, state: Option<String>, user: Option<String>) -> R
     Ok(Filter { state, user })
 }
 
-/// Turns events into SSE events whose id is the cursor after them.
+/// Turns events into SSE events whose id is the cursor after them; for a user token (`public`)
+/// each event's error is its public message, never the internal detail.
 fn sse_stream(
     subscription: crate::live::Subscription,
     mut cursor: BTreeMap<String, Position>,
+    public: bool,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     futures::stream::unfold(subscription, |mut rx| async move {
         let event = rx.recv().await?;
@@ -123,7 +126,16 @@ fn sse_stream(
     })
     .map(move |event| {
         cursor.insert(event.queue.clone(), event.position);
-        Ok(to_sse(&event, &format_cursor(&cursor)))
+        let id = format_cursor(&cursor);
+        match &event.error {
+            Some(detail) if public => {
+                let mut shown = LiveEvent::clone(&event);
+                let failed_after = (event.state == "failed").then_some(event.attempt);
+                shown.error = Some(job_status::public_message(detail, failed_after));
+                Ok(to_sse(&shown, &id))
+            }
+            _ => Ok(to_sse(&event, &id)),
+        }
     })
 }
 

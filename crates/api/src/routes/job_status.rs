@@ -73,7 +73,9 @@ struct AccountFreshness {
     account_id: String,
     status: accounts::AccountStatus,
     at: Option<DateTime<Utc>>,
-    /// What went wrong, for accounts that failed (no internal details).
+    /// What went wrong, for accounts that failed: the internal detail for admins and viewers,
+    /// the public message ("seller authorization needed", "temporarily unavailable, will
+    /// retry") for user tokens.
     error: Option<String>,
 }
 
@@ -113,9 +115,12 @@ async fn user_status(
             account_id: id.clone(),
             status: outcome.status.clone(),
             at: to_utc(outcome.at),
-            error: match &outcome.error {
-                Some(error) if !whole => Some(job_status::public_error(error)),
-                other => other.clone(),
+            error: match (&outcome.error, &outcome.status) {
+                (Some(_), accounts::AccountStatus::NeedsReauthorization) if !whole => {
+                    Some(job_status::public::NEEDS_AUTHORIZATION.to_owned())
+                }
+                (Some(error), _) if !whole => Some(job_status::public_account_message(error, true)),
+                (other, _) => other.clone(),
             },
         })
         .collect();

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use futures::future::try_join_all;
+use sellersync_core::jobs::job_status;
 use sellersync_queue::{Counts, JobInfo, JobState, Queue};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -138,8 +139,8 @@ async fn stats_all(
     Ok(ok("Job statistics retrieved successfully", counts))
 }
 
-/// One job, from whichever queue holds it. Admins and viewers read any job; a user token only
-/// the jobs of its own user (403 otherwise).
+/// One job, from whichever queue holds it. Admins and viewers read any job whole; a user token
+/// only the jobs of its own user (403 otherwise), without worker id or internal error text.
 #[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")), security(("bearer" = [])),
     responses((status = 200, description = "The job", body = Envelope<JobInfo>),
@@ -152,7 +153,34 @@ async fn get_job(
 ) -> Result<axum::Json<Envelope<JobInfo>>, ApiError> {
     let (_, job) = find(&state.queues, &id).await?;
     caller.may_read_user(job_user(&job).unwrap_or_default())?;
+    let job = if caller.0.reads_everything() {
+        job
+    } else {
+        user_view(job)
+    };
     Ok(ok("Job status retrieved successfully", job))
+}
+
+/// A queue job as its user may see it: no worker id, the public message as `failedReason`,
+/// and in a refresh's result each account error's public message instead of its detail
+/// (`docs/api.md`, "What users see").
+fn user_view(mut job: JobInfo) -> JobInfo {
+    job.worker_id = None;
+    let failed_after = (job.state == JobState::Failed).then_some(job.attempts);
+    job.last_error = job
+        .last_error
+        .map(|error| job_status::public_message(&error, failed_after));
+    let account_errors = job
+        .result
+        .as_mut()
+        .and_then(|result| result.get_mut("errors"))
+        .and_then(serde_json::Value::as_array_mut);
+    for error in account_errors.into_iter().flatten() {
+        let retryable = error["retryable"].as_bool().unwrap_or(true);
+        let detail = error["message"].as_str().unwrap_or_default().to_owned();
+        error["message"] = json!(job_status::public_account_message(&detail, retryable));
+    }
+    job
 }
 
 /// The user a job works for (its payload's `userId`), if it has one.

@@ -20,7 +20,7 @@ pub struct Browser<'a> {
 impl<'a> Browser<'a> {
     /// Signs in with `token`; panics unless it succeeds.
     pub async fn sign_in(app: &'a TestApp, token: &str) -> Self {
-        let client = reqwest::Client::builder()
+        let client = sellersync_core::infra::tls::http_client()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
@@ -96,7 +96,7 @@ async fn some_jobs(app: &TestApp) -> (String, String) {
 #[tokio::test]
 async fn without_a_session_pages_lead_to_sign_in_and_bad_tokens_are_refused() {
     let app = spawn_app().await;
-    let client = reqwest::Client::builder()
+    let client = sellersync_core::infra::tls::http_client()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

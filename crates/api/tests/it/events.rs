@@ -192,6 +192,23 @@ async fn a_user_token_sees_only_its_own_jobs_and_filters_apply() {
 }
 
 #[tokio::test]
+async fn a_user_token_gets_the_public_message_of_a_failure_admins_the_internal_detail() {
+    let app = spawn_app().await;
+    app.add_users(&["alice"]).await;
+    let alice = app.token("alice", Role::User);
+    let mut own = SseClient::connect(&app, "?state=failed", &alice, None).await;
+    let mut admin = SseClient::connect(&app, "?state=failed", &app.admin(), None).await;
+    let job = app.enqueue(&["alice"]).await.remove(0);
+    let internal = "Kind: I/O error: Connection refused (os error 111), mongo-1.internal:27017";
+    finish_jobs(&app.queue().await, 1, Err(internal)).await;
+    let seen = own.until(&job, "failed").await.pop().unwrap();
+    assert_eq!(seen.data["error"], "failed after 1 attempt", "{}", seen.data);
+    assert!(!seen.data.to_string().contains("mongo-1"), "{}", seen.data);
+    let seen = admin.until(&job, "failed").await.pop().unwrap();
+    assert_eq!(seen.data["error"], internal);
+}
+
+#[tokio::test]
 async fn subscribers_are_bounded() {
     let app = spawn_app_with(&[("events.max_subscribers", Value::from(1))]).await;
     let _first = SseClient::connect(&app, "", &app.admin(), None).await;

@@ -36,7 +36,7 @@ pub async fn spawn_app_with(overrides: &[(&str, Value)]) -> TestApp {
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp {
         addr,
-        client: reqwest::Client::new(),
+        client: sellersync_core::infra::tls::http_client().build().unwrap(),
         _namespace: namespace,
     }
 }

@@ -203,7 +203,7 @@ async fn queue_stats_has_the_seed_shape() {
 }
 
 #[tokio::test]
-async fn a_user_sees_no_worker_names_or_infrastructure_errors_admins_see_everything() {
+async fn a_failing_jobs_record_shows_its_user_the_public_message_only_and_admins_both() {
     let app = spawn_app().await;
     app.add_users(&["u1"]).await;
     let job = app.enqueue(&["u1"]).await.remove(0);
@@ -212,23 +212,49 @@ async fn a_user_sees_no_worker_names_or_infrastructure_errors_admins_see_everyth
     app.wait_for_status(&job, "failed").await;
 
     let own = app.token("u1", Role::User);
-    let (status, body) = app
+    for path in [
+        "/app/job-status/status/user/u1".to_owned(),
+        format!("/api/jobs/{job}"),
+    ] {
+        let (status, body) = app.call(Method::GET, &path, Some(&own), None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let text = body.to_string();
+        for hidden in ["10.0.0.5", "Topology", "Server selection", "lastError"] {
+            assert!(
+                !text.contains(hidden),
+                "{hidden} shown to the user by {path}: {text}"
+            );
+        }
+        let record = body["data"].get("latest").unwrap_or(&body["data"]);
+        assert!(record["workerId"].is_null(), "{path}: {record}");
+    }
+    let (_, body) = app
         .call(Method::GET, "/app/job-status/status/user/u1", Some(&own), None)
         .await;
-    assert_eq!(status, 200, "{body}");
-    let text = body.to_string();
-    assert!(!text.contains("10.0.0.5") && !text.contains("Topology"), "{text}");
     let latest = &body["data"]["latest"];
-    assert!(latest["workerId"].is_null(), "{latest}");
-    assert_eq!(
-        latest["lastError"],
-        "an internal service was unavailable; the job is retried"
-    );
+    assert_eq!(latest["publicError"], "failed after 1 attempt", "{latest}");
+    assert_eq!(latest["errors"][0]["publicMessage"], "failed after 1 attempt");
+    assert!(latest["errors"][0].get("message").is_none(), "{latest}");
+    let (_, body) = app
+        .call(Method::GET, &format!("/api/jobs/{job}"), Some(&own), None)
+        .await;
+    assert_eq!(body["data"]["failedReason"], "failed after 1 attempt", "{body}");
 
-    let (_, body) = app.admin_get("/app/job-status/status/user/u1").await;
-    assert_eq!(
-        body["data"]["latest"]["lastError"], internal,
-        "admins see the real error"
-    );
-    assert!(body["data"]["latest"]["workerId"].is_string());
+    for path in [
+        "/app/job-status/status/user/u1".to_owned(),
+        format!("/app/job-status/status/job/{job}"),
+    ] {
+        let (_, body) = app.admin_get(&path).await;
+        let record = body["data"].get("latest").unwrap_or(&body["data"]);
+        assert_eq!(
+            record["lastError"], internal,
+            "admins see the internal detail: {path}"
+        );
+        assert_eq!(record["publicError"], "failed after 1 attempt", "{path}");
+        assert_eq!(record["errors"][0]["message"], internal, "{path}");
+        assert_eq!(record["errors"][0]["publicMessage"], "failed after 1 attempt");
+        assert!(record["workerId"].is_string(), "{path}: {record}");
+    }
+    let (_, body) = app.admin_get(&format!("/api/jobs/{job}")).await;
+    assert_eq!(body["data"]["failedReason"], internal);
 }

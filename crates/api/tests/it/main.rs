@@ -8,6 +8,7 @@ mod errors;
 mod events;
 mod health;
 mod helpers;
+mod hostile;
 mod http;
 mod job_status;
 mod jobs;

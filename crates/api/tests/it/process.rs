@@ -198,7 +198,9 @@ async fn a_job_enqueued_by_a_request_carries_the_request_trace() {
         Duration::from_secs(60),
     )
     .unwrap();
-    let reply: serde_json::Value = reqwest::Client::new()
+    let reply: serde_json::Value = sellersync_core::infra::tls::http_client()
+        .build()
+        .unwrap()
         .post(format!("http://127.0.0.1:{port}/app/job-status/enqueue"))
         .bearer_auth(token)
         .json(&serde_json::json!({ "userId": "traced" }))

@@ -1,6 +1,6 @@
 //! Process plumbing that knows nothing of jobs or sellers: connections to Redis and MongoDB
 //! with bounded timeouts, migrations, readiness checks, logging/tracing and the metrics scheme,
-//! secrets that do not print, instance identity, shutdown signals and systemd notifications,
+//! secrets that do not print, the TLS crypto provider, instance identity, shutdown signals and systemd notifications,
 //! and request coalescing. May use: the queue crate (for its connection types) and nothing
 //! else of this crate; every other part may use it.
 pub mod coalesce;
@@ -15,3 +15,4 @@ pub mod settings;
 pub mod shutdown;
 pub mod systemd;
 pub mod telemetry;
+pub mod tls;

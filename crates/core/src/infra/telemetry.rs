@@ -22,6 +22,8 @@ use crate::infra::settings::{Invalid, http_url};
 /// Installs the global subscriber for `service` (the binary's name, OpenTelemetry's
 /// `service.name`). Call once, first thing in `main`, after configuration loaded.
 pub fn init(settings: &LogSettings, service: &str) {
+    // Before any HTTP client (the OTLP exporter's included) is built.
+    crate::infra::tls::install_crypto_provider();
     // The filter was validated with the configuration, so this cannot fail for a loaded Settings.
     let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer()

@@ -28,6 +28,8 @@ pub struct Schedule {
 fn parser() -> croner::parser::CronParser {
     croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Required)
+        // croner 4 refuses `5/15` unless written `5-59/15`; configured schedules keep working.
+        .sloppy_ranges(true)
         .build()
 }
 
@@ -252,6 +254,10 @@ mod tests {
     #[test]
     fn bad_schedules_are_refused_and_tick_ids_are_stable() {
         assert!(parse_schedule("0 * * * *").is_err(), "five fields");
+        assert!(
+            parse_schedule("0 5/15 * * * *").is_ok(),
+            "a step from a start, as croner 3 accepted it"
+        );
         assert!(parse_schedule("every hour").is_err());
         assert_eq!(tick_id(utc(2026, 11, 25, 14)), "2026-11-25T14:00:00Z");
     }

@@ -77,8 +77,13 @@ fn assert_final(r: &JobStatusRecord) {
     assert_eq!(r.accounts_processed, Some(2));
     assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
     assert_eq!(
-        (r.errors[0].attempt, r.errors[0].message.as_str()),
-        (1, "throttled")
+        (r.errors[0].attempt, r.errors[0].message.as_deref()),
+        (1, Some("throttled"))
+    );
+    assert_eq!(
+        r.errors[0].public_message.as_deref(),
+        Some(sellersync_core::jobs::job_status::public::WILL_RETRY),
+        "stored beside the detail"
     );
     assert!(r.enqueued_at.is_some() && r.completed_at.is_some() && r.expire_at.is_some());
 }

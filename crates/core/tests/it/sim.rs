@@ -24,7 +24,7 @@ pub async fn spawn(config: SimConfig) -> Sim {
     });
     Sim {
         base,
-        http: reqwest::Client::new(),
+        http: sellersync_core::infra::tls::http_client().build().unwrap(),
     }
 }
 

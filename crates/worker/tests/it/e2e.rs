@@ -364,7 +364,7 @@ async fn the_worker_serves_histograms_of_its_jobs_and_spapi_calls_and_a_health_c
         .env("METRICS_PORT", port.to_string())
         .spawn()
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = sellersync_core::infra::tls::http_client().build().unwrap();
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
     eventually(Duration::from_secs(20), "a healthy worker", || async {
         http.get(url("/healthz"))

@@ -56,7 +56,7 @@ pub async fn env(sim: SimConfig, extra: &[(&str, Value)]) -> Env {
         sim: base,
         db,
         queue,
-        http: reqwest::Client::new(),
+        http: sellersync_core::infra::tls::http_client().build().unwrap(),
     }
 }
 

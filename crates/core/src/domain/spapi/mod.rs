@@ -217,7 +217,7 @@ enum Outcome {
 
 impl SpApiClient {
     pub fn new(settings: SpApiSettings) -> Result<Self, SpApiError> {
-        let http = reqwest::Client::builder()
+        let http = crate::infra::tls::http_client()
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!(

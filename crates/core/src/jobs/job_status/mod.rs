@@ -76,47 +76,85 @@ impl std::str::FromStr for Status {
 #[serde(rename_all = "camelCase")]
 pub struct AttemptError {
     pub attempt: u32,
-    pub message: String,
+    /// The internal detail: the raw error (admins only; absent from a user's view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// What the attempt's failure means for the user (see [`public_message`]).
+    #[serde(default)]
+    pub public_message: Option<String>,
     #[serde(default, deserialize_with = "from_bson_time")]
     pub at: Option<DateTime<Utc>>,
 }
 
-/// What an error text may tell a user: Amazon's answers and the job's own outcomes as they are;
-/// anything about our storage or network (server addresses, driver errors) as a plain sentence.
-pub fn public_error(message: &str) -> String {
-    const INTERNAL: [&str; 9] = [
-        "mongodb",
-        "redis",
-        "topology",
-        "server selection",
-        "connection refused",
-        "broken pipe",
-        "i/o error",
-        "io error",
-        "kind: ",
-    ];
-    let lower = message.to_ascii_lowercase();
-    let names_an_address = lower
-        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')' || c == '"')
-        .any(|word| looks_like_host_port(word.trim_end_matches(['.', ';'])));
-    if names_an_address || INTERNAL.iter().any(|word| lower.contains(word)) {
-        "an internal service was unavailable; the job is retried".to_owned()
-    } else {
-        message.to_owned()
+/// What users are told, stored beside the internal detail by the projector. A fixed sentence
+/// chosen by what the error means, never the error's own text (which may name our servers).
+pub mod public {
+    /// The seller must authorize the app again (LWA `invalid_grant`, access revoked).
+    pub const NEEDS_AUTHORIZATION: &str = "seller authorization needed";
+    /// Amazon's rate limits are used up for now.
+    pub const RATE_LIMITED: &str = "Amazon's rate limit was reached, will retry";
+    /// Anything else that is retried.
+    pub const WILL_RETRY: &str = "temporarily unavailable, will retry";
+    /// A seller account that failed for a reason another try cannot fix.
+    pub const ACCOUNT_FAILED: &str = "this seller account could not be refreshed";
+    /// Deferred: another refresh of the same user is running.
+    pub const USER_BUSY: &str = "waiting for another refresh of this user to finish";
+    /// Deferred: the user's or Amazon's rate limits are used up.
+    pub const RATE_WAIT: &str = "waiting for rate limits to refill";
+
+    /// For a job that failed for good after `attempts` attempts.
+    pub fn failed_after(attempts: u32) -> String {
+        let plural = if attempts == 1 { "" } else { "s" };
+        format!("failed after {attempts} attempt{plural}")
     }
 }
 
-/// `host:port` with a numeric port (`10.0.0.5:27017`, `mongo-1:27017`), not a URL.
-fn looks_like_host_port(word: &str) -> bool {
-    match word.rsplit_once(':') {
-        Some((host, port)) => {
-            !host.is_empty()
-                && !host.contains('/')
-                && !port.is_empty()
-                && port.len() <= 5
-                && port.chars().all(|c| c.is_ascii_digit())
-        }
-        None => false,
+fn needs_authorization(lower: &str) -> bool {
+    lower.contains("invalid_grant") || lower.contains("authorize the app") || lower.contains("reauthoriz")
+}
+
+fn rate_limited(lower: &str) -> bool {
+    ["rate-bound", "rate limit", "quotaexceeded", "429"]
+        .iter()
+        .any(|word| lower.contains(word))
+}
+
+/// The public message of an attempt's error `detail`: `failed_after` is the attempt count of
+/// a job that failed for good, `None` while it is retried.
+pub fn public_message(detail: &str, failed_after: Option<u32>) -> String {
+    let lower = detail.to_ascii_lowercase();
+    if needs_authorization(&lower) {
+        public::NEEDS_AUTHORIZATION.to_owned()
+    } else if let Some(attempts) = failed_after {
+        public::failed_after(attempts)
+    } else if rate_limited(&lower) {
+        public::RATE_LIMITED.to_owned()
+    } else {
+        public::WILL_RETRY.to_owned()
+    }
+}
+
+/// The public message of a seller account's error (in a completed job, or its last outcome).
+pub fn public_account_message(detail: &str, retryable: bool) -> String {
+    let lower = detail.to_ascii_lowercase();
+    if needs_authorization(&lower) {
+        public::NEEDS_AUTHORIZATION.to_owned()
+    } else if retryable {
+        public::WILL_RETRY.to_owned()
+    } else {
+        public::ACCOUNT_FAILED.to_owned()
+    }
+}
+
+/// The public message of why a job was put back without spending an attempt.
+pub fn public_deferred_reason(reason: &str) -> String {
+    let lower = reason.to_ascii_lowercase();
+    if lower.contains("being refreshed by another job") {
+        public::USER_BUSY.to_owned()
+    } else if rate_limited(&lower) {
+        public::RATE_WAIT.to_owned()
+    } else {
+        public::WILL_RETRY.to_owned()
     }
 }
 
@@ -126,7 +164,12 @@ fn looks_like_host_port(word: &str) -> bool {
 pub struct AccountErrorRecord {
     pub account_id: String,
     pub seller_id: String,
-    pub message: String,
+    /// The internal detail (admins only; absent from a user's view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// What it means for the user (see [`public_account_message`]).
+    #[serde(default)]
+    pub public_message: Option<String>,
     pub retryable: bool,
 }
 
@@ -166,7 +209,8 @@ pub struct JobStatusRecord {
     pub next_run_at: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "from_bson_time")]
     pub updated_at: Option<DateTime<Utc>>,
-    #[serde(default)]
+    /// The worker running or last running it (admins only; absent from a user's view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<String>,
     #[serde(default)]
     pub duration_ms: Option<u64>,
@@ -181,11 +225,21 @@ pub struct JobStatusRecord {
     /// Every failed attempt, oldest first.
     #[serde(default)]
     pub errors: Vec<AttemptError>,
-    #[serde(default)]
+    /// The last attempt's error, raw: the internal detail (admins only; absent from a user's
+    /// view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-    /// Why a job was put back without spending an attempt (its user was busy).
+    /// What the last error means for the user: "temporarily unavailable, will retry",
+    /// "seller authorization needed", "failed after 3 attempts", ... (see [`public_message`]).
     #[serde(default)]
+    pub public_error: Option<String>,
+    /// Why a job was put back without spending an attempt (its user was busy, rate limits, our
+    /// stores unreachable): the internal detail (admins only; absent from a user's view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deferred_reason: Option<String>,
+    /// What the deferral means for the user (see [`public_deferred_reason`]).
+    #[serde(default)]
+    pub public_deferred_reason: Option<String>,
     /// Times its lease expired (its worker died or stalled).
     #[serde(default)]
     pub stalls: u32,
@@ -214,19 +268,50 @@ fn records(db: &Database) -> mongodb::Collection<JobStatusRecord> {
 }
 
 impl JobStatusRecord {
-    /// The record as a user may see it: no worker host names, and error texts that describe our
-    /// infrastructure (a MongoDB topology, a Redis address) replaced by what they mean for the
-    /// user. Admins and viewers see records whole.
+    /// The record as a user may see it: the public messages only, no internal detail and no
+    /// worker id (records projected before the public fields existed get them derived here).
+    /// Admins and viewers see records whole.
     pub fn user_view(mut self) -> Self {
+        self.fill_public_fields();
         self.worker_id = None;
+        self.last_error = None;
+        self.deferred_reason = None;
         for error in &mut self.errors {
-            error.message = public_error(&error.message);
+            error.message = None;
         }
         for error in &mut self.account_errors {
-            error.message = public_error(&error.message);
+            error.message = None;
         }
-        self.last_error = self.last_error.as_deref().map(public_error);
         self
+    }
+
+    /// Public messages for a record stored without them.
+    fn fill_public_fields(&mut self) {
+        let failed_after = (self.status == Status::Failed).then_some(self.attempts);
+        if self.public_error.is_none() {
+            self.public_error = self
+                .last_error
+                .as_deref()
+                .map(|e| public_message(e, failed_after));
+        }
+        if self.public_deferred_reason.is_none() {
+            self.public_deferred_reason = self.deferred_reason.as_deref().map(public_deferred_reason);
+        }
+        let last_attempt = self.errors.iter().map(|e| e.attempt).max();
+        for error in &mut self.errors {
+            if error.public_message.is_none() {
+                let final_one = failed_after.filter(|_| Some(error.attempt) == last_attempt);
+                error.public_message = error.message.as_deref().map(|m| public_message(m, final_one));
+            }
+        }
+        for error in &mut self.account_errors {
+            if error.public_message.is_none() {
+                error.public_message = error
+                    .message
+                    .as_deref()
+                    .map(|m| public_account_message(m, error.retryable));
+            }
+        }
     }
 
     /// Attempt errors are stored as a set (the projector adds each once, in any order): oldest
@@ -289,30 +374,77 @@ pub struct JobStatusSettings {
 }
 
 #[cfg(test)]
-mod public_error_tests {
-    use super::public_error;
+mod public_message_tests {
+    use super::*;
 
     #[test]
-    fn infrastructure_details_are_not_shown_to_users() {
-        for internal in [
+    fn public_messages_are_fixed_sentences_never_the_error_text() {
+        let internal = [
             "Server selection timeout: No available servers. Topology: { Type: Unknown, Servers: [ { Address: 10.0.0.5:27017 } ] }",
             "Kind: I/O error: Connection refused (os error 111)",
             "redis: broken pipe",
-            "cannot reach mongo-1.internal:27017",
-        ] {
-            assert_eq!(
-                public_error(internal),
-                "an internal service was unavailable; the job is retried",
-                "{internal}"
-            );
+        ];
+        for detail in internal {
+            assert_eq!(public_message(detail, None), public::WILL_RETRY, "{detail}");
+            assert_eq!(public_message(detail, Some(3)), "failed after 3 attempts");
+            assert_eq!(public_account_message(detail, true), public::WILL_RETRY);
+            assert_eq!(public_account_message(detail, false), public::ACCOUNT_FAILED);
         }
-        for own in [
-            "rate-bound: searchOrders has no rate-limit token for another 180s; retry after that",
-            "the seller must authorize the app again (invalid_grant)",
-            "job stalled 3 times (its worker stopped heartbeating)",
-            "SP-API 400 InvalidInput: CreatedBefore must be at least two minutes before the time of the request.",
+        let withdrawn = "the seller must authorize the app again (invalid_grant)";
+        assert_eq!(public_message(withdrawn, Some(1)), public::NEEDS_AUTHORIZATION);
+        assert_eq!(
+            public_account_message(withdrawn, false),
+            public::NEEDS_AUTHORIZATION
+        );
+        assert_eq!(
+            public_message("rate-bound: searchOrders has no token for 180s", None),
+            public::RATE_LIMITED
+        );
+        assert_eq!(public_message("boom", Some(1)), "failed after 1 attempt");
+        assert_eq!(
+            public_deferred_reason("user u1 is being refreshed by another job"),
+            public::USER_BUSY
+        );
+        assert_eq!(
+            public_deferred_reason(
+                "our data stores are unreachable (Kind: Server selection timeout, mongo-1:27017)"
+            ),
+            public::WILL_RETRY
+        );
+    }
+
+    #[test]
+    fn a_users_view_drops_internal_fields_and_derives_missing_public_ones() {
+        let record: JobStatusRecord = serde_json::from_value(serde_json::json!({
+            "jobId": "j1", "queue": "user-data", "userId": "u1", "status": "failed",
+            "attempts": 2, "workerId": "host-1:4242",
+            "lastError": "cannot reach mongo-1.internal:27017",
+            "deferredReason": "our data stores are unreachable (os error 111)",
+            "errors": [
+                { "attempt": 1, "message": "redis: broken pipe" },
+                { "attempt": 2, "message": "cannot reach mongo-1.internal:27017" }
+            ],
+            "accountErrors": [{ "accountId": "a1", "sellerId": "s1", "message": "Topology", "retryable": true }]
+        }))
+        .unwrap();
+        let view = serde_json::to_value(record.user_view()).unwrap();
+        let text = view.to_string();
+        for internal in [
+            "mongo-1",
+            "redis",
+            "os error",
+            "Topology",
+            "host-1",
+            "workerId",
+            "lastError",
+            "deferredReason",
         ] {
-            assert_eq!(public_error(own), own);
+            assert!(!text.contains(internal), "{internal} in {text}");
         }
+        assert_eq!(view["publicError"], "failed after 2 attempts");
+        assert_eq!(view["errors"][0]["publicMessage"], public::WILL_RETRY);
+        assert_eq!(view["errors"][1]["publicMessage"], "failed after 2 attempts");
+        assert_eq!(view["accountErrors"][0]["publicMessage"], public::WILL_RETRY);
+        assert_eq!(view["publicDeferredReason"], public::WILL_RETRY);
     }
 }

@@ -19,7 +19,7 @@ use mongodb::bson::{self, Bson, Document, doc};
 use sellersync_queue::events::{EventKind, JobEvent};
 use serde::Deserialize;
 
-use super::Status;
+use super::{Status, public_account_message, public_deferred_reason, public_message};
 use crate::jobs::refresh::RefreshReport;
 
 /// How long records are kept (their `expireAt`), per status.
@@ -188,12 +188,14 @@ fn state_fields(event: &JobEvent, retention: &Retention) -> Document {
         "startedAt": optional_time(s.started_at_ms),
         "nextRunAt": if s.state == "delayed" { optional_time(s.due_ms) } else { Bson::Null },
         "lastError": optional_text(&s.last_error),
+        "publicError": optional_text(&s.last_error.as_deref().map(|e| public_message(e, failed_after(event)))),
         "stalls": i64::from(s.stalls),
         "retries": i64::from(s.retries),
         "completedAt": finished(Status::Completed),
         "failedAt": finished(Status::Failed),
         "removedAt": finished(Status::Removed),
         "deferredReason": optional_text(&event.reason),
+        "publicDeferredReason": optional_text(&event.reason.as_deref().map(public_deferred_reason)),
         "failedBy": optional_text(&event.failed_by),
         "updatedAt": time(event.at_ms),
         "expireAt": time(expire),
@@ -223,6 +225,7 @@ fn completion_fields(event: &JobEvent) -> Document {
                     Bson::Document(doc! {
                         "accountId": &e.account_id, "sellerId": &e.seller_id,
                         "message": &e.message, "retryable": e.retryable,
+                        "publicMessage": public_account_message(&e.message, e.retryable),
                     })
                 })
                 .collect();
@@ -258,6 +261,11 @@ fn enqueue_facts(queue: &str, default_max_attempts: u32, event: &JobEvent) -> Do
     }
 }
 
+/// The attempts of a job this event failed for good (`None` while it is retried).
+fn failed_after(event: &JobEvent) -> Option<u32> {
+    (status_of(event) == Status::Failed).then_some(event.snapshot.attempt)
+}
+
 /// A failed attempt's error, fixed by the event (so adding it twice adds it once).
 fn attempt_error(event: &JobEvent) -> Option<Bson> {
     if !matches!(event.kind, EventKind::Retrying | EventKind::Failed) {
@@ -266,6 +274,7 @@ fn attempt_error(event: &JobEvent) -> Option<Bson> {
     let message = event.snapshot.last_error.clone()?;
     Some(Bson::Document(doc! {
         "attempt": i64::from(event.snapshot.attempt),
+        "publicMessage": public_message(&message, failed_after(event)),
         "message": message,
         "at": time(event.at_ms),
     }))
@@ -321,6 +330,17 @@ mod tests {
         assert_eq!(writes[0].enqueued.get_str("userId").unwrap(), "u1");
         assert_eq!(writes[0].enqueued.get_str("trigger").unwrap(), "cron");
         assert_eq!(writes[0].errors.len(), 1);
+        assert_eq!(state.get_str("lastError").unwrap(), "boom", "the internal detail");
+        assert_eq!(
+            state.get_str("publicError").unwrap(),
+            super::super::public::WILL_RETRY
+        );
+        let error = writes[0].errors[0].as_document().unwrap();
+        assert_eq!(error.get_str("message").unwrap(), "boom");
+        assert_eq!(
+            error.get_str("publicMessage").unwrap(),
+            super::super::public::WILL_RETRY
+        );
         let statement = writes[0].guarded_statement().unwrap();
         assert_eq!(
             statement
@@ -355,6 +375,21 @@ mod tests {
             "a retry clears the failure"
         );
         assert_eq!(retried.get_str("status").unwrap(), "queued");
+    }
+
+    #[test]
+    fn a_failed_job_stores_the_internal_detail_and_the_public_message_apart() {
+        let mut failed = event(EventKind::Failed, 5, "failed");
+        failed.snapshot.attempt = 3;
+        let detail = "Kind: I/O error: Connection refused (os error 111)";
+        failed.snapshot.last_error = Some(detail.into());
+        let fields = state_fields(&failed, &RETENTION);
+        assert_eq!(fields.get_str("lastError").unwrap(), detail);
+        assert_eq!(fields.get_str("publicError").unwrap(), "failed after 3 attempts");
+        let error = attempt_error(&failed).unwrap();
+        let error = error.as_document().unwrap();
+        assert_eq!(error.get_str("message").unwrap(), detail);
+        assert_eq!(error.get_str("publicMessage").unwrap(), "failed after 3 attempts");
     }
 
     #[test]
