@@ -77,15 +77,9 @@ async fn workers_on_a_redis_cluster_refresh_every_user() {
     // A second producer run finds every job pending: dedup works in the queue's slot.
     assert_eq!(e.enqueue(&users).await.duplicates.len(), 12);
 
-    let workers = [e.start_worker(), e.start_worker()];
-    eventually(Duration::from_secs(60), "12 completed job statuses", || async {
-        e.count_status("completed").await == 12
-    })
-    .await;
-    for (stop, handle) in workers {
-        let _ = stop.send(());
-        handle.await.unwrap();
-    }
+    let workers = e.start_workers(2);
+    e.wait_completed(12, Duration::from_secs(60)).await;
+    workers.stop().await;
     for job in &report.enqueued {
         let status = e.status(&job.job_id).await;
         assert_eq!(status.get_i64("accountsProcessed").unwrap(), 2);
@@ -115,7 +109,7 @@ async fn a_sentinel_fail_over_during_a_run_loses_no_job_and_runs_none_twice() {
     .await;
     let users = e.users(16, 1).await;
     e.enqueue(&users).await;
-    let workers = [e.start_worker(), e.start_worker()];
+    let workers = e.start_workers(2);
     eventually(Duration::from_secs(30), "some jobs done", || async {
         e.count_status("completed").await >= 2
     })
@@ -130,14 +124,8 @@ async fn a_sentinel_fail_over_during_a_run_loses_no_job_and_runs_none_twice() {
     .await
     .unwrap();
     assert_ne!(new_master, first_master);
-    eventually(Duration::from_secs(90), "every job completed", || async {
-        e.count_status("completed").await == 16
-    })
-    .await;
-    for (stop, handle) in workers {
-        let _ = stop.send(());
-        handle.await.unwrap();
-    }
+    e.wait_completed(16, Duration::from_secs(90)).await;
+    workers.stop().await;
     assert_each_job_ran_once(&e, 16).await;
     // The jobs' records are on the new master.
     assert!(redis_cli(new_master, &["ROLE"]).starts_with("master"));
@@ -157,7 +145,7 @@ async fn killing_the_sentinel_master_during_a_run_loses_no_job() {
     .await;
     let users = e.users(16, 1).await;
     e.enqueue(&users).await;
-    let workers = [e.start_worker(), e.start_worker()];
+    let workers = e.start_workers(2);
     eventually(Duration::from_secs(30), "some jobs done", || async {
         e.count_status("completed").await >= 2
     })
@@ -176,14 +164,8 @@ async fn killing_the_sentinel_master_during_a_run_loses_no_job() {
         e.queue.counts().await.is_ok_and(|c| c.completed == 16)
     })
     .await;
-    for (stop, handle) in workers {
-        let _ = stop.send(());
-        handle.await.unwrap();
-    }
-    eventually(Duration::from_secs(30), "16 completed job statuses", || async {
-        e.count_status("completed").await == 16
-    })
-    .await;
+    workers.stop().await;
+    e.wait_completed(16, Duration::from_secs(30)).await;
     let counts = e.queue.counts().await.unwrap();
     assert_eq!((counts.failed, counts.active, counts.waiting), (0, 0, 0));
     drop(sentinel);

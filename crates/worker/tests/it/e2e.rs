@@ -20,15 +20,9 @@ async fn fifty_users_end_as_fifty_completed_job_statuses() {
     let report = e.enqueue(&users).await;
     assert_eq!(report.enqueued.len(), 50);
 
-    let workers = [e.start_worker(), e.start_worker()];
-    eventually(Duration::from_secs(60), "50 completed jobs", || async {
-        e.count_status("completed").await == 50
-    })
-    .await;
-    for (stop, handle) in workers {
-        let _ = stop.send(());
-        handle.await.unwrap();
-    }
+    let workers = e.start_workers(2);
+    e.wait_completed(50, Duration::from_secs(60)).await;
+    workers.stop().await;
     for job in &report.enqueued {
         let doc = e.status(&job.job_id).await;
         assert_eq!(doc.get_str("userId").unwrap(), job.user_id);
@@ -118,15 +112,12 @@ async fn the_same_user_from_two_producers_is_one_job_and_never_runs_twice_at_onc
         trigger: sellersync_core::jobs::payload::Trigger::Api,
     };
     let second = e.queue.enqueue(&other, Default::default()).await.unwrap();
-    let workers = [e.start_worker(), e.start_worker()];
+    let workers = e.start_workers(2);
     eventually(Duration::from_secs(30), "both jobs completed", || async {
         e.queue.counts().await.unwrap().completed == 2
     })
     .await;
-    for (stop, handle) in workers {
-        let _ = stop.send(());
-        handle.await.unwrap();
-    }
+    workers.stop().await;
     let first = a.enqueued.first().or(b.enqueued.first()).unwrap();
     let (x, y) = (
         e.queue.get(&first.job_id).await.unwrap().unwrap(),
@@ -191,10 +182,7 @@ async fn sigkill_of_one_of_two_workers_loses_no_job() {
     .await;
     doomed.kill().unwrap(); // SIGKILL
     let _ = doomed.wait();
-    eventually(Duration::from_secs(60), "every job completed", || async {
-        e.count_status("completed").await == 12
-    })
-    .await;
+    e.wait_completed(12, Duration::from_secs(60)).await;
     sigterm(&survivor);
     let status = tokio::task::spawn_blocking(move || wait_exit(&mut survivor, Duration::from_secs(30)))
         .await
@@ -221,7 +209,7 @@ async fn all_jobs_complete_when_redis_crashes_and_restarts_mid_run() {
     .await;
     let users = e.users(16, 1).await;
     e.enqueue(&users).await;
-    let workers = [e.start_worker(), e.start_worker()];
+    let workers = e.start_workers(2);
     eventually(Duration::from_secs(30), "some jobs done", || async {
         e.count_status("completed").await >= 2
     })
@@ -234,14 +222,8 @@ async fn all_jobs_complete_when_redis_crashes_and_restarts_mid_run() {
     })
     .await
     .unwrap();
-    eventually(Duration::from_secs(90), "every job completed", || async {
-        e.count_status("completed").await == 16
-    })
-    .await;
-    for (stop, handle) in workers {
-        let _ = stop.send(());
-        handle.await.unwrap();
-    }
+    e.wait_completed(16, Duration::from_secs(90)).await;
+    workers.stop().await;
     // The test's own connection saw the crash too; its manager reconnects on the next call.
     let mut counts = e.queue.counts().await;
     if counts.is_err() {

@@ -2,6 +2,7 @@
 //! instances (in this process, or as real processes of the binary).
 
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use figment::value::Value;
 use mongodb::Database;
@@ -140,6 +141,19 @@ impl Env {
         (stop, handle)
     }
 
+    /// Starts `n` workers in this process; [`Workers::stop`] stops them.
+    pub fn start_workers(&self, n: usize) -> Workers {
+        Workers((0..n).map(|_| self.start_worker()).collect())
+    }
+
+    /// Waits (at most `limit`) until `n` JobStatus records are completed.
+    pub async fn wait_completed(&self, n: u64, limit: Duration) {
+        eventually(limit, &format!("{n} completed job statuses"), || async {
+            self.count_status("completed").await == n
+        })
+        .await;
+    }
+
     /// The worker binary with this environment's settings.
     pub fn spawn_worker_process(&self) -> Child {
         self.worker_command().spawn().unwrap()
@@ -165,5 +179,18 @@ impl Env {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         command
+    }
+}
+
+/// Workers running in this process (see [`Env::start_workers`]).
+pub struct Workers(Vec<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>);
+
+impl Workers {
+    /// Stops every worker and waits until each has stopped cleanly.
+    pub async fn stop(self) {
+        for (stop, handle) in self.0 {
+            let _ = stop.send(());
+            handle.await.unwrap();
+        }
     }
 }
