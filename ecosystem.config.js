@@ -6,6 +6,9 @@
 // - Environment: the process environment, plus SELLERSYNC_ENV_FILE (default deploy/sellersync.env
 //   when it exists), a KEY=value file as used by systemd's EnvironmentFile. SELLERSYNC_ENV
 //   defaults to production.
+// - Metrics: when METRICS_PORT is set (shell or environment file, not 0), it is the first worker
+//   instance's /metrics and /healthz port and each further instance gets the next one (PM2's
+//   increment_var, also after `pm2 scale`), as the systemd units give worker@N port 946N.
 // - kill_timeout is longer than the worker's drain timeout (SELLERSYNC_WORKER__DRAIN_TIMEOUT_MS,
 //   default 30 s) so SIGTERM lets running jobs finish; restarts back off exponentially.
 const fs = require('fs');
@@ -34,6 +37,8 @@ const env = {
   ...fileEnv,
 };
 const instances = Number.parseInt(process.env.WORKER_INSTANCES || fileEnv.WORKER_INSTANCES || '2', 10);
+const metricsPort = Number.parseInt(process.env.METRICS_PORT || fileEnv.METRICS_PORT || '0', 10);
+const perInstancePorts = metricsPort > 0 ? { increment_var: 'METRICS_PORT' } : {};
 const drainMs = Number.parseInt(fileEnv.SELLERSYNC_WORKER__DRAIN_TIMEOUT_MS || '30000', 10);
 const binDir = process.env.SELLERSYNC_BIN_DIR || path.join(root, 'target', 'release');
 const logDir = process.env.SELLERSYNC_LOG_DIR || path.join(root, 'var', 'log', 'pm2');
@@ -61,7 +66,8 @@ module.exports = {
       cwd: root,
       exec_mode: 'fork',
       instances,
-      env,
+      env: metricsPort > 0 ? { ...env, METRICS_PORT: metricsPort } : env,
+      ...perInstancePorts,
       out_file: path.join(logDir, 'worker.out.log'),
       error_file: path.join(logDir, 'worker.err.log'),
       merge_logs: true,
