@@ -42,7 +42,7 @@ const UNAVAILABLE_CODES: [&str; 7] = [
 ];
 
 /// True when `e` means "Redis cannot answer now" (connection trouble, a timeout, one of
-/// [`UNAVAILABLE_CODES`], no master known to the sentinels — during a fail-over — or no cluster
+/// `UNAVAILABLE_CODES`, no master known to the sentinels — during a fail-over — or no cluster
 /// node reachable) rather than "this request is wrong".
 pub fn redis_unavailable(e: &redis::RedisError) -> bool {
     matches!(

@@ -1,7 +1,7 @@
 //! `Queue`: one named queue in Redis — producing, leasing, acknowledging, inspecting and
 //! controlling its jobs. All keys of queue `q` live under `<prefix>{q}:` (one hash tag, so one
 //! slot: the scripts, pipelines and multi-key commands of a queue also run on Redis Cluster; every
-//! script call declares the keys it can name in KEYS, see [`SCRIPT_KEYS`]):
+//! script call declares the keys it can name in KEYS, see `SCRIPT_KEYS`):
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |

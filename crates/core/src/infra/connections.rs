@@ -1,4 +1,5 @@
-//! Connections to Redis and MongoDB, built from [`crate::config`] with bounded timeouts.
+//! Connections to Redis and MongoDB with bounded timeouts, and their settings ([`RedisSettings`],
+//! [`MongoSettings`]: the `redis.*` and `mongo.*` sections, read by `crate::config`).
 //!
 //! Redis connections are [`RedisConnection`]s, by `redis.mode`: redis-rs's `ConnectionManager`
 //! (one multiplexed connection that reconnects by itself) for a single server, its async cluster

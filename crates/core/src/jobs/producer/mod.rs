@@ -16,9 +16,10 @@
 //!   credentials change ([`crate::domain::accounts::reauthorized_users`]).
 //! - Ticks are never lost: [`Producer::drive_tick`] retries a failed tick with backoff and
 //!   watches a tick held elsewhere until it is done or the next tick is due (taking it over as
-//!   soon as a dead holder's lease expires); [`last_tick`] is what an API catches up at start-up;
-//!   [`Producer::reap_abandoned`] marks runs of dead holders `abandoned`.
-//! - Enqueueing ([`enqueue`]) is shared with the API's manual enqueue and the CLI.
+//!   soon as a dead holder's lease expires); [`last_tick`](crate::jobs::cron::last_tick) is
+//!   what an API catches up at start-up; [`Producer::reap_abandoned`] marks runs of dead
+//!   holders `abandoned`.
+//! - Enqueueing (`enqueue.rs`) is shared with the API's manual enqueue and the CLI.
 
 mod enqueue;
 mod stale;
