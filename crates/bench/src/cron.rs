@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use sellersync_core::Settings;
 use serde_json::json;
 
-use crate::harness::*;
+use crate::harness::{Bench, bench_database, emit};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct CronBenchArgs {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use sellersync_core::Settings;
 use serde_json::json;
 
-use crate::harness::*;
+use crate::harness::{Bench, bench_database, emit, free_port, peak_rss_mib, progress_bar, stop};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct E2eBenchArgs {

@@ -22,7 +22,7 @@ use sellersync_queue::rate_limit::max_in_window;
 use sellersync_queue::{EnqueueOptions, Queue, QueueConfig, RateLimit};
 use serde_json::json;
 
-use crate::harness::*;
+use crate::harness::{Bench, QUEUE, emit, peak_rss_mib, queue_config, stop};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {

@@ -8,7 +8,7 @@ use sellersync_core::infra::connections::{connect_redis, delete_keys};
 use sellersync_queue::RedisConnection;
 use serde_json::json;
 
-use crate::harness::*;
+use crate::harness::{bench_database, emit};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RefreshBenchArgs {
