@@ -8,7 +8,7 @@ use sellersync_core::testing::{PrivateCluster, PrivateSentinel, redis_cli};
 use sellersync_queue::events::{EventKind, StreamId};
 use sellersync_spapi_sim::SimConfig;
 
-use crate::helpers::{Env, env, eventually};
+use crate::helpers::{Env, env, eventually, sixteen_jobs_under_way};
 
 /// Every job's transitions in the queue's event stream, by job id.
 async fn transitions(e: &Env) -> HashMap<String, Vec<EventKind>> {
@@ -99,21 +99,7 @@ async fn workers_on_a_redis_cluster_refresh_every_user() {
 async fn a_sentinel_fail_over_during_a_run_loses_no_job_and_runs_none_twice() {
     let sentinel = PrivateSentinel::start();
     let first_master = sentinel.master_port().unwrap();
-    let e = env(
-        SimConfig {
-            latency_ms: 40,
-            ..SimConfig::default()
-        },
-        &sentinel.overrides(),
-    )
-    .await;
-    let users = e.users(16, 1).await;
-    e.enqueue(&users).await;
-    let workers = e.start_workers(2);
-    eventually(Duration::from_secs(30), "some jobs done", || async {
-        e.count_status("completed").await >= 2
-    })
-    .await;
+    let (e, workers) = sixteen_jobs_under_way(&sentinel.overrides()).await;
 
     let before = e.queue.counts().await.unwrap().completed;
     assert!(before < 16, "the fail-over comes during the run ({before} done)");
@@ -135,21 +121,7 @@ async fn a_sentinel_fail_over_during_a_run_loses_no_job_and_runs_none_twice() {
 #[tokio::test]
 async fn killing_the_sentinel_master_during_a_run_loses_no_job() {
     let mut sentinel = PrivateSentinel::start();
-    let e = env(
-        SimConfig {
-            latency_ms: 40,
-            ..SimConfig::default()
-        },
-        &sentinel.overrides(),
-    )
-    .await;
-    let users = e.users(16, 1).await;
-    e.enqueue(&users).await;
-    let workers = e.start_workers(2);
-    eventually(Duration::from_secs(30), "some jobs done", || async {
-        e.count_status("completed").await >= 2
-    })
-    .await;
+    let (e, workers) = sixteen_jobs_under_way(&sentinel.overrides()).await;
     let before = e.queue.counts().await.unwrap().completed;
     assert!(before < 16, "the master dies during the run ({before} done)");
     let sentinel = tokio::task::spawn_blocking(move || {

@@ -7,7 +7,7 @@ use mongodb::bson::Document;
 use sellersync_core::testing::PrivateRedis;
 use sellersync_spapi_sim::SimConfig;
 
-use crate::helpers::{env, eventually, sigterm, wait_exit};
+use crate::helpers::{env, eventually, sigterm, sixteen_jobs_under_way, wait_exit};
 
 fn errors(doc: &Document) -> usize {
     doc.get_array("errors").map_or(0, |e| e.len())
@@ -199,21 +199,7 @@ async fn sigkill_of_one_of_two_workers_loses_no_job() {
 async fn all_jobs_complete_when_redis_crashes_and_restarts_mid_run() {
     let redis = PrivateRedis::start();
     let port = redis.port;
-    let e = env(
-        SimConfig {
-            latency_ms: 40,
-            ..SimConfig::default()
-        },
-        &[("redis.port", Value::from(port))],
-    )
-    .await;
-    let users = e.users(16, 1).await;
-    e.enqueue(&users).await;
-    let workers = e.start_workers(2);
-    eventually(Duration::from_secs(30), "some jobs done", || async {
-        e.count_status("completed").await >= 2
-    })
-    .await;
+    let (e, workers) = sixteen_jobs_under_way(&[("redis.port", Value::from(port))]).await;
 
     let redis = tokio::task::spawn_blocking(move || {
         let mut redis = redis;

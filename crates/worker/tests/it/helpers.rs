@@ -182,6 +182,27 @@ impl Env {
     }
 }
 
+/// The start of a fault test: an environment with `overrides` against a stand-in of 40 ms per
+/// call, 16 one-account users enqueued and two workers that have completed at least 2 of them.
+pub async fn sixteen_jobs_under_way(overrides: &[(&str, Value)]) -> (Env, Workers) {
+    let e = env(
+        SimConfig {
+            latency_ms: 40,
+            ..SimConfig::default()
+        },
+        overrides,
+    )
+    .await;
+    let users = e.users(16, 1).await;
+    e.enqueue(&users).await;
+    let workers = e.start_workers(2);
+    eventually(Duration::from_secs(30), "some jobs done", || async {
+        e.count_status("completed").await >= 2
+    })
+    .await;
+    (e, workers)
+}
+
 /// Workers running in this process (see [`Env::start_workers`]).
 pub struct Workers(Vec<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>);
 
