@@ -4,16 +4,13 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use figment::value::Value;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use sellersync_core::domain::auth::{self, Role};
-use sellersync_core::infra::secret::Secret;
 use serde_json::json;
 
-use crate::helpers::{SECRET, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{SECRET, TestApp, alg_none, hs256, now, spawn_app, spawn_app_with};
 
 /// Every (method, path) of the document that requires a token, with path parameters filled.
 async fn secured_routes(app: &TestApp) -> Vec<(Method, String)> {
@@ -29,19 +26,6 @@ async fn secured_routes(app: &TestApp) -> Vec<(Method, String)> {
     }
     assert!(routes.len() >= 23, "secured routes found: {routes:?}");
     routes
-}
-
-fn now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
-}
-
-fn hs256(secret: &str, claims: serde_json::Value) -> String {
-    auth::sign_hs256(&Secret::new(secret), &claims).unwrap()
-}
-
-fn alg_none(claims: &serde_json::Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
-    format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims.to_string()))
 }
 
 #[tokio::test]

@@ -217,3 +217,23 @@ pub async fn finish_jobs(
     }
     jobs.into_iter().map(|j| j.id).collect()
 }
+
+// --- forged and hand-made tokens (the auth and hostile-input tests) ---------------------------
+
+/// Now, in seconds since the epoch (a token's `iat`, `exp`, `nbf`).
+pub fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+/// `claims` signed HS256 with `secret` (the right one, or a forger's).
+pub fn hs256(secret: &str, claims: serde_json::Value) -> String {
+    auth::sign_hs256(&sellersync_core::infra::secret::Secret::new(secret), &claims).unwrap()
+}
+
+/// `claims` as an unsigned `alg: none` token.
+pub fn alg_none(claims: &serde_json::Value) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims.to_string()))
+}

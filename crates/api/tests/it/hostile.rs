@@ -9,15 +9,12 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, SET_COOKIE};
-use sellersync_core::domain::auth::{self, Role};
-use sellersync_core::infra::secret::Secret;
+use sellersync_core::domain::auth::Role;
 use serde_json::json;
 
-use crate::helpers::{SECRET, TestApp, spawn_app};
+use crate::helpers::{SECRET, TestApp, alg_none, hs256, now, spawn_app};
 
 /// The worker id and error of the seeded failed job: neither may reach a non-admin.
 const WORKER: &str = "hostile-worker-7f3a";
@@ -41,19 +38,6 @@ struct Route {
     /// The path with `{param}` placeholders.
     template: String,
     access: Access,
-}
-
-fn now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
-}
-
-fn hs256(secret: &str, claims: serde_json::Value) -> String {
-    auth::sign_hs256(&Secret::new(secret), &claims).unwrap()
-}
-
-fn alg_none(claims: &serde_json::Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
-    format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims.to_string()))
 }
 
 /// Every token but an admin's: none of them may act as admin.
