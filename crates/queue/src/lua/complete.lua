@@ -7,7 +7,10 @@
 -- hash: `completed`, `dur_sum_ms`, and per-bucket counts `dur_le_<ms>` / `dur_le_inf`.
 -- Returns the ids of the jobs completed.
 local base = ARGV[1]
-local FIELDS = job_fields({ 'tok', 'dk' })
+-- What a completion reads of a job, by position, then UNTOUCHED_FIELDS (events.lua) from
+-- COMPLETE_UNTOUCHED on.
+local COMPLETE_READ = { 'st', 'tok', 'v', 'sa', 'dk', 'att', 'w', 'due', 'err', 'stalls', 'retries', 'max' }
+local COMPLETE_UNTOUCHED = 8
 local now = now_ms()
 local keep = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
@@ -29,17 +32,24 @@ local function observe(started)
 end
 
 local done, finished = {}, {}
+local now_text = decimal(now)
 for i = 0, n - 1 do
   local id, token, result = ARGV[4 + i * 3], ARGV[5 + i * 3], ARGV[6 + i * 3]
-  local job = load_job(base .. 'job:' .. id, FIELDS)
-  if job.st == 'active' and job.tok == token then
-    local changes = { st = 'completed', fin = now, pg = 100 }
-    if result ~= 'null' then changes.res = result end
-    release_dedup(base, job.dk, id)
-    local d = observe(job.sa)
-    transition(base, id, job, 'completed', now, changes, { 'res', result, 'dur', d })
+  local jk = base .. 'job:' .. id
+  local job = redis.call('HMGET', jk, unpack(COMPLETE_READ))
+  if job[1] == 'active' and job[2] == token then
+    local v = decimal(tonumber(job[3]) + 1)
+    if result ~= 'null' then
+      redis.call('HSET', jk, 'v', v, 'st', 'completed', 'fin', now_text, 'pg', '100', 'res', result)
+    else
+      redis.call('HSET', jk, 'v', v, 'st', 'completed', 'fin', now_text, 'pg', '100')
+    end
+    release_dedup(base, job[5], id)
+    record_known(base, id, 'completed', now, v,
+      { 'st', 'completed', 'att', job[6], 'pg', '100', 'w', job[7], 'sa', job[4], 'fin', now_text },
+      job, COMPLETE_UNTOUCHED, { 'res', result, 'dur', decimal(observe(job[4])) })
     done[#done + 1] = id
-    finished[#finished + 1] = now
+    finished[#finished + 1] = now_text
     finished[#finished + 1] = id
   end
 end

@@ -83,6 +83,45 @@ local function record(base, id, kind, now, job, extra)
   end
 end
 
+-- The two hot transitions, a lease and a completion, skip `load_job`/`transition`: they read only
+-- the fields they need (an HMGET kept as an array) and record the snapshot they know, plus the
+-- snapshot fields they neither set nor clear, read in UNTOUCHED_FIELDS order (empty unless the job
+-- failed, stalled, was retried, waits with a due time or has its own attempt limit). The entry
+-- says exactly what `transition` would record (a leasable job has no `fin`: `retry` clears it).
+-- Why: in Redis's Lua most of a script's time goes to the strings it makes per job (each value
+-- read, each number turned into text); a snapshot of ten fields made that way cost more than
+-- the job's own commands (docs/capacity.md).
+local UNTOUCHED_FIELDS = { 'due', 'err', 'stalls', 'retries', 'max' }
+
+-- A number as decimal text, made once where a script writes it many times (a batch's time).
+local function decimal(number)
+  return string.format('%d', number)
+end
+
+-- Records a transition of job `id` to version `v`: `known` (name, value, ... of the snapshot
+-- fields the script set or read), the set values of `values[first ..]` (UNTOUCHED_FIELDS in
+-- order), then `extra`.
+local function record_known(base, id, kind, now, v, known, values, first, extra)
+  if #event_fields > EVENT_ENTRY_LIMIT then flush_events(base) end
+  event_time = now
+  local e = event_fields
+  local n = #e
+  e[n + 1], e[n + 2], e[n + 3], e[n + 4], e[n + 5], e[n + 6] = 'e', kind, 'id', id, 'v', v
+  n = n + 6
+  for i = 1, #known do e[n + i] = known[i] end
+  n = n + #known
+  for i = 1, #UNTOUCHED_FIELDS do
+    local value = values[first + i - 1]
+    if value and value ~= '' then
+      e[n + 1], e[n + 2] = UNTOUCHED_FIELDS[i], value
+      n = n + 2
+    end
+  end
+  if extra then
+    for i = 1, #extra do e[n + i] = extra[i] end
+  end
+end
+
 -- Moves job `id` (loaded with `load_job`) through a transition: applies `changes` (field ->
 -- value; `false` deletes the field), increments its version, writes it (one HSET, plus one HDEL
 -- when fields go) and records the event with the resulting snapshot and `extra` fields.

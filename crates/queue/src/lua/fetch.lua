@@ -8,7 +8,10 @@
 -- then per job: id, payload, attempt, max_attempts, token
 local base = ARGV[1]
 local PROMOTE_FIELDS = job_fields({ 'pr' })
-local LEASE_FIELDS = job_fields({ 'data' })
+-- What a lease reads of a job, by position: payload, attempt, version, then UNTOUCHED_FIELDS
+-- (events.lua) from LEASE_UNTOUCHED on; `max` is the last of them.
+local LEASE_READ = { 'data', 'att', 'v', 'due', 'err', 'stalls', 'retries', 'max' }
+local LEASE_UNTOUCHED, LEASE_MAX = 4, 8
 local n = tonumber(ARGV[2])
 local now = now_ms()
 local deadline = now + tonumber(ARGV[3])
@@ -50,20 +53,25 @@ local popped = redis.call('ZPOPMIN', base .. 'wait', n)
 local leases = {}
 local token = 0
 if #popped > 0 then token = redis.call('INCRBY', base .. 'fence', #popped / 2) - #popped / 2 end
+local now_text, deadline_text = decimal(now), decimal(deadline)
 for i = 1, #popped, 2 do
   local id = popped[i]
-  local job = load_job(base .. 'job:' .. id, LEASE_FIELDS)
-  if job.data then
-    local attempt = tonumber(job.att) + 1
+  local jk = base .. 'job:' .. id
+  local job = redis.call('HMGET', jk, unpack(LEASE_READ))
+  if job[1] then
+    local attempt = tonumber(job[2]) + 1
+    local attempt_text, v = decimal(attempt), decimal((tonumber(job[3]) or 0) + 1)
     token = token + 1
-    transition(base, id, job, 'active', now,
-      { att = attempt, st = 'active', sa = now, w = worker, pg = 0, tok = token })
-    leases[#leases + 1] = deadline
+    redis.call('HSET', jk, 'v', v, 'st', 'active', 'att', attempt_text, 'sa', now_text, 'w', worker,
+      'pg', '0', 'tok', decimal(token))
+    record_known(base, id, 'active', now, v,
+      { 'st', 'active', 'att', attempt_text, 'pg', '0', 'w', worker, 'sa', now_text }, job, LEASE_UNTOUCHED)
+    leases[#leases + 1] = deadline_text
     leases[#leases + 1] = id
     out[#out + 1] = id
-    out[#out + 1] = job.data
+    out[#out + 1] = job[1]
     out[#out + 1] = attempt
-    out[#out + 1] = tonumber(job.max) or default_max
+    out[#out + 1] = tonumber(job[LEASE_MAX]) or default_max
     out[#out + 1] = token
   end
 end

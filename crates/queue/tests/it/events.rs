@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sellersync_queue::events::{EventKind, JobEvent, ReadFrom, StreamId};
+use sellersync_queue::events::{EventKind, JobEvent, JobSnapshot, ReadFrom, StreamId};
 use sellersync_queue::{Ack, EnqueueOptions, QueueConfig};
 use serde_json::json;
 
@@ -46,7 +46,13 @@ fn kinds(events: &[JobEvent], id: &str) -> Vec<EventKind> {
 async fn a_jobs_life_is_one_event_per_transition_with_growing_versions() {
     let q = TestQueue::new(fast_config()).await;
     let job = q
-        .enqueue(&json!({ "userId": "u1" }), EnqueueOptions::default())
+        .enqueue(
+            &json!({ "userId": "u1" }),
+            EnqueueOptions {
+                max_attempts: Some(5),
+                ..EnqueueOptions::default()
+            },
+        )
         .await
         .unwrap();
     let leased = q.fetch("w1", 1).await.unwrap().jobs.remove(0);
@@ -81,10 +87,28 @@ async fn a_jobs_life_is_one_event_per_transition_with_growing_versions() {
     assert_eq!(retrying.snapshot.state, "delayed");
     assert_eq!(retrying.snapshot.last_error.as_deref(), Some("boom"));
     assert!(retrying.snapshot.due_ms.is_some());
+    // A lease and a completion record the whole state too, including what earlier
+    // transitions left (the last error, the job's own attempt limit); progress starts over.
+    let second = &events[5];
+    let expected_active = JobSnapshot {
+        state: "active".into(),
+        attempt: 2,
+        progress: 0,
+        worker_id: Some("w1".into()),
+        started_at_ms: second.snapshot.started_at_ms.filter(|at| *at >= retrying.at_ms),
+        last_error: Some("boom".into()),
+        max_attempts: Some(5),
+        ..JobSnapshot::default()
+    };
+    assert_eq!(second.snapshot, expected_active);
     let completed = events.last().unwrap();
-    assert_eq!(completed.snapshot.state, "completed");
-    assert_eq!(completed.snapshot.attempt, 2);
-    assert_eq!(completed.snapshot.worker_id.as_deref(), Some("w1"));
+    let expected_completed = JobSnapshot {
+        state: "completed".into(),
+        progress: 100,
+        finished_at_ms: Some(completed.at_ms),
+        ..expected_active
+    };
+    assert_eq!(completed.snapshot, expected_completed);
     assert_eq!(completed.result.as_deref(), Some("{\"ok\":true}"));
     assert!(completed.duration_ms.is_some());
 }
