@@ -266,7 +266,9 @@ impl QueueMetrics {
             *count = cumulative;
         }
         Self {
-            completed_total: field("completed"),
+            // Completions are counted by the histogram; a `completed` field is what queues that
+            // ran an older version counted before the histogram existed.
+            completed_total: field("completed").max(cumulative),
             failed_total: field("failed"),
             retried_total: field("retried"),
             duration: DurationHistogram {
