@@ -115,17 +115,30 @@ impl Bench {
 
     /// Commands Redis has run so far, by name (those scripts run included), from `INFO commandstats`.
     pub(crate) async fn command_calls(&self) -> Result<std::collections::BTreeMap<String, u64>, String> {
+        Ok(self
+            .command_stats()
+            .await?
+            .into_iter()
+            .map(|(name, (calls, _))| (name, calls))
+            .collect())
+    }
+
+    /// Redis's own accounting per command since its start (`INFO commandstats`): calls and
+    /// microseconds spent (a script's includes the commands it ran).
+    pub(crate) async fn command_stats(&self) -> Result<std::collections::BTreeMap<String, (u64, u64)>, String> {
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
             .query_async(&mut self.redis.clone())
             .await
             .map_err(|e| e.to_string())?;
+        let stat = |rest: &str, name: &str| -> Option<u64> {
+            rest.split(&format!("{name}=")).nth(1)?.split(',').next()?.parse().ok()
+        };
         Ok(info
             .lines()
             .filter_map(|l| {
                 let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = rest.split("calls=").nth(1)?.split(',').next()?.parse().ok()?;
-                Some((name.to_owned(), calls))
+                Some((name.to_owned(), (stat(rest, "calls")?, stat(rest, "usec")?)))
             })
             .collect())
     }

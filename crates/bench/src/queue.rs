@@ -3,7 +3,8 @@
 //! Scenarios (all on the configured Redis, under a fresh `bench:<random>:` key prefix that is
 //! deleted afterwards): enqueue one at a time, enqueue in bulk, end-to-end no-op processing at
 //! several concurrencies with 1 and 2 worker processes (started after the backlog is in), pickup
-//! latency of a trickle, Redis commands per processed job, Redis memory per retained finished job,
+//! latency of a trickle, Redis commands per processed job, what the lease and completion scripts
+//! cost Redis per call and per job (`script_cost`), Redis memory per retained finished job,
 //! a crash (SIGKILL a worker mid-run, start another: time to finish, jobs lost, jobs run twice),
 //! and a start limit of 50/s over six workers (`rate_limit`: the most starts in any 1 s window).
 //! Worker processes are this binary's hidden `worker` subcommand.
@@ -19,7 +20,7 @@ use sellersync_core::infra::connections::connect_redis;
 use sellersync_queue::RedisConnection;
 use sellersync_queue::apalis::RedisBackend;
 use sellersync_queue::rate_limit::max_in_window;
-use sellersync_queue::{EnqueueOptions, Queue, QueueConfig, RateLimit};
+use sellersync_queue::{Ack, EnqueueOptions, Queue, QueueConfig, RateLimit};
 use serde_json::json;
 
 use crate::harness::{Bench, QUEUE, emit, peak_rss_mib, queue_config, stop};
@@ -168,6 +169,9 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
             "redis_cpu_us_per_job": (redis_cpu * 1e6 / n as f64 * 100.0).round() / 100.0,
             "worker_peak_rss_mib": worker_rss_mib,
         }));
+    }
+    if wanted("script_cost") {
+        script_cost(&bench, args.jobs.min(20_000)).await?;
     }
     if wanted("pickup") {
         pickup_latency(bench).await?;
@@ -412,4 +416,48 @@ pub async fn worker(settings: &Settings, args: &WorkerArgs) -> Result<(), String
         })
         .await
         .map_err(|e| e.to_string())
+}
+
+/// What the lease and completion scripts cost Redis, apart from any worker process: `n` jobs
+/// leased and completed through the queue's API in batches of 1 and of 50, costed by Redis's own
+/// accounting (the µs of `EVALSHA`, commands run by the scripts included). Each job takes one
+/// lease call and one completion call, so at batch size `b` a job costs `2·call/b + job`: the two
+/// batch sizes give the cost of a script call (`call_us`) and of a job within one (`job_us`).
+async fn script_cost(bench: &Bench, n: usize) -> Result<(), String> {
+    const BATCHES: [usize; 2] = [1, 50];
+    let mut us_per_job = Vec::new();
+    for batch in BATCHES {
+        bench.reset().await?;
+        bench.backlog(n).await?;
+        let queue = bench.queue();
+        let before = script_usec(bench).await?;
+        let mut done = 0;
+        while done < n {
+            let leased = queue.fetch("bench-script-cost", batch).await.map_err(|e| e.to_string())?.jobs;
+            if leased.is_empty() {
+                return Err(format!("the backlog ran dry after {done} of {n} jobs"));
+            }
+            let acks: Vec<Ack> = leased
+                .into_iter()
+                .map(|job| Ack { id: job.id, token: job.token, result: "null".into() })
+                .collect();
+            done += queue.complete(&acks).await.map_err(|e| e.to_string())?.len();
+        }
+        us_per_job.push((script_usec(bench).await? - before) as f64 / n as f64);
+    }
+    let (b_small, b_large) = (BATCHES[0] as f64, BATCHES[1] as f64);
+    let call_us = (us_per_job[0] - us_per_job[1]) / (2.0 / b_small - 2.0 / b_large);
+    let job_us = us_per_job[1] - 2.0 * call_us / b_large;
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    emit(json!({
+        "scenario": "script_cost", "n": n,
+        "us_per_job_batch_1": round(us_per_job[0]), "us_per_job_batch_50": round(us_per_job[1]),
+        "call_us": round(call_us), "job_us": round(job_us),
+    }));
+    Ok(())
+}
+
+/// Microseconds Redis has spent in `EVALSHA` (scripts) since it started.
+async fn script_usec(bench: &Bench) -> Result<u64, String> {
+    Ok(bench.command_stats().await?.get("evalsha").map_or(0, |(_, usec)| *usec))
 }
