@@ -125,14 +125,21 @@ impl Bench {
 
     /// Redis's own accounting per command since its start (`INFO commandstats`): calls and
     /// microseconds spent (a script's includes the commands it ran).
-    pub(crate) async fn command_stats(&self) -> Result<std::collections::BTreeMap<String, (u64, u64)>, String> {
+    pub(crate) async fn command_stats(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, (u64, u64)>, String> {
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
             .query_async(&mut self.redis.clone())
             .await
             .map_err(|e| e.to_string())?;
         let stat = |rest: &str, name: &str| -> Option<u64> {
-            rest.split(&format!("{name}=")).nth(1)?.split(',').next()?.parse().ok()
+            rest.split(&format!("{name}="))
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()
         };
         Ok(info
             .lines()

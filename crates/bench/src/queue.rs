@@ -171,7 +171,7 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
         }));
     }
     if wanted("script_cost") {
-        script_cost(&bench, args.jobs.min(20_000)).await?;
+        script_cost(bench, args.jobs.min(20_000)).await?;
     }
     if wanted("pickup") {
         pickup_latency(bench).await?;
@@ -422,24 +422,35 @@ pub async fn worker(settings: &Settings, args: &WorkerArgs) -> Result<(), String
 /// leased and completed through the queue's API in batches of 1 and of 50, costed by Redis's own
 /// accounting (the µs of `EVALSHA`, commands run by the scripts included). Each job takes one
 /// lease call and one completion call, so at batch size `b` a job costs `2·call/b + job`: the two
-/// batch sizes give the cost of a script call (`call_us`) and of a job within one (`job_us`).
+/// batch sizes give the cost of a script call (`call_us`) and of a job within one (`job_us`). The
+/// backlog's enqueue is costed too (`enqueue_us_per_job`).
 async fn script_cost(bench: &Bench, n: usize) -> Result<(), String> {
     const BATCHES: [usize; 2] = [1, 50];
-    let mut us_per_job = Vec::new();
+    let (mut us_per_job, mut enqueue_us) = (Vec::new(), Vec::new());
     for batch in BATCHES {
         bench.reset().await?;
+        let before_enqueue = script_usec(bench).await?;
         bench.backlog(n).await?;
         let queue = bench.queue();
         let before = script_usec(bench).await?;
+        enqueue_us.push((before - before_enqueue) as f64 / n as f64);
         let mut done = 0;
         while done < n {
-            let leased = queue.fetch("bench-script-cost", batch).await.map_err(|e| e.to_string())?.jobs;
+            let leased = queue
+                .fetch("bench-script-cost", batch)
+                .await
+                .map_err(|e| e.to_string())?
+                .jobs;
             if leased.is_empty() {
                 return Err(format!("the backlog ran dry after {done} of {n} jobs"));
             }
             let acks: Vec<Ack> = leased
                 .into_iter()
-                .map(|job| Ack { id: job.id, token: job.token, result: "null".into() })
+                .map(|job| Ack {
+                    id: job.id,
+                    token: job.token,
+                    result: "null".into(),
+                })
                 .collect();
             done += queue.complete(&acks).await.map_err(|e| e.to_string())?.len();
         }
@@ -451,6 +462,8 @@ async fn script_cost(bench: &Bench, n: usize) -> Result<(), String> {
     let round = |x: f64| (x * 10.0).round() / 10.0;
     emit(json!({
         "scenario": "script_cost", "n": n,
+        // Bulk enqueue (batches of 1,000), for a job's whole life.
+        "enqueue_us_per_job": round(enqueue_us.iter().sum::<f64>() / enqueue_us.len() as f64),
         "us_per_job_batch_1": round(us_per_job[0]), "us_per_job_batch_50": round(us_per_job[1]),
         "call_us": round(call_us), "job_us": round(job_us),
     }));
@@ -459,5 +472,9 @@ async fn script_cost(bench: &Bench, n: usize) -> Result<(), String> {
 
 /// Microseconds Redis has spent in `EVALSHA` (scripts) since it started.
 async fn script_usec(bench: &Bench) -> Result<u64, String> {
-    Ok(bench.command_stats().await?.get("evalsha").map_or(0, |(_, usec)| *usec))
+    Ok(bench
+        .command_stats()
+        .await?
+        .get("evalsha")
+        .map_or(0, |(_, usec)| *usec))
 }
