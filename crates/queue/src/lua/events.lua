@@ -112,12 +112,14 @@ local function decimal(number)
   return string.format('%d', number)
 end
 
--- Records a transition of job `id` to version `v`: `known` (name, value, ... of the snapshot
--- fields the script set or read), the set values of `values[first ..]` (UNTOUCHED_FIELDS in
--- order), then `extra`.
+-- Records a transition of job `id` to version `v`: the set ones of `known` (name, value, ... of
+-- the snapshot fields the script set or read), the set values of `values[first ..]`
+-- (UNTOUCHED_FIELDS in order), then `extra`.
 local function record_known(base, id, kind, now, v, known, values, first, extra)
   local e, n = start_record(base, id, kind, now, v)
-  n = append_list(e, n, known)
+  for i = 1, #known, 2 do
+    n = append_set(e, n, known[i], known[i + 1])
+  end
   for i = 1, #UNTOUCHED_FIELDS do
     n = append_set(e, n, UNTOUCHED_FIELDS[i], values[first + i - 1])
   end
