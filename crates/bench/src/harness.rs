@@ -229,6 +229,19 @@ pub(crate) fn peak_rss_mib(child: &Child) -> Option<f64> {
     Some((kib / 1024.0 * 10.0).round() / 10.0)
 }
 
+/// CPU time a child has used so far (user + system), in seconds; Linux only. `/proc/<pid>/stat`
+/// counts it in clock ticks of USER_HZ, which is 100 on every Linux ABI this runs on.
+pub(crate) fn cpu_seconds(child: &Child) -> Option<f64> {
+    const USER_HZ: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis are
+    // numbered from 3, so utime and stime (14 and 15) are the 12th and 13th of them.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / USER_HZ)
+}
+
 pub(crate) fn stop(children: Vec<Child>) {
     for mut child in children {
         let _ = Command::new("kill")

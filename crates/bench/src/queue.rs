@@ -23,7 +23,7 @@ use sellersync_queue::rate_limit::max_in_window;
 use sellersync_queue::{Ack, EnqueueOptions, Queue, QueueConfig, RateLimit};
 use serde_json::json;
 
-use crate::harness::{Bench, QUEUE, emit, peak_rss_mib, queue_config, stop};
+use crate::harness::{Bench, QUEUE, cpu_seconds, emit, peak_rss_mib, queue_config, stop};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -146,6 +146,7 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
         let calls_after = bench.command_calls().await?;
         let redis_cpu = bench.redis_cpu_seconds().await? - cpu_before;
         let worker_rss_mib = children.iter().filter_map(peak_rss_mib).fold(0.0, f64::max);
+        let worker_cpu = children.iter().filter_map(cpu_seconds).sum::<f64>();
         stop(children);
         let secs = elapsed?.as_secs_f64();
         let per_job = |calls: u64| ((calls as f64 / n as f64) * 100.0).round() / 100.0;
@@ -168,6 +169,8 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
             // Redis is single-threaded: 1e6 / this is what one Redis core sustains.
             "redis_cpu_us_per_job": (redis_cpu * 1e6 / n as f64 * 100.0).round() / 100.0,
             "worker_peak_rss_mib": worker_rss_mib,
+            // All worker processes' CPU (start-up included) per job.
+            "worker_cpu_us_per_job": (worker_cpu * 1e6 / n as f64 * 10.0).round() / 10.0,
         }));
     }
     if wanted("script_cost") {
