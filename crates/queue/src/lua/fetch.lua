@@ -62,10 +62,10 @@ for i = 1, #popped, 2 do
     local attempt = tonumber(job[2]) + 1
     local attempt_text, v = decimal(attempt), decimal((tonumber(job[3]) or 0) + 1)
     token = token + 1
-    redis.call('HSET', jk, 'v', v, 'st', 'active', 'att', attempt_text, 'sa', now_text, 'w', worker,
-      'pg', '0', 'tok', decimal(token))
-    record_known(base, id, 'active', now, v,
-      { 'st', 'active', 'att', attempt_text, 'pg', '0', 'w', worker, 'sa', now_text }, job, LEASE_UNTOUCHED)
+    -- The lease's changes are also the snapshot it knows (the token is not part of a snapshot).
+    local changes = { 'st', 'active', 'att', attempt_text, 'pg', '0', 'w', worker, 'sa', now_text }
+    redis.call('HSET', jk, 'v', v, 'tok', decimal(token), unpack(changes))
+    record_known(base, id, 'active', now, v, changes, job, LEASE_UNTOUCHED)
     leases[#leases + 1] = deadline_text
     leases[#leases + 1] = id
     out[#out + 1] = id
