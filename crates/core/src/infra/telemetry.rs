@@ -2,6 +2,10 @@
 //! text, filtered by `log.level` (`LOG_LEVEL`, or `RUST_LOG` when set). Colours only on a
 //! terminal: logs that go to journald, PM2's files or a pipe are plain text.
 //!
+//! A panic is logged as an `error` event like any other line (message, location and, when
+//! `RUST_BACKTRACE` asks for one, the backtrace), not as the standard library's multi-line
+//! text: with JSON logs every line on stderr stays one JSON object, a caught panic included.
+//!
 //! JSON lines carry the fields of the innermost span (`span`) and of every enclosing span
 //! (`spans`): a line logged anywhere inside a job names the job (`queue`, `job_id`, `attempt`,
 //! `user_id`), one logged inside a request names the request id.
@@ -13,7 +17,10 @@
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 
+use tracing::Subscriber;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -25,10 +32,37 @@ pub fn init(settings: &LogSettings, service: &str) {
     // Before any HTTP client (the OTLP exporter's included) is built.
     crate::infra::tls::install_crypto_provider();
     // The filter was validated with the configuration, so this cannot fail for a loaded Settings.
+    let lines = log_lines(settings, std::io::stderr, std::io::stderr().is_terminal());
+    // The log level filters the log lines only: exported spans have their own level (info), so
+    // quieter logs do not lose traces.
+    let registry = tracing_subscriber::registry().with(lines);
+    #[cfg(feature = "otlp")]
+    let registry = registry.with(otlp::layer(settings, service));
+    #[cfg(not(feature = "otlp"))]
+    let _ = service;
+    registry.init();
+    // Replaces the standard library's hook, which writes several lines of plain text.
+    std::panic::set_hook(Box::new(tracing_panic::panic_hook));
+    #[cfg(not(feature = "otlp"))]
+    if !settings.otlp_endpoint.is_empty() {
+        tracing::warn!(
+            "log.otlp_endpoint is set but this build has no OpenTelemetry export (the otlp feature); spans are not exported"
+        );
+    }
+}
+
+/// The log lines: `settings.format` to `writer`, filtered by `settings.level`, coloured when
+/// `ansi`.
+fn log_lines<S, W>(settings: &LogSettings, writer: W, ansi: bool) -> impl Layer<S> + use<S, W>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    // The filter was validated with the configuration, so this cannot fail for a loaded Settings.
     let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer()
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     let fmt = match settings.format {
         LogFormat::Json => fmt
             .json()
@@ -38,20 +72,7 @@ pub fn init(settings: &LogSettings, service: &str) {
             .boxed(),
         LogFormat::Pretty => fmt.boxed(),
     };
-    // The log level filters the log lines only: exported spans have their own level (info), so
-    // quieter logs do not lose traces.
-    let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
-    #[cfg(feature = "otlp")]
-    let registry = registry.with(otlp::layer(settings, service));
-    #[cfg(not(feature = "otlp"))]
-    let _ = service;
-    registry.init();
-    #[cfg(not(feature = "otlp"))]
-    if !settings.otlp_endpoint.is_empty() {
-        tracing::warn!(
-            "log.otlp_endpoint is set but this build has no OpenTelemetry export (the otlp feature); spans are not exported"
-        );
-    }
+    fmt.with_filter(filter)
 }
 
 #[cfg(feature = "otlp")]
@@ -190,4 +211,68 @@ impl LogSettings {
 pub enum LogFormat {
     Json,
     Pretty,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// Log lines written to memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_caught_panic_is_one_json_line_inside_its_span() {
+        let settings = LogSettings {
+            level: "info".to_owned(),
+            format: LogFormat::Json,
+            otlp_endpoint: String::new(),
+        };
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber =
+            tracing_subscriber::registry().with(log_lines(&settings, move || writer.clone(), false));
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(tracing_panic::panic_hook));
+        tracing::subscriber::with_default(subscriber, || {
+            let outcome = std::panic::catch_unwind(|| {
+                let _job = tracing::info_span!("job", job_id = "j-1").entered();
+                panic!("boom {}", 7);
+            });
+            assert!(outcome.is_err());
+        });
+        std::panic::set_hook(previous);
+
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line:?}")))
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines[0]["level"], "ERROR", "{text}");
+        assert_eq!(lines[0]["panic.payload"], "boom 7", "{text}");
+        assert!(
+            lines[0]["panic.location"]
+                .as_str()
+                .unwrap()
+                .contains("telemetry.rs"),
+            "{text}"
+        );
+        assert_eq!(lines[0]["span"]["job_id"], "j-1", "{text}");
+    }
 }

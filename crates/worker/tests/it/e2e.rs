@@ -294,7 +294,7 @@ async fn every_log_line_of_a_job_names_its_queue_job_attempt_and_user() {
     let _ = std::fs::remove_file(&log_path);
     let lines: Vec<serde_json::Value> = text
         .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line:?} in {text:?}")))
         .collect();
     let in_job_code = |line: &&serde_json::Value| {
         let target = line["target"].as_str().unwrap_or_default();
@@ -302,6 +302,10 @@ async fn every_log_line_of_a_job_names_its_queue_job_attempt_and_user() {
             || target.starts_with("sellersync_core::domain::spapi")
             || target.starts_with("sellersync_worker::handler")
     };
+    // A panic is a JSON line too (target tracing_panic); shown here so a run that had one says so.
+    for panic in lines.iter().filter(|line| line["target"] == "tracing_panic") {
+        eprintln!("the worker logged a panic: {panic}");
+    }
     let job_lines: Vec<&serde_json::Value> = lines.iter().filter(in_job_code).collect();
     for message in ["job started", "seller account refresh failed", "job finished"] {
         assert!(
