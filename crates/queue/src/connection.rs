@@ -107,6 +107,8 @@ pub struct SentinelConnection {
 struct SentinelInner {
     /// Asks the sentinels (one lookup at a time).
     client: tokio::sync::Mutex<SentinelClient>,
+    /// The name the sentinels know the master by.
+    master: String,
     config: AsyncConnectionConfig,
     db: i64,
     /// Bound on one lookup and connect (a sentinel that does not answer must not hang commands).
@@ -117,10 +119,11 @@ struct SentinelInner {
 }
 
 impl SentinelConnection {
-    /// No I/O happens until the first command. `lookup_timeout` bounds asking the sentinels and
-    /// connecting to the master.
+    /// No I/O happens until the first command. `master` is the name `client` looks up;
+    /// `lookup_timeout` bounds asking the sentinels and connecting to the master.
     pub fn new(
         client: SentinelClient,
+        master: &str,
         config: AsyncConnectionConfig,
         db: i64,
         lookup_timeout: Duration,
@@ -128,6 +131,7 @@ impl SentinelConnection {
         Self {
             inner: Arc::new(SentinelInner {
                 client: tokio::sync::Mutex::new(client),
+                master: master.to_owned(),
                 config,
                 db,
                 lookup_timeout,
@@ -141,6 +145,34 @@ impl SentinelConnection {
     pub async fn connect(&self) -> RedisResult<()> {
         self.inner.connection().await.map(|_| ())
     }
+
+    /// Whether the first sentinel that answers knows a master by this name at all, up or down
+    /// (`SENTINEL GET-MASTER-ADDR-BY-NAME` answers nil for a name it does not monitor). Tells a
+    /// misspelt master name, which no wait will fix, from a master that is down for now: both
+    /// fail a lookup with `MasterNameNotFoundBySentinel`.
+    pub async fn master_known(&self) -> RedisResult<bool> {
+        let ask = async {
+            let sentinel = self.inner.client.lock().await.async_get_sentinel_client().await?;
+            let mut connection = sentinel.get_multiplexed_async_connection().await?;
+            let address: Option<(String, u16)> = redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(&self.inner.master)
+                .query_async(&mut connection)
+                .await?;
+            Ok(address.is_some())
+        };
+        tokio::time::timeout(self.inner.lookup_timeout, ask)
+            .await
+            .unwrap_or_else(|_| Err(no_answer()))
+    }
+}
+
+/// The error of a lookup or connect that took longer than its bound.
+fn no_answer() -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "no answer from the sentinels or the master they named",
+    ))
 }
 
 impl SentinelInner {
@@ -163,12 +195,7 @@ impl SentinelInner {
             client.get_async_connection_with_config(&self.config),
         )
         .await
-        .map_err(|_| {
-            RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "no answer from the sentinels or the master they named",
-            ))
-        })??;
+        .map_err(|_| no_answer())??;
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         *self.current.lock().expect("sentinel connection lock") = Some((generation, connection.clone()));
         Ok((generation, connection))

@@ -16,7 +16,9 @@ use mongodb::{Client, Database};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
-use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, TlsMode};
+use redis::{
+    AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError, TlsMode,
+};
 use sellersync_queue::{RedisConnection, SentinelConnection};
 
 use serde::{Deserialize, Serialize};
@@ -215,6 +217,7 @@ fn sentinel_connection(settings: &RedisSettings) -> CoreResult<SentinelConnectio
         .set_response_timeout(Some(settings.response_timeout));
     Ok(SentinelConnection::new(
         builder.build()?,
+        master,
         config,
         settings.db,
         settings.connect_timeout * 2,
@@ -253,7 +256,9 @@ pub async fn connect_redis(settings: &RedisSettings) -> CoreResult<RedisConnecti
                 .into(),
             RedisMode::Sentinel => {
                 let connection = sentinel_connection(settings)?;
-                connection.connect().await?;
+                if let Err(error) = connection.connect().await {
+                    return Err(unknown_master_or(error, &connection, settings).await);
+                }
                 connection.into()
             }
         })
@@ -266,6 +271,27 @@ pub async fn connect_redis(settings: &RedisSettings) -> CoreResult<RedisConnecti
             service: "redis",
             timeout_ms: settings.connect_timeout.as_millis() as u64 * 2,
         })?
+}
+
+/// `error` of a first sentinel lookup, or a configuration error naming `redis.sentinel_master`
+/// when the sentinels do not know that name at all (waiting would never help).
+async fn unknown_master_or(
+    error: RedisError,
+    connection: &SentinelConnection,
+    settings: &RedisSettings,
+) -> CoreError {
+    if error.kind() != redis::ErrorKind::MasterNameNotFoundBySentinel
+        || connection.master_known().await.unwrap_or(true)
+    {
+        return error.into();
+    }
+    let master = settings.sentinel_master.as_deref().unwrap_or_default();
+    CoreError::Config {
+        setting: "redis.sentinel_master",
+        reason: format!(
+            "the sentinels know no master named {master:?} (the name of `sentinel monitor <name> ...` in sentinel.conf)"
+        ),
+    }
 }
 
 /// A connection that connects on first use, so a process can start (and report itself not

@@ -2,9 +2,10 @@
 //! Redis Cluster, and a run of jobs across a Sentinel fail-over with no job lost or run twice.
 
 use std::collections::HashMap;
+use std::process::Stdio;
 use std::time::Duration;
 
-use sellersync_core::testing::{PrivateCluster, PrivateSentinel, redis_cli};
+use sellersync_core::testing::{PrivateCluster, PrivateSentinel, config_dir, redis_cli};
 use sellersync_queue::events::{EventKind, StreamId};
 use sellersync_spapi_sim::SimConfig;
 
@@ -116,6 +117,34 @@ async fn a_sentinel_fail_over_during_a_run_loses_no_job_and_runs_none_twice() {
     // The jobs' records are on the new master.
     assert!(redis_cli(new_master, &["ROLE"]).starts_with("master"));
     drop(sentinel);
+}
+
+#[test]
+fn a_master_name_the_sentinels_do_not_know_stops_the_worker_naming_the_setting() {
+    let sentinel = PrivateSentinel::start();
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_sellersync-worker"))
+        .env("SELLERSYNC_ENV", "test")
+        .env("SELLERSYNC_CONFIG_DIR", config_dir())
+        .env("REDIS_MODE", "sentinel")
+        .env("REDIS_SENTINELS", sentinel.sentinels().join(","))
+        .env("REDIS_SENTINEL_MASTER", "no-such-master")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A worker that takes the name for an outage retries for ever: bounded here.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while worker.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = worker.kill();
+    let output = worker.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("redis.sentinel_master"), "{stderr}");
+    assert!(stderr.contains("no-such-master"), "{stderr}");
+    assert!(!stderr.contains("retrying"), "at once, not after retries: {stderr}");
 }
 
 #[tokio::test]
