@@ -129,11 +129,47 @@ impl Fleet {
     }
 }
 
+/// The panics the workers of a run logged, as `payload at location`, read from the JSON log
+/// lines in `logs` (a panic is one `tracing_panic` event; see `sellersync_core::infra::telemetry`).
+pub fn logged_panics(logs: &Path) -> Vec<String> {
+    let Ok(files) = std::fs::read_dir(logs) else {
+        return Vec::new();
+    };
+    files
+        .flatten()
+        .filter_map(|file| std::fs::read_to_string(file.path()).ok())
+        .flat_map(|text| text.lines().filter_map(panic_of).collect::<Vec<_>>())
+        .collect()
+}
+
+/// `payload at location` when `line` is a logged panic.
+fn panic_of(line: &str) -> Option<String> {
+    let event: serde_json::Value = serde_json::from_str(line).ok()?;
+    (event["target"] == "tracing_panic").then(|| {
+        let field = |name: &str| event[name].as_str().unwrap_or("?").to_owned();
+        format!("{} at {}", field("panic.payload"), field("panic.location"))
+    })
+}
+
 impl Drop for Fleet {
     fn drop(&mut self) {
         for mut worker in self.workers.drain(..) {
             let _ = worker.kill();
             let _ = worker.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_of;
+
+    #[test]
+    fn only_a_logged_panic_counts_as_one() {
+        let panic = r#"{"level":"ERROR","panic.payload":"boom","panic.location":"src/a.rs:1:2","target":"tracing_panic"}"#;
+        assert_eq!(panic_of(panic).as_deref(), Some("boom at src/a.rs:1:2"));
+        let warning = r#"{"level":"WARN","message":"fetch failed","target":"sellersync_queue::apalis"}"#;
+        assert_eq!(panic_of(warning), None);
+        assert_eq!(panic_of("not json"), None);
     }
 }

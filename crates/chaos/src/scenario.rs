@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::audit::{self, Audit};
 use crate::check::{self, Mismatch};
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, logged_panics};
 
 /// Users whose seller revoked our access: their jobs fail for good, by design.
 const REVOKED_USERS: [&str; 2] = ["chaos-revoked-0", "chaos-revoked-1"];
@@ -106,6 +106,9 @@ pub struct Report {
     /// Jobs whose JobStatus record disagrees with the queue.
     pub mismatches: usize,
     pub mismatch_examples: Vec<Mismatch>,
+    /// Panics the workers logged (caught ones included: a handler's panic fails its attempt).
+    pub worker_panics: usize,
+    pub panic_examples: Vec<String>,
     pub seconds: f64,
     /// The worker logs of the run.
     pub logs: String,
@@ -113,7 +116,11 @@ pub struct Report {
 
 impl Report {
     pub fn passed(&self) -> bool {
-        self.failed_unexpectedly == 0 && self.unfinished == 0 && self.mismatches == 0 && self.double_runs == 0
+        self.failed_unexpectedly == 0
+            && self.unfinished == 0
+            && self.mismatches == 0
+            && self.double_runs == 0
+            && self.worker_panics == 0
     }
 }
 
@@ -203,6 +210,7 @@ pub async fn run(s: &Scenario) -> Result<Report, String> {
         .await
         .map_err(|e| e.to_string())?;
     let audit = audit::audit(&queue, &mut conn, &fleet.killed).await?;
+    let panics = logged_panics(&logs);
     Ok(Report {
         scenario: "lifecycle",
         users: users.len() + REVOKED_USERS.len(),
@@ -224,6 +232,8 @@ pub async fn run(s: &Scenario) -> Result<Report, String> {
         mismatch_examples: mismatches.into_iter().take(5).collect(),
         double_runs: audit.stalls_of_live_workers,
         audit,
+        worker_panics: panics.len(),
+        panic_examples: panics.into_iter().take(5).collect(),
         seconds: (clock.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         logs: logs.display().to_string(),
     })
