@@ -144,7 +144,10 @@ fn a_master_name_the_sentinels_do_not_know_stops_the_worker_naming_the_setting()
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("redis.sentinel_master"), "{stderr}");
     assert!(stderr.contains("no-such-master"), "{stderr}");
-    assert!(!stderr.contains("retrying"), "at once, not after retries: {stderr}");
+    assert!(
+        !stderr.contains("retrying"),
+        "at once, not after retries: {stderr}"
+    );
 }
 
 #[tokio::test]
