@@ -31,7 +31,6 @@ use crate::infra::settings::{Invalid, http_url};
 pub fn init(settings: &LogSettings, service: &str) {
     // Before any HTTP client (the OTLP exporter's included) is built.
     crate::infra::tls::install_crypto_provider();
-    // The filter was validated with the configuration, so this cannot fail for a loaded Settings.
     let lines = log_lines(settings, std::io::stderr, std::io::stderr().is_terminal());
     // The log level filters the log lines only: exported spans have their own level (info), so
     // quieter logs do not lose traces.
