@@ -219,12 +219,12 @@ fn judge(report: RefreshReport, max_failed_share: f64) -> Result<RefreshReport, 
         unusable as f64 / report.accounts_total as f64
     };
     if unusable > 0 && failed_share > max_failed_share {
-        let first = report
-            .errors
-            .first()
-            .map_or("the seller must authorize sellersync again", |e| {
-                e.message.as_str()
-            });
+        // Accounts skipped as still awaiting re-authorization leave no error of this run: say
+        // why in the words of the error that put them there (their public message follows).
+        let first = report.errors.first().map_or_else(
+            || sellersync_core::domain::spapi::SpApiError::InvalidGrant.to_string(),
+            |e| e.message.clone(),
+        );
         let message = format!(
             "{unusable} of {} seller accounts failed: {first}",
             report.accounts_total
@@ -289,7 +289,11 @@ mod tests {
         waiting.accounts_awaiting_reauthorization = 1;
         let error = judge(waiting, 0.5).unwrap_err();
         assert!(error.downcast_ref::<NonRetryable>().is_some());
-        assert!(error.to_string().contains("authorize"), "{error}");
+        assert_eq!(
+            sellersync_core::jobs::job_status::public_message(&error.to_string(), Some(1)),
+            sellersync_core::jobs::job_status::public::NEEDS_AUTHORIZATION,
+            "{error}"
+        );
     }
 
     #[test]

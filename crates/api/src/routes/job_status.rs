@@ -116,10 +116,10 @@ async fn user_status(
             status: outcome.status.clone(),
             at: to_utc(outcome.at),
             error: match (&outcome.error, &outcome.status) {
-                (Some(_), accounts::AccountStatus::NeedsReauthorization) if !whole => {
-                    Some(job_status::public::NEEDS_AUTHORIZATION.to_owned())
-                }
-                (Some(error), _) if !whole => Some(job_status::public_account_message(error, true)),
+                (Some(_), status) if !whole => Some(job_status::public_account_message(
+                    *status == accounts::AccountStatus::NeedsReauthorization,
+                    true,
+                )),
                 (other, _) => other.clone(),
             },
         })

@@ -177,8 +177,8 @@ fn user_view(mut job: JobInfo) -> JobInfo {
         .and_then(serde_json::Value::as_array_mut);
     for error in account_errors.into_iter().flatten() {
         let retryable = error["retryable"].as_bool().unwrap_or(true);
-        let detail = error["message"].as_str().unwrap_or_default().to_owned();
-        error["message"] = json!(job_status::public_account_message(&detail, retryable));
+        let withdrawn = error["needsReauthorization"].as_bool().unwrap_or(false);
+        error["message"] = json!(job_status::public_account_message(withdrawn, retryable));
     }
     job
 }

@@ -113,8 +113,11 @@ fn needs_authorization(lower: &str) -> bool {
     lower.contains("invalid_grant") || lower.contains("authorize the app") || lower.contains("reauthoriz")
 }
 
+/// Our own rate-limit texts (`SpApiError::RateBound`, the deferrals' reasons). Not "429" or
+/// Amazon's "QuotaExceeded": our code never writes them (a 429 is waited out inside the
+/// client), so they could only match a number or id inside some other text.
 fn rate_limited(lower: &str) -> bool {
-    ["rate-bound", "rate limit", "quotaexceeded", "429"]
+    ["rate-bound", "rate limit"]
         .iter()
         .any(|word| lower.contains(word))
 }
@@ -134,10 +137,10 @@ pub fn public_message(detail: &str, failed_after: Option<u32>) -> String {
     }
 }
 
-/// The public message of a seller account's error (in a completed job, or its last outcome).
-pub fn public_account_message(detail: &str, retryable: bool) -> String {
-    let lower = detail.to_ascii_lowercase();
-    if needs_authorization(&lower) {
+/// The public message of a seller account's error in a completed job's report, from what the
+/// report says of it (never from its text).
+pub fn public_account_message(needs_reauthorization: bool, retryable: bool) -> String {
+    if needs_reauthorization {
         public::NEEDS_AUTHORIZATION.to_owned()
     } else if retryable {
         public::WILL_RETRY.to_owned()
@@ -306,10 +309,10 @@ impl JobStatusRecord {
         }
         for error in &mut self.account_errors {
             if error.public_message.is_none() {
-                error.public_message = error
-                    .message
-                    .as_deref()
-                    .map(|m| public_account_message(m, error.retryable));
+                // Such records kept no flag: our own words for a withdrawn authorization tell.
+                error.public_message = error.message.as_deref().map(|m| {
+                    public_account_message(needs_authorization(&m.to_ascii_lowercase()), error.retryable)
+                });
             }
         }
     }
@@ -387,14 +390,13 @@ mod public_message_tests {
         for detail in internal {
             assert_eq!(public_message(detail, None), public::WILL_RETRY, "{detail}");
             assert_eq!(public_message(detail, Some(3)), "failed after 3 attempts");
-            assert_eq!(public_account_message(detail, true), public::WILL_RETRY);
-            assert_eq!(public_account_message(detail, false), public::ACCOUNT_FAILED);
         }
         let withdrawn = "the seller must authorize the app again (invalid_grant)";
         assert_eq!(public_message(withdrawn, Some(1)), public::NEEDS_AUTHORIZATION);
+        // A status code or an id inside someone else's text is no rate limit.
         assert_eq!(
-            public_account_message(withdrawn, false),
-            public::NEEDS_AUTHORIZATION
+            public_message("SP-API server error 500 (request 8c74291e)", None),
+            public::WILL_RETRY
         );
         assert_eq!(
             public_message("rate-bound: searchOrders has no token for 180s", None),
@@ -411,6 +413,13 @@ mod public_message_tests {
             ),
             public::WILL_RETRY
         );
+    }
+
+    #[test]
+    fn an_accounts_public_message_follows_its_report_not_its_text() {
+        assert_eq!(public_account_message(true, false), public::NEEDS_AUTHORIZATION);
+        assert_eq!(public_account_message(false, true), public::WILL_RETRY);
+        assert_eq!(public_account_message(false, false), public::ACCOUNT_FAILED);
     }
 
     #[test]

@@ -225,7 +225,7 @@ fn completion_fields(event: &JobEvent) -> Document {
                     Bson::Document(doc! {
                         "accountId": &e.account_id, "sellerId": &e.seller_id,
                         "message": &e.message, "retryable": e.retryable,
-                        "publicMessage": public_account_message(&e.message, e.retryable),
+                        "publicMessage": public_account_message(e.needs_reauthorization, e.retryable),
                     })
                 })
                 .collect();
