@@ -147,6 +147,11 @@ impl PrivateRedis {
         redis
     }
 
+    /// Settings overrides pointing at this server (`redis.port`).
+    pub fn overrides(&self) -> Vec<(&'static str, Value)> {
+        vec![("redis.port", Value::from(self.port))]
+    }
+
     /// Kills the server (as a crash would).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

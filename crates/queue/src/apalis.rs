@@ -117,6 +117,8 @@ pub struct RedisBackend<Args> {
     batch: usize,
     buffer: VecDeque<LeasedJob>,
     fetching: Option<FetchFuture>,
+    /// Set when the backend closes: a fetch under way stops waiting for work (see `poll_close`).
+    stop_fetching: tokio::sync::watch::Sender<bool>,
     closing: Option<BoxFuture<'static, Result<usize, QueueError>>>,
     leases: Leases,
     maintenance: Option<tokio::task::JoinHandle<()>>,
@@ -134,6 +136,7 @@ impl<Args> RedisBackend<Args> {
             batch: batch.max(1),
             buffer: VecDeque::new(),
             fetching: None,
+            stop_fetching: tokio::sync::watch::Sender::new(false),
             closing: None,
             leases: Arc::default(),
             maintenance: None,
@@ -180,35 +183,52 @@ impl<Args> RedisBackend<Args> {
     /// Leases only what can start: the free slots (the batch less what this worker holds). The
     /// leases are recorded as soon as Redis grants them, so a fetch cut short by a shutdown is
     /// handed back with the rest ([`HeldLeases::release`]) instead of waiting for the reaper.
+    ///
+    /// Once the backend closes, the fetch stops waiting (for work, or before a retry) and
+    /// returns what it has; a lease call already sent still completes, so its jobs can be
+    /// handed back.
     fn fetch(&mut self, worker_id: &str) -> FetchFuture {
         let queue = self.queue.clone();
         let mut wake = self.wake.take().expect("one fetch at a time");
         let (worker_id, batch, leases) = (worker_id.to_owned(), self.batch, Arc::clone(&self.leases));
+        let mut stop = self.stop_fetching.subscribe();
         async move {
             let mut backoff = Duration::from_millis(100);
-            loop {
+            while !*stop.borrow() {
                 let free = batch
                     .saturating_sub(leases.lock().expect("leases lock").len())
                     .max(1);
-                match queue.fetch(&worker_id, free).await {
+                let stopped = match queue.fetch(&worker_id, free).await {
                     Ok(fetched) if !fetched.jobs.is_empty() => {
                         hold(&leases, &fetched.jobs);
                         return (wake, fetched.jobs);
                     }
                     Ok(fetched) => {
                         let idle = idle_wait(IDLE_WAIT, fetched.next_due_ms, fetched.paused);
-                        if let Err(error) = queue.wait_for_work(&mut wake, idle).await {
-                            tracing::warn!(%error, "waiting for work failed");
-                            tokio::time::sleep(backoff).await;
+                        let waited = tokio::select! {
+                            waited = queue.wait_for_work(&mut wake, idle) => waited.map(|_| ()),
+                            _ = stop.wait_for(|stopped| *stopped) => Ok(()),
+                        };
+                        match waited {
+                            Ok(()) => false,
+                            Err(error) => {
+                                tracing::warn!(%error, "waiting for work failed");
+                                pause(&mut stop, backoff).await
+                            }
                         }
                     }
                     Err(error) => {
                         tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "fetch failed");
-                        tokio::time::sleep(backoff).await;
+                        let stopped = pause(&mut stop, backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
+                        stopped
                     }
+                };
+                if stopped {
+                    break;
                 }
             }
+            (wake, Vec::new())
         }
         .boxed()
     }
@@ -289,7 +309,16 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for RedisBackend<Args> {
 
     fn poll_close(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<(), QueueError>> {
         // Running tasks have finished (apalis drains them first): hand back what never started.
-        self.fetching = None;
+        // That includes what a fetch under way leases: once its script was sent, Redis grants
+        // the leases whether or not anyone reads the reply, so the fetch is finished (it no
+        // longer waits for work), not dropped.
+        if let Some(fetching) = self.fetching.as_mut() {
+            self.stop_fetching.send_replace(true);
+            let (wake, jobs) = futures::ready!(fetching.as_mut().poll(cx));
+            self.fetching = None;
+            self.wake = Some(wake);
+            self.buffer.extend(jobs);
+        }
         if self.closing.is_none() {
             let unstarted: Vec<(String, u64)> =
                 self.buffer.drain(..).map(|job| (job.id, job.token)).collect();
@@ -304,6 +333,14 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for RedisBackend<Args> {
             tracing::info!(count, "handed back jobs that never started");
         }
         Poll::Ready(released.map(|_| ()))
+    }
+}
+
+/// Sleeps `delay`, or less if the backend closes meanwhile; true when it closed.
+async fn pause(stop: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => false,
+        _ = stop.wait_for(|stopped| *stopped) => true,
     }
 }
 

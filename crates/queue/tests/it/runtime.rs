@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::*;
+use sellersync_core::testing::{PrivateRedis, TestNamespace, redis_cli};
 use sellersync_queue::apalis::{JobLease, NonRetryable, RedisBackend};
+use sellersync_queue::events::{EventKind, StreamId};
 use sellersync_queue::{EnqueueOptions, Queue, QueueConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, oneshot};
@@ -324,4 +326,88 @@ async fn shutdown_finishes_in_flight_jobs_and_hands_back_the_rest() {
     assert_eq!(slow_info.state, "waiting", "the slow job was handed back");
     assert_eq!(slow_info.attempts, 0, "a handed-back attempt does not count");
     assert!(q.workers().await.unwrap().is_empty(), "the worker deregistered");
+}
+
+/// The kinds of `id`'s events, oldest first.
+async fn transitions_of(q: &TestQueue, id: &str) -> Vec<EventKind> {
+    let batch = q
+        .read_events_after(&mut q.queue.connection(), StreamId::ZERO, 1000, None)
+        .await
+        .unwrap();
+    batch
+        .events
+        .into_iter()
+        .filter(|event| event.job_id == id)
+        .map(|event| event.kind)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_lease_granted_to_a_fetch_under_way_at_shutdown_is_handed_back() {
+    // A private Redis: its writes are paused below, which must not stall other tests.
+    let redis = PrivateRedis::start();
+    let namespace = TestNamespace::with_overrides(&redis.overrides());
+    let config = QueueConfig {
+        lease_ms: 20_000,
+        heartbeat_ms: 1000,
+        ..fast_config()
+    };
+    let q = TestQueue::in_namespace(namespace, "test-queue", config).await;
+    let running = enqueue(&q, Work::Sleep { ms: 3500 }, None).await;
+    let options = EnqueueOptions {
+        delay: Some(Duration::from_millis(600)),
+        ..EnqueueOptions::default()
+    };
+    let later = q.enqueue(&Work::Sleep { ms: 10 }, options).await.unwrap().id;
+    let queue = q.other_handle().await;
+    let backend = RedisBackend::<Work>::new(queue.clone(), q.connection().await, 2);
+    let runs = Arc::new(AtomicU32::new(0));
+    let ctx = Ctx {
+        worker: "w1".into(),
+        queue,
+        runs: Arc::clone(&runs),
+        progressed: Arc::default(),
+        go: Arc::default(),
+    };
+    let worker = WorkerBuilder::new("w1")
+        .backend(backend)
+        .data(ctx)
+        .concurrency(2)
+        .build(work);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = worker.run_until(async move {
+        let _ = stopped.await;
+        Ok::<(), std::io::Error>(())
+    });
+    let stopper = async {
+        eventually(Duration::from_secs(5), "the first job running", || async {
+            runs.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        // Writes wait for 3 s: the free slot's fetch of the delayed job, due at 600 ms, is sent
+        // and waits at Redis when the stop comes; Redis grants its lease after the stop.
+        redis_cli(redis.port, &["CLIENT", "PAUSE", "3000", "WRITE"]);
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        let _ = stop.send(());
+    };
+    let (ran, ()) = tokio::join!(run, stopper);
+    ran.unwrap();
+
+    assert_eq!(state_of(&q, &running).await, "completed");
+    let kinds = transitions_of(&q, &later).await;
+    assert!(
+        kinds.contains(&EventKind::Active),
+        "the fetch under way leased it: {kinds:?}"
+    );
+    assert_eq!(
+        kinds.last(),
+        Some(&EventKind::Released),
+        "handed back, not left to the reaper: {kinds:?}"
+    );
+    assert_eq!(state_of(&q, &later).await, "waiting");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the delayed job never started here"
+    );
 }
