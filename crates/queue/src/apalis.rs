@@ -213,13 +213,13 @@ impl<Args> RedisBackend<Args> {
                             Ok(()) => false,
                             Err(error) => {
                                 tracing::warn!(%error, "waiting for work failed");
-                                pause(&mut stop, backoff).await
+                                sleep_unless_stopped(&mut stop, backoff).await
                             }
                         }
                     }
                     Err(error) => {
                         tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "fetch failed");
-                        let stopped = pause(&mut stop, backoff).await;
+                        let stopped = sleep_unless_stopped(&mut stop, backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                         stopped
                     }
@@ -337,7 +337,7 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for RedisBackend<Args> {
 }
 
 /// Sleeps `delay`, or less if the backend closes meanwhile; true when it closed.
-async fn pause(stop: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) -> bool {
+async fn sleep_unless_stopped(stop: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) -> bool {
     tokio::select! {
         () = tokio::time::sleep(delay) => false,
         _ = stop.wait_for(|stopped| *stopped) => true,
