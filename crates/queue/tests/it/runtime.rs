@@ -359,39 +359,19 @@ async fn a_lease_granted_to_a_fetch_under_way_at_shutdown_is_handed_back() {
         ..EnqueueOptions::default()
     };
     let later = q.enqueue(&Work::Sleep { ms: 10 }, options).await.unwrap().id;
-    let queue = q.other_handle().await;
-    let backend = RedisBackend::<Work>::new(queue.clone(), q.connection().await, 2);
-    let runs = Arc::new(AtomicU32::new(0));
-    let ctx = Ctx {
-        worker: "w1".into(),
-        queue,
-        runs: Arc::clone(&runs),
-        progressed: Arc::default(),
-        go: Arc::default(),
-    };
-    let worker = WorkerBuilder::new("w1")
-        .backend(backend)
-        .data(ctx)
-        .concurrency(2)
-        .build(work);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let run = worker.run_until(async move {
-        let _ = stopped.await;
-        Ok::<(), std::io::Error>(())
-    });
-    let stopper = async {
+    let port = redis.port;
+    let runs = with_worker(&q, "w1", 2, None, |ctx| async move {
         eventually(Duration::from_secs(5), "the first job running", || async {
-            runs.load(Ordering::SeqCst) == 1
+            ctx.runs.load(Ordering::SeqCst) == 1
         })
         .await;
         // Writes wait for 3 s: the free slot's fetch of the delayed job, due at 600 ms, is sent
         // and waits at Redis when the stop comes; Redis grants its lease after the stop.
-        redis_cli(redis.port, &["CLIENT", "PAUSE", "3000", "WRITE"]);
+        redis_cli(port, &["CLIENT", "PAUSE", "3000", "WRITE"]);
         tokio::time::sleep(Duration::from_millis(1600)).await;
-        let _ = stop.send(());
-    };
-    let (ran, ()) = tokio::join!(run, stopper);
-    ran.unwrap();
+        ctx.runs
+    })
+    .await;
 
     assert_eq!(state_of(&q, &running).await, "completed");
     let kinds = transitions_of(&q, &later).await;
