@@ -111,15 +111,22 @@ pub fn sigterm(child: &std::process::Child) {
 
 /// Waits for a child to exit, failing the test after `limit`.
 pub fn wait_exit(child: &mut std::process::Child, limit: std::time::Duration) -> std::process::ExitStatus {
+    exit_within(child, limit).unwrap_or_else(|| panic!("process still running after {limit:?}"))
+}
+
+/// The child's exit status if it exits within `limit`; `None` if it is still running then.
+pub fn exit_within(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
     let deadline = std::time::Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("child status") {
-            return status;
+            return Some(status);
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "process still running after {limit:?}"
-        );
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use sellersync_core::testing::{PrivateCluster, PrivateSentinel, config_dir, redis_cli};
+use sellersync_core::testing::{PrivateCluster, PrivateSentinel, config_dir, exit_within, redis_cli};
 use sellersync_queue::events::{EventKind, StreamId};
 use sellersync_spapi_sim::SimConfig;
 
@@ -134,11 +134,9 @@ fn a_master_name_the_sentinels_do_not_know_stops_the_worker_naming_the_setting()
         .spawn()
         .unwrap();
     // A worker that takes the name for an outage retries for ever: bounded here.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while worker.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+    if exit_within(&mut worker, Duration::from_secs(20)).is_none() {
+        let _ = worker.kill();
     }
-    let _ = worker.kill();
     let output = worker.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
