@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sellersync_core::config::USER_DATA_QUEUE;
-use sellersync_core::infra::connections::{lazy_redis, lazy_redis_for_requests, mongo_database};
+use sellersync_core::infra::connections::{close_mongo, lazy_redis, lazy_redis_for_requests, mongo_database};
 use sellersync_core::infra::instance::instance_id;
 use sellersync_core::jobs::job_status::projector::RunningProjector;
 use sellersync_core::jobs::producer::Producer;
@@ -124,6 +124,7 @@ impl Application {
         let drain_timeout = self.state.settings.server.shutdown_timeout;
         let stop = self.stop;
         let projector = self.projector;
+        let mongo = self.state.mongo.clone();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let app = routes::router(self.state);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
@@ -149,6 +150,7 @@ impl Application {
         if let Some(projector) = projector {
             projector.stop().await;
         }
+        close_mongo(&mongo).await;
         served
     }
 }

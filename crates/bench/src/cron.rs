@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use sellersync_core::Settings;
 use serde_json::json;
 
-use crate::harness::{Bench, bench_database, emit};
+use crate::harness::{Bench, bench_database, drop_bench_database, emit};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct CronBenchArgs {
@@ -25,7 +25,7 @@ pub async fn cron(settings: &Settings, args: &CronBenchArgs) -> Result<(), Strin
     let bench = Bench::fresh(settings).await?;
     let db = bench_database(settings, "bench_cron_").await?;
     let result = cron_run(settings, args, &bench, &db).await;
-    let _ = db.drop().await;
+    drop_bench_database(db).await;
     bench.reset().await?;
     result
 }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use sellersync_core::Settings;
 use serde_json::json;
 
-use crate::harness::{Bench, bench_database, emit, free_port, peak_rss_mib, progress_bar, stop};
+use crate::harness::{
+    Bench, bench_database, drop_bench_database, emit, free_port, peak_rss_mib, progress_bar, stop,
+};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct E2eBenchArgs {
@@ -33,7 +35,7 @@ pub async fn e2e(settings: &Settings, args: &E2eBenchArgs) -> Result<(), String>
     let bench = Bench::fresh(settings).await?;
     let db = bench_database(settings, "bench_e2e_").await?;
     let result = e2e_run(settings, args, &bench, &db, &base).await;
-    let _ = db.drop().await;
+    drop_bench_database(db).await;
     bench.reset().await?;
     result
 }

@@ -272,6 +272,12 @@ pub(crate) async fn bench_database(settings: &Settings, name: &str) -> Result<mo
         .map_err(|e| e.to_string())
 }
 
+/// Drops a benchmark's database and closes its client (see `close_mongo`).
+pub(crate) async fn drop_bench_database(db: mongodb::Database) {
+    let _ = db.drop().await;
+    sellersync_core::infra::connections::close_mongo(&db).await;
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

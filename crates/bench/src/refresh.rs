@@ -8,7 +8,7 @@ use sellersync_core::infra::connections::{connect_redis, delete_keys};
 use sellersync_queue::RedisConnection;
 use serde_json::json;
 
-use crate::harness::{bench_database, emit};
+use crate::harness::{bench_database, drop_bench_database, emit};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RefreshBenchArgs {
@@ -35,7 +35,7 @@ pub struct RefreshBenchArgs {
 pub async fn refresh(settings: &Settings, args: &RefreshBenchArgs) -> Result<(), String> {
     let db = bench_database(settings, "bench_").await?;
     let result = refresh_scenarios(settings, args, &db).await;
-    let _ = db.drop().await;
+    drop_bench_database(db).await;
     result
 }
 

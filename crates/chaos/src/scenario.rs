@@ -7,7 +7,7 @@ use mongodb::Database;
 use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::domain::accounts::{self, NewAccount};
 use sellersync_core::domain::spapi::Region;
-use sellersync_core::infra::connections::{connect_redis, mongo_database};
+use sellersync_core::infra::connections::{close_mongo, connect_redis, mongo_database};
 use sellersync_core::jobs::job_status::projector::GROUP;
 use sellersync_core::jobs::payload::Trigger;
 use sellersync_core::testing::{PrivateMongo, PrivateRedis, TestNamespace};
@@ -199,7 +199,9 @@ pub async fn run(s: &Scenario) -> Result<Report, String> {
     wait_until(deadline, || async { settled(&queue).await }).await;
     tokio::task::block_in_place(|| fleet.stop_all());
 
-    let mismatches = check::mismatches(&queue, &db, &jobs).await?;
+    let mismatches = check::mismatches(&queue, &db, &jobs).await;
+    close_mongo(&db).await;
+    let mismatches = mismatches?;
     let counts = queue.counts().await.map_err(|e| e.to_string())?;
     let failed_unexpectedly = failed_users(&queue)
         .await?

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use sellersync_core::infra::connections::mongo_database;
+use sellersync_core::infra::connections::{close_mongo, mongo_database};
 use sellersync_core::{Settings, bootstrap, infra::migrations};
 
 use crate::args::{Cli, Command};
@@ -42,7 +42,7 @@ async fn run(cli: Cli) -> ExitCode {
     };
     let json = cli.json;
     let result = match cli.command {
-        Command::Migrate => migrate(&settings, json).await.map_err(|e| e.to_string()),
+        Command::Migrate => with_database(&settings, async |db| migrate(db, &settings, json).await).await,
         Command::Config { get } => show_config(&settings, get.as_deref()),
         Command::Stats => async { ops::Ops::connect(&settings, json).await?.stats().await }.await,
         Command::Workers => async { ops::Ops::connect(&settings, json).await?.workers().await }.await,
@@ -58,9 +58,19 @@ async fn run(cli: Cli) -> ExitCode {
             run_at,
         } => {
             let schedule = schedule(priority, delay, run_at);
-            enqueue(&settings, users, all, all_stale, schedule, json).await
+            let users = Selection {
+                users,
+                all,
+                all_stale,
+            };
+            with_database(&settings, async |db| {
+                enqueue(db, &settings, users, schedule, json).await
+            })
+            .await
         }
-        Command::SeedDemo { users, accounts } => seed_demo(&settings, users, accounts, json).await,
+        Command::SeedDemo { users, accounts } => {
+            with_database(&settings, async |db| seed_demo(db, users, accounts, json).await).await
+        }
         Command::Completions { .. } => unreachable!("answered before configuration is loaded"),
     };
     match result {
@@ -135,31 +145,55 @@ fn schedule(
     }
 }
 
-async fn enqueue(
+/// Runs `work` against the configured database, then closes the MongoDB client while the
+/// runtime still runs (see `close_mongo`: a client left to be dropped at exit can panic inside
+/// the driver).
+async fn with_database<T>(
     settings: &Settings,
+    work: impl AsyncFnOnce(&mongodb::Database) -> Result<T, String>,
+) -> Result<T, String> {
+    let db = mongo_database(&settings.mongo, "sellersync-cli")
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = work(&db).await;
+    close_mongo(&db).await;
+    result
+}
+
+/// Which users `enqueue` takes: those named, every active one (`--all`) or every stale one
+/// (`--all-stale`).
+struct Selection {
     users: Vec<String>,
     all: bool,
     all_stale: bool,
+}
+
+async fn enqueue(
+    db: &mongodb::Database,
+    settings: &Settings,
+    selection: Selection,
     schedule: sellersync_core::jobs::producer::Placement,
     json: bool,
 ) -> Result<(), String> {
     use sellersync_core::config::USER_DATA_QUEUE;
-    let db = mongo_database(&settings.mongo, "sellersync-cli")
-        .await
-        .map_err(|e| e.to_string())?;
+    let Selection {
+        users,
+        all,
+        all_stale,
+    } = selection;
     let redis = sellersync_core::infra::connections::connect_redis(&settings.redis)
         .await
         .map_err(|e| e.to_string())?;
     let queue = settings.open_queue(redis, USER_DATA_QUEUE).expect("validated");
     let users = if all {
         let found = Progress::spinner(json, "reading active users");
-        let users = sellersync_core::domain::accounts::active_user_ids(&db)
+        let users = sellersync_core::domain::accounts::active_user_ids(db)
             .await
             .map_err(|e| e.to_string())?;
         found.finish(&format!("{} active users", users.len()));
         users
     } else if all_stale {
-        stale_user_ids(&db, settings.cron.due_tolerance, json).await?
+        stale_user_ids(db, settings.cron.due_tolerance, json).await?
     } else {
         users
     };
@@ -206,15 +240,12 @@ async fn stale_user_ids(
     Ok(users)
 }
 
-async fn seed_demo(settings: &Settings, users: usize, accounts: usize, json: bool) -> Result<(), String> {
-    let db = mongo_database(&settings.mongo, "sellersync-cli")
-        .await
-        .map_err(|e| e.to_string())?;
-    migrations::apply(&db).await.map_err(|e| e.to_string())?;
+async fn seed_demo(db: &mongodb::Database, users: usize, accounts: usize, json: bool) -> Result<(), String> {
+    migrations::apply(db).await.map_err(|e| e.to_string())?;
     let started = std::time::Instant::now();
     let bar = Progress::bar(json, users as u64, "seeding users");
     let progress = |done: usize| bar.set(done as u64);
-    let inserted = sellersync_core::demo::seed(&db, users, accounts, &progress)
+    let inserted = sellersync_core::demo::seed(db, users, accounts, &progress)
         .await
         .map_err(|e| e.to_string())?;
     bar.finish("done");
@@ -232,9 +263,8 @@ async fn seed_demo(settings: &Settings, users: usize, accounts: usize, json: boo
     Ok(())
 }
 
-async fn migrate(settings: &Settings, json: bool) -> Result<(), sellersync_core::CoreError> {
-    let db = mongo_database(&settings.mongo, "sellersync-cli").await?;
-    let report = migrations::apply(&db).await?;
+async fn migrate(db: &mongodb::Database, settings: &Settings, json: bool) -> Result<(), String> {
+    let report = migrations::apply(db).await.map_err(|e| e.to_string())?;
     if json {
         println!("{}", serde_json::to_string(&report).expect("a report serialises"));
     } else {

@@ -10,7 +10,7 @@ use figment::providers::Serialized;
 use figment::value::Value;
 
 use crate::config::{Environment, Settings};
-use crate::infra::connections::{connect_redis, delete_keys, mongo_database};
+use crate::infra::connections::{close_mongo, connect_redis, delete_keys, mongo_database};
 
 /// The workspace's `config/` folder.
 pub fn config_dir() -> PathBuf {
@@ -73,6 +73,7 @@ impl Drop for TestNamespace {
                 }
                 if let Ok(db) = mongo_database(&settings.mongo, "sellersync-test-cleanup").await {
                     let _ = db.drop().await;
+                    close_mongo(&db).await;
                 }
             });
             Some(())

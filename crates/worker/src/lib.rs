@@ -21,7 +21,9 @@ use apalis::prelude::{Monitor, WorkerBuilder};
 use mongodb::Database;
 use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::domain::spapi::SpApiClient;
-use sellersync_core::infra::connections::{connect_redis, lazy_redis, mongo_database, ping_mongo};
+use sellersync_core::infra::connections::{
+    close_mongo, connect_redis, lazy_redis, mongo_database, ping_mongo,
+};
 use sellersync_core::infra::instance::instance_id;
 use sellersync_core::jobs::notify::{Delivery, NOTIFICATIONS_QUEUE};
 use sellersync_core::jobs::payload::RefreshUser;
@@ -183,6 +185,7 @@ pub async fn run(
     for projector in projectors.into_iter().flatten() {
         projector.stop().await;
     }
+    close_mongo(&mongo).await;
     outcome.map_err(|e| WorkerError::Monitor(e.to_string()))?;
     tracing::info!(worker_id, "sellersync-worker stopped");
     Ok(())

@@ -322,6 +322,28 @@ pub async fn mongo_database(settings: &MongoSettings, app_name: &str) -> CoreRes
     Ok(client.database(&settings.database))
 }
 
+/// How long [`close_mongo`] waits for the server to take the `endSessions` of a closing client.
+const MONGO_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Ends this process's MongoDB sessions and closes its connection pools while the Tokio runtime
+/// still runs: the last thing a process does with MongoDB, before `main` returns.
+///
+/// Why: a `Client` left to be dropped cleans up in a task of its own; when that task runs while
+/// the runtime is tearing down, it can find the connection pool's task already gone and panic
+/// inside the driver (`cmap/connection_requester.rs`, `SendError`). That was the worker panic
+/// seen in CI after "sellersync-worker stopped". Once a client is shut down, dropping it does
+/// nothing. Live cursors are not waited for (`immediate`); with no server reachable the driver
+/// skips `endSessions`, and a server that does not answer gets [`MONGO_CLOSE_TIMEOUT`].
+pub async fn close_mongo(db: &Database) {
+    let closing = db.client().clone().shutdown().immediate(true);
+    if tokio::time::timeout(MONGO_CLOSE_TIMEOUT, closing).await.is_err() {
+        tracing::warn!(
+            timeout_ms = MONGO_CLOSE_TIMEOUT.as_millis() as u64,
+            "MongoDB did not take the end of this process's sessions in time; they expire on the server"
+        );
+    }
+}
+
 /// Counts every MongoDB command this process sends (`sellersync_mongodb_commands_total`, by
 /// command name) and those that failed: round trips per job are a number to watch.
 fn count_commands() -> mongodb::event::EventHandler<mongodb::event::command::CommandEvent> {
