@@ -19,7 +19,8 @@
 //!
 //! Test controls: `POST /_sim/faults` (the next calls of a seller fail), `POST /_sim/usage-plans`
 //! (a seller's plan for an operation), `POST /_sim/revoke` (a seller withdraws authorization),
-//! `GET /_sim/stats` (requests served, 429s sent).
+//! `GET /_sim/stats` (requests served, 429s sent, and the most API calls of one seller that
+//! were under way at once: a test can tell whether two refreshes of one user overlapped).
 
 pub mod auth;
 pub mod data;
@@ -111,6 +112,37 @@ struct Counters {
     api: AtomicU64,
     token: AtomicU64,
     throttled: AtomicU64,
+    /// API calls under way per seller (while their latency is served), and the most ever seen.
+    under_way: Mutex<HashMap<String, u64>>,
+    most_under_way: AtomicU64,
+}
+
+impl Counters {
+    /// Counts one API call of `seller` as under way until the returned guard drops.
+    fn start_call(&self, seller: &str) -> CallUnderWay<'_> {
+        let mut under_way = self.under_way.lock().expect("under-way lock");
+        let count = under_way.entry(seller.to_owned()).or_default();
+        *count += 1;
+        self.most_under_way.fetch_max(*count, Ordering::Relaxed);
+        CallUnderWay {
+            counters: self,
+            seller: seller.to_owned(),
+        }
+    }
+}
+
+struct CallUnderWay<'a> {
+    counters: &'a Counters,
+    seller: String,
+}
+
+impl Drop for CallUnderWay<'_> {
+    fn drop(&mut self) {
+        let mut under_way = self.counters.under_way.lock().expect("under-way lock");
+        if let Some(count) = under_way.get_mut(&self.seller) {
+            *count -= 1;
+        }
+    }
 }
 
 pub struct SimState {
@@ -219,8 +251,17 @@ pub fn respond(sim: &SimState, seller: &str, op: Operation, response: Response) 
 /// errors. Returns the seller id, or the finished response to send instead.
 pub async fn admit(sim: &SimState, headers: &HeaderMap, op: Operation) -> Result<String, Response> {
     let n = sim.counters.api.fetch_add(1, Ordering::Relaxed);
-    delay(sim).await;
-    let seller = auth::check_access_token(sim, headers).map_err(IntoResponse::into_response)?;
+    let seller = match auth::check_access_token(sim, headers) {
+        Ok(seller) => seller,
+        Err(rejection) => {
+            delay(sim).await;
+            return Err(rejection.into_response());
+        }
+    };
+    {
+        let _call = sim.counters.start_call(&seller);
+        delay(sim).await;
+    }
     if let Some(response) = scripted_fault(sim, &seller, op) {
         return Err(respond(sim, &seller, op, response));
     }
@@ -316,5 +357,6 @@ async fn stats(State(sim): Sim) -> Json<serde_json::Value> {
         "apiRequests": c.api.load(Ordering::Relaxed),
         "tokenRequests": c.token.load(Ordering::Relaxed),
         "throttled": c.throttled.load(Ordering::Relaxed),
+        "mostCallsOfOneSellerAtOnce": c.most_under_way.load(Ordering::Relaxed),
     }))
 }

@@ -119,6 +119,7 @@ impl Sim {
             api: count("apiRequests"),
             tokens: count("tokenRequests"),
             throttled: count("throttled"),
+            most_calls_of_one_seller_at_once: count("mostCallsOfOneSellerAtOnce"),
         }
     }
 
@@ -160,6 +161,7 @@ pub struct Stats {
     pub api: u64,
     pub tokens: u64,
     pub throttled: u64,
+    pub most_calls_of_one_seller_at_once: u64,
 }
 
 pub fn creds(seller: &str) -> Credentials {

@@ -205,3 +205,28 @@ async fn v0_leaves_out_what_amazon_leaves_out() {
     let items = items["payload"]["OrderItems"].as_array().unwrap();
     assert!(items.iter().any(|i| i.get("SellerSKU").is_none()), "{items:?}");
 }
+
+/// A test control, not one of Amazon's rules: the stats tell how many calls of one seller were
+/// under way at once, at most (the worker tests use it to see that two refreshes of one user
+/// never overlapped).
+#[tokio::test]
+async fn the_stats_count_the_most_calls_of_one_seller_under_way_at_once() {
+    let sim = sim::spawn(SimConfig {
+        latency_ms: 100,
+        ..SimConfig::default()
+    })
+    .await;
+    let (a, b) = (sim.access_token("A").await, sim.access_token("B").await);
+    let path = inventory_path(US);
+    let (one, other) = tokio::join!(sim.raw_get(&path, &a), sim.raw_get(&path, &b));
+    assert_eq!((one.status().as_u16(), other.status().as_u16()), (200, 200));
+    assert_eq!(
+        sim.stats().await.most_calls_of_one_seller_at_once,
+        1,
+        "two sellers, one call each"
+    );
+    let c = sim.access_token("C").await;
+    let (one, again) = tokio::join!(sim.raw_get(&path, &c), sim.raw_get(&path, &c));
+    assert_eq!((one.status().as_u16(), again.status().as_u16()), (200, 200));
+    assert_eq!(sim.stats().await.most_calls_of_one_seller_at_once, 2);
+}

@@ -110,6 +110,17 @@ impl Env {
             .unwrap();
     }
 
+    /// The stand-in's `GET /_sim/stats`.
+    pub async fn sim_stats(&self) -> serde_json::Value {
+        let response = self
+            .http
+            .get(format!("{}/_sim/stats", self.sim))
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
     pub async fn status(&self, job_id: &str) -> Document {
         self.db
             .collection::<Document>(JOB_STATUS)
