@@ -199,8 +199,14 @@ async fn connect(settings: &Settings) -> Result<(RedisConnection, Database), Wor
         tracing::warn!(warning, "redis configuration puts jobs at risk");
     }
     let mongo = mongo_database(&settings.mongo, "sellersync-worker").await?;
-    bootstrap::retry_while_unavailable("mongodb", || ping_mongo(&mongo)).await?;
-    bootstrap::migrate_if_configured(settings, &mongo).await?;
+    let ready = async {
+        bootstrap::retry_while_unavailable("mongodb", || ping_mongo(&mongo)).await?;
+        bootstrap::migrate_if_configured(settings, &mongo).await
+    };
+    if let Err(error) = ready.await {
+        close_mongo(&mongo).await;
+        return Err(error.into());
+    }
     Ok((redis, mongo))
 }
 
