@@ -198,34 +198,27 @@ impl<Args> RedisBackend<Args> {
                 let free = batch
                     .saturating_sub(leases.lock().expect("leases lock").len())
                     .max(1);
-                let stopped = match queue.fetch(&worker_id, free).await {
+                // Every wait below ends early when the backend closes; the loop's condition
+                // then ends the fetch.
+                match queue.fetch(&worker_id, free).await {
                     Ok(fetched) if !fetched.jobs.is_empty() => {
                         hold(&leases, &fetched.jobs);
                         return (wake, fetched.jobs);
                     }
                     Ok(fetched) => {
                         let idle = idle_wait(IDLE_WAIT, fetched.next_due_ms, fetched.paused);
-                        let waited = tokio::select! {
-                            waited = queue.wait_for_work(&mut wake, idle) => waited.map(|_| ()),
-                            _ = stop.wait_for(|stopped| *stopped) => Ok(()),
-                        };
-                        match waited {
-                            Ok(()) => false,
-                            Err(error) => {
-                                tracing::warn!(%error, "waiting for work failed");
-                                sleep_unless_stopped(&mut stop, backoff).await
-                            }
+                        if let Some(Err(error)) =
+                            unless_stopped(&mut stop, queue.wait_for_work(&mut wake, idle)).await
+                        {
+                            tracing::warn!(%error, "waiting for work failed");
+                            unless_stopped(&mut stop, tokio::time::sleep(backoff)).await;
                         }
                     }
                     Err(error) => {
                         tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "fetch failed");
-                        let stopped = sleep_unless_stopped(&mut stop, backoff).await;
+                        unless_stopped(&mut stop, tokio::time::sleep(backoff)).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
-                        stopped
                     }
-                };
-                if stopped {
-                    break;
                 }
             }
             (wake, Vec::new())
@@ -336,11 +329,14 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for RedisBackend<Args> {
     }
 }
 
-/// Sleeps `delay`, or less if the backend closes meanwhile; true when it closed.
-async fn sleep_unless_stopped(stop: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) -> bool {
+/// Runs `work` unless the backend closes first (`None` then).
+async fn unless_stopped<T>(
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
     tokio::select! {
-        () = tokio::time::sleep(delay) => false,
-        _ = stop.wait_for(|stopped| *stopped) => true,
+        output = work => Some(output),
+        _ = stop.wait_for(|stopped| *stopped) => None,
     }
 }
 
