@@ -46,9 +46,12 @@ for i = 0, n - 1 do
       redis.call('HSET', jk, 'v', v, 'st', 'completed', 'fin', now_text, 'pg', '100')
     end
     release_dedup(base, job[5], id)
-    record_known(base, id, 'completed', now, v,
-      { 'st', 'completed', 'att', job[6], 'pg', '100', 'w', job[7], 'sa', job[4], 'fin', now_text },
-      job, COMPLETE_UNTOUCHED, { 'res', result, 'dur', decimal(observe(job[4])) })
+    -- The snapshot it knows, in `transition`'s field order (an active job has att, w and sa).
+    local e, m = start_record(base, id, 'completed', now, v)
+    e[m + 1], e[m + 2], e[m + 3], e[m + 4], e[m + 5], e[m + 6] = 'st', 'completed', 'att', job[6], 'pg', '100'
+    e[m + 7], e[m + 8], e[m + 9], e[m + 10], e[m + 11], e[m + 12] = 'w', job[7], 'sa', job[4], 'fin', now_text
+    m = append_untouched(e, m + 12, job, COMPLETE_UNTOUCHED)
+    e[m + 1], e[m + 2], e[m + 3], e[m + 4] = 'res', result, 'dur', decimal(observe(job[4]))
     done[#done + 1] = id
     finished[#finished + 1] = now_text
     finished[#finished + 1] = id

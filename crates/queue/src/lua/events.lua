@@ -98,13 +98,15 @@ local function record(base, id, kind, now, job, extra)
 end
 
 -- The two hot transitions, a lease and a completion, skip `load_job`/`transition`: they read only
--- the fields they need (an HMGET kept as an array) and record the snapshot they know, plus the
--- snapshot fields they neither set nor clear, read in UNTOUCHED_FIELDS order (empty unless the job
--- failed, stalled, was retried, waits with a due time or has its own attempt limit). The entry
--- says exactly what `transition` would record (a leasable job has no `fin`: `retry` clears it).
--- Why: in Redis's Lua much of a script's time goes to the values it makes per job (each field
--- read, each table, each number turned into text); reading every field into a table took a
--- no-op job's Redis time to ~48 µs, this way it is ~27 µs (docs/capacity.md).
+-- the fields they need (an HMGET kept as an array) and write the snapshot they know straight
+-- into the entry (`start_record`, then the fields they set, then `append_untouched`: the
+-- snapshot fields they neither set nor clear, read in UNTOUCHED_FIELDS order, empty unless the
+-- job failed, stalled, was retried, waits with a due time or has its own attempt limit). The
+-- entry says exactly what `transition` would record (a leasable job has no `fin`: `retry`
+-- clears it). Why: in Redis's Lua much of a script's time goes to the values it makes per job
+-- (each field read, each table, each function call, each number turned into text); reading
+-- every field into a table took a no-op job's Redis time to ~48 µs, this way it is ~27 µs
+-- (docs/capacity.md).
 local UNTOUCHED_FIELDS = { 'due', 'err', 'stalls', 'retries', 'max' }
 
 -- A number as decimal text, made once where a script writes it many times (a batch's time).
@@ -112,18 +114,17 @@ local function decimal(number)
   return string.format('%d', number)
 end
 
--- Records a transition of job `id` to version `v`: the set ones of `known` (name, value, ... of
--- the snapshot fields the script set or read), the set values of `values[first ..]`
--- (UNTOUCHED_FIELDS in order), then `extra`.
-local function record_known(base, id, kind, now, v, known, values, first, extra)
-  local e, n = start_record(base, id, kind, now, v)
-  for i = 1, #known, 2 do
-    n = append_set(e, n, known[i], known[i + 1])
-  end
+-- Appends the set ones of UNTOUCHED_FIELDS, read in that order at `values[first ..]`, to the
+-- entry `e` of length `n`; returns its new length.
+local function append_untouched(e, n, values, first)
   for i = 1, #UNTOUCHED_FIELDS do
-    n = append_set(e, n, UNTOUCHED_FIELDS[i], values[first + i - 1])
+    local value = values[first + i - 1]
+    if value and value ~= '' then
+      e[n + 1], e[n + 2] = UNTOUCHED_FIELDS[i], value
+      n = n + 2
+    end
   end
-  append_list(e, n, extra)
+  return n
 end
 
 -- Moves job `id` (loaded with `load_job`) through a transition: applies `changes` (field ->

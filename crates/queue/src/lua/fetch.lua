@@ -62,10 +62,13 @@ for i = 1, #popped, 2 do
     local attempt = tonumber(job[2]) + 1
     local attempt_text, v = decimal(attempt), decimal((tonumber(job[3]) or 0) + 1)
     token = token + 1
+    redis.call('HSET', jk, 'v', v, 'tok', decimal(token), 'st', 'active', 'att', attempt_text, 'pg', '0',
+      'w', worker, 'sa', now_text)
     -- The lease's changes are also the snapshot it knows (the token is not part of a snapshot).
-    local changes = { 'st', 'active', 'att', attempt_text, 'pg', '0', 'w', worker, 'sa', now_text }
-    redis.call('HSET', jk, 'v', v, 'tok', decimal(token), unpack(changes))
-    record_known(base, id, 'active', now, v, changes, job, LEASE_UNTOUCHED)
+    local e, m = start_record(base, id, 'active', now, v)
+    e[m + 1], e[m + 2], e[m + 3], e[m + 4], e[m + 5] = 'st', 'active', 'att', attempt_text, 'pg'
+    e[m + 6], e[m + 7], e[m + 8], e[m + 9], e[m + 10] = '0', 'w', worker, 'sa', now_text
+    append_untouched(e, m + 10, job, LEASE_UNTOUCHED)
     leases[#leases + 1] = deadline_text
     leases[#leases + 1] = id
     out[#out + 1] = id
