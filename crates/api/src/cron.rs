@@ -12,6 +12,7 @@ use sellersync_core::jobs::cron::{Schedule, TickRetry, last_tick, next_tick, tic
 use sellersync_core::jobs::notify::{EventType, Notification, Notifier};
 use sellersync_core::jobs::producer::{Producer, TickOutcome};
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 /// How the producer behaves besides its schedule.
 #[derive(Clone)]
@@ -20,6 +21,8 @@ pub struct Options {
     pub catch_up: bool,
     /// Told when a tick gives up (`tick.failed`).
     pub notifier: Option<Notifier>,
+    /// Where ticks run, so that a stopping API can wait for them.
+    pub ticks: TaskTracker,
 }
 
 /// Runs ticks until `stop` turns true.
@@ -31,9 +34,12 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     tracing::info!(instance = %producer.instance, timezone = %tz, "cron producer started");
+    let ticks_stop = stop.clone();
     let spawn_drive = |tick| {
-        let options = options.clone();
-        tokio::spawn(drive(producer.clone(), schedule.clone(), tz, tick, options))
+        let drive = drive(producer.clone(), schedule.clone(), tz, tick, options.clone());
+        options
+            .ticks
+            .spawn(unless_stopping(ticks_stop.clone(), tick, drive))
     };
     reap(&producer).await;
     if options.catch_up
@@ -53,6 +59,22 @@ pub async fn run(
         }
         reap(&producer).await;
         spawn_drive(tick);
+    }
+}
+
+/// Drives a tick until it is done or the API stops. A tick cut short holds its lease until the
+/// lease expires; then another replica, or this one's catch-up at its next start, runs it again
+/// (its jobs' ids carry the tick, so nothing is enqueued twice).
+async fn unless_stopping(
+    mut stop: watch::Receiver<bool>,
+    tick: DateTime<Utc>,
+    drive: impl Future<Output = ()>,
+) {
+    tokio::select! {
+        () = drive => {}
+        _ = stop.wait_for(|stopped| *stopped) => {
+            tracing::info!(tick = tick_id(tick), "stopping during a tick; it runs again once its lease expires");
+        }
     }
 }
 
@@ -87,5 +109,26 @@ async fn drive(producer: Producer, schedule: Schedule, tz: Tz, tick: DateTime<Ut
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tick_under_way_ends_when_the_api_stops() {
+        let (stop_tx, stop) = watch::channel(false);
+        let tick = tokio::spawn(unless_stopping(stop, Utc::now(), std::future::pending()));
+        tokio::task::yield_now().await;
+        assert!(
+            !tick.is_finished(),
+            "a tick runs until it is done or the API stops"
+        );
+        stop_tx.send(true).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), tick)
+            .await
+            .expect("the tick ends when the API stops")
+            .unwrap();
     }
 }

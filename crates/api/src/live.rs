@@ -20,6 +20,7 @@ use sellersync_queue::events::{EventKind, JobEvent, StreamId};
 use sellersync_queue::{Queue, QueueResult};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::task::TaskTracker;
 
 /// Events one read takes from the stream.
 const READ_BATCH: usize = 500;
@@ -187,6 +188,8 @@ pub struct Hub {
     client_buffer: usize,
     max_subscribers: usize,
     subscribers: Arc<AtomicUsize>,
+    /// Where readers and forwarding tasks run (see [`Hub::start`]).
+    tasks: TaskTracker,
 }
 
 struct QueueFeed {
@@ -200,13 +203,15 @@ pub struct Full;
 
 impl Hub {
     /// Starts one reader per queue, each on a connection of its own from `connect`; they stop
-    /// when `stopped` turns true.
+    /// when `stopped` turns true. Readers and subscribers' forwarding tasks run on `tasks` (the
+    /// caller waits for them before closing MongoDB, which they use to name users).
     pub async fn start(
         queues: Vec<Queue>,
         connect: impl Fn() -> Option<RedisConnection>,
         mongo: mongodb::Database,
         settings: &sellersync_core::config::EventsSettings,
         stopped: watch::Receiver<bool>,
+        tasks: TaskTracker,
     ) -> Self {
         let users = Arc::new(UserResolver::new(mongo));
         let mut feeds = BTreeMap::new();
@@ -219,7 +224,7 @@ impl Hub {
                     users: users.clone(),
                 };
                 let start = starting_point(&queue).await;
-                tokio::spawn(reader.run(conn, start, stopped.clone()));
+                tasks.spawn(reader.run(conn, start, stopped.clone()));
             }
             feeds.insert(queue.name().to_owned(), QueueFeed { queue, sender });
         }
@@ -229,6 +234,7 @@ impl Hub {
             client_buffer: settings.client_buffer,
             max_subscribers: settings.max_subscribers,
             subscribers: Arc::new(AtomicUsize::new(0)),
+            tasks,
         }
     }
 
@@ -259,7 +265,7 @@ impl Hub {
                 tx: tx.clone(),
                 _slot: slot.clone(),
             };
-            tokio::spawn(forward.run());
+            self.tasks.spawn(forward.run());
         }
         Ok(rx)
     }

@@ -1,8 +1,11 @@
 //! Building and running the API: connect, migrate if configured, bind, serve until a shutdown
-//! signal, then drain in-flight requests for at most `server.shutdown_timeout_ms`.
+//! signal, then drain in-flight requests for at most `server.shutdown_timeout_ms`, stop the
+//! background tasks (producer, live event readers, health watch), the JobStatus projector last,
+//! and close MongoDB.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::infra::connections::{close_mongo, lazy_redis, lazy_redis_for_requests, mongo_database};
@@ -11,6 +14,7 @@ use sellersync_core::jobs::job_status::projector::RunningProjector;
 use sellersync_core::jobs::producer::Producer;
 use sellersync_core::{CoreError, Settings, bootstrap};
 use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
 
 use crate::live::Hub;
 use crate::routes;
@@ -30,8 +34,12 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    /// Stops background services (the hourly producer) on shutdown.
+    /// Stops background services (the hourly producer, live event readers, health watch) on
+    /// shutdown.
     stop: tokio::sync::watch::Sender<bool>,
+    /// Those services' tasks: awaited (for at most [`BACKGROUND_STOP_TIMEOUT`]) before MongoDB
+    /// is closed under them.
+    background: TaskTracker,
     /// Records the queue's events in JobStatus (`job_status.projector`); stopped last.
     projector: Option<RunningProjector>,
 }
@@ -42,9 +50,10 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let redis = lazy_redis_for_requests(&settings.redis)?;
         let mongo = mongo_database(&settings.mongo, "sellersync-api").await?;
+        let background = TaskTracker::new();
         // In the background: the API starts (and reports itself not ready) while MongoDB is down.
         let (migration_settings, migration_db) = (settings.clone(), mongo.clone());
-        tokio::spawn(async move {
+        background.spawn(async move {
             if let Err(error) = bootstrap::migrate_if_configured(&migration_settings, &migration_db).await {
                 tracing::error!(%error, "migrations failed");
             }
@@ -62,8 +71,9 @@ impl Application {
                 retry: settings.cron.retry(),
                 catch_up: settings.cron.catch_up,
                 notifier: bootstrap::notifier(&settings, lazy_redis(&settings.redis)?),
+                ticks: background.clone(),
             };
-            tokio::spawn(crate::cron::run(
+            background.spawn(crate::cron::run(
                 producer,
                 settings.cron.schedule.clone(),
                 settings.timezone,
@@ -82,6 +92,7 @@ impl Application {
             mongo.clone(),
             &settings.events,
             stop.subscribe(),
+            background.clone(),
         )
         .await;
         let state = AppState {
@@ -95,7 +106,7 @@ impl Application {
         if let Some(notifier) = bootstrap::notifier(&state.settings, state.redis.clone())
             .filter(|n| n.wants(sellersync_core::jobs::notify::EventType::QueueUnhealthy))
         {
-            tokio::spawn(crate::health_watch::run(
+            background.spawn(crate::health_watch::run(
                 state.clone(),
                 notifier,
                 stop.subscribe(),
@@ -105,6 +116,7 @@ impl Application {
             listener,
             state,
             stop,
+            background,
             projector,
         })
     }
@@ -123,6 +135,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let drain_timeout = self.state.settings.server.shutdown_timeout;
         let stop = self.stop;
+        let background = self.background;
         let projector = self.projector;
         let mongo = self.state.mongo.clone();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -130,6 +143,7 @@ impl Application {
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             shutdown.await;
             sellersync_core::infra::systemd::stopping();
+            // Live event streams end when their readers stop, so the drain does not wait on them.
             let _ = stop.send(true);
             let _ = stopping_tx.send(());
         });
@@ -147,11 +161,32 @@ impl Application {
                 Ok(())
             }
         };
+        stop_background(background).await;
         if let Some(projector) = projector {
             projector.stop().await;
         }
         close_mongo(&mongo).await;
         served
+    }
+}
+
+/// How long a stopping API waits for its background tasks (a tick's enqueue batch, a reader's
+/// user lookup) to notice the stop and end.
+const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits for the background tasks, which were told to stop; a task still running after
+/// [`BACKGROUND_STOP_TIMEOUT`] is left to end with the process.
+async fn stop_background(tasks: TaskTracker) {
+    tasks.close();
+    if tokio::time::timeout(BACKGROUND_STOP_TIMEOUT, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            running = tasks.len(),
+            timeout_ms = BACKGROUND_STOP_TIMEOUT.as_millis() as u64,
+            "background tasks still running after the stop timeout; closing MongoDB under them"
+        );
     }
 }
 

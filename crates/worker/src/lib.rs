@@ -55,12 +55,10 @@ pub async fn run(
     let worker_id = instance_id();
     tracing::info!(worker_id, "sellersync-worker starting");
     let mut shutdown = Box::pin(shutdown);
-    // Waiting for Redis or MongoDB can take long: SIGTERM must still stop the process promptly.
-    let Some(connected) = bootstrap::unless_stopped(&mut shutdown, connect(&settings)).await else {
+    let Some((redis, mongo)) = connect(&settings, &mut shutdown).await? else {
         tracing::info!(worker_id, "sellersync-worker stopped before it was ready");
         return Ok(());
     };
-    let (redis, mongo) = connected?;
 
     let queue = settings
         .open_queue(redis.clone(), USER_DATA_QUEUE)
@@ -192,22 +190,36 @@ pub async fn run(
 }
 
 /// Connects to Redis and MongoDB, waiting while they are unavailable, and applies migrations
-/// when configured.
-async fn connect(settings: &Settings) -> Result<(RedisConnection, Database), WorkerError> {
-    let redis = bootstrap::retry_while_unavailable("redis", || connect_redis(&settings.redis)).await?;
+/// when configured. Waiting can take long, so `shutdown` still stops it (`None` then); the
+/// MongoDB client is closed on every way out but success (see [`close_mongo`]).
+async fn connect(
+    settings: &Settings,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> Result<Option<(RedisConnection, Database)>, WorkerError> {
+    let redis = bootstrap::retry_while_unavailable("redis", || connect_redis(&settings.redis));
+    let Some(redis) = bootstrap::unless_stopped(shutdown, redis).await.transpose()? else {
+        return Ok(None);
+    };
     if let Some(warning) = sellersync_core::infra::readiness::eviction_warning(&mut redis.clone()).await {
         tracing::warn!(warning, "redis configuration puts jobs at risk");
     }
+    // Making the client does not wait for the server; the ping does.
     let mongo = mongo_database(&settings.mongo, "sellersync-worker").await?;
     let ready = async {
         bootstrap::retry_while_unavailable("mongodb", || ping_mongo(&mongo)).await?;
         bootstrap::migrate_if_configured(settings, &mongo).await
     };
-    if let Err(error) = ready.await {
-        close_mongo(&mongo).await;
-        return Err(error.into());
+    match bootstrap::unless_stopped(shutdown, ready).await {
+        Some(Ok(())) => Ok(Some((redis, mongo))),
+        Some(Err(error)) => {
+            close_mongo(&mongo).await;
+            Err(error.into())
+        }
+        None => {
+            close_mongo(&mongo).await;
+            Ok(None)
+        }
     }
-    Ok((redis, mongo))
 }
 
 /// How long a user lock outlives its last renewal: long enough to ride out a Redis stall of

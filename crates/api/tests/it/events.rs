@@ -240,6 +240,7 @@ async fn a_subscriber_that_does_not_read_is_dropped_not_buffered() {
         app.db().await,
         &events,
         stopped,
+        Default::default(),
     )
     .await;
     let mut slow = hub
