@@ -2,14 +2,15 @@
 //! deployment — a single server (redis-rs's `ConnectionManager`, which reconnects by itself), a
 //! Redis Cluster (redis-rs's async cluster connection, which routes each command by its key's
 //! slot and follows MOVED/ASK and topology changes), or a master found through Redis Sentinel
-//! ([`SentinelConnection`], which asks the sentinels again after the master went away).
+//! ([`SentinelConnection`], which asks the sentinels again after the master went away, at most
+//! once per [`LOOKUP_RETRY_INTERVAL`] while they name none).
 //!
 //! Every form is multiplexed and cheap to clone (clones share the connection); a blocking
 //! command (BLPOP, XREAD BLOCK) needs a connection of its own, as with a single server.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
@@ -116,7 +117,15 @@ struct SentinelInner {
     /// The connection to the current master, with its generation.
     current: Mutex<Option<(u64, MultiplexedConnection)>>,
     generations: AtomicU64,
+    /// When the last lookup failed, and how (see [`LOOKUP_RETRY_INTERVAL`]).
+    last_failure: Mutex<Option<(Instant, RedisError)>>,
 }
+
+/// While no master is known, the sentinels are asked at most once per this interval: commands
+/// that waited for a lookup that failed, or come within the interval after it, fail with its
+/// error at once. Without it, N commands in flight when the master went away would ask one
+/// after another (lookups take turns), the last waiting N lookups' time before failing.
+pub const LOOKUP_RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
 impl SentinelConnection {
     /// No I/O happens until the first command. `master` is the name `client` looks up;
@@ -137,6 +146,7 @@ impl SentinelConnection {
                 lookup_timeout,
                 current: Mutex::new(None),
                 generations: AtomicU64::new(0),
+                last_failure: Mutex::new(None),
             }),
         }
     }
@@ -180,25 +190,46 @@ impl SentinelInner {
         self.current.lock().expect("sentinel connection lock").clone()
     }
 
-    /// The current master's connection, asking the sentinels for the master if there is none.
+    /// The current master's connection, asking the sentinels for the master if there is none
+    /// (unless they were just asked in vain: [`LOOKUP_RETRY_INTERVAL`]).
     async fn connection(&self) -> RedisResult<(u64, MultiplexedConnection)> {
         if let Some(current) = self.cached() {
             return Ok(current);
         }
+        let asked = Instant::now();
         let mut client = self.client.lock().await;
-        // Another command may have connected while this one waited for the lock.
+        // Another command may have connected, or failed to, while this one waited for the lock.
         if let Some(current) = self.cached() {
             return Ok(current);
         }
-        let connection = tokio::time::timeout(
+        if let Some(error) = self.recent_failure(asked) {
+            return Err(error);
+        }
+        let lookup = tokio::time::timeout(
             self.lookup_timeout,
             client.get_async_connection_with_config(&self.config),
         )
         .await
-        .map_err(|_| no_answer())??;
+        .unwrap_or_else(|_| Err(no_answer()));
+        let connection = match lookup {
+            Ok(connection) => connection,
+            Err(error) => {
+                *self.last_failure.lock().expect("sentinel failure lock") =
+                    Some((Instant::now(), error.clone()));
+                return Err(error);
+            }
+        };
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         *self.current.lock().expect("sentinel connection lock") = Some((generation, connection.clone()));
         Ok((generation, connection))
+    }
+
+    /// The error of a lookup that failed after `asked` (while the caller waited for its turn) or
+    /// within [`LOOKUP_RETRY_INTERVAL`].
+    fn recent_failure(&self, asked: Instant) -> Option<RedisError> {
+        let last = self.last_failure.lock().expect("sentinel failure lock");
+        let (at, error) = last.as_ref()?;
+        (*at >= asked || at.elapsed() < LOOKUP_RETRY_INTERVAL).then(|| error.clone())
     }
 
     /// After a failed command: forgets the connection of `generation` when the error says the
@@ -253,5 +284,56 @@ impl ConnectionLike for SentinelConnection {
 
     fn get_db(&self) -> i64 {
         self.inner.db
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::sentinel::SentinelServerType;
+
+    /// Sentinels that accept connections and never answer: every lookup runs into its bound.
+    async fn silent_sentinel() -> (tokio::net::TcpListener, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        (listener, url)
+    }
+
+    #[tokio::test]
+    async fn commands_waiting_for_a_lookup_that_fails_fail_with_it_instead_of_asking_in_turn() {
+        let (_listener, url) = silent_sentinel().await;
+        let client =
+            SentinelClient::build(vec![url], "main".to_owned(), None, SentinelServerType::Master).unwrap();
+        let lookup_timeout = Duration::from_millis(300);
+        let connection =
+            SentinelConnection::new(client, "main", AsyncConnectionConfig::new(), 0, lookup_timeout);
+        let started = Instant::now();
+        let commands = (0..20).map(|_| {
+            let mut connection = connection.clone();
+            async move { redis::cmd("PING").query_async::<String>(&mut connection).await }
+        });
+        let outcomes = futures::future::join_all(commands).await;
+        assert!(
+            outcomes.iter().all(Result::is_err),
+            "no master, no reply: {outcomes:?}"
+        );
+        // One lookup for all of them (asking in turn would take 20 × 300 ms).
+        let took = started.elapsed();
+        assert!(took < lookup_timeout * 4, "20 commands failed after {took:?}");
+        // Once the interval has passed, the sentinels are asked again (and time out again).
+        tokio::time::sleep(LOOKUP_RETRY_INTERVAL).await;
+        let again = Instant::now();
+        let mut connection = connection.clone();
+        assert!(
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+                .is_err()
+        );
+        assert!(
+            again.elapsed() >= lookup_timeout,
+            "asked again: {:?}",
+            again.elapsed()
+        );
     }
 }
