@@ -302,8 +302,7 @@ mod tests {
     #[tokio::test]
     async fn commands_waiting_for_a_lookup_that_fails_fail_with_it_instead_of_asking_in_turn() {
         let (_listener, url) = silent_sentinel().await;
-        let client =
-            SentinelClient::build(vec![url], "main".to_owned(), None, SentinelServerType::Master).unwrap();
+        let client = SentinelClient::build(vec![url], "main", None, SentinelServerType::Master).unwrap();
         let lookup_timeout = Duration::from_millis(300);
         let connection =
             SentinelConnection::new(client, "main", AsyncConnectionConfig::new(), 0, lookup_timeout);
