@@ -25,7 +25,8 @@ pub struct Options {
     pub ticks: TaskTracker,
 }
 
-/// Runs ticks until `stop` turns true.
+/// Runs ticks until `stop` turns true; every wait (for a tick, for MongoDB while checking for
+/// dead holders, for a tick under way) ends when it does.
 pub async fn run(
     producer: Producer,
     schedule: Schedule,
@@ -37,11 +38,21 @@ pub async fn run(
     let ticks_stop = stop.clone();
     let spawn_drive = |tick| {
         let drive = drive(producer.clone(), schedule.clone(), tz, tick, options.clone());
-        options
-            .ticks
-            .spawn(unless_stopping(ticks_stop.clone(), tick, drive))
+        let mut stop = ticks_stop.clone();
+        options.ticks.spawn(async move {
+            if unless_stopping(&mut stop, drive).await.is_none() {
+                // Its lease runs out; then another replica, or this one's catch-up at its next
+                // start, runs it again (its jobs' ids carry the tick: nothing is enqueued twice).
+                tracing::info!(
+                    tick = tick_id(tick),
+                    "stopping during a tick; it runs again once its lease expires"
+                );
+            }
+        })
     };
-    reap(&producer).await;
+    if unless_stopping(&mut stop, reap(&producer)).await.is_none() {
+        return;
+    }
     if options.catch_up
         && let Some(tick) = last_tick(&schedule, tz, Utc::now())
     {
@@ -53,28 +64,22 @@ pub async fn run(
             return;
         };
         let wait = (tick - Utc::now()).to_std().unwrap_or_default();
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.wait_for(|stopped| *stopped) => return,
+        if unless_stopping(&mut stop, tokio::time::sleep(wait))
+            .await
+            .is_none()
+            || unless_stopping(&mut stop, reap(&producer)).await.is_none()
+        {
+            return;
         }
-        reap(&producer).await;
         spawn_drive(tick);
     }
 }
 
-/// Drives a tick until it is done or the API stops. A tick cut short holds its lease until the
-/// lease expires; then another replica, or this one's catch-up at its next start, runs it again
-/// (its jobs' ids carry the tick, so nothing is enqueued twice).
-async fn unless_stopping(
-    mut stop: watch::Receiver<bool>,
-    tick: DateTime<Utc>,
-    drive: impl Future<Output = ()>,
-) {
+/// Runs `work` unless the API stops first (`None` then; `work` is dropped).
+async fn unless_stopping<T>(stop: &mut watch::Receiver<bool>, work: impl Future<Output = T>) -> Option<T> {
     tokio::select! {
-        () = drive => {}
-        _ = stop.wait_for(|stopped| *stopped) => {
-            tracing::info!(tick = tick_id(tick), "stopping during a tick; it runs again once its lease expires");
-        }
+        value = work => Some(value),
+        _ = stop.wait_for(|stopped| *stopped) => None,
     }
 }
 
@@ -117,18 +122,21 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_tick_under_way_ends_when_the_api_stops() {
-        let (stop_tx, stop) = watch::channel(false);
-        let tick = tokio::spawn(unless_stopping(stop, Utc::now(), std::future::pending()));
+    async fn work_under_way_ends_when_the_api_stops() {
+        let (stop_tx, mut stop) = watch::channel(false);
+        assert_eq!(unless_stopping(&mut stop, async { 7 }).await, Some(7));
+        let pending =
+            tokio::spawn(async move { unless_stopping(&mut stop, std::future::pending::<()>()).await });
         tokio::task::yield_now().await;
         assert!(
-            !tick.is_finished(),
-            "a tick runs until it is done or the API stops"
+            !pending.is_finished(),
+            "work runs until it is done or the API stops"
         );
         stop_tx.send(true).unwrap();
-        tokio::time::timeout(std::time::Duration::from_secs(5), tick)
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), pending)
             .await
-            .expect("the tick ends when the API stops")
+            .expect("the work ends when the API stops")
             .unwrap();
+        assert_eq!(stopped, None);
     }
 }

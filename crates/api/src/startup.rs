@@ -51,18 +51,25 @@ impl Application {
         let redis = lazy_redis_for_requests(&settings.redis)?;
         let mongo = mongo_database(&settings.mongo, "sellersync-api").await?;
         let background = TaskTracker::new();
-        // In the background: the API starts (and reports itself not ready) while MongoDB is down.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        // In the background: the API starts (and reports itself not ready) while MongoDB is down,
+        // and a stop does not wait for MongoDB to come back.
         let (migration_settings, migration_db) = (settings.clone(), mongo.clone());
+        let mut migration_stop = stop.subscribe();
         background.spawn(async move {
-            if let Err(error) = bootstrap::migrate_if_configured(&migration_settings, &migration_db).await {
-                tracing::error!(%error, "migrations failed");
+            tokio::select! {
+                outcome = bootstrap::migrate_if_configured(&migration_settings, &migration_db) => {
+                    if let Err(error) = outcome {
+                        tracing::error!(%error, "migrations failed");
+                    }
+                }
+                _ = migration_stop.wait_for(|stopped| *stopped) => {}
             }
         });
         let addr = SocketAddr::new(settings.server.host, settings.server.port);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
         if settings.cron.enabled {
             // Its own connection with the full reconnect budget: a short Redis blip should not
             // fail a tick the way it may fail a request.

@@ -158,6 +158,43 @@ fn sigterm_stops_the_api_while_its_services_are_unreachable() {
     assert!(status.success(), "exit status {status}");
 }
 
+/// A serving API whose migrations still wait for MongoDB stops without waiting for it: the
+/// migration task is told to stop like every background task (the stop would otherwise wait
+/// out the 5 s bound on background tasks, and warn).
+#[test]
+fn sigterm_stops_a_serving_api_whose_migrations_wait_for_mongodb() {
+    let namespace = TestNamespace::new();
+    let port = closed_port();
+    let mut child = api_command(&namespace)
+        .env("PORT", port.to_string())
+        .env("MIGRATE_ON_START", "true")
+        .env("MONGODB_URI", format!("mongodb://127.0.0.1:{}/", closed_port()))
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains("listening"))
+        .expect("a listening line");
+    let started = std::time::Instant::now();
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "exit status {status}");
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(
+        !rest
+            .iter()
+            .any(|line| line.contains("background tasks still running")),
+        "{rest:#?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+}
+
 /// With OpenTelemetry export on, a job enqueued by a request carries that request's trace
 /// context, and the request's spans reach the collector under the same trace id.
 #[cfg(feature = "otlp")]
