@@ -24,6 +24,14 @@ fn api_command(namespace: &TestNamespace) -> Command {
     command
 }
 
+/// The next log line that contains `text` (the lines before it are skipped).
+fn next_line_with(lines: &mut impl Iterator<Item = std::io::Result<String>>, text: &str) -> String {
+    lines
+        .map(Result::unwrap)
+        .find(|line| line.contains(text))
+        .unwrap_or_else(|| panic!("no log line with {text:?}"))
+}
+
 #[test]
 fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
     let namespace = TestNamespace::new();
@@ -63,11 +71,7 @@ fn sigterm_stops_the_api_cleanly_and_logs_are_json_with_request_ids() {
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
 
-    let listening = lines
-        .by_ref()
-        .map(Result::unwrap)
-        .find(|line| line.contains("listening"))
-        .expect("a listening line");
+    let listening = next_line_with(&mut lines, "listening");
     let parsed: serde_json::Value = serde_json::from_str(&listening).expect("log lines are JSON");
     assert_eq!(parsed["level"], "INFO");
 
@@ -172,11 +176,7 @@ fn sigterm_stops_a_serving_api_whose_migrations_wait_for_mongodb() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    lines
-        .by_ref()
-        .map(Result::unwrap)
-        .find(|line| line.contains("listening"))
-        .expect("a listening line");
+    next_line_with(&mut lines, "listening");
     let started = std::time::Instant::now();
     sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(15));
@@ -222,11 +222,7 @@ async fn a_job_enqueued_by_a_request_carries_the_request_trace() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    lines
-        .by_ref()
-        .map(Result::unwrap)
-        .find(|line| line.contains("listening"))
-        .expect("a listening line");
+    next_line_with(&mut lines, "listening");
 
     let token = auth::mint(
         &namespace.settings.auth,
