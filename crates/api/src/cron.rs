@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use sellersync_core::bootstrap::unless_stopping;
 use sellersync_core::jobs::cron::{Schedule, TickRetry, last_tick, next_tick, tick_id};
 use sellersync_core::jobs::notify::{EventType, Notification, Notifier};
 use sellersync_core::jobs::producer::{Producer, TickOutcome};
@@ -75,14 +76,6 @@ pub async fn run(
     }
 }
 
-/// Runs `work` unless the API stops first (`None` then; `work` is dropped).
-async fn unless_stopping<T>(stop: &mut watch::Receiver<bool>, work: impl Future<Output = T>) -> Option<T> {
-    tokio::select! {
-        value = work => Some(value),
-        _ = stop.wait_for(|stopped| *stopped) => None,
-    }
-}
-
 async fn reap(producer: &Producer) {
     if let Err(error) = producer.reap_abandoned().await {
         tracing::warn!(%error, "could not check cron runs for dead holders");
@@ -114,29 +107,5 @@ async fn drive(producer: Producer, schedule: Schedule, tz: Tz, tick: DateTime<Ut
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn work_under_way_ends_when_the_api_stops() {
-        let (stop_tx, mut stop) = watch::channel(false);
-        assert_eq!(unless_stopping(&mut stop, async { 7 }).await, Some(7));
-        let pending =
-            tokio::spawn(async move { unless_stopping(&mut stop, std::future::pending::<()>()).await });
-        tokio::task::yield_now().await;
-        assert!(
-            !pending.is_finished(),
-            "work runs until it is done or the API stops"
-        );
-        stop_tx.send(true).unwrap();
-        let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), pending)
-            .await
-            .expect("the work ends when the API stops")
-            .unwrap();
-        assert_eq!(stopped, None);
     }
 }

@@ -6,6 +6,7 @@
 
 use redis::AsyncCommands;
 use sellersync_core::CoreError;
+use sellersync_core::bootstrap::unless_stopping;
 use sellersync_core::jobs::notify::{EventType, Notification, Notifier};
 use tokio::sync::watch;
 
@@ -15,11 +16,10 @@ use crate::state::AppState;
 /// Checks until `stop` turns true.
 pub async fn run(state: AppState, notifier: Notifier, mut stop: watch::Receiver<bool>) {
     let every = state.settings.notifications.health_check_interval;
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            _ = stop.wait_for(|stopped| *stopped) => return,
-        }
+    while unless_stopping(&mut stop, tokio::time::sleep(every))
+        .await
+        .is_some()
+    {
         if let Err(error) = check(&state, &notifier).await {
             tracing::debug!(%error, "queue health check for notifications failed");
         }

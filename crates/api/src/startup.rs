@@ -57,13 +57,9 @@ impl Application {
         let (migration_settings, migration_db) = (settings.clone(), mongo.clone());
         let mut migration_stop = stop.subscribe();
         background.spawn(async move {
-            tokio::select! {
-                outcome = bootstrap::migrate_if_configured(&migration_settings, &migration_db) => {
-                    if let Err(error) = outcome {
-                        tracing::error!(%error, "migrations failed");
-                    }
-                }
-                _ = migration_stop.wait_for(|stopped| *stopped) => {}
+            let migrate = bootstrap::migrate_if_configured(&migration_settings, &migration_db);
+            if let Some(Err(error)) = bootstrap::unless_stopping(&mut migration_stop, migrate).await {
+                tracing::error!(%error, "migrations failed");
             }
         });
         let addr = SocketAddr::new(settings.server.host, settings.server.port);
