@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
+use sellersync_core::bootstrap::unless_stopping;
 use sellersync_core::jobs::job_status::JOB_STATUS;
 use sellersync_queue::RedisConnection;
 use sellersync_queue::events::{EventKind, JobEvent, StreamId};
@@ -190,6 +191,9 @@ pub struct Hub {
     subscribers: Arc<AtomicUsize>,
     /// Where readers and forwarding tasks run (see [`Hub::start`]).
     tasks: TaskTracker,
+    /// Turns true when the API stops: subscriptions end then, so an open event stream does not
+    /// hold up the drain of requests.
+    stopped: watch::Receiver<bool>,
 }
 
 struct QueueFeed {
@@ -202,8 +206,8 @@ struct QueueFeed {
 pub struct Full;
 
 impl Hub {
-    /// Starts one reader per queue, each on a connection of its own from `connect`; they stop
-    /// when `stopped` turns true. Readers and subscribers' forwarding tasks run on `tasks` (the
+    /// Starts one reader per queue, each on a connection of its own from `connect`; they, and
+    /// every subscription, stop when `stopped` turns true. Readers and subscribers' forwarding tasks run on `tasks` (the
     /// caller waits for them before closing MongoDB, which they use to name users).
     pub async fn start(
         queues: Vec<Queue>,
@@ -235,6 +239,7 @@ impl Hub {
             max_subscribers: settings.max_subscribers,
             subscribers: Arc::new(AtomicUsize::new(0)),
             tasks,
+            stopped,
         }
     }
 
@@ -265,7 +270,9 @@ impl Hub {
                 tx: tx.clone(),
                 _slot: slot.clone(),
             };
-            self.tasks.spawn(forward.run());
+            let mut stopped = self.stopped.clone();
+            self.tasks
+                .spawn(async move { unless_stopping(&mut stopped, forward.run()).await });
         }
         Ok(rx)
     }

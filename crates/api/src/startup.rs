@@ -146,7 +146,8 @@ impl Application {
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             shutdown.await;
             sellersync_core::infra::systemd::stopping();
-            // Live event streams end when their readers stop, so the drain does not wait on them.
+            // This also ends open live event streams (their subscriptions watch `stop`), so the
+            // drain does not wait on them.
             let _ = stop.send(true);
             let _ = stopping_tx.send(());
         });

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use sellersync_core::domain::auth::Role;
 use serde_json::Value as Json;
 
-use crate::helpers::{TestApp, finish_jobs, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, finish_jobs, spawn_app, spawn_app_with, spawn_stoppable_app_with};
 
 /// A client of an event stream: parses `id:` / `data:` blocks, skips heartbeats.
 pub struct SseClient {
@@ -66,6 +66,19 @@ impl SseClient {
                 .expect("a chunk");
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
+    }
+
+    /// True when the stream ends (the server closed it) within 10 s, whatever comes before.
+    pub async fn ends(&mut self) -> bool {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(chunk) = self.body.next().await {
+                if chunk.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+        .is_ok()
     }
 
     /// Events until one for `job` with `event`; returns them all.
@@ -260,4 +273,23 @@ async fn a_subscriber_that_does_not_read_is_dropped_not_buffered() {
         kept += 1;
     }
     assert_eq!(kept, 3, "it got what its buffer held, then the end");
+}
+
+/// An open event stream does not hold up a stopping API: the stop ends it, and the drain is done
+/// long before `server.shutdown_timeout_ms` (here 30 s; before, the drain waited all of it,
+/// because a subscription ended only once the router, and its hub, were dropped).
+#[tokio::test]
+async fn a_stopping_api_ends_open_event_streams_instead_of_waiting_out_its_drain_timeout() {
+    let (app, stopper) =
+        spawn_stoppable_app_with(&[("server.shutdown_timeout_ms", Value::from(30_000))]).await;
+    app.add_users(&["u1"]).await;
+    let mut live = SseClient::connect(&app, "", &app.admin(), None).await;
+    let job = app.enqueue(&["u1"]).await.remove(0);
+    live.until(&job, "enqueued").await;
+
+    let took = tokio::time::timeout(Duration::from_secs(15), stopper.stop())
+        .await
+        .expect("the API stops within 15 s with a stream open");
+    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
+    assert!(live.ends().await, "the server ends the stream");
 }

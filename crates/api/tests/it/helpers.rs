@@ -26,6 +26,42 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`], with settings overridden by dotted key.
 pub async fn spawn_app_with(overrides: &[(&str, Value)]) -> TestApp {
+    spawn_app_until(overrides, std::future::pending()).await.0
+}
+
+/// An app that stops (as on SIGTERM) when [`Stopper::stop`] is called.
+pub async fn spawn_stoppable_app_with(overrides: &[(&str, Value)]) -> (TestApp, Stopper) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (app, served) = spawn_app_until(overrides, async move {
+        let _ = stopped.await;
+    })
+    .await;
+    (app, Stopper { stop, served })
+}
+
+/// Stops an app from [`spawn_stoppable_app_with`].
+pub struct Stopper {
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Stopper {
+    /// Signals the stop and waits until `run_until_stopped` returns; how long that took.
+    pub async fn stop(self) -> Duration {
+        let started = std::time::Instant::now();
+        self.stop.send(()).expect("the app is running");
+        self.served
+            .await
+            .expect("the server task does not panic")
+            .expect("the server stops cleanly");
+        started.elapsed()
+    }
+}
+
+async fn spawn_app_until(
+    overrides: &[(&str, Value)],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (TestApp, tokio::task::JoinHandle<std::io::Result<()>>) {
     let mut all = vec![("auth.jwt_secret", Value::from(SECRET))];
     all.extend(overrides.iter().cloned());
     let namespace = TestNamespace::with_overrides(&all);
@@ -33,12 +69,13 @@ pub async fn spawn_app_with(overrides: &[(&str, Value)]) -> TestApp {
         .await
         .expect("the app builds");
     let addr = app.local_addr();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    TestApp {
+    let served = tokio::spawn(app.run_until_stopped(shutdown));
+    let app = TestApp {
         addr,
         client: sellersync_core::infra::tls::http_client().build().unwrap(),
         _namespace: namespace,
-    }
+    };
+    (app, served)
 }
 
 impl TestApp {
