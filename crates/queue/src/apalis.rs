@@ -36,7 +36,9 @@ use crate::acker::Acker;
 use crate::error::QueueError;
 use crate::job::{FailOutcome, LeasedJob};
 pub use crate::maintenance::LeaseLost;
-use crate::maintenance::{self, Held, Leases, forget, idle_wait, retry_unavailable};
+use crate::maintenance::{
+    self, Held, Leases, forget, idle_wait, mark_finished, retry_unavailable, unfinished,
+};
 use crate::queue::{Ack, Queue};
 
 /// A handler error that no retry can fix (bad credentials, unknown user): the job fails at once.
@@ -180,9 +182,14 @@ impl<Args> RedisBackend<Args> {
         }
     }
 
-    /// Leases only what can start: the free slots (the batch less what this worker holds). The
-    /// leases are recorded as soon as Redis grants them, so a fetch cut short by a shutdown is
-    /// handed back with the rest ([`HeldLeases::release`]) instead of waiting for the reaper.
+    /// Leases only what can start: the free slots, i.e. the batch less the attempts this worker
+    /// holds that have not finished (buffered or running). A finished attempt's slot counts as
+    /// free: its handler has returned and its outcome is on its way to Redis, so a job leased in
+    /// its place starts within that round trip. Under load that lets one fetch take the slots
+    /// of a whole batch of acknowledgements (at C50, ~50 jobs per script call instead of ~17:
+    /// a third of the calls and ~40 % more no-op jobs/s, docs/capacity.md). The leases are
+    /// recorded as soon as Redis grants them, so a fetch cut short by a shutdown is handed back
+    /// with the rest ([`HeldLeases::release`]) instead of waiting for the reaper.
     ///
     /// Once the backend closes, the fetch stops waiting (for work, or before a retry) and
     /// returns what it has; a lease call already sent still completes, so its jobs can be
@@ -195,9 +202,7 @@ impl<Args> RedisBackend<Args> {
         async move {
             let mut backoff = Duration::from_millis(100);
             while !*stop.borrow() {
-                let free = batch
-                    .saturating_sub(leases.lock().expect("leases lock").len())
-                    .max(1);
+                let free = batch.saturating_sub(unfinished(&leases)).max(1);
                 // Every wait below ends early when the backend closes; the loop's condition
                 // then ends the fetch.
                 match queue.fetch(&worker_id, free).await {
@@ -347,6 +352,7 @@ fn hold(leases: &Leases, jobs: &[LeasedJob]) {
         let lease = Held {
             token: job.token,
             lost: LeaseLost::default(),
+            finished: false,
         };
         held.insert(job.id.clone(), lease);
     }
@@ -422,6 +428,7 @@ impl<Res: Serialize> Acknowledge<Res> for RedisAck {
             return futures::future::ready(Ok(())).boxed();
         };
         let outcome = Attempt::of(res);
+        mark_finished(&self.leases, &lease.job_id, lease.token);
         let this = self.clone();
         async move {
             let recorded = this.record(&lease, outcome).await;

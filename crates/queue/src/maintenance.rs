@@ -40,11 +40,14 @@ impl LeaseLost {
     }
 }
 
-/// One attempt a worker holds (buffered or running).
+/// One attempt a worker holds (buffered, running, or finished with its outcome on its way).
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
     pub token: u64,
     pub lost: LeaseLost,
+    /// Its handler has returned: the lease stays held (and heartbeated) until the outcome is
+    /// recorded, but its slot is as good as free (see `RedisBackend::fetch`).
+    pub finished: bool,
 }
 
 /// Called after every heartbeat of the backend's maintenance loop, with whether Redis took it:
@@ -61,6 +64,24 @@ pub(crate) fn forget(leases: &Leases, id: &str, token: u64) {
     if held.get(id).is_some_and(|h| h.token == token) {
         held.remove(id);
     }
+}
+
+/// Marks the attempt `id`/`token` finished (its handler returned).
+pub(crate) fn mark_finished(leases: &Leases, id: &str, token: u64) {
+    let mut held = leases.lock().expect("leases lock");
+    if let Some(h) = held.get_mut(id).filter(|h| h.token == token) {
+        h.finished = true;
+    }
+}
+
+/// Attempts whose handler has not returned yet (buffered or running).
+pub(crate) fn unfinished(leases: &Leases) -> usize {
+    leases
+        .lock()
+        .expect("leases lock")
+        .values()
+        .filter(|h| !h.finished)
+        .count()
 }
 
 /// Heartbeat, reap and retention for `worker_id` until the task is aborted. The heartbeat goes

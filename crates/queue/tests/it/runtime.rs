@@ -269,6 +269,53 @@ async fn progress_is_recorded_while_running() {
     assert_eq!(q.get(id).await.unwrap().unwrap().progress, 100);
 }
 
+/// A worker leases only what it can start: at concurrency 3, once a quick job frees a slot
+/// beside two running slow ones, it leases one job, not three (the fourth slow job stays
+/// waiting for other workers instead of sitting in this worker's buffer). A slot whose handler
+/// has returned counts as free even before its outcome is recorded, which is what lets a busy
+/// worker lease in batches; that is not visible here.
+#[tokio::test]
+async fn a_busy_worker_leases_only_its_free_slots() {
+    let q = TestQueue::new(fast_config()).await;
+    let quick = enqueue(&q, Work::Succeed, None).await;
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        slow.push(enqueue(&q, Work::Progress, None).await);
+    }
+    let (q, quick, slow) = (&q, &quick, &slow);
+    let running = || async {
+        let mut running = 0;
+        for id in slow {
+            running += usize::from(q.get(id).await.unwrap().unwrap().progress == 40);
+        }
+        running
+    };
+    with_worker(q, "w1", 3, None, |ctx| async move {
+        wait_state(q, quick, "completed").await;
+        eventually(Duration::from_secs(10), "three slow jobs running", || async {
+            running().await == 3
+        })
+        .await;
+        let counts = q.counts().await.unwrap();
+        assert_eq!(
+            (counts.active, counts.waiting),
+            (3, 1),
+            "nothing leased beyond the three running"
+        );
+        // Each poke lets one waiting slow job finish (a Notify keeps at most one permit).
+        eventually(Duration::from_secs(10), "every slow job completes", || async {
+            ctx.go.notify_one();
+            let mut done = 0;
+            for id in slow {
+                done += usize::from(state_of(q, id).await == "completed");
+            }
+            done == slow.len()
+        })
+        .await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn shutdown_finishes_in_flight_jobs_and_hands_back_the_rest() {
     let q = TestQueue::new(QueueConfig {
