@@ -207,8 +207,9 @@ pub struct Full;
 
 impl Hub {
     /// Starts one reader per queue, each on a connection of its own from `connect`; they, and
-    /// every subscription, stop when `stopped` turns true. Readers and subscribers' forwarding tasks run on `tasks` (the
-    /// caller waits for them before closing MongoDB, which they use to name users).
+    /// every subscription, stop when `stopped` turns true. Readers and subscribers' forwarding
+    /// tasks run on `tasks` (the caller waits for them before closing MongoDB, which they use to
+    /// name users).
     pub async fn start(
         queues: Vec<Queue>,
         connect: impl Fn() -> Option<RedisConnection>,

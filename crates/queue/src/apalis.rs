@@ -187,7 +187,7 @@ impl<Args> RedisBackend<Args> {
     /// free: its handler has returned and its outcome is on its way to Redis, so a job leased in
     /// its place starts within that round trip. Under load that lets one fetch take the slots
     /// of a whole batch of acknowledgements (at C50, ~50 jobs per script call instead of ~17:
-    /// a third of the calls and ~40 % more no-op jobs/s, docs/capacity.md). The leases are
+    /// a third of the calls and about a third more no-op jobs/s, docs/capacity.md). The leases are
     /// recorded as soon as Redis grants them, so a fetch cut short by a shutdown is handed back
     /// with the rest ([`HeldLeases::release`]) instead of waiting for the reaper.
     ///
