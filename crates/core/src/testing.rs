@@ -474,9 +474,19 @@ impl Drop for NotifySocket {
 /// Runs `redis-cli -p <port> <args>` and returns its output (empty when the server does not
 /// answer).
 pub fn redis_cli(port: u16, args: &[&str]) -> String {
-    std::process::Command::new("redis-cli")
+    redis_cli_as(port, None, args)
+}
+
+/// [`redis_cli`] signed in with `password` (through `REDISCLI_AUTH`, not the command line).
+fn redis_cli_as(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    let mut command = std::process::Command::new("redis-cli");
+    command
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
+        .args(args);
+    if let Some(password) = password {
+        command.env("REDISCLI_AUTH", password);
+    }
+    command
         .stderr(std::process::Stdio::null())
         .output()
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -651,7 +661,17 @@ pub struct PrivateSentinel {
     /// The data nodes: the first is the initial master, the second its replica.
     pub data_ports: [u16; 2],
     pub sentinel_ports: Vec<u16>,
+    /// The passwords the data nodes and the sentinels require, if any.
+    passwords: SentinelPasswords,
     servers: Servers,
+}
+
+/// What a [`PrivateSentinel`] deployment requires to sign in (`requirepass`): on the data
+/// nodes (the replica and the sentinels use it too), and on the sentinels themselves.
+#[derive(Debug, Clone, Default)]
+pub struct SentinelPasswords {
+    pub data: Option<String>,
+    pub sentinel: Option<String>,
 }
 
 impl PrivateSentinel {
@@ -659,34 +679,46 @@ impl PrivateSentinel {
     pub const MASTER: &'static str = "sellersync-test";
 
     pub fn start() -> Self {
+        Self::start_with(SentinelPasswords::default())
+    }
+
+    /// A deployment whose data nodes and sentinels require `passwords`.
+    pub fn start_with(passwords: SentinelPasswords) -> Self {
         let mut servers = Servers::new("sentinel");
         let data_ports = [free_port(), free_port()];
-        servers.spawn(data_ports[0], &server_args(data_ports[0]));
+        let auth: Vec<String> = passwords
+            .data
+            .iter()
+            .flat_map(|p| {
+                [
+                    "--requirepass".to_owned(),
+                    p.clone(),
+                    "--masterauth".to_owned(),
+                    p.clone(),
+                ]
+            })
+            .collect();
+        servers.spawn(
+            data_ports[0],
+            &[server_args(data_ports[0]), auth.clone()].concat(),
+        );
         let mut replica = server_args(data_ports[1]);
         replica.extend([
             "--replicaof".to_owned(),
             "127.0.0.1".to_owned(),
             data_ports[0].to_string(),
         ]);
-        servers.spawn(data_ports[1], &replica);
+        servers.spawn(data_ports[1], &[replica, auth].concat());
         wait_until(std::time::Duration::from_secs(30), "the replica in sync", || {
-            redis_cli(data_ports[1], &["INFO", "replication"]).contains("master_link_status:up")
+            redis_cli_as(data_ports[1], passwords.data.as_deref(), &["INFO", "replication"])
+                .contains("master_link_status:up")
         });
         let sentinel_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         for port in &sentinel_ports {
             let config = servers.dir.join(format!("sentinel-{port}.conf"));
             std::fs::write(
                 &config,
-                format!(
-                    "port {port}\nbind 127.0.0.1\ndir {dir}\n\
-                     sentinel monitor {name} 127.0.0.1 {master} 2\n\
-                     sentinel down-after-milliseconds {name} 1000\n\
-                     sentinel failover-timeout {name} 5000\n\
-                     sentinel parallel-syncs {name} 1\n",
-                    dir = servers.dir.display(),
-                    name = Self::MASTER,
-                    master = data_ports[0],
-                ),
+                sentinel_config(*port, &servers.dir, data_ports[0], &passwords),
             )
             .expect("a sentinel configuration");
             servers.spawn(*port, &[config.display().to_string(), "--sentinel".to_owned()]);
@@ -694,6 +726,7 @@ impl PrivateSentinel {
         let deployment = Self {
             data_ports,
             sentinel_ports,
+            passwords,
             servers,
         };
         wait_until(
@@ -701,7 +734,7 @@ impl PrivateSentinel {
             "sentinels that know the replica and each other",
             || {
                 deployment.sentinel_ports.iter().all(|port| {
-                    let master = redis_cli(*port, &["SENTINEL", "MASTER", Self::MASTER]);
+                    let master = deployment.sentinel_cli(*port, &["SENTINEL", "MASTER", Self::MASTER]);
                     let known = |field: &str| {
                         let lines: Vec<&str> = master.lines().collect();
                         lines
@@ -729,17 +762,34 @@ impl PrivateSentinel {
     /// Settings overrides for this deployment (`redis.mode`, `redis.sentinels`,
     /// `redis.sentinel_master`).
     pub fn overrides(&self) -> Vec<(&'static str, Value)> {
-        vec![
+        let mut overrides = vec![
             ("redis.mode", Value::from("sentinel")),
             ("redis.sentinels", Value::from(self.sentinels())),
             ("redis.sentinel_master", Value::from(Self::MASTER)),
-        ]
+        ];
+        if let Some(password) = &self.passwords.data {
+            overrides.push(("redis.password", Value::from(password.clone())));
+        }
+        if let Some(password) = &self.passwords.sentinel {
+            overrides.push(("redis.sentinel_password", Value::from(password.clone())));
+        }
+        overrides
+    }
+
+    /// `redis-cli` on data node `port`, signed in if the data nodes require it.
+    fn data_cli(&self, port: u16, args: &[&str]) -> String {
+        redis_cli_as(port, self.passwords.data.as_deref(), args)
+    }
+
+    /// `redis-cli` on sentinel `port`, signed in if the sentinels require it.
+    fn sentinel_cli(&self, port: u16, args: &[&str]) -> String {
+        redis_cli_as(port, self.passwords.sentinel.as_deref(), args)
     }
 
     /// The port of the master the first answering sentinel names.
     pub fn master_port(&self) -> Option<u16> {
         self.sentinel_ports.iter().find_map(|port| {
-            let reply = redis_cli(*port, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::MASTER]);
+            let reply = self.sentinel_cli(*port, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::MASTER]);
             reply.lines().nth(1)?.trim().parse().ok()
         })
     }
@@ -750,13 +800,13 @@ impl PrivateSentinel {
     pub fn failover(&self) -> u16 {
         let old = self.master_port().expect("a master");
         let new = *self.data_ports.iter().find(|p| **p != old).expect("a replica");
-        let _ = redis_cli(old, &["CLIENT", "PAUSE", "20000", "WRITE"]);
+        let _ = self.data_cli(old, &["CLIENT", "PAUSE", "20000", "WRITE"]);
         wait_until(
             std::time::Duration::from_secs(20),
             "the replica caught up",
             || {
                 let offset = |port: u16, field: &str| {
-                    redis_cli(port, &["INFO", "replication"])
+                    self.data_cli(port, &["INFO", "replication"])
                         .lines()
                         .find_map(|line| line.strip_prefix(field).map(|v| v.trim().to_owned()))
                 };
@@ -764,11 +814,11 @@ impl PrivateSentinel {
                 master.is_some() && master == offset(new, "slave_repl_offset:")
             },
         );
-        let answer = redis_cli(self.sentinel_ports[0], &["SENTINEL", "FAILOVER", Self::MASTER]);
+        let answer = self.sentinel_cli(self.sentinel_ports[0], &["SENTINEL", "FAILOVER", Self::MASTER]);
         assert_eq!(answer, "OK", "SENTINEL FAILOVER");
         self.wait_for_master(new);
         // The old master, now a replica, keeps no paused clients.
-        let _ = redis_cli(old, &["CLIENT", "UNPAUSE"]);
+        let _ = self.data_cli(old, &["CLIENT", "UNPAUSE"]);
         new
     }
 
@@ -788,12 +838,36 @@ impl PrivateSentinel {
             "the sentinels to name the new master",
             || {
                 self.sentinel_ports.iter().all(|sentinel| {
-                    redis_cli(*sentinel, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::MASTER])
+                    self.sentinel_cli(*sentinel, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::MASTER])
                         .lines()
                         .nth(1)
                         .is_some_and(|p| p.trim() == port.to_string())
-                }) && redis_cli(port, &["ROLE"]).starts_with("master")
+                }) && self.data_cli(port, &["ROLE"]).starts_with("master")
             },
         );
     }
+}
+
+/// One sentinel's configuration: monitor the master on `master` as [`PrivateSentinel::MASTER`],
+/// sign in to the data nodes and to the other sentinels with `passwords`, and require the
+/// sentinel password of its own clients.
+fn sentinel_config(port: u16, dir: &std::path::Path, master: u16, passwords: &SentinelPasswords) -> String {
+    let name = PrivateSentinel::MASTER;
+    let mut config = format!(
+        "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+         sentinel monitor {name} 127.0.0.1 {master} 2\n\
+         sentinel down-after-milliseconds {name} 1000\n\
+         sentinel failover-timeout {name} 5000\n\
+         sentinel parallel-syncs {name} 1\n",
+        dir = dir.display(),
+    );
+    if let Some(password) = &passwords.data {
+        config.push_str(&format!("sentinel auth-pass {name} {password}\n"));
+    }
+    if let Some(password) = &passwords.sentinel {
+        config.push_str(&format!(
+            "requirepass {password}\nsentinel sentinel-pass {password}\n"
+        ));
+    }
+    config
 }

@@ -244,20 +244,36 @@ fn lazy_connection(settings: &RedisSettings, retries: usize) -> CoreResult<Redis
 pub async fn connect_redis(settings: &RedisSettings) -> CoreResult<RedisConnection> {
     let connect = async {
         Ok::<_, CoreError>(match settings.mode {
-            RedisMode::Standalone => ConnectionManager::new_with_config(
-                redis_client(settings)?,
-                redis_manager_config(settings, REDIS_RECONNECT_RETRIES),
-            )
-            .await?
-            .into(),
+            RedisMode::Standalone => {
+                let client = redis_client(settings)?;
+                // One plain connection first: refused credentials fail at once, where the
+                // manager would retry them like an outage (a wrong password took 17 s to fail).
+                let probe = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(settings.connect_timeout))
+                    .set_response_timeout(Some(settings.response_timeout));
+                drop(
+                    client
+                        .get_multiplexed_async_connection_with_config(&probe)
+                        .await
+                        .map_err(refused_credentials_or)?,
+                );
+                ConnectionManager::new_with_config(
+                    client,
+                    redis_manager_config(settings, REDIS_RECONNECT_RETRIES),
+                )
+                .await
+                .map_err(refused_credentials_or)?
+                .into()
+            }
             RedisMode::Cluster => cluster_client(settings, REDIS_RECONNECT_RETRIES as u32)?
                 .get_async_connection_with_config(cluster_config(settings))
-                .await?
+                .await
+                .map_err(refused_credentials_or)?
                 .into(),
             RedisMode::Sentinel => {
                 let connection = sentinel_connection(settings)?;
                 if let Err(error) = connection.connect().await {
-                    return Err(unknown_master_or(error, &connection, settings).await);
+                    return Err(explain_sentinel_failure(error, &connection, settings).await);
                 }
                 connection.into()
             }
@@ -273,13 +289,57 @@ pub async fn connect_redis(settings: &RedisSettings) -> CoreResult<RedisConnecti
         })?
 }
 
-/// `error` of a first sentinel lookup, or a configuration error naming `redis.sentinel_master`
-/// when the sentinels do not know that name at all (waiting would never help).
-async fn unknown_master_or(
+/// A configuration error naming the credentials' settings when Redis refused them (waiting
+/// would never help), else `error` as it is.
+fn refused_credentials_or(error: RedisError) -> CoreError {
+    refused_credentials_or_as(
+        error,
+        "redis.password",
+        "Redis (the master)",
+        "REDIS_USERNAME / REDIS_PASSWORD or the URL's",
+    )
+}
+
+fn refused_credentials_or_as(
+    error: RedisError,
+    setting: &'static str,
+    who: &str,
+    settings: &str,
+) -> CoreError {
+    if error.kind() != redis::ErrorKind::AuthenticationFailed {
+        return error.into();
+    }
+    CoreError::Config {
+        setting,
+        reason: format!("{who} refused the credentials ({settings} user and password)"),
+    }
+}
+
+/// `error` of a first sentinel lookup, or a configuration error when waiting would never help:
+/// naming `redis.sentinel_master` when the sentinels do not know that name at all, and the
+/// password that was refused (the sentinels' or the master's) when one was.
+async fn explain_sentinel_failure(
     error: RedisError,
     connection: &SentinelConnection,
     settings: &RedisSettings,
 ) -> CoreError {
+    if error.kind() == redis::ErrorKind::AuthenticationFailed {
+        // Asking a sentinel alone tells whose credentials were refused.
+        let sentinels_refuse = connection
+            .master_known()
+            .await
+            .is_err_and(|e| e.kind() == redis::ErrorKind::AuthenticationFailed);
+        return if sentinels_refuse {
+            refused_credentials_or_as(
+                error,
+                "redis.sentinel_password",
+                "the sentinels",
+                "REDIS_SENTINEL_USERNAME / REDIS_SENTINEL_PASSWORD",
+            )
+        } else {
+            refused_credentials_or(error)
+        };
+    }
     if error.kind() != redis::ErrorKind::MasterNameNotFoundBySentinel
         || connection.master_known().await.unwrap_or(true)
     {

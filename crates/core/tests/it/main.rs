@@ -11,6 +11,7 @@ mod projector;
 mod rate_limit;
 mod refresh;
 mod refresh_spapi;
+mod sentinel;
 mod sim;
 mod sim_rules;
 mod spapi;

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use figment::value::Value;
+use sellersync_core::CoreError;
 use sellersync_core::infra::connections::{REDIS_ACL_RULES, connect_redis};
 use sellersync_core::testing::TestNamespace;
 use sellersync_queue::{Ack, EnqueueOptions, NewJob, Queue, QueueConfig};
@@ -196,6 +197,28 @@ async fn an_acl_user_with_the_documented_rules_runs_the_queue_over_tls() {
         setuser.arg(rule);
     }
     let _: () = setuser.query_async(&mut root).await.unwrap();
+
+    let wrong = TestNamespace::with_overrides(&[
+        (
+            "redis.url",
+            Value::from(format!("rediss://sellersync:not-it@127.0.0.1:{}/0", redis.port)),
+        ),
+        ("redis.tls_ca_file", Value::from(redis.ca())),
+    ]);
+    let refused = connect_redis(&wrong.settings.redis)
+        .await
+        .expect_err("a wrong password");
+    assert!(
+        matches!(
+            refused,
+            CoreError::Config {
+                setting: "redis.password",
+                ..
+            }
+        ),
+        "a configuration error naming the setting: {refused}"
+    );
+    assert!(!refused.to_string().contains("not-it"), "{refused}");
 
     let url = format!("rediss://sellersync:s3cret-pw@127.0.0.1:{}/0", redis.port);
     let user = TestNamespace::with_overrides(&[
