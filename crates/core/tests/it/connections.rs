@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 use figment::value::Value;
 use sellersync_core::infra::connections::{connect_redis, mongo_database, ping_mongo};
 use sellersync_core::testing::{TestNamespace, free_port as closed_port};
+use sellersync_queue::{Ack, EnqueueOptions, NewJob, Queue};
 
 #[tokio::test]
 async fn redis_on_a_closed_port_fails_fast_with_a_clear_error() {
@@ -47,4 +48,20 @@ async fn both_services_answer_with_the_test_settings() {
         .unwrap();
     let db = mongo_database(&ns.settings.mongo, "it").await.unwrap();
     ping_mongo(&db).await.unwrap();
+}
+
+/// Enqueues, leases and completes one job on the (empty) `queue`: the queue's real work over
+/// whatever connection it was given.
+pub(crate) async fn one_job_through(queue: &Queue) {
+    let job = NewJob::new(&serde_json::json!({ "userId": "u1" }), EnqueueOptions::default()).unwrap();
+    queue.enqueue_bulk(&[job]).await.unwrap();
+    let leased = queue.fetch("w1", 10).await.unwrap().jobs;
+    assert_eq!(leased.len(), 1);
+    let ack = Ack {
+        id: leased[0].id.clone(),
+        token: leased[0].token,
+        result: "null".into(),
+    };
+    assert_eq!(queue.complete(&[ack]).await.unwrap(), vec![leased[0].id.clone()]);
+    assert_eq!(queue.counts().await.unwrap().completed, 1);
 }

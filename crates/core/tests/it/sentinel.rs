@@ -2,10 +2,12 @@
 //! (`redis.sentinel_password`) and the data nodes' (`redis.password`).
 
 use figment::value::Value;
+use sellersync_core::CoreError;
 use sellersync_core::infra::connections::connect_redis;
-use sellersync_core::infra::error::CoreError;
 use sellersync_core::testing::{PrivateSentinel, SentinelPasswords, TestNamespace};
-use sellersync_queue::{Ack, EnqueueOptions, NewJob, Queue, QueueConfig};
+use sellersync_queue::{Queue, QueueConfig};
+
+use crate::connections::one_job_through;
 
 const DATA_PASSWORD: &str = "data-pw-8a1f";
 const SENTINEL_PASSWORD: &str = "sentinel-pw-3c7e";
@@ -52,15 +54,5 @@ async fn the_queue_runs_through_sentinels_and_data_nodes_that_require_passwords(
         .await
         .expect("signed in to the sentinels and to the master they name");
     let queue = Queue::new(conn, namespace.key_prefix(), "user-data", QueueConfig::default());
-    let job = NewJob::new(&serde_json::json!({ "userId": "u1" }), EnqueueOptions::default()).unwrap();
-    queue.enqueue_bulk(&[job]).await.unwrap();
-    let leased = queue.fetch("w1", 10).await.unwrap().jobs;
-    assert_eq!(leased.len(), 1);
-    let ack = Ack {
-        id: leased[0].id.clone(),
-        token: leased[0].token,
-        result: "null".into(),
-    };
-    assert_eq!(queue.complete(&[ack]).await.unwrap(), vec![leased[0].id.clone()]);
-    assert_eq!(queue.counts().await.unwrap().completed, 1);
+    one_job_through(&queue).await;
 }

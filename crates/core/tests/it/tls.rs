@@ -9,7 +9,9 @@ use figment::value::Value;
 use sellersync_core::CoreError;
 use sellersync_core::infra::connections::{REDIS_ACL_RULES, connect_redis};
 use sellersync_core::testing::TestNamespace;
-use sellersync_queue::{Ack, EnqueueOptions, NewJob, Queue, QueueConfig};
+use sellersync_queue::{Queue, QueueConfig};
+
+use crate::connections::one_job_through;
 
 /// A CA, and a certificate for 127.0.0.1/localhost signed by it, in `dir`.
 fn make_certificates(dir: &Path) {
@@ -231,17 +233,7 @@ async fn an_acl_user_with_the_documented_rules_runs_the_queue_over_tls() {
         .expect("the ACL user signs in");
     let queue = Queue::new(conn.clone(), &prefix, "user-data", QueueConfig::default());
     queue.ensure_event_group("job-status").await.unwrap();
-    let job = NewJob::new(&serde_json::json!({ "userId": "u1" }), EnqueueOptions::default()).unwrap();
-    queue.enqueue_bulk(&[job]).await.unwrap();
-    let leased = queue.fetch("w1", 10).await.unwrap().jobs;
-    assert_eq!(leased.len(), 1);
-    let ack = Ack {
-        id: leased[0].id.clone(),
-        token: leased[0].token,
-        result: "null".into(),
-    };
-    assert_eq!(queue.complete(&[ack]).await.unwrap(), vec![leased[0].id.clone()]);
-    assert_eq!(queue.counts().await.unwrap().completed, 1);
+    one_job_through(&queue).await;
     let backlog = queue.event_backlog("job-status").await.unwrap();
     assert!(backlog.total() > 0);
     queue.trim_events().await.unwrap();
