@@ -574,16 +574,26 @@ fn server_args(port: u16) -> Vec<String> {
 /// and the cluster state `ok`; killed and removed on drop.
 pub struct PrivateCluster {
     pub ports: Vec<u16>,
+    /// The password every node requires, if any.
+    password: Option<String>,
     /// Kills the nodes on drop.
     _servers: Servers,
 }
 
 impl PrivateCluster {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A cluster whose nodes require `password` (`requirepass`, and `masterauth` between them).
+    pub fn start_with(password: Option<&str>) -> Self {
         let mut servers = Servers::new("cluster");
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         for port in &ports {
             let mut args = server_args(*port);
+            if let Some(password) = password {
+                args.extend(["--requirepass", password, "--masterauth", password].map(str::to_owned));
+            }
             args.extend(
                 [
                     "--cluster-enabled",
@@ -600,25 +610,37 @@ impl PrivateCluster {
             servers.spawn(*port, &args);
         }
         let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let created = std::process::Command::new("redis-cli")
+        let mut create = std::process::Command::new("redis-cli");
+        create
             .args(["--cluster", "create"])
             .args(&nodes)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", "0", "--cluster-yes"]);
+        if let Some(password) = password {
+            create.env("REDISCLI_AUTH", password);
+        }
+        let created = create
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
             .expect("redis-cli is installed (scripts/services up)");
         assert!(created.success(), "redis-cli --cluster create failed");
+        let cluster = Self {
+            ports,
+            password: password.map(str::to_owned),
+            _servers: servers,
+        };
         wait_until(std::time::Duration::from_secs(30), "cluster state ok", || {
-            ports.iter().all(|port| {
-                let info = redis_cli(*port, &["CLUSTER", "INFO"]);
+            cluster.ports.iter().all(|port| {
+                let info = cluster.cli(*port, &["CLUSTER", "INFO"]);
                 info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
             })
         });
-        Self {
-            ports,
-            _servers: servers,
-        }
+        cluster
+    }
+
+    /// `redis-cli` on node `port`, signed in if the nodes require it.
+    fn cli(&self, port: u16, args: &[&str]) -> String {
+        redis_cli_as(port, self.password.as_deref(), args)
     }
 
     /// `127.0.0.1:<port>` of every node, for `redis.cluster_nodes`.
@@ -626,20 +648,26 @@ impl PrivateCluster {
         self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect()
     }
 
-    /// Settings overrides for this cluster (`redis.mode`, `redis.cluster_nodes`).
+    /// Settings overrides for this cluster (`redis.mode`, `redis.cluster_nodes`, and
+    /// `redis.password` when the nodes require one).
     pub fn overrides(&self) -> Vec<(&'static str, Value)> {
-        vec![
+        let mut overrides = vec![
             ("redis.mode", Value::from("cluster")),
             ("redis.cluster_nodes", Value::from(self.nodes())),
-        ]
+        ];
+        if let Some(password) = &self.password {
+            overrides.push(("redis.password", Value::from(password.clone())));
+        }
+        overrides
     }
 
     /// The port of the master serving `key`'s slot.
     pub fn node_of(&self, key: &str) -> u16 {
-        let slot: u16 = redis_cli(self.ports[0], &["CLUSTER", "KEYSLOT", key])
+        let slot: u16 = self
+            .cli(self.ports[0], &["CLUSTER", "KEYSLOT", key])
             .parse()
             .expect("a slot");
-        let ranges = redis_cli(self.ports[0], &["CLUSTER", "SLOTS"]);
+        let ranges = self.cli(self.ports[0], &["CLUSTER", "SLOTS"]);
         // redis-cli prints each range as lines: start, end, master ip, master port, ...
         let lines: Vec<&str> = ranges.lines().map(str::trim).collect();
         lines

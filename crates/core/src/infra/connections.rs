@@ -306,13 +306,23 @@ fn refused_credentials_or_as(
     who: &str,
     settings: &str,
 ) -> CoreError {
-    if error.kind() != redis::ErrorKind::AuthenticationFailed {
+    if !refused_credentials(&error) {
         return error.into();
     }
     CoreError::Config {
         setting,
         reason: format!("{who} refused the credentials ({settings} user and password)"),
     }
+}
+
+/// Whether Redis refused the credentials. A cluster's first connect reports its nodes' errors
+/// only as text (an I/O error "Failed to create initial connections" whose detail is the last
+/// node's error), hence the detail's check (`core::it deployments` tests both forms).
+fn refused_credentials(error: &RedisError) -> bool {
+    error.kind() == redis::ErrorKind::AuthenticationFailed
+        || error
+            .detail()
+            .is_some_and(|detail| detail.ends_with("AuthenticationFailed"))
 }
 
 /// `error` of a first sentinel lookup, or a configuration error when waiting would never help:
@@ -323,12 +333,12 @@ async fn explain_sentinel_failure(
     connection: &SentinelConnection,
     settings: &RedisSettings,
 ) -> CoreError {
-    if error.kind() == redis::ErrorKind::AuthenticationFailed {
+    if refused_credentials(&error) {
         // Asking a sentinel alone tells whose credentials were refused.
         let sentinels_refuse = connection
             .master_known()
             .await
-            .is_err_and(|e| e.kind() == redis::ErrorKind::AuthenticationFailed);
+            .is_err_and(|e| refused_credentials(&e));
         return if sentinels_refuse {
             refused_credentials_or_as(
                 error,

@@ -4,6 +4,7 @@
 mod connections;
 mod cron;
 mod demo;
+mod deployments;
 mod isolation;
 mod migrations;
 mod parsing;
@@ -11,7 +12,6 @@ mod projector;
 mod rate_limit;
 mod refresh;
 mod refresh_spapi;
-mod sentinel;
 mod sim;
 mod sim_rules;
 mod spapi;
