@@ -19,6 +19,16 @@ fn with(mut overrides: Vec<(&'static str, Value)>, key: &'static str, value: &st
     TestNamespace::with_overrides(&overrides)
 }
 
+/// Signs in with `overrides` (the right passwords) and runs one job through the queue.
+async fn one_job_with(overrides: Vec<(&'static str, Value)>) {
+    let namespace = TestNamespace::with_overrides(&overrides);
+    let conn = connect_redis(&namespace.settings.redis)
+        .await
+        .expect("signed in with the right passwords");
+    let queue = Queue::new(conn, namespace.key_prefix(), "user-data", QueueConfig::default());
+    one_job_through(&queue).await;
+}
+
 /// Connecting with `wrong` as `key` is a configuration error naming `key` (waiting would not
 /// help), and the error shows no password.
 async fn refused(overrides: Vec<(&'static str, Value)>, key: &'static str, wrong: &str) {
@@ -54,12 +64,7 @@ async fn the_queue_runs_through_sentinels_and_data_nodes_that_require_passwords(
     .await;
     refused(deployment.overrides(), "redis.password", "wrong-data-pw").await;
 
-    let namespace = TestNamespace::with_overrides(&deployment.overrides());
-    let conn = connect_redis(&namespace.settings.redis)
-        .await
-        .expect("signed in to the sentinels and to the master they name");
-    let queue = Queue::new(conn, namespace.key_prefix(), "user-data", QueueConfig::default());
-    one_job_through(&queue).await;
+    one_job_with(deployment.overrides()).await;
 }
 
 #[tokio::test]
@@ -67,10 +72,5 @@ async fn the_queue_runs_on_a_cluster_whose_nodes_require_a_password() {
     let cluster = PrivateCluster::start_with(Some(DATA_PASSWORD));
     refused(cluster.overrides(), "redis.password", "wrong-data-pw").await;
 
-    let namespace = TestNamespace::with_overrides(&cluster.overrides());
-    let conn = connect_redis(&namespace.settings.redis)
-        .await
-        .expect("signed in to every node");
-    let queue = Queue::new(conn, namespace.key_prefix(), "user-data", QueueConfig::default());
-    one_job_through(&queue).await;
+    one_job_with(cluster.overrides()).await;
 }
