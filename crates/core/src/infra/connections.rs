@@ -295,11 +295,12 @@ fn refused_credentials_or(error: RedisError) -> CoreError {
     refused_credentials_or_as(
         error,
         "redis.password",
-        "Redis (the master)",
-        "REDIS_USERNAME / REDIS_PASSWORD or the URL's",
+        "Redis",
+        "REDIS_USERNAME / REDIS_PASSWORD, or the URL's",
     )
 }
 
+/// The same for the credentials `who` checks, set by `settings`, named as `setting`.
 fn refused_credentials_or_as(
     error: RedisError,
     setting: &'static str,
