@@ -570,6 +570,18 @@ fn server_args(port: u16) -> Vec<String> {
     .to_vec()
 }
 
+/// `redis-server` arguments that require `password` of clients and of each other (a replica
+/// signs in to its master with it); none without a password.
+fn password_args(password: Option<&str>) -> Vec<String> {
+    password
+        .map(|p| {
+            ["--requirepass", p, "--masterauth", p]
+                .map(str::to_owned)
+                .to_vec()
+        })
+        .unwrap_or_default()
+}
+
 /// A private Redis Cluster of three masters (no replicas) on free ports, every slot assigned
 /// and the cluster state `ok`; killed and removed on drop.
 pub struct PrivateCluster {
@@ -591,9 +603,7 @@ impl PrivateCluster {
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         for port in &ports {
             let mut args = server_args(*port);
-            if let Some(password) = password {
-                args.extend(["--requirepass", password, "--masterauth", password].map(str::to_owned));
-            }
+            args.extend(password_args(password));
             args.extend(
                 [
                     "--cluster-enabled",
@@ -714,18 +724,7 @@ impl PrivateSentinel {
     pub fn start_with(passwords: SentinelPasswords) -> Self {
         let mut servers = Servers::new("sentinel");
         let data_ports = [free_port(), free_port()];
-        let auth: Vec<String> = passwords
-            .data
-            .iter()
-            .flat_map(|p| {
-                [
-                    "--requirepass".to_owned(),
-                    p.clone(),
-                    "--masterauth".to_owned(),
-                    p.clone(),
-                ]
-            })
-            .collect();
+        let auth = password_args(passwords.data.as_deref());
         servers.spawn(
             data_ports[0],
             &[server_args(data_ports[0]), auth.clone()].concat(),
