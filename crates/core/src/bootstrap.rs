@@ -97,17 +97,9 @@ pub async fn unless_stopped<T>(
     }
 }
 
-/// The same for a background task told to stop through a watch channel (`stop` turning true):
-/// runs `work` unless that happens first; `None` then, and `work` is dropped.
-pub async fn unless_stopping<T>(
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-    work: impl Future<Output = T>,
-) -> Option<T> {
-    tokio::select! {
-        value = work => Some(value),
-        _ = stop.wait_for(|stopped| *stopped) => None,
-    }
-}
+/// The same for a background task told to stop through a watch channel (`stop` turning true);
+/// the queue crate owns it (the worker's backend uses it too).
+pub use sellersync_queue::unless_stopping;
 
 /// Loads the configuration and installs logging. On a bad setting, prints one line naming it to
 /// stderr and returns the exit code the caller should return from `main`.
@@ -195,28 +187,4 @@ pub fn spawn_projector(
         .with_notifier(notifier)
         .with_operation_timeout(settings.mongo.operation_timeout);
     Ok(Some(projector.spawn()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn work_under_way_ends_when_its_task_is_told_to_stop() {
-        let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
-        assert_eq!(unless_stopping(&mut stop, async { 7 }).await, Some(7));
-        let pending =
-            tokio::spawn(async move { unless_stopping(&mut stop, std::future::pending::<()>()).await });
-        tokio::task::yield_now().await;
-        assert!(
-            !pending.is_finished(),
-            "work runs until it is done or its task is told to stop"
-        );
-        stop_tx.send(true).unwrap();
-        let stopped = tokio::time::timeout(Duration::from_secs(5), pending)
-            .await
-            .expect("the work ends when its task is told to stop")
-            .unwrap();
-        assert_eq!(stopped, None);
-    }
 }

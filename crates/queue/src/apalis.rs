@@ -37,7 +37,7 @@ use crate::error::QueueError;
 use crate::job::{FailOutcome, LeasedJob};
 pub use crate::maintenance::LeaseLost;
 use crate::maintenance::{
-    self, Held, Leases, forget, idle_wait, mark_finished, retry_unavailable, unfinished,
+    self, Held, Leases, forget, idle_wait, mark_finished, retry_unavailable, unfinished, unless_stopping,
 };
 use crate::queue::{Ack, Queue};
 
@@ -186,10 +186,10 @@ impl<Args> RedisBackend<Args> {
     /// holds that have not finished (buffered or running). A finished attempt's slot counts as
     /// free: its handler has returned and its outcome is on its way to Redis, so a job leased in
     /// its place starts within that round trip. Under load that lets one fetch take the slots
-    /// of a whole batch of acknowledgements (at C50, ~50 jobs per script call instead of ~17:
-    /// a third of the calls and about a third more no-op jobs/s, docs/capacity.md). The leases are
-    /// recorded as soon as Redis grants them, so a fetch cut short by a shutdown is handed back
-    /// with the rest ([`HeldLeases::release`]) instead of waiting for the reaper.
+    /// of a whole batch of acknowledgements (at C50, ~50 jobs per script call instead of ~17: a
+    /// third of the calls and about a third more no-op jobs/s, docs/capacity.md). The leases
+    /// are recorded as soon as Redis grants them, so a fetch cut short by a shutdown is handed
+    /// back with the rest ([`HeldLeases::release`]) instead of waiting for the reaper.
     ///
     /// Once the backend closes, the fetch stops waiting (for work, or before a retry) and
     /// returns what it has; a lease call already sent still completes, so its jobs can be
@@ -213,15 +213,15 @@ impl<Args> RedisBackend<Args> {
                     Ok(fetched) => {
                         let idle = idle_wait(IDLE_WAIT, fetched.next_due_ms, fetched.paused);
                         if let Some(Err(error)) =
-                            unless_stopped(&mut stop, queue.wait_for_work(&mut wake, idle)).await
+                            unless_stopping(&mut stop, queue.wait_for_work(&mut wake, idle)).await
                         {
                             tracing::warn!(%error, "waiting for work failed");
-                            unless_stopped(&mut stop, tokio::time::sleep(backoff)).await;
+                            unless_stopping(&mut stop, tokio::time::sleep(backoff)).await;
                         }
                     }
                     Err(error) => {
                         tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "fetch failed");
-                        unless_stopped(&mut stop, tokio::time::sleep(backoff)).await;
+                        unless_stopping(&mut stop, tokio::time::sleep(backoff)).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                 }
@@ -331,17 +331,6 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for RedisBackend<Args> {
             tracing::info!(count, "handed back jobs that never started");
         }
         Poll::Ready(released.map(|_| ()))
-    }
-}
-
-/// Runs `work` unless the backend closes first (`None` then).
-async fn unless_stopped<T>(
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-    work: impl std::future::Future<Output = T>,
-) -> Option<T> {
-    tokio::select! {
-        output = work => Some(output),
-        _ = stop.wait_for(|stopped| *stopped) => None,
     }
 }
 

@@ -24,5 +24,6 @@ pub use job::{
     Counts, DurationHistogram, EnqueueOptions, Enqueued, FailOutcome, JobInfo, JobState, LeasedJob,
     QueueMetrics,
 };
+pub use maintenance::unless_stopping;
 pub use queue::{Ack, Fetched, NewJob, Queue, Reaped, WorkerInfo};
 pub use rate_limit::RateLimit;

@@ -170,6 +170,19 @@ pub(crate) fn idle_wait(idle: Duration, next_due_ms: Option<u64>, paused: bool) 
         .max(Duration::from_millis(10))
 }
 
+/// Runs `work` unless `stop` turns true first (`None` then, and `work` is dropped): how a
+/// task told to stop through a watch channel ends its waits. The backend's fetch uses it, and
+/// so do the API's background tasks (through `sellersync_core::bootstrap`).
+pub async fn unless_stopping<T>(
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        value = work => Some(value),
+        _ = stop.wait_for(|stopped| *stopped) => None,
+    }
+}
+
 /// Retries a queue call while Redis is unavailable, for up to ~60 s (past a long Redis stall or
 /// a restart); `None` if it never worked.
 pub(crate) async fn retry_unavailable<T, F, Fut>(call: F) -> Option<T>
@@ -211,6 +224,25 @@ mod tests {
     use backon::BackoffBuilder;
 
     use super::*;
+
+    #[tokio::test]
+    async fn work_under_way_ends_when_its_task_is_told_to_stop() {
+        let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+        assert_eq!(unless_stopping(&mut stop, async { 7 }).await, Some(7));
+        let pending =
+            tokio::spawn(async move { unless_stopping(&mut stop, std::future::pending::<()>()).await });
+        tokio::task::yield_now().await;
+        assert!(
+            !pending.is_finished(),
+            "work runs until it is done or its task is told to stop"
+        );
+        stop_tx.send(true).unwrap();
+        let stopped = tokio::time::timeout(Duration::from_secs(5), pending)
+            .await
+            .expect("the work ends when its task is told to stop")
+            .unwrap();
+        assert_eq!(stopped, None);
+    }
 
     fn unavailable() -> QueueError {
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
