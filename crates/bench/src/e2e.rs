@@ -29,12 +29,12 @@ pub struct E2eBenchArgs {
 /// worker processes run `process_user_data` against the stand-in (latency per call) until every
 /// JobStatus is completed. Temporary database and key prefix, dropped afterwards.
 pub async fn e2e(settings: &Settings, args: &E2eBenchArgs) -> Result<(), String> {
-    let base = sellersync_spapi_sim::spawn_with_latency(args.latency_ms)
+    let sim = sellersync_spapi_sim::spawn_with_latency(args.latency_ms)
         .await
         .map_err(|e| e.to_string())?;
     let bench = Bench::fresh(settings).await?;
     let db = bench_database(settings, "bench_e2e_").await?;
-    let result = e2e_run(settings, args, &bench, &db, &base).await;
+    let result = e2e_run(settings, args, &bench, &db, &sim).await;
     drop_bench_database(db).await;
     bench.reset().await?;
     result
@@ -45,7 +45,7 @@ async fn e2e_run(
     args: &E2eBenchArgs,
     bench: &Bench,
     db: &mongodb::Database,
-    base: &str,
+    sim: &sellersync_spapi_sim::SimUrls,
 ) -> Result<(), String> {
     use sellersync_core::config::USER_DATA_QUEUE;
     let err = |e: &dyn std::fmt::Display| e.to_string();
@@ -80,10 +80,7 @@ async fn e2e_run(
                 .env("REDIS_KEY_PREFIX", &bench.prefix)
                 .env("MONGODB_DATABASE", db.name())
                 .env("WORKER_CONCURRENCY", args.concurrency.to_string())
-                .env("SELLERSYNC_SPAPI__TOKEN_URL", format!("{base}/auth/o2/token"))
-                .env("SELLERSYNC_SPAPI__ENDPOINTS__NA", base)
-                .env("SELLERSYNC_SPAPI__ENDPOINTS__EU", base)
-                .env("SELLERSYNC_SPAPI__ENDPOINTS__FE", base)
+                .envs(sim.env())
                 .env("LOG_LEVEL", "warn")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -51,7 +51,7 @@ async fn refresh_scenarios(
     let user = sellersync_core::demo::user_id(0);
     let redis = connect_redis(&settings.redis).await.map_err(|e| err(&e))?;
     for &orders_per_day in &args.orders_per_day {
-        let base = sellersync_spapi_sim::spawn(sellersync_spapi_sim::SimConfig {
+        let sim = sellersync_spapi_sim::spawn(sellersync_spapi_sim::SimConfig {
             latency_ms: args.latency_ms,
             orders_per_day,
             ..sellersync_spapi_sim::SimConfig::default()
@@ -59,7 +59,7 @@ async fn refresh_scenarios(
         .await
         .map_err(|e| err(&e))?;
         let key_prefix = format!("bench:{}:o{orders_per_day}:", std::process::id());
-        let refresher = bench_refresher(settings, args, db, &redis, &base, &key_prefix)?;
+        let refresher = bench_refresher(settings, args, db, &redis, &sim, &key_prefix)?;
         for run in ["first", "next_hour"] {
             if run == "next_hour" {
                 age_order_books(&redis, &key_prefix).await.map_err(|e| err(&e))?;
@@ -118,21 +118,21 @@ async fn age_order_books(redis: &RedisConnection, prefix: &str) -> redis::RedisR
     Ok(())
 }
 
-/// A refresher against the stand-in at `base`, its rate-limit buckets and caches under `key_prefix`.
+/// A refresher against the stand-in at `sim`, its rate-limit buckets and caches under `key_prefix`.
 fn bench_refresher(
     settings: &Settings,
     args: &RefreshBenchArgs,
     db: &mongodb::Database,
     redis: &sellersync_queue::RedisConnection,
-    base: &str,
+    sim: &sellersync_spapi_sim::SimUrls,
     key_prefix: &str,
 ) -> Result<sellersync_core::jobs::refresh::Refresher, String> {
     let mut spapi = settings.spapi.clone();
-    spapi.token_url = format!("{base}/auth/o2/token");
+    spapi.token_url = sim.token_url();
     spapi.endpoints = sellersync_core::domain::spapi::SpApiEndpoints {
-        na: base.into(),
-        eu: base.into(),
-        fe: base.into(),
+        na: sim.na.clone(),
+        eu: sim.eu.clone(),
+        fe: sim.fe.clone(),
     };
     let client = sellersync_core::domain::spapi::SpApiClient::new(spapi)
         .map_err(|e| e.to_string())?

@@ -13,6 +13,7 @@ use sellersync_core::jobs::payload::Trigger;
 use sellersync_core::testing::{PrivateMongo, PrivateRedis, TestNamespace};
 use sellersync_core::{demo, infra::migrations, jobs::producer};
 use sellersync_queue::{JobState, Queue};
+use sellersync_spapi_sim::SimUrls;
 use serde::Serialize;
 
 use crate::audit::{self, Audit};
@@ -303,7 +304,6 @@ async fn seed(db: &Database, s: &Scenario) -> Result<Vec<String>, String> {
             seller_id: seller,
             region: Region::Na,
             marketplace_id: "ATVPDKIKX0DER".into(),
-            country: "US".into(),
         };
         accounts::upsert_account(db, &account)
             .await
@@ -377,7 +377,7 @@ async fn failed_users(queue: &Queue) -> Result<Vec<String>, String> {
 }
 
 /// The worker processes' settings: this run's namespace, MongoDB and stand-in, fast retries.
-fn worker_env(ns: &TestNamespace, mongo_uri: &str, sim: &str, s: &Scenario) -> Vec<(String, String)> {
+fn worker_env(ns: &TestNamespace, mongo_uri: &str, sim: &SimUrls, s: &Scenario) -> Vec<(String, String)> {
     let redis = &ns.settings.redis;
     [
         ("REDIS_HOST", redis.host.clone()),
@@ -385,10 +385,6 @@ fn worker_env(ns: &TestNamespace, mongo_uri: &str, sim: &str, s: &Scenario) -> V
         ("REDIS_KEY_PREFIX", ns.key_prefix().to_owned()),
         ("MONGODB_URI", mongo_uri.to_owned()),
         ("MONGODB_DATABASE", ns.database().to_owned()),
-        ("SELLERSYNC_SPAPI__TOKEN_URL", format!("{sim}/auth/o2/token")),
-        ("SELLERSYNC_SPAPI__ENDPOINTS__NA", sim.to_owned()),
-        ("SELLERSYNC_SPAPI__ENDPOINTS__EU", sim.to_owned()),
-        ("SELLERSYNC_SPAPI__ENDPOINTS__FE", sim.to_owned()),
         ("WORKER_CONCURRENCY", s.concurrency.to_string()),
         ("JOB_RETRY_DELAY", "200".to_owned()),
         ("SELLERSYNC_WORKER__USER_BUSY_DELAY_MS", "200".to_owned()),
@@ -400,5 +396,6 @@ fn worker_env(ns: &TestNamespace, mongo_uri: &str, sim: &str, s: &Scenario) -> V
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(sim.env())
     .collect()
 }

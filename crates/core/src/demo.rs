@@ -6,17 +6,23 @@ use mongodb::Database;
 use mongodb::bson::{Document, doc};
 use mongodb::error::{ErrorKind, InsertManyError};
 
-use crate::domain::accounts::{SELLER_ACCOUNTS, USERS};
+use crate::domain::accounts::{NewAccount, SELLER_ACCOUNTS, USERS};
+use crate::domain::spapi::Region;
 use crate::infra::error::CoreResult;
+use crate::infra::secret::Secret;
 
 /// Documents written per insert call.
 const BATCH: usize = 1000;
 
-/// Marketplaces the demo accounts cycle through: (region, marketplace id, country).
-const MARKETPLACES: [(&str, &str, &str); 3] = [
-    ("na", "ATVPDKIKX0DER", "US"),
-    ("eu", "A1PA6795UKMFR9", "DE"),
-    ("fe", "A1VC38T7YXB528", "JP"),
+/// Marketplaces the demo accounts cycle through (user n's account m takes entry n + m), so the
+/// demo shows several regions and currencies (USD, EUR, JPY, GBP, CAD, AUD).
+const MARKETPLACES: [(Region, &str); 6] = [
+    (Region::Na, "ATVPDKIKX0DER"),
+    (Region::Eu, "A1PA6795UKMFR9"),
+    (Region::Fe, "A1VC38T7YXB528"),
+    (Region::Eu, "A1F83G8C2ARO7P"),
+    (Region::Na, "A2EUQ1WTGCTBG2"),
+    (Region::Fe, "A39IBJ37TRP1C6"),
 ];
 
 pub fn user_id(n: usize) -> String {
@@ -39,7 +45,7 @@ pub async fn seed(
             .collect();
         let account_docs: Vec<Document> = (start..end)
             .flat_map(|n| (0..accounts_per_user).map(move |m| account(n, m)))
-            .collect();
+            .collect::<CoreResult<_>>()?;
         inserted += insert_new(db, USERS, user_docs).await?;
         inserted += insert_new(db, SELLER_ACCOUNTS, account_docs).await?;
         progress(end);
@@ -47,20 +53,19 @@ pub async fn seed(
     Ok(inserted)
 }
 
-fn account(n: usize, m: usize) -> Document {
-    let (region, marketplace, country) = MARKETPLACES[m % MARKETPLACES.len()];
+fn account(n: usize, m: usize) -> CoreResult<Document> {
+    let (region, marketplace) = MARKETPLACES[(n + m) % MARKETPLACES.len()];
     let seller = format!("DEMO{n:06}S{m}");
-    let user = user_id(n);
-    doc! {
-        "_id": format!("{user}:{seller}:{region}:{marketplace}"),
-        "userId": user,
-        "sellerId": &seller,
-        "region": region,
-        "marketplaceId": marketplace,
-        "country": country,
-        "refreshToken": format!("Atzr|{seller}|demo"),
-        "enabled": true,
-    }
+    let account = NewAccount {
+        user_id: user_id(n),
+        refresh_token: Secret::new(format!("Atzr|{seller}|demo")),
+        seller_id: seller,
+        region,
+        marketplace_id: marketplace.to_owned(),
+    };
+    let mut fields = account.fields()?;
+    fields.insert("_id", account.id());
+    Ok(fields)
 }
 
 /// Inserts what is not there yet (unordered; duplicates of existing ids are skipped).

@@ -3,9 +3,10 @@
 //! Amazon answers an expired, revoked or malformed access token with 403 and error code
 //! `Unauthorized`; the reason is in `details` (the models' 403 response: "Possible reasons include
 //! Access Denied, Unauthorized, Expired Token, or Invalid Signature", `orders_2026-01-01.json`).
-//! A refresh token whose grant the seller withdrew gets LWA's `invalid_grant` (400).
+//! A refresh token whose grant the seller withdrew gets LWA's `invalid_grant` (400). A call to an
+//! operation whose role the seller did not grant gets the same 403 `Unauthorized` with empty
+//! `details` (as Amazon answers it: `amzn/selling-partner-api-models` issues 799, 943, 1167).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
@@ -16,8 +17,10 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{Rejection, SimState, api_error, delay};
+use crate::{Host, Rejection, SimState, api_error, delay};
 
+/// The message of every 403 `Unauthorized`.
+pub const DENIED: &str = "Access to requested resource is denied.";
 pub const EXPIRED: &str = "The access token you provided has expired.";
 pub const REVOKED: &str = "The access token you provided is revoked, malformed or invalid.";
 
@@ -51,9 +54,10 @@ fn is_revoked(sim: &SimState, seller: &str) -> bool {
 }
 
 /// `POST /auth/o2/token` with `grant_type=refresh_token`.
-pub async fn token(State(sim): State<Arc<SimState>>, Form(form): Form<TokenForm>) -> Response {
+pub async fn token(State(host): State<Host>, Form(form): Form<TokenForm>) -> Response {
+    let sim = &host.sim;
     sim.counters.token.fetch_add(1, Ordering::Relaxed);
-    delay(&sim).await;
+    delay(sim).await;
     if form.grant_type != "refresh_token" {
         return lwa_error(
             StatusCode::BAD_REQUEST,
@@ -75,7 +79,7 @@ pub async fn token(State(sim): State<Arc<SimState>>, Form(form): Form<TokenForm>
         .strip_prefix("Atzr|")
         .and_then(|rest| rest.split('|').next())
         .filter(|s| !s.is_empty());
-    let Some(seller) = seller.filter(|s| !is_revoked(&sim, s)) else {
+    let Some(seller) = seller.filter(|s| !is_revoked(sim, s)) else {
         return invalid_grant();
     };
     let expires = now_ms() + sim.config.token_ttl_secs * 1000;
@@ -97,18 +101,16 @@ pub fn check_access_token(sim: &SimState, headers: &HeaderMap) -> Result<String,
     let mut parts = token.strip_prefix("Atza|").unwrap_or("").split('|');
     let seller = parts.next().filter(|s| !s.is_empty());
     let expires = parts.next().and_then(|e| e.parse::<u64>().ok());
-    let denied = |details: &'static str| {
-        Err(api_error(
-            StatusCode::FORBIDDEN,
-            "Unauthorized",
-            Some("Access to requested resource is denied."),
-            details,
-        ))
-    };
+    let denied = |details: &str| Err(api_error(StatusCode::FORBIDDEN, "Unauthorized", DENIED, details));
     match (seller, expires) {
         (Some(seller), _) if is_revoked(sim, seller) => denied(REVOKED),
         (Some(_), Some(expires)) if expires <= now_ms() => denied(EXPIRED),
         (Some(seller), Some(_)) => Ok(seller.to_owned()),
         _ => denied(REVOKED),
     }
+}
+
+/// 403 for an operation whose role the seller did not grant: `Unauthorized` with empty details.
+pub fn missing_role() -> Rejection {
+    api_error(StatusCode::FORBIDDEN, "Unauthorized", DENIED, "")
 }

@@ -1,14 +1,19 @@
-//! Deterministic seller data: the same seller, marketplace, order and instant always give the
-//! same answer.
+//! Seller data: deterministic by default (the same seller, marketplace, order and instant always
+//! give the same answer), or seeded by a test through `POST /_sim/orders` so that a test knows
+//! every figure the analysis should come to.
 //!
-//! Orders live through Amazon's statuses over time (`ordersV0.json` `OrderStatus`,
-//! `orders_2026-01-01.json` `FulfillmentStatus`): Pending for a few minutes after purchase (no
-//! `OrderTotal` / `proceeds` yet: Amazon fills them once payment is authorized), then Unshipped,
-//! then Shipped a few hours later, or Canceled instead. `LastUpdateDate` is the latest of those
-//! transitions, so `LastUpdatedAfter` filters see real changes.
+//! Orders live through Amazon's statuses over time (`orders_2026-01-01.json`
+//! `FulfillmentStatus`): `PENDING` for a few minutes after purchase (no `proceeds` yet: Amazon
+//! states them once payment is authorized), then `UNSHIPPED`, then `SHIPPED` a few hours later, or
+//! `CANCELLED` instead. `lastUpdatedTime` is the latest of those transitions, so `lastUpdatedAfter`
+//! filters see real changes. Prices are in the marketplace's own currency.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::Deserialize;
 use serde_json::{Value, json};
+
+use crate::included::{DataSet, DataSets};
+use crate::marketplaces::Marketplace;
 
 /// FNV-1a: a stable hash, so data does not change between builds or runs.
 pub fn hash(parts: &[&str]) -> u64 {
@@ -40,18 +45,8 @@ impl Rng {
     }
 }
 
-/// Currency of a marketplace id (Amazon's public ids; unknown ones trade in USD).
-pub fn currency(marketplace: &str) -> &'static str {
-    match marketplace {
-        "A1PA6795UKMFR9" | "A13V1IB3VIYZZH" | "APJ6JRA9NG5V4" | "A1RKKUPIHCS9HS" | "A1805IZSGTT6HS" => "EUR",
-        "A1F83G8C2ARO7P" => "GBP",
-        "A1VC38T7YXB528" => "JPY",
-        "A2EUQ1WTGCTBG2" => "CAD",
-        _ => "USD",
-    }
-}
-
-/// Digits after the decimal point of a currency's minor unit (ISO 4217): JPY has none.
+/// Digits after the decimal point of a currency's minor unit (ISO 4217): JPY has none, every
+/// other currency of Amazon's marketplaces has two.
 pub fn minor_digits(currency: &str) -> u32 {
     match currency {
         "JPY" | "KRW" | "CLP" | "VND" | "ISK" | "HUF" => 0,
@@ -75,21 +70,17 @@ pub fn amount(minor: u64, currency: &str) -> String {
     )
 }
 
-fn money(minor: u64, currency: &str, v0: bool) -> Value {
-    if v0 {
-        json!({ "CurrencyCode": currency, "Amount": amount(minor, currency) })
-    } else {
-        json!({ "currencyCode": currency, "amount": amount(minor, currency) })
-    }
+fn money(minor: u64, currency: &str) -> Value {
+    json!({ "currencyCode": currency, "amount": amount(minor, currency) })
 }
 
 fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Number of distinct SKUs a seller has.
+/// Number of distinct SKUs a generated seller has.
 const SKUS: u64 = 12;
-/// One item in this many has no SellerSKU (optional in both Orders models).
+/// One generated item in this many has no seller SKU (optional in the model).
 const ITEMS_PER_MISSING_SKU: u64 = 16;
 /// The longest an order keeps changing after purchase (its last transition is earlier).
 pub const LIFECYCLE: Duration = Duration::hours(30);
@@ -104,50 +95,55 @@ pub enum Status {
     Pending,
     Unshipped,
     Shipped,
-    Canceled,
+    Cancelled,
 }
 
 impl Status {
-    pub fn v0(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Unshipped => "Unshipped",
-            Self::Shipped => "Shipped",
-            Self::Canceled => "Canceled",
-        }
-    }
-    pub fn v2026(self) -> &'static str {
+    /// The model's `FulfillmentStatus` value.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Pending => "PENDING",
             Self::Unshipped => "UNSHIPPED",
             Self::Shipped => "SHIPPED",
-            Self::Canceled => "CANCELLED",
+            Self::Cancelled => "CANCELLED",
         }
     }
 }
 
-/// One order of `seller`: its id encodes seller, day and index so items can be derived from it.
+/// One order of a seller in one marketplace.
 #[derive(Debug, Clone)]
 pub struct Order {
     pub id: String,
-    pub seller: String,
     pub purchased: DateTime<Utc>,
-    /// Payment authorized: Pending ends here.
-    pub authorized: DateTime<Utc>,
-    /// Shipped (or, for a cancelled order, Canceled) at this time.
-    pub settled: DateTime<Utc>,
+    /// Payment authorized: `PENDING` ends here (never, when `None`).
+    pub authorized: Option<DateTime<Utc>>,
+    /// Shipped (or, for a cancelled order, cancelled) at this time (never, when `None`).
+    pub settled: Option<DateTime<Utc>>,
     pub cancelled: bool,
-    pub amount_minor: u64,
-    pub units: u64,
+    pub currency: String,
+    pub items: Vec<OrderItem>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderItem {
+    pub id: String,
+    /// `None` for an item without a seller SKU.
+    pub sku: Option<String>,
+    pub quantity: u64,
+    /// Unit price in the order currency's minor unit.
+    pub price_minor: u64,
 }
 
 impl Order {
     pub fn status(&self, at: DateTime<Utc>) -> Status {
-        match () {
-            _ if at < self.authorized => Status::Pending,
-            _ if self.cancelled => Status::Canceled,
-            _ if at < self.settled => Status::Unshipped,
-            _ => Status::Shipped,
+        match self.authorized {
+            Some(authorized) if at >= authorized => {}
+            _ => return Status::Pending,
+        }
+        match self.settled {
+            _ if self.cancelled => Status::Cancelled,
+            Some(settled) if at >= settled => Status::Shipped,
+            _ => Status::Unshipped,
         }
     }
 
@@ -155,21 +151,27 @@ impl Order {
     pub fn last_updated(&self, at: DateTime<Utc>) -> DateTime<Utc> {
         match self.status(at) {
             Status::Pending => self.purchased,
-            Status::Canceled | Status::Unshipped => self.authorized,
-            Status::Shipped => self.settled,
+            Status::Cancelled | Status::Unshipped => self.authorized.unwrap_or(self.purchased),
+            Status::Shipped => self.settled.unwrap_or(self.purchased),
         }
     }
 
-    pub fn items(&self) -> Vec<OrderItem> {
-        order_items(&self.seller, &self.id)
+    pub fn units(&self) -> u64 {
+        self.items.iter().map(|i| i.quantity).sum()
+    }
+
+    /// What the seller receives: every item's price times its quantity.
+    pub fn amount_minor(&self) -> u64 {
+        self.items.iter().map(|i| i.price_minor * i.quantity).sum()
     }
 }
 
-/// Orders of `seller` in `marketplace` created in [from, to), oldest first: each day brings
-/// between 3/4 and 5/4 of `per_day` orders, so a week's count is predictable within a few percent.
+/// Generated orders of `seller` in `marketplace` created in `[from, to]` (both included, as
+/// Amazon's "at or after" and "at or before"), oldest first: each day brings between 3/4 and
+/// 5/4 of `per_day` orders, so a week's count is predictable within a few percent.
 pub fn orders(
     seller: &str,
-    marketplace: &str,
+    marketplace: &Marketplace,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     per_day: u64,
@@ -178,15 +180,15 @@ pub fn orders(
     let first_day = from.timestamp().div_euclid(86_400);
     let last_day = to.timestamp().div_euclid(86_400);
     for day in first_day..=last_day {
-        let mut rng = Rng::new(hash(&[seller, marketplace, &day.to_string()]));
+        let mut rng = Rng::new(hash(&[seller, marketplace.id, &day.to_string()]));
         let count = per_day * 3 / 4 + rng.below(per_day / 2 + 1);
         for index in 0..count {
             let purchased = Utc
                 .timestamp_opt(day * 86_400 + rng.below(86_400) as i64, 0)
                 .single()
                 .expect("valid time");
-            let order = order(seller, marketplace, day, index, purchased, &mut rng);
-            if purchased >= from && purchased < to {
+            let order = generated(seller, marketplace, day, index, purchased, &mut rng);
+            if (from..=to).contains(&purchased) {
                 out.push(order);
             }
         }
@@ -195,9 +197,9 @@ pub fn orders(
     out
 }
 
-fn order(
+fn generated(
     seller: &str,
-    marketplace: &str,
+    marketplace: &Marketplace,
     day: i64,
     index: u64,
     purchased: DateTime<Utc>,
@@ -206,32 +208,24 @@ fn order(
     let cancelled = rng.below(10) == 0;
     let authorized = purchased + Duration::minutes(5 + rng.below(30) as i64);
     let settled = authorized + Duration::hours(1 + rng.below(24) as i64);
-    let id = format!("{:03}-{day:07}-{:07}", hash(&[seller, marketplace]) % 1000, index);
-    let items = order_items(seller, &id);
+    let id = format!(
+        "{:03}-{day:07}-{:07}",
+        hash(&[seller, marketplace.id]) % 1000,
+        index
+    );
     Order {
-        amount_minor: items.iter().map(|i| i.price_minor * i.quantity).sum(),
-        units: items.iter().map(|i| i.quantity).sum(),
+        items: generated_items(seller, &id),
         id,
-        seller: seller.to_owned(),
         purchased,
-        authorized,
-        settled,
+        authorized: Some(authorized),
+        settled: Some(settled),
         cancelled,
+        currency: marketplace.currency.to_owned(),
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct OrderItem {
-    pub id: String,
-    /// `None` for the occasional item without a SellerSKU.
-    pub sku: Option<String>,
-    pub quantity: u64,
-    /// Unit price in the marketplace currency's minor unit.
-    pub price_minor: u64,
-}
-
-/// The items of an order, derived from the seller and order id.
-pub fn order_items(seller: &str, order_id: &str) -> Vec<OrderItem> {
+/// The items of a generated order, derived from the seller and order id.
+fn generated_items(seller: &str, order_id: &str) -> Vec<OrderItem> {
     let mut rng = Rng::new(hash(&[seller, order_id, "items"]));
     (0..=rng.below(3))
         .map(|i| {
@@ -251,140 +245,271 @@ fn asin(sku: &str) -> String {
     format!("B0{:08X}", hash(&[sku]) & 0xffff_ffff)
 }
 
-/// An Orders v0 `Order` as of `at`: no `OrderTotal` while Pending.
-pub fn order_v0(order: &Order, marketplace: &str, at: DateTime<Utc>) -> Value {
+/// An Orders v2026-01-01 `Order` as of `at`, with the basic information and the fields of the
+/// data sets in `sets` only: no `proceeds` while `PENDING`, item cancellation details only for a
+/// cancelled order.
+pub fn order_json(order: &Order, marketplace: &str, at: DateTime<Utc>, sets: DataSets) -> Value {
     let status = order.status(at);
-    let shipped = if status == Status::Shipped { order.units } else { 0 };
-    let mut json = json!({
-        "AmazonOrderId": order.id,
-        "PurchaseDate": iso(order.purchased),
-        "LastUpdateDate": iso(order.last_updated(at)),
-        "OrderStatus": status.v0(),
-        "MarketplaceId": marketplace,
-        "NumberOfItemsShipped": shipped,
-        "NumberOfItemsUnshipped": order.units - shipped,
-    });
-    if status != Status::Pending {
-        json["OrderTotal"] = money(order.amount_minor, currency(marketplace), true);
-    }
-    json
-}
-
-/// An Orders v0 `OrderItem`: `SellerSKU` is left out when the item has none.
-pub fn order_item_v0(item: &OrderItem, marketplace: &str) -> Value {
-    let currency = currency(marketplace);
-    let mut json = json!({
-        "ASIN": asin(item.sku.as_deref().unwrap_or(&item.id)),
-        "OrderItemId": item.id,
-        "QuantityOrdered": item.quantity,
-        "ItemPrice": money(item.price_minor * item.quantity, currency, true),
-    });
-    if let Some(sku) = &item.sku {
-        json["SellerSKU"] = json!(sku);
-    }
-    json
-}
-
-/// An Orders v2026-01-01 `Order` as of `at`, items embedded; no `proceeds` while Pending.
-pub fn order_v2026(order: &Order, marketplace: &str, at: DateTime<Utc>) -> Value {
-    let status = order.status(at);
-    let currency = currency(marketplace);
     let items: Vec<Value> = order
-        .items()
+        .items
         .iter()
-        .map(|item| item_v2026(item, currency, status))
+        .map(|item| item_json(order, item, status, sets))
         .collect();
     let mut json = json!({
         "orderId": order.id,
         "createdTime": iso(order.purchased),
         "lastUpdatedTime": iso(order.last_updated(at)),
         "salesChannel": { "channelName": "AMAZON", "marketplaceId": marketplace },
-        "fulfillment": { "fulfillmentStatus": status.v2026(), "fulfilledBy": "AMAZON" },
         "orderItems": items,
     });
-    if status != Status::Pending {
-        json["proceeds"] = json!({ "grandTotal": money(order.amount_minor, currency, false) });
+    for set in DataSet::ALL.into_iter().filter(|s| sets.contains(*s)) {
+        if let (Some(field), Some(value)) = (set.order_field(), order_set(order, set, status)) {
+            json[field] = value;
+        }
     }
     json
 }
 
-fn item_v2026(item: &OrderItem, currency: &str, status: Status) -> Value {
-    let fulfilled = if status == Status::Shipped {
-        item.quantity
-    } else {
-        0
-    };
+/// An order's fields of one data set, if it has any.
+fn order_set(order: &Order, set: DataSet, status: Status) -> Option<Value> {
+    match set {
+        DataSet::Buyer => Some(json!({ "buyerName": format!("Buyer {}", &order.id[order.id.len() - 3..]) })),
+        DataSet::Recipient => Some(json!({ "deliveryAddress": { "city": "Seattle", "countryCode": "US" } })),
+        DataSet::Proceeds if status != Status::Pending => Some(json!({
+            "grandTotal": money(order.amount_minor(), &order.currency),
+        })),
+        DataSet::Fulfillment => Some(json!({ "fulfillmentStatus": status.name(), "fulfilledBy": "AMAZON" })),
+        DataSet::Tax => Some(json!({ "taxInvoicing": { "invoiceStatus": "NOT_REQUIRED" } })),
+        DataSet::Payment if status != Status::Pending => Some(json!({
+            "paymentExecutions": [{ "paymentMethod": "CARD", "paymentAmount": money(order.amount_minor(), &order.currency) }],
+        })),
+        // Amazon-fulfilled orders have no packages (merchant-fulfilled only) and no fulfillment
+        // orders (EasyShip only).
+        _ => None,
+    }
+}
+
+fn item_json(order: &Order, item: &OrderItem, status: Status, sets: DataSets) -> Value {
     let mut product = json!({
         "asin": asin(item.sku.as_deref().unwrap_or(&item.id)),
-        "price": { "unitPrice": money(item.price_minor, currency, false) },
+        "price": { "unitPrice": money(item.price_minor, &order.currency) },
     });
     if let Some(sku) = &item.sku {
         product["sellerSku"] = json!(sku);
     }
-    json!({
+    let mut json = json!({
         "orderItemId": item.id,
         "quantityOrdered": item.quantity,
         "product": product,
-        "fulfillment": { "quantityFulfilled": fulfilled, "quantityUnfulfilled": item.quantity - fulfilled },
-    })
+    });
+    for set in DataSet::ALL.into_iter().filter(|s| sets.contains(*s)) {
+        if let (Some(field), Some(value)) = (set.item_field(), item_set(order, item, set, status)) {
+            json[field] = value;
+        }
+    }
+    json
 }
 
-/// FBA inventory of every SKU of the seller in a marketplace.
-pub fn inventory(seller: &str, marketplace: &str) -> Vec<Value> {
+/// An item's fields of one data set, if it has any.
+fn item_set(order: &Order, item: &OrderItem, set: DataSet, status: Status) -> Option<Value> {
+    let shipped = if status == Status::Shipped {
+        item.quantity
+    } else {
+        0
+    };
+    match set {
+        DataSet::Proceeds if status != Status::Pending => Some(json!({
+            "proceedsTotal": money(item.price_minor * item.quantity, &order.currency),
+        })),
+        DataSet::Expense => Some(json!({})),
+        DataSet::Promotion => Some(json!({ "breakdowns": [] })),
+        DataSet::Cancellation if status == Status::Cancelled => Some(json!({
+            "cancellationExecution": { "cancelledBy": "BUYER", "cancelReason": "NO_LONGER_NEEDED" },
+        })),
+        DataSet::Fulfillment => Some(json!({
+            "quantityFulfilled": shipped,
+            "quantityUnfulfilled": item.quantity - shipped,
+        })),
+        DataSet::Tax => Some(
+            json!({ "taxCollections": [{ "model": "MarketplaceFacilitator", "responsibleParty": "Amazon Services, Inc." }] }),
+        ),
+        _ => None,
+    }
+}
+
+/// FBA inventory of every SKU of a generated seller in a marketplace: SKU and fulfillable units.
+pub fn inventory(seller: &str, marketplace: &str) -> Vec<(String, u64)> {
     (0..SKUS)
         .map(|n| {
             let sku = sku(seller, n);
             let fulfillable = hash(&[seller, marketplace, &sku, "stock"]) % 60;
-            json!({
-                "asin": asin(&sku),
-                "fnSku": format!("X00{:07X}", hash(&[&sku, "fn"]) & 0xfff_ffff),
-                "sellerSku": sku,
-                "condition": "NewItem",
-                "inventoryDetails": { "fulfillableQuantity": fulfillable },
-                "totalQuantity": fulfillable + hash(&[&sku, "inbound"]) % 5,
-            })
+            (sku, fulfillable)
         })
         .collect()
+}
+
+/// An FBA `InventorySummary`; `inventoryDetails` only when the request asked for `details`
+/// (`fbaInventory.json`: "This object will not appear if the details parameter in the request
+/// is false").
+pub fn inventory_json(sku: &str, fulfillable: u64, details: bool) -> Value {
+    let mut json = json!({
+        "asin": asin(sku),
+        "fnSku": format!("X00{:07X}", hash(&[sku, "fn"]) & 0xfff_ffff),
+        "sellerSku": sku,
+        "condition": "NewItem",
+        "totalQuantity": fulfillable + hash(&[sku, "inbound"]) % 5,
+    });
+    if details {
+        json["inventoryDetails"] = json!({ "fulfillableQuantity": fulfillable });
+    }
+    json
+}
+
+/// A seller's data as a test seeds it (`POST /_sim/orders`): these orders and this inventory
+/// replace the generated ones for that seller and marketplace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeededSeller {
+    pub seller: String,
+    pub marketplace: String,
+    #[serde(default)]
+    pub orders: Vec<SeededOrder>,
+    #[serde(default)]
+    pub inventory: Vec<SeededStock>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeededOrder {
+    pub order_id: String,
+    pub created_time: DateTime<Utc>,
+    /// `PENDING`, `UNSHIPPED`, `SHIPPED` or `CANCELLED`; the order has been in it since it was
+    /// created.
+    pub status: String,
+    /// Defaults to the marketplace's currency.
+    #[serde(default)]
+    pub currency_code: Option<String>,
+    pub items: Vec<SeededItem>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeededItem {
+    #[serde(default)]
+    pub seller_sku: Option<String>,
+    pub quantity: u64,
+    /// Unit price as Amazon writes amounts ("12.34"; "1500" in JPY).
+    pub unit_price: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeededStock {
+    pub seller_sku: String,
+    pub fulfillable: u64,
+}
+
+impl SeededOrder {
+    /// The order as the stand-in keeps it; an error names what is wrong with the seed.
+    pub fn to_order(&self, marketplace: &Marketplace) -> Result<Order, String> {
+        let currency = self.currency_code.as_deref().unwrap_or(marketplace.currency);
+        let created = Some(self.created_time);
+        let (authorized, settled, cancelled) = match self.status.as_str() {
+            "PENDING" => (None, None, false),
+            "UNSHIPPED" => (created, None, false),
+            "SHIPPED" => (created, created, false),
+            "CANCELLED" => (created, created, true),
+            other => return Err(format!("unknown status {other:?}")),
+        };
+        let items = self
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                Ok(OrderItem {
+                    id: format!("{}-{i}", self.order_id),
+                    sku: item.seller_sku.clone(),
+                    quantity: item.quantity,
+                    price_minor: parse_minor(&item.unit_price, minor_digits(currency))
+                        .ok_or_else(|| format!("unit price {:?} is not an amount", item.unit_price))?,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Order {
+            id: self.order_id.clone(),
+            purchased: self.created_time,
+            authorized,
+            settled,
+            cancelled,
+            currency: currency.to_owned(),
+            items,
+        })
+    }
+}
+
+/// "12.34" with two digits is 1234; "1500" with none is 1500.
+fn parse_minor(amount: &str, digits: u32) -> Option<u64> {
+    let (whole, fraction) = amount.split_once('.').unwrap_or((amount, ""));
+    if fraction.len() > digits as usize {
+        return None;
+    }
+    let padded = format!("{fraction:0<width$}", width = digits as usize);
+    let whole: u64 = whole.parse().ok()?;
+    let fraction: u64 = if digits == 0 { 0 } else { padded.parse().ok()? };
+    whole.checked_mul(10_u64.pow(digits))?.checked_add(fraction)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::marketplaces;
+
+    fn us() -> &'static Marketplace {
+        marketplaces::find("ATVPDKIKX0DER").unwrap()
+    }
 
     #[test]
     fn the_same_seller_and_window_give_the_same_orders() {
         let to = Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap();
         let from = to - Duration::days(7);
-        let a = orders("SELLER1", "ATVPDKIKX0DER", from, to, 3);
-        let b = orders("SELLER1", "ATVPDKIKX0DER", from, to, 3);
+        let a = orders("SELLER1", us(), from, to, 3);
+        let b = orders("SELLER1", us(), from, to, 3);
         assert_eq!(
             a.iter().map(|o| &o.id).collect::<Vec<_>>(),
             b.iter().map(|o| &o.id).collect::<Vec<_>>()
         );
         assert!(!a.is_empty());
-        assert!(a.iter().all(|o| o.purchased >= from && o.purchased < to));
-        let other = orders("SELLER2", "ATVPDKIKX0DER", from, to, 3);
+        assert!(a.iter().all(|o| o.purchased >= from && o.purchased <= to));
+        let other = orders("SELLER2", us(), from, to, 3);
         assert!(
             other.iter().all(|o| a.iter().all(|mine| mine.id != o.id)),
             "sellers have their own orders"
         );
-        assert_eq!(a[0].items().iter().map(|i| i.quantity).sum::<u64>(), a[0].units);
     }
 
     #[test]
-    fn orders_move_through_their_statuses() {
+    fn orders_move_through_their_statuses_and_show_only_the_sets_asked_for() {
         let t = Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap();
-        let all = orders("LIFE", "ATVPDKIKX0DER", t - Duration::days(7), t, 20);
+        let all = orders("LIFE", us(), t - Duration::days(7), t, 20);
         let order = all.iter().find(|o| !o.cancelled).expect("a live order");
+        let (authorized, settled) = (order.authorized.unwrap(), order.settled.unwrap());
         assert_eq!(order.status(order.purchased), Status::Pending);
-        assert_eq!(order.status(order.authorized), Status::Unshipped);
-        assert_eq!(order.status(order.settled), Status::Shipped);
-        assert_eq!(order.last_updated(order.settled + LIFECYCLE), order.settled);
-        let pending = order_v0(order, "ATVPDKIKX0DER", order.purchased);
-        assert!(pending.get("OrderTotal").is_none(), "no total while Pending");
-        assert!(order_v0(order, "ATVPDKIKX0DER", order.settled)["OrderTotal"].is_object());
+        assert_eq!(order.status(authorized), Status::Unshipped);
+        assert_eq!(order.status(settled), Status::Shipped);
+        assert_eq!(order.last_updated(settled + LIFECYCLE), settled);
+
+        let sets = DataSets::parse(Some("PROCEEDS,FULFILLMENT")).unwrap();
+        let pending = order_json(order, us().id, order.purchased, sets);
+        assert!(pending.get("proceeds").is_none(), "no proceeds while pending");
+        let shipped = order_json(order, us().id, settled, sets);
+        assert_eq!(shipped["proceeds"]["grandTotal"]["currencyCode"], "USD");
+        assert_eq!(shipped["fulfillment"]["fulfillmentStatus"], "SHIPPED");
+        let basic = order_json(order, us().id, settled, DataSets::default());
+        for field in ["proceeds", "fulfillment", "buyer"] {
+            assert!(basic.get(field).is_none(), "{field} without its data set");
+        }
         assert!(all.iter().any(|o| o.cancelled), "some are cancelled");
-        let items: Vec<_> = all.iter().flat_map(Order::items).collect();
+        let items: Vec<_> = all.iter().flat_map(|o| &o.items).collect();
         assert!(items.iter().any(|i| i.sku.is_none()), "some items have no SKU");
     }
 
@@ -394,5 +519,8 @@ mod tests {
         assert_eq!(amount(5, "EUR"), "0.05");
         assert_eq!(amount(1234, "JPY"), "1234");
         assert_eq!(amount(1234, "KWD"), "1.234");
+        assert_eq!(parse_minor("12.3", 2), Some(1230));
+        assert_eq!(parse_minor("1500", 0), Some(1500));
+        assert_eq!(parse_minor("1.234", 2), None);
     }
 }

@@ -1,30 +1,39 @@
-//! A local stand-in for Amazon's Selling Partner API that follows Amazon's documented rules, not
-//! our client's assumptions: the LWA token endpoint, Orders v0 (`getOrders`, `getOrderItems`),
-//! Orders v2026-01-01 (`searchOrders`, items embedded) and FBA inventory summaries, with Amazon's
-//! request and response shapes, deterministic data per seller, and pagination.
+//! A local stand-in for Amazon's Selling Partner API that behaves as Amazon documents, not as
+//! our client assumes: the LWA token endpoint, Orders v2026-01-01 `searchOrders` and FBA
+//! inventory summaries, one host per region, with Amazon's request and response shapes.
 //!
-//! Amazon's rules it enforces, each cited where it is implemented:
-//! - a token bucket per (seller, operation) with Amazon's default usage plans, on by default
-//!   ([`plans`]); 429 carries no `Retry-After`; `x-amzn-RateLimit-Limit` is sent on 2xx, 400 and
-//!   404 answers and never on 429 ([`respond`]);
-//! - expired or revoked access tokens get 403 `Unauthorized` with `details` ([`auth`]);
-//! - `CreatedBefore` / `LastUpdatedBefore` at least two minutes before now ([`orders`]);
-//! - inventory `nextToken`s expire 30 s after they were issued ([`inventory`]);
-//! - optional fields left out where Amazon leaves them out (Pending orders without a total,
-//!   items without a SellerSKU), and error bodies whose `message` is null ([`data`], faults).
+//! What it enforces, each rule cited where it is implemented and listed in `docs/spapi.md`:
+//! - one host per region ([`marketplaces`]): a marketplace is answered only by its region's host;
+//! - `includedData` ([`included`]): without it an order holds only its basic information;
+//! - pagination ([`orders`]): a next page repeats the first page's query, and its token expires
+//!   after 24 hours; inventory `nextToken`s after 30 s ([`inventory`]);
+//! - inclusive time bounds, `createdBefore` at least two minutes in the past, exactly one of the
+//!   created and last-updated filters ([`orders`]);
+//! - usage plans per (seller, operation), 429 without `Retry-After` ([`plans`], [`respond`]);
+//! - 403 `Unauthorized` for refused access tokens (with details) and for a role the seller did not
+//!   grant (empty details) ([`auth`]);
+//! - `x-amzn-RequestId` on every answer, `message` always a string ([`Rejection`]).
+//!
+//! Every response it serves can be checked against Amazon's own model files ([`contract`]).
 //!
 //! Tokens: a refresh token `Atzr|<sellerId>|<anything>` is accepted (a seller id starting with
 //! `REVOKED`, or one revoked through `POST /_sim/revoke`, gets `invalid_grant`); the access token it
 //! yields is `Atza|<sellerId>|<expiry ms>`.
 //!
-//! Test controls: `POST /_sim/faults` (the next calls of a seller fail), `POST /_sim/usage-plans`
-//! (a seller's plan for an operation), `POST /_sim/revoke` (a seller withdraws authorization),
-//! `GET /_sim/stats` (requests served, 429s sent, and the most API calls of one seller that
-//! were under way at once: a test can tell whether two refreshes of one user overlapped).
+//! Test controls, on the NA host beside LWA: `POST /_sim/faults` (the next calls of a seller
+//! fail), `POST /_sim/usage-plans` (a seller's plan for an operation), `POST /_sim/roles` (a
+//! seller grants or withholds an operation's role), `POST /_sim/revoke` (a seller withdraws
+//! authorization), `POST /_sim/orders` (a seller's exact orders and inventory in a marketplace),
+//! `GET /_sim/stats` (requests served, 429s sent, the most API calls of one seller under way at
+//! once) and `GET /_sim/exchanges` (what was asked and answered, when recording).
 
 pub mod auth;
+pub mod contract;
 pub mod data;
+pub mod exchanges;
+pub mod included;
 pub mod inventory;
+pub mod marketplaces;
 pub mod orders;
 pub mod plans;
 
@@ -41,6 +50,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+pub use exchanges::Exchange;
+pub use marketplaces::Region;
 use plans::{Operation, Plan, PlanOverride, UsagePlans};
 
 /// The stand-in's behaviour.
@@ -61,10 +72,14 @@ pub struct SimConfig {
     /// Lifetime of access tokens.
     #[arg(long, env = "SPAPI_SIM_TOKEN_TTL_SECS", default_value_t = 3600)]
     pub token_ttl_secs: u64,
-    /// Most orders per page (Amazon: `MaxResultsPerPage` / `maxResultsPerPage`, 1–100).
+    /// Most orders per page the stand-in serves (Amazon: `maxResultsPerPage`, 1–100, default
+    /// 100); a smaller value makes tests page through fewer orders.
     #[arg(long, env = "SPAPI_SIM_PAGE_SIZE", default_value_t = 100)]
     pub page_size: usize,
-    /// Average orders a seller gets per day and marketplace.
+    /// Lifetime of a `searchOrders` pagination token (Amazon: 24 hours).
+    #[arg(long, env = "SPAPI_SIM_ORDERS_TOKEN_TTL_SECS", default_value_t = 86_400)]
+    pub orders_token_ttl_secs: u64,
+    /// Average orders a generated seller gets per day and marketplace.
     #[arg(long, env = "SPAPI_SIM_ORDERS_PER_DAY", default_value_t = 2)]
     pub orders_per_day: u64,
     /// Inventory summaries per page.
@@ -73,6 +88,9 @@ pub struct SimConfig {
     /// Lifetime of an inventory `nextToken` (Amazon: 30 s).
     #[arg(long, env = "SPAPI_SIM_INVENTORY_TOKEN_TTL_MS", default_value_t = 30_000)]
     pub inventory_token_ttl_ms: u64,
+    /// Keep the last 10,000 API requests and answers for `GET /_sim/exchanges` (contract checks).
+    #[arg(long, env = "SPAPI_SIM_RECORD_EXCHANGES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub record_exchanges: bool,
 }
 
 impl Default for SimConfig {
@@ -84,15 +102,18 @@ impl Default for SimConfig {
             rate_limits: true,
             token_ttl_secs: 3600,
             page_size: 100,
+            orders_token_ttl_secs: 86_400,
             orders_per_day: 2,
             inventory_page_size: 50,
             inventory_token_ttl_ms: 30_000,
+            record_exchanges: false,
         }
     }
 }
 
 /// A scripted fault: the next `count` API requests of `seller` (to `operation`, or any) get
-/// `status`, with an error body whose `message` is null, as Amazon sometimes sends.
+/// `status`, with Amazon's error body for it (a 403 is `Unauthorized` with `details`, empty
+/// unless given: a missing role).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Fault {
     pub seller: String,
@@ -100,6 +121,17 @@ pub struct Fault {
     pub count: u32,
     #[serde(default)]
     pub operation: Option<String>,
+    #[serde(default)]
+    pub details: Option<String>,
+}
+
+/// A seller grants (`granted: true`) or withholds the role an operation needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleGrant {
+    pub seller: String,
+    pub operation: String,
+    pub granted: bool,
 }
 
 #[derive(Deserialize)]
@@ -145,28 +177,185 @@ impl Drop for CallUnderWay<'_> {
     }
 }
 
+/// A seeded seller's data in one marketplace (replaces the generated data).
+#[derive(Debug, Clone, Default)]
+pub struct Seeded {
+    pub orders: Vec<data::Order>,
+    pub inventory: Vec<(String, u64)>,
+}
+
 pub struct SimState {
     config: SimConfig,
     counters: Counters,
     plans: UsagePlans,
     faults: Mutex<HashMap<String, Fault>>,
     revoked: Mutex<HashSet<String>>,
+    /// (seller, operation) pairs whose role the seller did not grant.
+    withheld: Mutex<HashSet<(String, Operation)>>,
+    /// (seller, marketplace) → the data a test seeded.
+    seeded: Mutex<HashMap<(String, String), Seeded>>,
+    exchanges: exchanges::Recorder,
 }
 
-type Sim = State<Arc<SimState>>;
+impl SimState {
+    fn new(config: SimConfig) -> Self {
+        Self {
+            exchanges: exchanges::Recorder::new(config.record_exchanges),
+            config,
+            counters: Counters::default(),
+            plans: UsagePlans::default(),
+            faults: Mutex::default(),
+            revoked: Mutex::default(),
+            withheld: Mutex::default(),
+            seeded: Mutex::default(),
+        }
+    }
 
-/// The stand-in's routes.
-/// Serves the stand-in in this process on a random local port; returns its base URL
-/// (`http://127.0.0.1:<port>`). For benchmarks, the chaos suite and tests.
-pub async fn spawn(config: SimConfig) -> std::io::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, router(config)).await });
-    Ok(base)
+    /// What a test seeded for `seller` in `marketplace`, if anything.
+    pub fn seeded(&self, seller: &str, marketplace: &str) -> Option<Seeded> {
+        let seeded = self.seeded.lock().expect("seeded lock");
+        seeded.get(&(seller.to_owned(), marketplace.to_owned())).cloned()
+    }
+
+    fn role_withheld(&self, seller: &str, op: Operation) -> bool {
+        let withheld = self.withheld.lock().expect("roles lock");
+        withheld.contains(&(seller.to_owned(), op))
+    }
+}
+
+/// One regional host: the shared state and the region it answers for.
+#[derive(Clone)]
+pub struct Host {
+    pub sim: Arc<SimState>,
+    pub region: Region,
+}
+
+/// The stand-in's base URLs: one host per region, LWA and the test controls on the NA host.
+#[derive(Debug, Clone)]
+pub struct SimUrls {
+    pub na: String,
+    pub eu: String,
+    pub fe: String,
+}
+
+impl SimUrls {
+    /// The LWA token endpoint.
+    pub fn token_url(&self) -> String {
+        format!("{}/auth/o2/token", self.na)
+    }
+
+    /// sellersync's settings that point its client here, by their dotted names
+    /// (`spapi.token_url`, `spapi.endpoints.na`...).
+    pub fn settings(&self) -> [(&'static str, String); 4] {
+        [
+            ("spapi.token_url", self.token_url()),
+            ("spapi.endpoints.na", self.na.clone()),
+            ("spapi.endpoints.eu", self.eu.clone()),
+            ("spapi.endpoints.fe", self.fe.clone()),
+        ]
+    }
+
+    /// The same settings as environment variables (`SELLERSYNC_SPAPI__TOKEN_URL`...), for a
+    /// process started to run against the stand-in.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.settings()
+            .into_iter()
+            .map(|(name, value)| {
+                let name = format!("SELLERSYNC_{}", name.to_ascii_uppercase().replace('.', "__"));
+                (name, value)
+            })
+            .collect()
+    }
+
+    pub fn region(&self, region: Region) -> &str {
+        match region {
+            Region::Na => &self.na,
+            Region::Eu => &self.eu,
+            Region::Fe => &self.fe,
+        }
+    }
+}
+
+/// The routers of the three hosts (NA, EU, FE), sharing one state.
+pub fn routers(config: SimConfig) -> [Router; 3] {
+    let sim = Arc::new(SimState::new(config));
+    Region::ALL.map(|region| {
+        host_router(Host {
+            sim: Arc::clone(&sim),
+            region,
+        })
+    })
+}
+
+fn host_router(host: Host) -> Router {
+    let api = Router::new()
+        .route("/orders/2026-01-01/orders", get(orders::search_orders))
+        .route("/fba/inventory/v1/summaries", get(inventory::summaries))
+        .layer(axum::middleware::map_response(with_request_id))
+        // Outermost: records the answer as it leaves, request id included.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&host.sim),
+            exchanges::record,
+        ));
+    let router = if host.region == Region::Na {
+        api.route("/auth/o2/token", post(auth::token))
+            .route("/_sim/faults", post(add_fault))
+            .route("/_sim/usage-plans", post(set_plan))
+            .route("/_sim/roles", post(set_role))
+            .route("/_sim/revoke", post(revoke))
+            .route("/_sim/orders", post(seed_orders))
+            .route("/_sim/stats", get(stats))
+            .route("/_sim/exchanges", get(exchanges::list))
+    } else {
+        api
+    };
+    router.with_state(host)
+}
+
+/// Serves the three hosts on `addrs` (NA, EU, FE) until `shutdown` completes.
+pub async fn serve(
+    config: SimConfig,
+    listeners: [tokio::net::TcpListener; 3],
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
+    let servers = listeners
+        .into_iter()
+        .zip(routers(config))
+        .map(|(listener, router)| {
+            let mut stopped = stop.subscribe();
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.recv().await;
+                    })
+                    .await
+            })
+        });
+    let servers: Vec<_> = servers.collect();
+    shutdown.await;
+    let _ = stop.send(());
+    for server in servers {
+        server.await.map_err(std::io::Error::other)??;
+    }
+    Ok(())
+}
+
+/// Serves the stand-in in this process on random local ports (one per region). For benchmarks,
+/// the chaos suite and tests.
+pub async fn spawn(config: SimConfig) -> std::io::Result<SimUrls> {
+    let mut urls = Vec::with_capacity(3);
+    for router in routers(config) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        urls.push(format!("http://{}", listener.local_addr()?));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+    }
+    let [na, eu, fe]: [String; 3] = urls.try_into().expect("three hosts");
+    Ok(SimUrls { na, eu, fe })
 }
 
 /// [`spawn`] with the default configuration plus `latency_ms` on every call.
-pub async fn spawn_with_latency(latency_ms: u64) -> std::io::Result<String> {
+pub async fn spawn_with_latency(latency_ms: u64) -> std::io::Result<SimUrls> {
     spawn(SimConfig {
         latency_ms,
         ..SimConfig::default()
@@ -174,37 +363,24 @@ pub async fn spawn_with_latency(latency_ms: u64) -> std::io::Result<String> {
     .await
 }
 
-pub fn router(config: SimConfig) -> Router {
-    let state = Arc::new(SimState {
-        config,
-        counters: Counters::default(),
-        plans: UsagePlans::default(),
-        faults: Mutex::default(),
-        revoked: Mutex::default(),
-    });
-    Router::new()
-        .route("/auth/o2/token", post(auth::token))
-        .route("/orders/v0/orders", get(orders::get_orders))
-        .route(
-            "/orders/v0/orders/{order_id}/orderItems",
-            get(orders::get_order_items),
-        )
-        .route("/orders/2026-01-01/orders", get(orders::search_orders))
-        .route("/fba/inventory/v1/summaries", get(inventory::summaries))
-        .route("/_sim/faults", post(add_fault))
-        .route("/_sim/usage-plans", post(set_plan))
-        .route("/_sim/revoke", post(revoke))
-        .route("/_sim/stats", get(stats))
-        .with_state(state)
+/// Amazon's request id (the models list `x-amzn-RequestId` on every response of every status):
+/// support asks for it, so the client keeps it with each error.
+async fn with_request_id(mut response: Response) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-amzn-RequestId", value);
+    }
+    response
 }
 
-/// An SP-API error answer. `details` is part of Amazon's `Error` model in every API used here.
+/// An SP-API error answer: `{"errors": [{"code", "message", "details"}]}`. Both models'
+/// `Error` have `message` as a string (`orders_2026-01-01.json` requires it), so it always is one.
 #[derive(Debug, Clone)]
 pub struct Rejection {
     status: StatusCode,
     code: &'static str,
-    message: Option<String>,
-    details: &'static str,
+    message: String,
+    details: String,
 }
 
 impl IntoResponse for Rejection {
@@ -214,22 +390,27 @@ impl IntoResponse for Rejection {
     }
 }
 
-pub fn api_error(
-    status: StatusCode,
-    code: &'static str,
-    message: Option<&str>,
-    details: &'static str,
-) -> Rejection {
+pub fn api_error(status: StatusCode, code: &'static str, message: &str, details: &str) -> Rejection {
     Rejection {
         status,
         code,
-        message: message.map(str::to_owned),
-        details,
+        message: message.to_owned(),
+        details: details.to_owned(),
     }
 }
 
 pub fn invalid_input(message: &str) -> Rejection {
-    api_error(StatusCode::BAD_REQUEST, "InvalidInput", Some(message), "")
+    api_error(StatusCode::BAD_REQUEST, "InvalidInput", message, "")
+}
+
+/// The answer for a marketplace the host does not serve (see [`marketplaces`]).
+pub fn not_valid_for_region() -> Rejection {
+    api_error(
+        StatusCode::FORBIDDEN,
+        "Unauthorized",
+        auth::DENIED,
+        "The marketplaces you provided are not valid for region.",
+    )
 }
 
 /// Finishes an answer of `op` for `seller`: `x-amzn-RateLimit-Limit` (the rate of the plan that
@@ -247,8 +428,8 @@ pub fn respond(sim: &SimState, seller: &str, op: Operation, response: Response) 
     response
 }
 
-/// Authenticates an API call of `op` and applies latency, faults, the usage plan and random
-/// errors. Returns the seller id, or the finished response to send instead.
+/// Authenticates an API call of `op` and applies latency, faults, the seller's roles, the usage
+/// plan and random errors. Returns the seller id, or the finished response to send instead.
 pub async fn admit(sim: &SimState, headers: &HeaderMap, op: Operation) -> Result<String, Response> {
     let n = sim.counters.api.fetch_add(1, Ordering::Relaxed);
     let seller = match auth::check_access_token(sim, headers) {
@@ -265,15 +446,16 @@ pub async fn admit(sim: &SimState, headers: &HeaderMap, op: Operation) -> Result
     if let Some(response) = scripted_fault(sim, &seller, op) {
         return Err(respond(sim, &seller, op, response));
     }
+    if sim.role_withheld(&seller, op) {
+        return Err(auth::missing_role().into_response());
+    }
     let over_plan = sim.config.rate_limits && !sim.plans.take(&seller, op);
     if over_plan || chance(n, "throttle", sim.config.throttle_rate) {
         sim.counters.throttled.fetch_add(1, Ordering::Relaxed);
         return Err(throttled());
     }
     if chance(n, "error", sim.config.error_rate) {
-        let message = Some("We encountered an internal error. Please try again.");
-        let error = api_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", message, "");
-        return Err(error.into_response());
+        return Err(internal_failure().into_response());
     }
     Ok(seller)
 }
@@ -281,8 +463,13 @@ pub async fn admit(sim: &SimState, headers: &HeaderMap, op: Operation) -> Result
 /// 429 as Amazon sends it: no `Retry-After` and no `x-amzn-RateLimit-Limit` (every model used here
 /// lists only `x-amzn-RequestId` among the 429 response's headers).
 fn throttled() -> Response {
-    let message = Some("You exceeded your quota for the requested resource.");
+    let message = "You exceeded your quota for the requested resource.";
     api_error(StatusCode::TOO_MANY_REQUESTS, "QuotaExceeded", message, "").into_response()
+}
+
+fn internal_failure() -> Rejection {
+    let message = "We encountered an internal error. Please try again.";
+    api_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", message, "")
 }
 
 async fn delay(sim: &SimState) {
@@ -303,35 +490,45 @@ fn scripted_fault(sim: &SimState, seller: &str, op: Operation) -> Option<Respons
         return None;
     }
     fault.count -= 1;
-    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if fault.count == 0 {
-        faults.remove(seller);
-    }
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        sim.counters.throttled.fetch_add(1, Ordering::Relaxed);
-        return Some(throttled());
-    }
-    let code = match status {
-        StatusCode::FORBIDDEN => "Unauthorized",
-        StatusCode::BAD_REQUEST => "InvalidInput",
-        _ => "InternalFailure",
+    let fault = if fault.count == 0 {
+        faults.remove(seller)?
+    } else {
+        fault.clone()
     };
-    // The fbaInventory model's `Error` requires only `code`: `message` may be null.
-    Some(api_error(status, code, None, "fault injected by the stand-in").into_response())
+    drop(faults);
+    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let rejection = match status {
+        StatusCode::TOO_MANY_REQUESTS => {
+            sim.counters.throttled.fetch_add(1, Ordering::Relaxed);
+            return Some(throttled());
+        }
+        StatusCode::FORBIDDEN => {
+            let details = fault.details.as_deref().unwrap_or("");
+            api_error(status, "Unauthorized", auth::DENIED, details)
+        }
+        StatusCode::BAD_REQUEST => invalid_input("Invalid Input"),
+        _ if status.is_server_error() => Rejection {
+            status,
+            ..internal_failure()
+        },
+        _ => api_error(status, "InvalidInput", "Invalid Input", ""),
+    };
+    Some(rejection.into_response())
 }
 
-async fn add_fault(State(sim): Sim, Json(fault): Json<Fault>) -> StatusCode {
+async fn add_fault(State(host): State<Host>, Json(fault): Json<Fault>) -> StatusCode {
     if fault.count == 0 {
         return StatusCode::NO_CONTENT;
     }
-    sim.faults
+    host.sim
+        .faults
         .lock()
         .expect("faults lock")
         .insert(fault.seller.clone(), fault);
     StatusCode::NO_CONTENT
 }
 
-async fn set_plan(State(sim): Sim, Json(plan): Json<PlanOverride>) -> StatusCode {
+async fn set_plan(State(host): State<Host>, Json(plan): Json<PlanOverride>) -> StatusCode {
     let Some(op) = Operation::parse(&plan.operation) else {
         return StatusCode::BAD_REQUEST;
     };
@@ -342,17 +539,57 @@ async fn set_plan(State(sim): Sim, Json(plan): Json<PlanOverride>) -> StatusCode
         rate: plan.rate,
         burst: plan.burst,
     };
-    sim.plans.set(&plan.seller, op, limits);
+    host.sim.plans.set(&plan.seller, op, limits);
     StatusCode::NO_CONTENT
 }
 
-async fn revoke(State(sim): Sim, Json(body): Json<SellerOnly>) -> StatusCode {
-    sim.revoked.lock().expect("revoked lock").insert(body.seller);
+async fn set_role(State(host): State<Host>, Json(grant): Json<RoleGrant>) -> StatusCode {
+    let Some(op) = Operation::parse(&grant.operation) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let mut withheld = host.sim.withheld.lock().expect("roles lock");
+    let key = (grant.seller, op);
+    if grant.granted {
+        withheld.remove(&key);
+    } else {
+        withheld.insert(key);
+    }
     StatusCode::NO_CONTENT
 }
 
-async fn stats(State(sim): Sim) -> Json<serde_json::Value> {
-    let c = &sim.counters;
+async fn revoke(State(host): State<Host>, Json(body): Json<SellerOnly>) -> StatusCode {
+    host.sim.revoked.lock().expect("revoked lock").insert(body.seller);
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /_sim/orders`: a seller's exact orders and inventory in one marketplace.
+async fn seed_orders(State(host): State<Host>, Json(seed): Json<data::SeededSeller>) -> Response {
+    let Some(marketplace) = marketplaces::find(&seed.marketplace) else {
+        let message = format!("unknown marketplace {:?}", seed.marketplace);
+        return (StatusCode::BAD_REQUEST, message).into_response();
+    };
+    let orders: Result<Vec<data::Order>, String> =
+        seed.orders.iter().map(|o| o.to_order(marketplace)).collect();
+    let orders = match orders {
+        Ok(orders) => orders,
+        Err(problem) => return (StatusCode::BAD_REQUEST, problem).into_response(),
+    };
+    let inventory = seed
+        .inventory
+        .iter()
+        .map(|s| (s.seller_sku.clone(), s.fulfillable))
+        .collect();
+    let key = (seed.seller, seed.marketplace);
+    host.sim
+        .seeded
+        .lock()
+        .expect("seeded lock")
+        .insert(key, Seeded { orders, inventory });
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn stats(State(host): State<Host>) -> Json<serde_json::Value> {
+    let c = &host.sim.counters;
     Json(json!({
         "apiRequests": c.api.load(Ordering::Relaxed),
         "tokenRequests": c.token.load(Ordering::Relaxed),

@@ -1,309 +1,314 @@
-//! Orders v0 (`getOrders`, `getOrderItems`) and Orders v2026-01-01 (`searchOrders`, items
-//! embedded), with the filters both models document:
+//! Orders v2026-01-01 `searchOrders` (`GET /orders/2026-01-01/orders`), with the rules its model
+//! (`orders_2026-01-01.json`) documents:
 //!
-//! - exactly one of `CreatedAfter` / `LastUpdatedAfter`; the created and last-updated filters
-//!   cannot be mixed (`ordersV0.json` and `orders_2026-01-01.json`, parameter notes);
-//! - `CreatedBefore` / `LastUpdatedBefore`, when given, must be at or after the matching "after"
-//!   and "at least two minutes before the time of the request"; otherwise 400 `InvalidInput`;
-//! - `MaxResultsPerPage` 1–100 (default 100); a next-page token stands for the rest of the query.
+//! - exactly one of `createdAfter` / `lastUpdatedAfter`; created and last-updated filters cannot be
+//!   mixed (parameters `createdAfter`, `lastUpdatedAfter`);
+//! - bounds are inclusive ("created at or after", "at or before"); `createdBefore` /
+//!   `lastUpdatedBefore`, when given, must be at or after the matching "after" and at least two
+//!   minutes before the time of the request; otherwise 400 `InvalidInput`;
+//! - `maxResultsPerPage` 1–100, default 100;
+//! - `includedData` chooses the data sets an order carries beyond its basic information
+//!   ([`crate::included`]); an unknown value is refused;
+//! - a next page (`paginationToken`) must repeat every other parameter with the same values except
+//!   `maxResultsPerPage` and `includedData`, and its token expires after 24 hours (`Pagination`);
+//!   otherwise 400 `InvalidInput`;
+//! - every marketplace must be one the host's region serves ([`crate::marketplaces`]).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::data::{self, LIFECYCLE};
+use crate::included::DataSets;
+use crate::marketplaces::{self, Marketplace};
 use crate::plans::Operation;
-use crate::{Rejection, SimState, admit, invalid_input, respond};
+use crate::{Host, Rejection, SimState, admit, invalid_input, not_valid_for_region, respond};
 
-/// How far before the request `CreatedBefore` / `LastUpdatedBefore` must be.
+/// How far before the request `createdBefore` / `lastUpdatedBefore` must be.
 pub const BEFORE_MARGIN: Duration = Duration::minutes(2);
 
-/// Which timestamp the window filters on.
+/// The parameters whose values a next page must repeat (all but `maxResultsPerPage`,
+/// `includedData` and the token itself).
+const REPEATED: [&str; 7] = [
+    "marketplaceIds",
+    "createdAfter",
+    "createdBefore",
+    "lastUpdatedAfter",
+    "lastUpdatedBefore",
+    "fulfillmentStatuses",
+    "fulfilledBy",
+];
+
+/// Which timestamp the search filters on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum By {
     Created,
     Updated,
 }
 
-/// One page of a search, as the query or its next-page token describes it.
-#[derive(Debug, Clone)]
+/// One page of a search, as its query (and next-page token) describe it.
+#[derive(Debug)]
 struct Search {
-    marketplace: String,
+    marketplaces: Vec<&'static Marketplace>,
     by: By,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    statuses: Option<Vec<String>>,
+    sets: DataSets,
+    size: usize,
     /// Statuses are as of this instant for every page of one search.
     at: DateTime<Utc>,
-    size: usize,
     offset: usize,
+    /// Identifies the repeated parameters' values.
+    fingerprint: u64,
 }
 
-impl Search {
-    /// The opaque next-page token: `p.<offset>.<c|u>.<from>.<to>.<at>.<size>.<marketplace>`.
-    fn token(&self, offset: usize) -> String {
-        let by = if self.by == By::Created { "c" } else { "u" };
+/// A next-page token: `v1.<offset>.<as-of seconds>.<issued ms>.<fingerprint>`.
+struct Token {
+    offset: usize,
+    at: DateTime<Utc>,
+    issued_ms: i64,
+    fingerprint: u64,
+}
+
+impl Token {
+    fn encode(&self) -> String {
         format!(
-            "p.{offset}.{by}.{}.{}.{}.{}.{}",
-            self.from.timestamp(),
-            self.to.timestamp(),
+            "v1.{}.{}.{}.{:016x}",
+            self.offset,
             self.at.timestamp(),
-            self.size,
-            self.marketplace
+            self.issued_ms,
+            self.fingerprint
         )
     }
 
-    fn from_token(token: &str) -> Option<Self> {
-        let mut parts = token.strip_prefix("p.")?.split('.');
+    fn decode(token: &str) -> Option<Self> {
+        let mut parts = token.strip_prefix("v1.")?.split('.');
         let offset = parts.next()?.parse().ok()?;
-        let by = match parts.next()? {
-            "c" => By::Created,
-            "u" => By::Updated,
-            _ => return None,
-        };
-        let mut time = || DateTime::from_timestamp(parts.next()?.parse().ok()?, 0);
-        let (from, to, at) = (time()?, time()?, time()?);
-        Some(Self {
-            size: parts.next()?.parse().ok()?,
-            marketplace: parts.next().filter(|m| !m.is_empty())?.to_owned(),
-            by,
-            from,
-            to,
-            at,
+        let at = DateTime::from_timestamp(parts.next()?.parse().ok()?, 0)?;
+        let issued_ms = parts.next()?.parse().ok()?;
+        let fingerprint = u64::from_str_radix(parts.next()?, 16).ok()?;
+        parts.next().is_none().then_some(Self {
             offset,
-        })
-    }
-
-    /// Every matching order, in the order pages list them.
-    fn matches(&self, seller: &str, per_day: u64) -> Vec<data::Order> {
-        let mk = &self.marketplace;
-        match self.by {
-            By::Created => data::orders(seller, mk, self.from, self.to, per_day),
-            By::Updated => {
-                let mut all: Vec<_> = data::orders(seller, mk, self.from - LIFECYCLE, self.to, per_day)
-                    .into_iter()
-                    .filter(|o| (self.from..self.to).contains(&o.last_updated(self.at)))
-                    .collect();
-                all.sort_by_key(|o| (o.last_updated(self.at), o.id.clone()));
-                all
-            }
-        }
-    }
-}
-
-/// The filters of a first page, named as in either model.
-struct Filters<'a> {
-    marketplaces: Option<&'a str>,
-    created_after: Option<&'a str>,
-    created_before: Option<&'a str>,
-    updated_after: Option<&'a str>,
-    updated_before: Option<&'a str>,
-    max_results: Option<usize>,
-}
-
-fn parse_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Rejection> {
-    value
-        .map(|v| {
-            DateTime::parse_from_rfc3339(v)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| invalid_input(&format!("{name} must be an ISO 8601 date-time.")))
-        })
-        .transpose()
-}
-
-impl Filters<'_> {
-    fn search(&self, sim: &SimState, now: DateTime<Utc>) -> Result<Search, Rejection> {
-        let marketplace = self
-            .marketplaces
-            .and_then(|m| m.split(',').next())
-            .filter(|m| !m.is_empty())
-            .ok_or_else(|| invalid_input("MarketplaceIds is required."))?;
-        let size = self.max_results.unwrap_or(100);
-        if !(1..=100).contains(&size) {
-            return Err(invalid_input("MaxResultsPerPage must be between 1 and 100."));
-        }
-        let created = (
-            parse_time("CreatedAfter", self.created_after)?,
-            parse_time("CreatedBefore", self.created_before)?,
-        );
-        let updated = (
-            parse_time("LastUpdatedAfter", self.updated_after)?,
-            parse_time("LastUpdatedBefore", self.updated_before)?,
-        );
-        let (by, (from, before)) = match (created, updated) {
-            ((Some(_), _), (None, None)) => (By::Created, created),
-            ((None, None), (Some(_), _)) => (By::Updated, updated),
-            _ => {
-                return Err(invalid_input(
-                    "Exactly one of CreatedAfter and LastUpdatedAfter is required, and created and last-updated filters cannot be combined.",
-                ));
-            }
-        };
-        let from = from.expect("matched Some");
-        let latest = now - BEFORE_MARGIN;
-        let to = before.unwrap_or(latest);
-        if to > latest {
-            return Err(invalid_input(
-                "CreatedBefore and LastUpdatedBefore must be at least two minutes before the time of the request.",
-            ));
-        }
-        if to < from {
-            return Err(invalid_input(
-                "The 'before' date must be at or after the 'after' date.",
-            ));
-        }
-        Ok(Search {
-            marketplace: marketplace.to_owned(),
-            by,
-            from,
-            to,
-            at: now,
-            size: size.min(sim.config.page_size.max(1)),
-            offset: 0,
+            at,
+            issued_ms,
+            fingerprint,
         })
     }
 }
 
-/// The page of `search`, rendered by `render`, and the token of the next page if there is one.
-fn page(
+/// The query as sent: each parameter's value (the last one if repeated).
+struct Params(BTreeMap<String, String>);
+
+impl Params {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, Rejection> {
+        self.get(name)
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| invalid_input(&format!("{name} must be an ISO 8601 date-time.")))
+            })
+            .transpose()
+    }
+
+    fn fingerprint(&self) -> u64 {
+        let values: Vec<&str> = REPEATED.iter().map(|name| self.get(name).unwrap_or("")).collect();
+        data::hash(&values)
+    }
+}
+
+/// The search a request describes, as of `now`, or Amazon's refusal.
+fn search(sim: &SimState, host: &Host, params: &Params, now: DateTime<Utc>) -> Result<Search, Rejection> {
+    let sets = DataSets::parse(params.get("includedData")).map_err(|m| invalid_input(&m))?;
+    let size = match params.get("maxResultsPerPage") {
+        None => 100,
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| invalid_input("maxResultsPerPage must be an integer between 1 and 100."))?,
+    };
+    let (by, from, before) = filters(params)?;
+    let (at, offset) = match params.get("paginationToken") {
+        Some(token) => resume(sim, params, token, now)?,
+        None => (now, 0),
+    };
+    let to = before.unwrap_or(at - BEFORE_MARGIN);
+    if before.is_some_and(|b| b > now - BEFORE_MARGIN) {
+        return Err(invalid_input(
+            "createdBefore and lastUpdatedBefore must be at least two minutes before the time of the request.",
+        ));
+    }
+    if to < from {
+        return Err(invalid_input(
+            "The 'before' date must be equal to or after the 'after' date.",
+        ));
+    }
+    Ok(Search {
+        marketplaces: requested_marketplaces(host, params)?,
+        by,
+        from,
+        to,
+        statuses: params
+            .get("fulfillmentStatuses")
+            .map(|s| s.split(',').map(str::to_owned).collect()),
+        sets,
+        size: size.min(sim.config.page_size.max(1)),
+        at,
+        offset,
+        fingerprint: params.fingerprint(),
+    })
+}
+
+/// The filter kind, its "after" bound and its optional "before" bound.
+type Filter = (By, DateTime<Utc>, Option<DateTime<Utc>>);
+
+fn filters(params: &Params) -> Result<Filter, Rejection> {
+    let created = (params.time("createdAfter")?, params.time("createdBefore")?);
+    let updated = (
+        params.time("lastUpdatedAfter")?,
+        params.time("lastUpdatedBefore")?,
+    );
+    match (created, updated) {
+        ((Some(after), before), (None, None)) => Ok((By::Created, after, before)),
+        ((None, None), (Some(after), before)) => Ok((By::Updated, after, before)),
+        _ => Err(invalid_input(
+            "Exactly one of createdAfter and lastUpdatedAfter is required, and created and last-updated filters cannot be combined.",
+        )),
+    }
+}
+
+/// Where a next page starts and as of when, if its token belongs to this query and is alive.
+fn resume(
     sim: &SimState,
-    seller: &str,
-    search: &Search,
-    render: fn(&data::Order, &str, DateTime<Utc>) -> Value,
-) -> (Vec<Value>, Option<String>) {
-    let all = search.matches(seller, sim.config.orders_per_day);
-    let page = all
-        .iter()
-        .skip(search.offset)
-        .take(search.size)
-        .map(|o| render(o, &search.marketplace, search.at))
-        .collect();
-    let next = search.offset + search.size;
-    (page, (next < all.len()).then(|| search.token(next)))
+    params: &Params,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, usize), Rejection> {
+    let token = Token::decode(token).ok_or_else(|| invalid_input("Invalid paginationToken."))?;
+    let age_ms = now.timestamp_millis() - token.issued_ms;
+    if age_ms >= (sim.config.orders_token_ttl_secs * 1000) as i64 {
+        return Err(invalid_input("The paginationToken has expired."));
+    }
+    if token.fingerprint != params.fingerprint() {
+        return Err(invalid_input(
+            "All parameters other than maxResultsPerPage and includedData must have the values of the request that returned the paginationToken.",
+        ));
+    }
+    Ok((token.at, token.offset))
 }
 
-fn start(sim: &SimState, token: Option<&str>, filters: Filters<'_>) -> Result<Search, Rejection> {
-    match token {
-        Some(token) => Search::from_token(token).ok_or_else(|| invalid_input("Invalid NextToken.")),
-        None => filters.search(sim, Utc::now()),
+/// `marketplaceIds` (at most 50), each one the host's region serves.
+fn requested_marketplaces(host: &Host, params: &Params) -> Result<Vec<&'static Marketplace>, Rejection> {
+    let ids: Vec<&str> = params
+        .get("marketplaceIds")
+        .map_or(Vec::new(), |v| v.split(',').collect());
+    if ids.is_empty() || ids.len() > 50 {
+        return Err(invalid_input(
+            "marketplaceIds must list between 1 and 50 marketplaces.",
+        ));
+    }
+    ids.iter()
+        .map(|id| marketplaces::served_by(id, host.region).ok_or_else(not_valid_for_region))
+        .collect()
+}
+
+impl Search {
+    /// Every matching order with its marketplace, in the order pages list them.
+    fn matches(&self, sim: &SimState, seller: &str) -> Vec<(data::Order, &'static Marketplace)> {
+        let mut all: Vec<(data::Order, &'static Marketplace)> = self
+            .marketplaces
+            .iter()
+            .flat_map(|mk| self.orders_of(sim, seller, mk).into_iter().map(move |o| (o, *mk)))
+            .filter(|(o, _)| self.wanted(o))
+            .collect();
+        all.sort_by_key(|(o, _)| (self.time_of(o), o.id.clone()));
+        all
+    }
+
+    fn orders_of(&self, sim: &SimState, seller: &str, mk: &Marketplace) -> Vec<data::Order> {
+        if let Some(seeded) = sim.seeded(seller, mk.id) {
+            return seeded.orders;
+        }
+        let earliest = match self.by {
+            By::Created => self.from,
+            By::Updated => self.from - LIFECYCLE,
+        };
+        data::orders(seller, mk, earliest, self.to, sim.config.orders_per_day)
+    }
+
+    /// The time the search filters on: creation, or the last update as of the search.
+    fn time_of(&self, order: &data::Order) -> DateTime<Utc> {
+        match self.by {
+            By::Created => order.purchased,
+            By::Updated => order.last_updated(self.at),
+        }
+    }
+
+    fn wanted(&self, order: &data::Order) -> bool {
+        let status = order.status(self.at).name();
+        (self.from..=self.to).contains(&self.time_of(order))
+            && self
+                .statuses
+                .as_ref()
+                .is_none_or(|wanted| wanted.iter().any(|s| s == status))
+    }
+
+    /// This page's orders, and the token of the next page if there is one.
+    fn page(&self, sim: &SimState, seller: &str, now: DateTime<Utc>) -> (Vec<Value>, Option<String>) {
+        let all = self.matches(sim, seller);
+        let page = all
+            .iter()
+            .skip(self.offset)
+            .take(self.size)
+            .map(|(o, mk)| data::order_json(o, mk.id, self.at, self.sets))
+            .collect();
+        let next = self.offset + self.size;
+        let token = (next < all.len()).then(|| {
+            Token {
+                offset: next,
+                at: self.at,
+                issued_ms: now.timestamp_millis(),
+                fingerprint: self.fingerprint,
+            }
+            .encode()
+        });
+        (page, token)
     }
 }
 
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct V0Query {
-    marketplace_ids: Option<String>,
-    created_after: Option<String>,
-    created_before: Option<String>,
-    last_updated_after: Option<String>,
-    last_updated_before: Option<String>,
-    max_results_per_page: Option<usize>,
-    next_token: Option<String>,
-}
-
-/// `GET /orders/v0/orders` (getOrders).
-pub async fn get_orders(
-    State(sim): State<Arc<SimState>>,
-    headers: HeaderMap,
-    Query(q): Query<V0Query>,
-) -> Response {
-    let op = Operation::GetOrders;
-    let seller = match admit(&sim, &headers, op).await {
-        Ok(seller) => seller,
-        Err(response) => return response,
-    };
-    let filters = Filters {
-        marketplaces: q.marketplace_ids.as_deref(),
-        created_after: q.created_after.as_deref(),
-        created_before: q.created_before.as_deref(),
-        updated_after: q.last_updated_after.as_deref(),
-        updated_before: q.last_updated_before.as_deref(),
-        max_results: q.max_results_per_page,
-    };
-    let response = match start(&sim, q.next_token.as_deref(), filters) {
-        Ok(search) => {
-            let (orders, next) = page(&sim, &seller, &search, data::order_v0);
-            let mut payload = json!({ "Orders": orders, "CreatedBefore": iso(search.to) });
-            if let Some(next) = next {
-                payload["NextToken"] = json!(next);
-            }
-            Json(json!({ "payload": payload })).into_response()
-        }
-        Err(rejection) => rejection.into_response(),
-    };
-    respond(&sim, &seller, op, response)
-}
-
-/// `GET /orders/v0/orders/{orderId}/orderItems` (getOrderItems).
-pub async fn get_order_items(
-    State(sim): State<Arc<SimState>>,
-    headers: HeaderMap,
-    Path(order_id): Path<String>,
-) -> Response {
-    let op = Operation::GetOrderItems;
-    let seller = match admit(&sim, &headers, op).await {
-        Ok(seller) => seller,
-        Err(response) => return response,
-    };
-    let marketplace = "ATVPDKIKX0DER";
-    let items: Vec<Value> = data::order_items(&seller, &order_id)
-        .iter()
-        .map(|item| data::order_item_v0(item, marketplace))
-        .collect();
-    let body = json!({ "payload": { "AmazonOrderId": order_id, "OrderItems": items } });
-    respond(&sim, &seller, op, Json(body).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SearchQuery {
-    marketplace_ids: Option<String>,
-    created_after: Option<String>,
-    created_before: Option<String>,
-    last_updated_after: Option<String>,
-    last_updated_before: Option<String>,
-    max_results_per_page: Option<usize>,
-    pagination_token: Option<String>,
-}
-
-/// `GET /orders/2026-01-01/orders` (searchOrders): orders with their items embedded.
+/// `GET /orders/2026-01-01/orders` (searchOrders).
 pub async fn search_orders(
-    State(sim): State<Arc<SimState>>,
+    State(host): State<Host>,
     headers: HeaderMap,
-    Query(q): Query<SearchQuery>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
     let op = Operation::SearchOrders;
-    let seller = match admit(&sim, &headers, op).await {
+    let sim = &host.sim;
+    let seller = match admit(sim, &headers, op).await {
         Ok(seller) => seller,
         Err(response) => return response,
     };
-    let filters = Filters {
-        marketplaces: q.marketplace_ids.as_deref(),
-        created_after: q.created_after.as_deref(),
-        created_before: q.created_before.as_deref(),
-        updated_after: q.last_updated_after.as_deref(),
-        updated_before: q.last_updated_before.as_deref(),
-        max_results: q.max_results_per_page,
-    };
-    let response = match start(&sim, q.pagination_token.as_deref(), filters) {
+    let params = Params(params.into_iter().collect());
+    let now = Utc::now();
+    let response = match search(sim, &host, &params, now) {
         Ok(search) => {
-            let (orders, next) = page(&sim, &seller, &search, data::order_v2026);
+            let (orders, next) = search.page(sim, &seller, now);
             let mut body = json!({ "orders": orders });
-            let field = if search.by == By::Created {
-                "createdBefore"
-            } else {
-                "lastUpdatedBefore"
+            let field = match search.by {
+                By::Created => "createdBefore",
+                By::Updated => "lastUpdatedBefore",
             };
-            body[field] = json!(iso(search.to));
+            body[field] = json!(search.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             if let Some(next) = next {
                 body["pagination"] = json!({ "nextToken": next });
             }
@@ -311,5 +316,27 @@ pub async fn search_orders(
         }
         Err(rejection) => rejection.into_response(),
     };
-    respond(&sim, &seller, op, response)
+    respond(sim, &seller, op, response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_refuse_garbage() {
+        let token = Token {
+            offset: 200,
+            at: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+            issued_ms: 1_790_000_000_123,
+            fingerprint: 0xdead_beef,
+        };
+        let decoded = Token::decode(&token.encode()).unwrap();
+        assert_eq!(
+            (decoded.offset, decoded.at, decoded.issued_ms, decoded.fingerprint),
+            (200, token.at, token.issued_ms, 0xdead_beef)
+        );
+        assert!(Token::decode("p.100.c.1.2.3.100.ATVPDKIKX0DER").is_none());
+        assert!(Token::decode(&format!("{}.extra", token.encode())).is_none());
+    }
 }

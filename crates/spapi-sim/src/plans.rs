@@ -3,8 +3,6 @@
 //!
 //! | operation | rate (req/s) | burst | source |
 //! |---|---|---|---|
-//! | getOrders | 0.0167 | 20 | `models/orders-api-model/ordersV0.json` |
-//! | getOrderItems | 0.5 | 30 | `models/orders-api-model/ordersV0.json` |
 //! | searchOrders | 0.0056 | 20 | `models/orders-api-model/orders_2026-01-01.json` |
 //! | getInventorySummaries | 2 | 2 | `models/fba-inventory-api-model/fbaInventory.json` |
 //!
@@ -22,8 +20,6 @@ use serde::Deserialize;
 /// The operations the stand-in serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
-    GetOrders,
-    GetOrderItems,
     SearchOrders,
     GetInventorySummaries,
 }
@@ -31,8 +27,6 @@ pub enum Operation {
 impl Operation {
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
-            "getOrders" => Self::GetOrders,
-            "getOrderItems" => Self::GetOrderItems,
             "searchOrders" => Self::SearchOrders,
             "getInventorySummaries" => Self::GetInventorySummaries,
             _ => return None,
@@ -41,8 +35,6 @@ impl Operation {
 
     pub fn name(self) -> &'static str {
         match self {
-            Self::GetOrders => "getOrders",
-            Self::GetOrderItems => "getOrderItems",
             Self::SearchOrders => "searchOrders",
             Self::GetInventorySummaries => "getInventorySummaries",
         }
@@ -51,8 +43,6 @@ impl Operation {
     /// Amazon's default usage plan of the operation (see the module table).
     pub fn default_plan(self) -> Plan {
         let (rate, burst) = match self {
-            Self::GetOrders => (0.0167, 20.0),
-            Self::GetOrderItems => (0.5, 30.0),
             Self::SearchOrders => (0.0056, 20.0),
             Self::GetInventorySummaries => (2.0, 2.0),
         };

@@ -113,7 +113,7 @@ async fn user_status(
         .flat_map(|u| &u.account_outcomes)
         .map(|(id, outcome)| AccountFreshness {
             account_id: id.clone(),
-            status: outcome.status.clone(),
+            status: outcome.status,
             at: to_utc(outcome.at),
             error: match (&outcome.error, &outcome.status) {
                 (Some(_), status) if !whole => Some(job_status::public_account_message(

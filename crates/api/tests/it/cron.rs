@@ -26,7 +26,6 @@ async fn seed_stale_users(app: &TestApp, n: usize) {
             seller_id: format!("{user}-S"),
             region: Region::Na,
             marketplace_id: "ATVPDKIKX0DER".into(),
-            country: "US".into(),
             refresh_token: "Atzr|x|y".into(),
         };
         accounts::upsert_account(&db, &account).await.unwrap();

@@ -12,7 +12,8 @@ use mongodb::bson::{self, Bson, Document, doc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::analysis::Summary;
-use crate::domain::spapi::{Credentials, Region};
+use crate::domain::spapi::marketplaces::MarketplaceError;
+use crate::domain::spapi::{self, Credentials, Region};
 use crate::infra::error::CoreResult;
 use crate::infra::secret::Secret;
 
@@ -45,7 +46,7 @@ pub struct User {
 }
 
 /// How an account's last refresh went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum AccountStatus {
     Ok,
@@ -53,6 +54,9 @@ pub enum AccountStatus {
     /// Its seller must authorize us again (`invalid_grant`, access revoked); not tried again
     /// until its refresh token changes.
     NeedsReauthorization,
+    /// Amazon refuses its orders because the seller did not grant the role they need (403
+    /// without details); not tried again until its refresh token changes (re-authorized).
+    MissingRole,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,19 +66,47 @@ pub struct AccountOutcome {
     pub at: bson::DateTime,
     #[serde(default)]
     pub error: Option<String>,
-    /// For `NeedsReauthorization`: a fingerprint of the refresh token that was refused, so a
-    /// new token is noticed.
+    /// For `NeedsReauthorization` and missing roles: a fingerprint of the refresh token that was
+    /// refused, so a new token (the seller authorized us again) is noticed.
     #[serde(default)]
     pub token_fingerprint: Option<String>,
+    /// Operations Amazon refused for a role the seller did not grant (e.g.
+    /// `getInventorySummaries`): skipped while the refresh token is the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_roles: Vec<String>,
+    /// Amazon's `x-amzn-RequestId` of the answer that failed the account (support asks for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// When the account was last refreshed (its summary is from then), whatever happened since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<bson::DateTime>,
 }
 
 impl User {
-    /// Whether `account` is waiting for its seller to authorize again (with the same token).
-    pub fn awaits_reauthorization(&self, account: &SellerAccount) -> bool {
-        self.account_outcomes.get(&account.id).is_some_and(|outcome| {
-            outcome.status == AccountStatus::NeedsReauthorization
-                && outcome.token_fingerprint.as_deref() == Some(account.refresh_token.fingerprint().as_str())
+    /// The last outcome of `account` if it was decided with the refresh token the account still
+    /// has (so what the seller refused then still holds).
+    fn outcome_with_same_token(&self, account: &SellerAccount) -> Option<&AccountOutcome> {
+        self.account_outcomes.get(&account.id).filter(|outcome| {
+            outcome.token_fingerprint.as_deref() == Some(account.refresh_token.fingerprint().as_str())
         })
+    }
+
+    /// Whether `account` is waiting for its seller to authorize us again (withdrawn grant, or no
+    /// role for its orders) and still has the token that was refused.
+    pub fn awaits_reauthorization(&self, account: &SellerAccount) -> bool {
+        self.outcome_with_same_token(account).is_some_and(|outcome| {
+            matches!(
+                outcome.status,
+                AccountStatus::NeedsReauthorization | AccountStatus::MissingRole
+            )
+        })
+    }
+
+    /// The operations `account` must skip: roles its seller did not grant, while its refresh
+    /// token is the one that was refused.
+    pub fn withheld_roles(&self, account: &SellerAccount) -> &[String] {
+        self.outcome_with_same_token(account)
+            .map_or(&[], |outcome| outcome.missing_roles.as_slice())
     }
 }
 
@@ -122,14 +154,14 @@ impl SellerAccount {
     }
 }
 
-/// A new seller account, for seeding and tests.
+/// A new seller account, for seeding and tests. Its marketplace must be one its region's host
+/// serves ([`spapi::marketplaces`]); the country follows from the marketplace.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
     pub user_id: String,
     pub seller_id: String,
     pub region: Region,
     pub marketplace_id: String,
-    pub country: String,
     pub refresh_token: Secret,
 }
 
@@ -142,6 +174,21 @@ impl NewAccount {
             self.region.as_str(),
             self.marketplace_id
         )
+    }
+
+    /// The account's fields as stored (the refresh token included), or why its marketplace and
+    /// region cannot go together.
+    pub fn fields(&self) -> Result<Document, MarketplaceError> {
+        let country = spapi::marketplaces::check(self.region, &self.marketplace_id)?;
+        Ok(doc! {
+            "userId": &self.user_id,
+            "sellerId": &self.seller_id,
+            "region": self.region.as_str(),
+            "marketplaceId": &self.marketplace_id,
+            "country": country,
+            "refreshToken": self.refresh_token.expose(),
+            "enabled": true,
+        })
     }
 }
 
@@ -219,18 +266,11 @@ pub async fn upsert_user(db: &Database, user_id: &str, active: bool) -> CoreResu
     Ok(())
 }
 
-/// Creates or updates a seller account (idempotent); the refresh token is written, never read back out.
+/// Creates or updates a seller account (idempotent); the refresh token is written, never read
+/// back out. An account whose marketplace its region does not serve is refused, naming both.
 pub async fn upsert_account(db: &Database, account: &NewAccount) -> CoreResult<String> {
     let id = account.id();
-    let fields = doc! {
-        "userId": &account.user_id,
-        "sellerId": &account.seller_id,
-        "region": account.region.as_str(),
-        "marketplaceId": &account.marketplace_id,
-        "country": &account.country,
-        "refreshToken": account.refresh_token.expose(),
-        "enabled": true,
-    };
+    let fields = account.fields()?;
     db.collection::<Document>(SELLER_ACCOUNTS)
         .update_one(doc! { "_id": &id }, doc! { "$set": fields })
         .upsert(true)
@@ -259,10 +299,12 @@ fn refresh_fields(record: &RefreshRecord, now: bson::DateTime) -> CoreResult<Doc
         reason: e.to_string(),
     })?;
     let all_need_reauthorization = !record.outcomes.is_empty()
-        && record
-            .outcomes
-            .values()
-            .all(|o| o.status == AccountStatus::NeedsReauthorization);
+        && record.outcomes.values().all(|o| {
+            matches!(
+                o.status,
+                AccountStatus::NeedsReauthorization | AccountStatus::MissingRole
+            )
+        });
     let mut set = doc! {
         "lastAttemptAt": now,
         "accountOutcomes": outcomes,

@@ -2,7 +2,8 @@
 //! SP-API data to a typed [`Summary`].
 //!
 //! Definitions:
-//! - orders: every order created in the window; `cancelled_share` = cancelled / orders;
+//! - orders: every order created in the window (both ends included); `cancelled_share` =
+//!   cancelled / orders;
 //! - units, revenue and average order value count orders that are not cancelled; revenue is per
 //!   currency, in that currency's minor unit (ISO 4217: cents for USD, yen for JPY, fils for
 //!   KWD), parsed exactly from Amazon's decimal strings; orders without a total yet (pending) add
@@ -27,7 +28,8 @@ pub struct AnalysisParams {
     pub top_skus: usize,
 }
 
-/// The data window, `[start, end)`.
+/// The data window, `[start, end]`: both ends included, as Amazon's `createdAfter` ("at or
+/// after") and `createdBefore` ("at or before") are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Window {
@@ -36,6 +38,10 @@ pub struct Window {
 }
 
 impl Window {
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start <= t && t <= self.end
+    }
+
     fn days(&self) -> f64 {
         ((self.end - self.start).num_seconds() as f64 / 86_400.0).max(1.0 / 24.0)
     }

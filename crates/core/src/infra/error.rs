@@ -17,6 +17,8 @@ pub enum CoreError {
     Migration { name: String, reason: String },
     #[error("cannot encode {what}: {reason}")]
     Encode { what: &'static str, reason: String },
+    #[error("invalid seller account: {0}")]
+    InvalidAccount(#[from] crate::domain::spapi::marketplaces::MarketplaceError),
     #[error("JobStatus projection: {0}")]
     Projection(String),
     /// The error of a bulk call made for many requests at once (see `coalesce`).
@@ -40,6 +42,7 @@ impl CoreError {
             | Self::Encode { .. }
             | Self::Projection(_)
             | Self::Coalescer(_)
+            | Self::InvalidAccount(_)
             | Self::Config { .. } => false,
         }
     }

@@ -47,7 +47,6 @@ async fn user(p: &Producer, id: &str, active: bool, minutes_ago: Option<i64>, ac
             seller_id: format!("{id}-S"),
             region: Region::Na,
             marketplace_id: "ATVPDKIKX0DER".into(),
-            country: "US".into(),
             refresh_token: "Atzr|x|y".into(),
         };
         accounts::upsert_account(&p.db, &acct).await.unwrap();

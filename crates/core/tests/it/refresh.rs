@@ -26,7 +26,6 @@ async fn user_with_accounts(r: &Refresher, user: &str, sellers: &[&str]) -> Vec<
             seller_id: (*seller).into(),
             region: Region::Na,
             marketplace_id: "ATVPDKIKX0DER".into(),
-            country: "US".into(),
             refresh_token: format!("Atzr|{seller}|refresh-secret-{seller}").as_str().into(),
         };
         ids.push(accounts::upsert_account(r.store.db(), &account).await.unwrap());

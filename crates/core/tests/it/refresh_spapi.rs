@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{DurationRound, TimeDelta, Utc};
 use redis::AsyncCommands;
 use sellersync_core::domain::accounts::{self, NewAccount};
-use sellersync_core::domain::spapi::Region;
+use sellersync_core::domain::spapi::marketplaces;
 use sellersync_core::jobs::refresh::Refresher;
 use sellersync_core::testing::TestNamespace;
 use sellersync_spapi_sim::SimConfig;
@@ -42,9 +42,8 @@ async fn user(r: &Refresher, user: &str, accounts: &[(&str, &str)]) -> Vec<Strin
         let account = NewAccount {
             user_id: user.into(),
             seller_id: (*seller).into(),
-            region: Region::Na,
+            region: marketplaces::region_of(marketplace).expect("an Amazon marketplace"),
             marketplace_id: (*marketplace).into(),
-            country: String::new(),
             refresh_token: format!("Atzr|{seller}|secret").as_str().into(),
         };
         ids.push(accounts::upsert_account(r.store.db(), &account).await.unwrap());
@@ -185,14 +184,15 @@ async fn yen_are_counted_in_yen_and_the_window_ends_before_the_hour() {
     assert_eq!(window_end, end, "five minutes before the top of the hour");
     let start = end - TimeDelta::days(7);
     let now = Utc::now();
-    let expected: u64 = sellersync_spapi_sim::data::orders("TOKYO", JP, start, end, 2)
+    let jp = sellersync_spapi_sim::marketplaces::find(JP).unwrap();
+    let expected: u64 = sellersync_spapi_sim::data::orders("TOKYO", jp, start, end, 2)
         .iter()
         .filter(|o| {
             let status = o.status(now);
-            status != sellersync_spapi_sim::data::Status::Canceled
+            status != sellersync_spapi_sim::data::Status::Cancelled
                 && status != sellersync_spapi_sim::data::Status::Pending
         })
-        .map(|o| o.amount_minor)
+        .map(|o| o.amount_minor())
         .sum();
     assert!(expected > 0);
     assert_eq!(

@@ -1,4 +1,6 @@
-//! The SP-API stand-in on a random port, and settings that point the client at it.
+//! The SP-API stand-in on random ports (one per region), settings that point the client at it,
+//! and its test controls. It records every exchange, so a test can check both sides of the wire
+//! against Amazon's models ([`Sim::assert_contract`]).
 
 use std::sync::Arc;
 
@@ -7,23 +9,26 @@ use sellersync_core::domain::spapi::{Credentials, Region, SpApiClient};
 use sellersync_core::infra::connections::{connect_redis, mongo_database};
 use sellersync_core::jobs::refresh::{RefreshStore, Refresher};
 use sellersync_core::testing::TestNamespace;
-use sellersync_spapi_sim::SimConfig;
+use sellersync_spapi_sim::contract::Contract;
+use sellersync_spapi_sim::{Exchange, SimConfig, SimUrls};
 
 pub struct Sim {
+    /// The NA host: LWA and the test controls.
     pub base: String,
+    pub urls: SimUrls,
     http: reqwest::Client,
 }
 
 pub async fn spawn(config: SimConfig) -> Sim {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(listener, sellersync_spapi_sim::router(config))
-            .await
-            .unwrap()
-    });
+    let urls = sellersync_spapi_sim::spawn(SimConfig {
+        record_exchanges: true,
+        ..config
+    })
+    .await
+    .unwrap();
     Sim {
-        base,
+        base: urls.na.clone(),
+        urls,
         http: sellersync_core::infra::tls::http_client().build().unwrap(),
     }
 }
@@ -32,10 +37,10 @@ impl Sim {
     /// SP-API settings of `ns` pointed at this stand-in, with short backoffs.
     pub fn settings(&self, ns: &TestNamespace) -> SpApiSettings {
         let mut settings = ns.settings.spapi.clone();
-        settings.token_url = format!("{}/auth/o2/token", self.base);
-        settings.endpoints.na = self.base.clone();
-        settings.endpoints.eu = self.base.clone();
-        settings.endpoints.fe = self.base.clone();
+        settings.token_url = self.urls.token_url();
+        settings.endpoints.na = self.urls.na.clone();
+        settings.endpoints.eu = self.urls.eu.clone();
+        settings.endpoints.fe = self.urls.fe.clone();
         settings.initial_backoff = std::time::Duration::from_millis(10);
         settings.max_backoff = std::time::Duration::from_millis(2000);
         settings
@@ -90,11 +95,63 @@ impl Sim {
         self.post("/_sim/faults", body).await;
     }
 
+    /// The next `count` API calls of `seller` answer 403 `Unauthorized` with `details`.
+    pub async fn fault_403(&self, seller: &str, details: &str, count: u32) {
+        let body = serde_json::json!({ "seller": seller, "status": 403, "count": count, "details": details });
+        self.post("/_sim/faults", body).await;
+    }
+
     /// Gives `seller` its own usage plan for `operation`.
     pub async fn plan(&self, seller: &str, operation: &str, rate: f64, burst: f64) {
         let body =
             serde_json::json!({ "seller": seller, "operation": operation, "rate": rate, "burst": burst });
         self.post("/_sim/usage-plans", body).await;
+    }
+
+    /// `seller` grants (or withholds) the role `operation` needs.
+    pub async fn role(&self, seller: &str, operation: &str, granted: bool) {
+        let body = serde_json::json!({ "seller": seller, "operation": operation, "granted": granted });
+        self.post("/_sim/roles", body).await;
+    }
+
+    /// `seller`'s exact orders and inventory in `marketplace` (the body of `POST /_sim/orders`
+    /// without `seller` and `marketplace`).
+    pub async fn seed(&self, seller: &str, marketplace: &str, mut data: serde_json::Value) {
+        data["seller"] = seller.into();
+        data["marketplace"] = marketplace.into();
+        self.post("/_sim/orders", data).await;
+    }
+
+    /// Every request and answer so far.
+    pub async fn exchanges(&self) -> Vec<Exchange> {
+        let url = format!("{}/_sim/exchanges", self.base);
+        self.http.get(url).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Checks every request the client sent and every answer the stand-in served against
+    /// Amazon's model files; returns the exchanges checked.
+    pub async fn assert_contract(&self) -> Vec<Exchange> {
+        let exchanges = self.exchanges().await;
+        assert!(!exchanges.is_empty(), "no SP-API call was made");
+        let violations = Contract::amazon().check_all(&exchanges);
+        assert!(
+            violations.is_empty(),
+            "against Amazon's models:\n{}",
+            violations.join("\n")
+        );
+        exchanges
+    }
+
+    /// Checks every answer the stand-in served against Amazon's model files (not the requests:
+    /// for tests that send what Amazon refuses on purpose).
+    pub async fn assert_served_contract(&self) {
+        let exchanges = self.exchanges().await;
+        let violations = Contract::amazon().served_all(&exchanges);
+        assert!(
+            violations.is_empty(),
+            "against Amazon's models:\n{}",
+            violations.join("\n")
+        );
     }
 
     /// `seller` withdraws the app's authorization.
@@ -123,10 +180,15 @@ impl Sim {
         }
     }
 
-    /// A raw GET with an access token of `seller` (or `token` as given).
+    /// A raw GET on the NA host with the access token `token`.
     pub async fn raw_get(&self, path_and_query: &str, token: &str) -> reqwest::Response {
+        self.raw_get_at(&self.urls.na, path_and_query, token).await
+    }
+
+    /// A raw GET on the host at `base` with the access token `token`.
+    pub async fn raw_get_at(&self, base: &str, path_and_query: &str, token: &str) -> reqwest::Response {
         self.http
-            .get(format!("{}{path_and_query}", self.base))
+            .get(format!("{base}{path_and_query}"))
             .header("x-amz-access-token", token)
             .send()
             .await

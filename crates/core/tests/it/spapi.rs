@@ -49,7 +49,8 @@ async fn pagination_collects_every_page_with_optional_fields_left_out() {
             .unwrap()
             .with_timezone(&Utc)
     };
-    let expected = sellersync_spapi_sim::data::orders("PAGES", US, parse(&w.0), parse(&w.1), 4);
+    let us = sellersync_spapi_sim::marketplaces::find(US).unwrap();
+    let expected = sellersync_spapi_sim::data::orders("PAGES", us, parse(&w.0), parse(&w.1), 4);
     assert!(
         expected.len() > 14,
         "several pages of 7 ({} orders)",
@@ -71,6 +72,23 @@ async fn pagination_collects_every_page_with_optional_fields_left_out() {
 
     let inventory = client.inventory(&creds("PAGES"), US).await.unwrap();
     assert_eq!(inventory.len(), 12, "three pages of five");
+
+    let exchanges = sim.assert_contract().await;
+    let orders: Vec<_> = exchanges
+        .iter()
+        .filter(|e| e.path.starts_with("/orders/"))
+        .collect();
+    assert!(orders.len() > 2, "{} pages", orders.len());
+    for page in &orders {
+        assert_eq!(
+            page.param("createdAfter"),
+            [w.0.as_str()],
+            "every page repeats the query"
+        );
+        assert_eq!(page.param("createdBefore"), [w.1.as_str()]);
+        assert_eq!(page.param("includedData"), ["PROCEEDS,FULFILLMENT"]);
+    }
+    assert!(orders[1].param("paginationToken").len() == 1);
 }
 
 #[tokio::test]
@@ -106,7 +124,7 @@ async fn created_before_within_two_minutes_of_now_is_refused_as_amazon_does() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, SpApiError::BadRequest { status: 400, message } if message.contains("InvalidInput") && message.contains("two minutes")),
+        matches!(&error, SpApiError::BadRequest { status: 400, message, request_id: Some(_) } if message.contains("InvalidInput") && message.contains("two minutes")),
         "{error:?}"
     );
     assert!(!error.is_retryable());
@@ -230,7 +248,8 @@ async fn server_errors_are_retried_and_give_up_after_the_limit() {
             error,
             SpApiError::Server {
                 status: 503,
-                attempts: 5
+                attempts: 5,
+                request_id: Some(_),
             }
         ),
         "{error:?}"
@@ -238,21 +257,23 @@ async fn server_errors_are_retried_and_give_up_after_the_limit() {
     assert!(error.is_retryable());
 }
 
+const EXPIRED: &str = "The access token you provided has expired.";
+
 #[tokio::test]
-async fn a_403_unauthorized_refreshes_the_token_once_and_retries() {
+async fn a_403_about_the_access_token_refreshes_it_once_and_retries() {
     let ns = TestNamespace::new();
     let sim = sim::spawn(SimConfig::default()).await;
     let client = sim.client(&ns);
-    sim.fault("EXPIRED", 403, 1).await;
+    sim.fault_403("EXPIRED", EXPIRED, 1).await;
     client.inventory(&creds("EXPIRED"), US).await.unwrap();
     let stats = sim.stats().await;
     assert_eq!((stats.api, stats.tokens), (2, 2), "refused, refreshed, retried");
 
-    sim.fault("DENIED", 403, 100).await;
+    sim.fault_403("DENIED", EXPIRED, 100).await;
     let error = client.inventory(&creds("DENIED"), US).await.unwrap_err();
     assert!(
-        matches!(&error, SpApiError::Denied { status: 403, message } if message.contains("Unauthorized") && message.contains("fault injected")),
-        "details kept, a null message tolerated: {error:?}"
+        matches!(&error, SpApiError::Denied { status: 403, message, .. } if message.contains("Unauthorized") && message.contains("expired")),
+        "details kept: {error:?}"
     );
     assert!(!error.is_retryable() && !error.needs_reauthorization());
     let after = sim.stats().await;
@@ -261,6 +282,44 @@ async fn a_403_unauthorized_refreshes_the_token_once_and_retries() {
         (2, 2),
         "one refresh, then it stops"
     );
+}
+
+#[tokio::test]
+async fn a_403_without_details_is_a_missing_role_and_costs_no_token_refresh() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig::default()).await;
+    sim.role("NOROLE", "getInventorySummaries", false).await;
+    let error = sim.client(&ns).inventory(&creds("NOROLE"), US).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SpApiError::MissingRole {
+                operation: "getInventorySummaries",
+                request_id: Some(_)
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(!error.is_retryable() && !error.needs_reauthorization());
+    let stats = sim.stats().await;
+    assert_eq!((stats.api, stats.tokens), (1, 1), "no token exchange spent on it");
+}
+
+#[tokio::test]
+async fn a_marketplace_of_another_region_is_denied_with_amazons_reason() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig::default()).await;
+    // An NA account asking for the German marketplace: the NA host refuses it.
+    let error = sim
+        .client(&ns)
+        .inventory(&creds("MIXED"), "A1PA6795UKMFR9")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SpApiError::Denied { status: 403, message, request_id: Some(_) } if message.contains("not valid for region")),
+        "{error:?}"
+    );
+    assert_eq!(sim.stats().await.tokens, 1, "no token refresh for it");
 }
 
 #[tokio::test]
@@ -277,19 +336,22 @@ async fn a_grant_revoked_mid_flight_needs_reauthorization() {
 }
 
 #[tokio::test]
-async fn an_error_body_with_a_null_message_keeps_code_and_details() {
+async fn a_refusal_keeps_amazons_code_message_and_request_id() {
     let ns = TestNamespace::new();
     let sim = sim::spawn(SimConfig::default()).await;
-    sim.fault("NULLMSG", 400, 1).await;
+    sim.fault("REFUSED", 400, 1).await;
     let error = sim
         .client(&ns)
-        .inventory(&creds("NULLMSG"), US)
+        .inventory(&creds("REFUSED"), US)
         .await
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        "request rejected (400): InvalidInput (fault injected by the stand-in)"
+        "request rejected (400): InvalidInput: Invalid Input"
     );
+    let served = sim.exchanges().await;
+    let id = served[0].headers["x-amzn-requestid"].as_str();
+    assert_eq!(error.request_id(), Some(id), "the id Amazon sent");
 }
 
 #[tokio::test]

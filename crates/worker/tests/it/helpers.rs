@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 pub struct Env {
     pub ns: TestNamespace,
+    /// The stand-in's NA host (LWA and the test controls).
     pub sim: String,
     pub db: Database,
     pub queue: Queue,
@@ -30,22 +31,18 @@ pub struct Env {
 
 /// A namespace, a stand-in with `sim`, and settings with fast retries pointing at it.
 pub async fn env(sim: SimConfig, extra: &[(&str, Value)]) -> Env {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(listener, sellersync_spapi_sim::router(sim))
-            .await
-            .unwrap()
-    });
-    let mut overrides: Vec<(&str, Value)> = vec![
-        ("spapi.token_url", Value::from(format!("{base}/auth/o2/token"))),
-        ("spapi.endpoints.na", Value::from(base.clone())),
-        ("spapi.endpoints.eu", Value::from(base.clone())),
-        ("spapi.endpoints.fe", Value::from(base.clone())),
+    let urls = sellersync_spapi_sim::spawn(sim).await.unwrap();
+    let base = urls.na.clone();
+    let mut overrides: Vec<(&str, Value)> = urls
+        .settings()
+        .into_iter()
+        .map(|(name, url)| (name, Value::from(url)))
+        .collect();
+    overrides.extend([
         ("spapi.initial_backoff_ms", Value::from(10)),
         ("jobs.retry_delay_ms", Value::from(50)),
         ("worker.user_busy_delay_ms", Value::from(100)),
-    ];
+    ]);
     overrides.extend(extra.iter().cloned());
     let ns = TestNamespace::with_overrides(&overrides);
     let db = mongo_database(&ns.settings.mongo, "it").await.unwrap();
@@ -87,7 +84,6 @@ impl Env {
                 seller_id: seller.clone(),
                 region: Region::Na,
                 marketplace_id: "ATVPDKIKX0DER".into(),
-                country: "US".into(),
                 refresh_token: format!("Atzr|{seller}|rt").as_str().into(),
             };
             accounts::upsert_account(&self.db, &account).await.unwrap();

@@ -12,6 +12,8 @@
 //! - Error messages keep Amazon's `code`, `message` and `details`; refresh and access tokens never
 //!   appear in errors or logs.
 
+mod error;
+pub mod marketplaces;
 pub mod models;
 mod settings;
 pub mod usage;
@@ -28,10 +30,9 @@ use tokio::sync::Mutex;
 use tracing::Instrument;
 
 use crate::infra::secret::Secret;
-use models::{
-    ApiError, GetInventorySummariesResponse, InventorySummary, Order, SearchOrdersResponse, TokenError,
-    TokenResponse,
-};
+pub use error::SpApiError;
+use error::{Outcome, classify, lwa_error, without_url};
+use models::{GetInventorySummariesResponse, InventorySummary, Order, SearchOrdersResponse, TokenResponse};
 use sellersync_queue::rate_limit::TokenBuckets;
 pub use settings::{SpApiEndpoints, SpApiSettings};
 use usage::{CallPace, Operation, Pacer};
@@ -71,61 +72,6 @@ pub struct Credentials {
     pub seller_id: String,
     pub region: Region,
     pub refresh_token: Secret,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SpApiError {
-    #[error("the seller's authorization is no longer valid (invalid_grant); the seller must re-authorize")]
-    InvalidGrant,
-    #[error("the LWA client credentials were rejected ({0})")]
-    InvalidClient(String),
-    #[error("access denied ({status}): {message}")]
-    Denied { status: u16, message: String },
-    #[error("request rejected ({status}): {message}")]
-    BadRequest { status: u16, message: String },
-    #[error("rate-bound: {operation} has no rate-limit token for another {}s; retry after that", retry_after.as_secs_f64().ceil())]
-    RateBound {
-        operation: &'static str,
-        retry_after: Duration,
-    },
-    #[error("{0}")]
-    RateLimiter(String),
-    #[error("SP-API server error {status} after {attempts} attempts")]
-    Server { status: u16, attempts: u32 },
-    #[error("SP-API did not answer in time after {attempts} attempts")]
-    Timeout { attempts: u32 },
-    #[error("cannot reach SP-API: {0}")]
-    Connection(String),
-    #[error("unexpected SP-API response: {0}")]
-    Decode(String),
-}
-
-impl SpApiError {
-    /// True when a later attempt may succeed (rate limits, server errors, timeouts, network).
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::RateBound { .. }
-                | Self::RateLimiter(_)
-                | Self::Server { .. }
-                | Self::Timeout { .. }
-                | Self::Connection(_)
-        )
-    }
-
-    /// True when the seller withdrew our authorization: only re-authorizing the app helps.
-    pub fn needs_reauthorization(&self) -> bool {
-        matches!(self, Self::InvalidGrant)
-    }
-
-    /// For a rate-bound call: when a rate-limit token will be there. Retrying sooner is pointless,
-    /// and waiting for it is no failure (a job can be deferred without spending an attempt).
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::RateBound { retry_after, .. } => Some(*retry_after),
-            _ => None,
-        }
-    }
 }
 
 /// What a client has done since it was created (for benchmarks and metrics).
@@ -175,13 +121,13 @@ pub enum OrdersBy {
     LastUpdated,
 }
 
-/// A paginated listing: its path and operation, the query every page sends, what only the first
-/// page adds, and the name of the next-page parameter.
+/// A paginated listing: its path and operation, the query every page sends (Amazon wants a next
+/// page to repeat the first page's parameters with the same values: `Pagination` in
+/// `orders_2026-01-01.json`), and the name of the next-page parameter.
 struct Page<'a> {
     op: Operation,
     path: &'a str,
-    base: Vec<(&'static str, String)>,
-    first: Vec<(&'static str, String)>,
+    query: Vec<(&'static str, String)>,
     token_param: &'static str,
 }
 
@@ -199,20 +145,6 @@ pub struct SpApiClient {
     tokens: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<CachedToken>>>>>,
     pacer: Pacer,
     counters: Counters,
-}
-
-/// What one HTTP exchange came to.
-enum Outcome {
-    /// The body, and the rate `x-amzn-RateLimit-Limit` reported.
-    Done(Vec<u8>, Option<f64>),
-    /// 429: wait for the bucket, then try again.
-    Throttled,
-    /// Worth another attempt after a backoff.
-    Retry(SpApiError),
-    /// 401, or 403 `Unauthorized`: the access token was refused (expired or revoked).
-    Unauthorized(String),
-    /// Final: another attempt cannot help.
-    Fail(SpApiError),
 }
 
 impl SpApiClient {
@@ -284,11 +216,13 @@ impl SpApiClient {
         let page = Page {
             op: Operation::SearchOrders,
             path: "/orders/2026-01-01/orders",
-            base: vec![
+            query: vec![
                 ("marketplaceIds", marketplace.to_owned()),
+                (after, query.after.to_owned()),
+                (before, query.before.to_owned()),
+                ("includedData", models::ORDER_DATA_SETS.join(",")),
                 ("maxResultsPerPage", ORDERS_PER_PAGE.to_owned()),
             ],
-            first: vec![(after, query.after.to_owned()), (before, query.before.to_owned())],
             token_param: "paginationToken",
         };
         self.paginate(creds, &page, resume, |p: SearchOrdersResponse| {
@@ -306,13 +240,12 @@ impl SpApiClient {
         let page = Page {
             op: Operation::GetInventorySummaries,
             path: "/fba/inventory/v1/summaries",
-            base: vec![
+            query: vec![
                 ("details", "true".to_owned()),
                 ("granularityType", "Marketplace".to_owned()),
                 ("granularityId", marketplace.to_owned()),
                 ("marketplaceIds", marketplace.to_owned()),
             ],
-            first: Vec::new(),
             token_param: "nextToken",
         };
         self.paginate(creds, &page, None, |p: GetInventorySummariesResponse| {
@@ -369,11 +302,10 @@ impl SpApiClient {
         let mut items = Vec::new();
         let mut next = start;
         for _ in 0..MAX_PAGES {
-            let mut query = page.base.clone();
+            let mut query = page.query.clone();
             let by_token = next.is_some();
-            match &next {
-                Some(token) => query.push((page.token_param, token.clone())),
-                None => query.extend(page.first.iter().cloned()),
+            if let Some(token) = &next {
+                query.push((page.token_param, token.clone()));
             }
             let response = match self.get(creds, page.op, page.path, &query).await {
                 Ok(response) => response,
@@ -443,7 +375,7 @@ impl SpApiClient {
                 .instrument(call_span(op.name()))
                 .await;
             record_call(op.name(), &sent, started);
-            match classify(sent, attempt + 1).await {
+            match classify(sent, op.name(), attempt + 1).await {
                 Outcome::Done(body, rate) => {
                     self.pacer.learn(&creds.seller_id, op, rate);
                     return decode(&body);
@@ -452,15 +384,16 @@ impl SpApiClient {
                     self.counters.throttled.fetch_add(1, Ordering::Relaxed);
                     pace.refusals += 1;
                 }
-                Outcome::Unauthorized(reason) if !refreshed => {
+                Outcome::TokenRefused(reason) if !refreshed => {
                     tracing::debug!(path, %reason, "access token refused; refreshing it once");
                     refreshed = true;
                     self.access_token(creds, true).await?;
                 }
-                Outcome::Unauthorized(reason) => {
+                Outcome::TokenRefused(reason) => {
                     return Err(SpApiError::Denied {
                         status: 403,
                         message: format!("{reason}; still refused after a token refresh"),
+                        request_id: None,
                     });
                 }
                 Outcome::Fail(error) => return Err(error),
@@ -540,7 +473,7 @@ impl SpApiClient {
                     let status = response.status().as_u16();
                     return Err(lwa_error(status, response.json().await.ok()));
                 }
-                other => match classify(other, attempt).await {
+                other => match classify(other, LWA_TOKEN_OPERATION, attempt).await {
                     Outcome::Retry(error) if attempt <= self.settings.max_retries => {
                         tracing::debug!(%error, "LWA token exchange will be retried");
                         tokio::time::sleep(backoff.next().unwrap_or(self.settings.max_backoff)).await;
@@ -558,22 +491,6 @@ impl SpApiClient {
     }
 }
 
-/// An LWA 4xx answer as an error: `invalid_grant` means the seller must re-authorize.
-fn lwa_error(status: u16, error: Option<TokenError>) -> SpApiError {
-    let code = error.as_ref().map_or("unknown", |e| e.error.as_str());
-    match code {
-        "invalid_grant" => SpApiError::InvalidGrant,
-        "invalid_client" | "unauthorized_client" => SpApiError::InvalidClient(code.to_owned()),
-        _ => SpApiError::BadRequest {
-            status,
-            message: error
-                .map(|e| format!("{}: {}", e.error, e.error_description.unwrap_or_default()))
-                .unwrap_or_default(),
-        },
-    }
-}
-
-/// Sorts a response into done, throttled, retry, unauthorized or final.
 /// The `operation` label of LWA token exchanges in the SP-API metrics.
 const LWA_TOKEN_OPERATION: &str = "lwaToken";
 
@@ -596,54 +513,8 @@ fn record_call(operation: &'static str, sent: &Result<reqwest::Response, reqwest
         .record(started.elapsed().as_secs_f64());
 }
 
-async fn classify(sent: Result<reqwest::Response, reqwest::Error>, attempts: u32) -> Outcome {
-    let response = match sent {
-        Ok(response) => response,
-        Err(error) if error.is_timeout() => return Outcome::Retry(SpApiError::Timeout { attempts }),
-        Err(error) => return Outcome::Retry(SpApiError::Connection(without_url(&error))),
-    };
-    let status = response.status();
-    if status.is_success() {
-        let rate = usage::reported_rate(response.headers());
-        return match response.bytes().await {
-            Ok(body) => Outcome::Done(body.to_vec(), rate),
-            Err(error) => Outcome::Retry(SpApiError::Connection(without_url(&error))),
-        };
-    }
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        return Outcome::Throttled;
-    }
-    if status.is_server_error() {
-        let status = status.as_u16();
-        return Outcome::Retry(SpApiError::Server { status, attempts });
-    }
-    let error = response
-        .json::<models::ErrorList>()
-        .await
-        .ok()
-        .and_then(|list| list.errors.into_iter().next());
-    let message = error.as_ref().map(ApiError::to_string).unwrap_or_default();
-    let refused_token = status == StatusCode::UNAUTHORIZED
-        || (status == StatusCode::FORBIDDEN && error.as_ref().is_some_and(|e| e.code == "Unauthorized"));
-    let status = status.as_u16();
-    match status {
-        _ if refused_token => Outcome::Unauthorized(message),
-        403 => Outcome::Fail(SpApiError::Denied { status, message }),
-        _ => Outcome::Fail(SpApiError::BadRequest { status, message }),
-    }
-}
-
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, SpApiError> {
     serde_json::from_slice(body).map_err(|e| SpApiError::Decode(e.to_string()))
-}
-
-/// reqwest errors name the URL; ours carry no secrets in URLs, but keep messages short.
-fn without_url(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    if let Some(url) = error.url() {
-        text = text.replace(url.as_str(), url.path());
-    }
-    text
 }
 
 /// See [`SpApiClient::backoff`].

@@ -7,6 +7,14 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The `includedData` sets every `searchOrders` page asks for: exactly those whose fields
+/// [`Order`] reads (`fulfillment` is FULFILLMENT, `proceeds` is PROCEEDS; the rest of an order is
+/// its basic information, served without asking). Without them Amazon sends basic information
+/// only, and cancelled orders and revenue go unseen. A field read from a set not listed here fails
+/// `tests/it/contract.rs` (an order served with every set must read the same as one served with
+/// these).
+pub const ORDER_DATA_SETS: [&str; 2] = ["PROCEEDS", "FULFILLMENT"];
+
 /// LWA token response.
 #[derive(Debug, Deserialize)]
 pub struct TokenResponse {
@@ -23,7 +31,8 @@ pub struct TokenError {
 }
 
 /// SP-API error body: `{"errors": [{"code", "message", "details"}]}`. The inventory model
-/// requires only `code`, and Amazon does send `"message": null`.
+/// requires only `code`; `message` is read as optional so a null or missing one cannot hide the
+/// error's code.
 #[derive(Debug, Deserialize)]
 pub struct ErrorList {
     #[serde(default)]
@@ -63,7 +72,8 @@ pub struct SearchOrdersResponse {
 }
 
 /// An Orders v2026-01-01 order with its items embedded. Required by the model: `orderId`,
-/// `createdTime`, `lastUpdatedTime`, `salesChannel`, `orderItems`.
+/// `createdTime`, `lastUpdatedTime`, `salesChannel`, `orderItems`. `fulfillment` comes with the
+/// FULFILLMENT data set and `proceeds` with PROCEEDS ([`ORDER_DATA_SETS`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
@@ -188,5 +198,20 @@ impl InventorySummary {
         self.inventory_details
             .as_ref()
             .map_or(0, |d| d.fulfillable_quantity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_with_a_null_or_missing_message_keeps_its_code_and_details() {
+        let list: ErrorList = serde_json::from_str(
+            r#"{"errors":[{"code":"InvalidInput","message":null,"details":"bad date"},{"code":"Unauthorized"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(list.errors[0].to_string(), "InvalidInput (bad date)");
+        assert_eq!(list.errors[1].to_string(), "Unauthorized");
     }
 }

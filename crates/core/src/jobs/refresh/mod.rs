@@ -34,10 +34,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::accounts::{self, AccountOutcome, AccountStatus, RefreshRecord, SellerAccount};
 use crate::domain::analysis::{self, AnalysisParams, Summary, Window};
-use crate::domain::spapi::models::Order;
+use crate::domain::spapi::models::{InventorySummary, Order};
 use crate::domain::spapi::{OrderQuery, SpApiClient, SpApiError};
 use crate::infra::error::CoreError;
-pub use order_book::{Listing, OrderBook};
+pub use order_book::{Listing, OrderBook, Resume};
 pub use store::{Attempt, RefreshStore};
 
 /// How far before the top of the hour the window ends. Amazon requires `CreatedBefore` at least
@@ -80,6 +80,24 @@ pub struct AccountError {
     /// this long. Not a failure of the job: defer it by this much instead of spending an attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// The operation Amazon refused because the seller did not grant its role: the account is
+    /// skipped until it is authorized again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_role: Option<String>,
+    /// Amazon's `x-amzn-RequestId` of the failing answer, for Amazon's support.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl AccountError {
+    /// The account's status after this error.
+    pub fn status(&self) -> AccountStatus {
+        match () {
+            _ if self.needs_reauthorization => AccountStatus::NeedsReauthorization,
+            _ if self.missing_role.is_some() => AccountStatus::MissingRole,
+            _ => AccountStatus::Failed,
+        }
+    }
 }
 
 /// An account refreshed with part of its data missing.
@@ -104,6 +122,13 @@ impl DegradedAccount {
     }
 }
 
+/// An account refreshed: its summary, and the operations Amazon refused for a role the seller
+/// did not grant (skipped next time until the account is authorized again).
+struct Refreshed {
+    summary: Summary,
+    missing_roles: Vec<String>,
+}
+
 impl RefreshReport {
     /// True when some account failed with an error a retry may fix.
     pub fn has_retryable_failures(&self) -> bool {
@@ -123,6 +148,11 @@ impl RefreshReport {
     /// Accounts whose seller must authorize the app again.
     pub fn needing_reauthorization(&self) -> impl Iterator<Item = &AccountError> {
         self.errors.iter().filter(|e| e.needs_reauthorization)
+    }
+
+    /// Whether every account was refreshed (none failed or waits for its seller).
+    pub fn all_accounts_refreshed(&self) -> bool {
+        self.accounts_processed == self.accounts_total
     }
 }
 
@@ -186,8 +216,9 @@ impl Refresher {
         // Owned futures (not closures over borrowed accounts) keep the whole run `Send`.
         let runs = runnable.into_iter().map(|account| {
             let this = self.clone();
+            let withheld = user.withheld_roles(&account).to_vec();
             async move {
-                let result = this.fetch_and_analyse(&account, window).await;
+                let result = this.fetch_and_analyse(&account, window, &withheld).await;
                 (account, result)
             }
         });
@@ -209,7 +240,7 @@ impl Refresher {
         &self,
         user: &accounts::User,
         waiting: &[SellerAccount],
-        finished: Vec<(SellerAccount, Result<Summary, SpApiError>)>,
+        finished: Vec<(SellerAccount, Result<Refreshed, SpApiError>)>,
     ) -> Result<RefreshReport, CoreError> {
         let now = mongodb::bson::DateTime::now();
         let mut report = RefreshReport {
@@ -224,17 +255,26 @@ impl Refresher {
         let mut refreshed: Vec<(SellerAccount, Summary)> = Vec::new();
         for (account, result) in finished {
             let outcome = match result {
-                Ok(summary) => {
+                Ok(Refreshed {
+                    summary,
+                    missing_roles,
+                }) => {
                     report.degraded.extend(DegradedAccount::of(&account, &summary));
-                    outcomes.insert(account.id.clone(), ok_outcome(now));
-                    refreshed.push((account, summary));
+                    refreshed.push((account.clone(), summary));
                     report.accounts_processed += 1;
-                    continue;
+                    ok_outcome(&account, missing_roles, now)
                 }
                 Err(error) => {
                     let error = account_error(&account, &error);
-                    report.accounts_failed += 1;
-                    let outcome = failed_outcome(&account, &error, now);
+                    match error.status() {
+                        AccountStatus::MissingRole => report.accounts_awaiting_reauthorization += 1,
+                        _ => report.accounts_failed += 1,
+                    }
+                    let last_refreshed = user
+                        .account_outcomes
+                        .get(&account.id)
+                        .and_then(|o| o.refreshed_at);
+                    let outcome = failed_outcome(&account, &error, last_refreshed, now);
                     report.errors.push(error);
                     outcome
                 }
@@ -269,29 +309,53 @@ impl Refresher {
 
     /// The account's orders (items embedded) and inventory, analysed. Orders are required;
     /// inventory is not: without it the summary keeps the order analysis and says why the
-    /// inventory is missing.
+    /// inventory is missing. Operations in `withheld` (roles the seller did not grant) are not
+    /// called.
     async fn fetch_and_analyse(
         &self,
         account: &SellerAccount,
         window: Window,
-    ) -> Result<Summary, SpApiError> {
+        withheld: &[String],
+    ) -> Result<Refreshed, SpApiError> {
         let creds = account.credentials();
         let orders = self.current_orders(account, &creds, window).await?;
-        let (inventory, unavailable) = match self.spapi.inventory(&creds, &account.marketplace_id).await {
-            Ok(inventory) => (inventory, None),
-            Err(error) if error.needs_reauthorization() => return Err(error),
-            Err(error) => {
-                tracing::warn!(account_id = %account.id, seller_id = %account.seller_id, %error, "inventory unavailable; summary without it");
-                (Vec::new(), Some(error.to_string()))
-            }
-        };
+        let (inventory, unavailable, missing_roles) = self.inventory(account, &creds, withheld).await?;
         let params = AnalysisParams {
             stockout_days: self.settings.stockout_days,
             top_skus: self.settings.top_skus,
         };
         let mut summary = analysis::analyse(window, &orders, &inventory, params);
         summary.inventory_unavailable = unavailable;
-        Ok(summary)
+        Ok(Refreshed {
+            summary,
+            missing_roles,
+        })
+    }
+
+    /// The account's FBA inventory; or why it is missing, and the roles found missing (the
+    /// inventory role is skipped while it is known to be withheld).
+    async fn inventory(
+        &self,
+        account: &SellerAccount,
+        creds: &crate::domain::spapi::Credentials,
+        withheld: &[String],
+    ) -> Result<(Vec<InventorySummary>, Option<String>, Vec<String>), SpApiError> {
+        let op = crate::domain::spapi::usage::Operation::GetInventorySummaries.name();
+        if withheld.iter().any(|w| w == op) {
+            let reason = format!(
+                "the seller has not granted the role {op} needs; not asked again until the account is authorized again"
+            );
+            return Ok((Vec::new(), Some(reason), vec![op.to_owned()]));
+        }
+        match self.spapi.inventory(creds, &account.marketplace_id).await {
+            Ok(inventory) => Ok((inventory, None, Vec::new())),
+            Err(error) if error.needs_reauthorization() => Err(error),
+            Err(error) => {
+                tracing::warn!(account_id = %account.id, seller_id = %account.seller_id, %error, request_id = error.request_id(), "inventory unavailable; summary without it");
+                let missing = error.missing_role().map(str::to_owned).into_iter().collect();
+                Ok((Vec::new(), Some(error.to_string()), missing))
+            }
+        }
     }
 
     /// The account's orders created in `window`: its order book brought up to date with what
@@ -311,14 +375,14 @@ impl Refresher {
             if book.as_ref().is_some_and(|b| b.is_current(window)) {
                 break;
             }
-            let listing = OrderBook::listing(book.as_ref(), window);
+            let listing = OrderBook::listing(book.as_ref(), window, Utc::now());
             let (after, before) = listing.bounds();
             let query = OrderQuery {
                 by: listing.by,
                 after: &after,
                 before: &before,
             };
-            let resume = listing.resume.clone();
+            let resume = listing.resume.as_ref().map(|r| r.token.clone());
             match self
                 .spapi
                 .orders_from(creds, &account.marketplace_id, query, resume)
@@ -330,7 +394,11 @@ impl Refresher {
                 }
                 Err(stopped) => {
                     if let (Some(token), Some(_)) = (stopped.resume, stopped.error.retry_after()) {
-                        let part = OrderBook::apply(book, listing, stopped.items, Some(token), window);
+                        let resume = Resume {
+                            token,
+                            issued_at: Utc::now(),
+                        };
+                        let part = OrderBook::apply(book, listing, stopped.items, Some(resume), window);
                         self.save_order_book(account, &part).await;
                     }
                     return Err(stopped.error);
@@ -411,18 +479,27 @@ impl Refresher {
     }
 }
 
-fn ok_outcome(at: mongodb::bson::DateTime) -> AccountOutcome {
+/// A refreshed account's outcome; roles found missing are kept with the token they were refused
+/// for, so they are skipped until the seller authorizes us again.
+fn ok_outcome(
+    account: &SellerAccount,
+    missing_roles: Vec<String>,
+    at: mongodb::bson::DateTime,
+) -> AccountOutcome {
     AccountOutcome {
         status: AccountStatus::Ok,
         at,
         error: None,
-        token_fingerprint: None,
+        token_fingerprint: (!missing_roles.is_empty()).then(|| account.refresh_token.fingerprint()),
+        missing_roles,
+        request_id: None,
+        refreshed_at: Some(at),
     }
 }
 
 /// Why `account` failed, as the job's report shows it.
 fn account_error(account: &SellerAccount, error: &SpApiError) -> AccountError {
-    tracing::warn!(account_id = %account.id, seller_id = %account.seller_id, %error, retryable = error.is_retryable(), "seller account refresh failed");
+    tracing::warn!(account_id = %account.id, seller_id = %account.seller_id, %error, request_id = error.request_id(), retryable = error.is_retryable(), "seller account refresh failed");
     AccountError {
         account_id: account.id.clone(),
         seller_id: account.seller_id.clone(),
@@ -432,27 +509,32 @@ fn account_error(account: &SellerAccount, error: &SpApiError) -> AccountError {
         retryable: error.is_retryable(),
         needs_reauthorization: error.needs_reauthorization(),
         retry_after_ms: error.retry_after().map(|d| d.as_millis() as u64),
+        missing_role: error.missing_role().map(str::to_owned),
+        request_id: error.request_id().map(str::to_owned),
     }
 }
 
+/// A failed account's outcome: a seller's refusal (withdrawn grant, no role for its orders) is
+/// kept with the refused token's fingerprint; when it was last refreshed is carried over.
 fn failed_outcome(
     account: &SellerAccount,
     error: &AccountError,
+    refreshed_at: Option<mongodb::bson::DateTime>,
     at: mongodb::bson::DateTime,
 ) -> AccountOutcome {
-    let (status, token_fingerprint) = if error.needs_reauthorization {
-        (
-            AccountStatus::NeedsReauthorization,
-            Some(account.refresh_token.fingerprint()),
-        )
-    } else {
-        (AccountStatus::Failed, None)
-    };
+    let status = error.status();
+    let refused = matches!(
+        status,
+        AccountStatus::NeedsReauthorization | AccountStatus::MissingRole
+    );
     AccountOutcome {
         status,
         at,
         error: Some(error.message.clone()),
-        token_fingerprint,
+        token_fingerprint: refused.then(|| account.refresh_token.fingerprint()),
+        missing_roles: error.missing_role.clone().into_iter().collect(),
+        request_id: error.request_id.clone(),
+        refreshed_at,
     }
 }
 
@@ -471,8 +553,20 @@ pub struct RefreshSettings {
     pub order_book_ttl: Duration,
 }
 
+/// The longest analysis window: Amazon's default `searchOrders` plan refills about 20 pages an
+/// hour, so a longer window takes a large seller's first listing over a day, and its order book
+/// grows with it.
+pub const MAX_WINDOW_DAYS: u32 = 30;
+
 impl RefreshSettings {
     pub fn validate(&self) -> Result<(), crate::infra::settings::Invalid> {
+        if self.window_days > MAX_WINDOW_DAYS {
+            let problem = format!("must be at most {MAX_WINDOW_DAYS} (days)");
+            return Err(crate::infra::settings::Invalid::new(
+                "refresh.window_days",
+                problem,
+            ));
+        }
         for (key, value) in [
             ("refresh.account_concurrency", self.account_concurrency as u64),
             ("refresh.item_concurrency", self.item_concurrency as u64),

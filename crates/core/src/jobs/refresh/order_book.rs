@@ -23,9 +23,14 @@ use crate::domain::spapi::models::Order;
 /// late and clock differences.
 pub const SYNC_OVERLAP: TimeDelta = TimeDelta::minutes(10);
 
+/// A `searchOrders` pagination token "will expire after 24 hours" (`Pagination`,
+/// `orders_2026-01-01.json`); one older than this is not sent: its listing starts over.
+pub const TOKEN_LIFETIME: TimeDelta = TimeDelta::hours(23);
+
 /// What a run must ask Amazon for: orders created in the window (`OrdersBy::Created`), or those
 /// updated since the book was last synced (`OrdersBy::LastUpdated`), from the first page or
-/// from where an interrupted pass stopped (`resume`).
+/// from where an interrupted pass stopped (`resume`). This is the whole query: every page of it
+/// repeats these bounds, and a listing resumed in a later run sends the same ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Listing {
@@ -33,9 +38,17 @@ pub struct Listing {
     pub by: OrdersBy,
     pub after: DateTime<Utc>,
     pub before: DateTime<Utc>,
-    /// The next-page token of an interrupted pass of this listing.
+    /// Where an interrupted pass of this listing stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resume: Option<String>,
+    pub resume: Option<Resume>,
+}
+
+/// The next-page token of an interrupted pass, and when Amazon issued it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resume {
+    pub token: String,
+    pub issued_at: DateTime<Utc>,
 }
 
 impl Listing {
@@ -63,11 +76,19 @@ pub struct OrderBook {
 }
 
 impl OrderBook {
-    /// What to list next for `window` given the stored book (if any): an interrupted listing
-    /// where it stopped; the updates since the sync when the book covers the window's start;
-    /// else the whole window by creation.
-    pub fn listing(book: Option<&Self>, window: Window) -> Listing {
-        if let Some(pending) = book.and_then(|b| b.pending.clone()) {
+    /// What to list next for `window` at `now` given the stored book (if any): an interrupted
+    /// listing where it stopped (from its first page again when its token is too old to be
+    /// accepted); the updates since the sync when the book covers the window's start; else the
+    /// whole window by creation.
+    pub fn listing(book: Option<&Self>, window: Window, now: DateTime<Utc>) -> Listing {
+        if let Some(mut pending) = book.and_then(|b| b.pending.clone()) {
+            if pending
+                .resume
+                .as_ref()
+                .is_some_and(|r| now - r.issued_at >= TOKEN_LIFETIME)
+            {
+                pending.resume = None;
+            }
             return pending;
         }
         let covers = |book: &&Self| {
@@ -102,7 +123,7 @@ impl OrderBook {
         stored: Option<Self>,
         listing: Listing,
         orders: Vec<Order>,
-        resume: Option<String>,
+        resume: Option<Resume>,
         window: Window,
     ) -> Self {
         let fresh = listing.by == OrdersBy::Created && listing.resume.is_none();
@@ -119,9 +140,9 @@ impl OrderBook {
         book.orders.retain(|o| !changed.contains(o.order_id.as_str()));
         book.orders.extend(orders);
         match resume {
-            Some(token) => {
+            Some(resume) => {
                 book.pending = Some(Listing {
-                    resume: Some(token),
+                    resume: Some(resume),
                     ..listing
                 })
             }
@@ -162,14 +183,11 @@ mod orders_by {
     }
 }
 
-/// True when the order was created inside the window (an order whose time does not parse is
-/// kept: dropping it would hide it from the analysis).
+/// True when the order was created inside the window, both ends included as Amazon's bounds are
+/// (an order whose time does not parse is kept: dropping it would hide it from the analysis).
 fn created_in(order: &Order, window: Window) -> bool {
     DateTime::parse_from_rfc3339(&order.created_time)
-        .map(|t| {
-            let t = t.with_timezone(&Utc);
-            window.start <= t && t < window.end
-        })
+        .map(|t| window.contains(t.with_timezone(&Utc)))
         .unwrap_or(true)
 }
 
@@ -203,7 +221,20 @@ mod tests {
 
     /// The book after one complete listing of `window` returning `orders`.
     fn synced(window: Window, orders: Vec<Order>) -> OrderBook {
-        OrderBook::apply(None, OrderBook::listing(None, window), orders, None, window)
+        OrderBook::apply(
+            None,
+            OrderBook::listing(None, window, window.end),
+            orders,
+            None,
+            window,
+        )
+    }
+
+    fn token(name: &str, issued_at: DateTime<Utc>) -> Option<Resume> {
+        Some(Resume {
+            token: name.into(),
+            issued_at,
+        })
     }
 
     fn ids(book: &OrderBook) -> Vec<(&str, Option<&str>)> {
@@ -216,7 +247,7 @@ mod tests {
     #[test]
     fn no_book_lists_the_whole_window_by_creation() {
         let w = window(10);
-        let listing = OrderBook::listing(None, w);
+        let listing = OrderBook::listing(None, w, w.end);
         assert_eq!(
             (listing.by, listing.after, listing.before),
             (OrdersBy::Created, w.start, w.end)
@@ -228,7 +259,7 @@ mod tests {
     fn a_book_synced_an_hour_ago_lists_the_updates_since_with_an_overlap() {
         let book = synced(window(9), vec![]);
         assert!(!book.is_current(window(10)));
-        let listing = OrderBook::listing(Some(&book), window(10));
+        let listing = OrderBook::listing(Some(&book), window(10), at(10));
         assert_eq!(
             (listing.by, listing.after, listing.before),
             (OrdersBy::LastUpdated, at(9) - SYNC_OVERLAP, at(10))
@@ -238,13 +269,16 @@ mod tests {
     #[test]
     fn a_book_older_than_the_window_or_narrower_than_it_is_listed_again_whole() {
         let old = synced(window(1), vec![]);
-        assert_eq!(OrderBook::listing(Some(&old), window(10)).by, OrdersBy::Created);
+        assert_eq!(
+            OrderBook::listing(Some(&old), window(10), at(10)).by,
+            OrdersBy::Created
+        );
         let narrow = OrderBook {
             from: window(10).start + TimeDelta::hours(1),
             ..old
         };
         assert_eq!(
-            OrderBook::listing(Some(&narrow), window(10)).by,
+            OrderBook::listing(Some(&narrow), window(10), at(10)).by,
             OrdersBy::Created
         );
     }
@@ -262,7 +296,7 @@ mod tests {
         assert_eq!(book.orders.len(), 2);
 
         let w10 = window(10);
-        let listing = OrderBook::listing(Some(&book), w10);
+        let listing = OrderBook::listing(Some(&book), w10, at(10));
         let changed = vec![
             order("a", at(8), "SHIPPED"),
             order("b", at(9) + TimeDelta::minutes(30), "UNSHIPPED"),
@@ -277,17 +311,17 @@ mod tests {
     #[test]
     fn an_interrupted_listing_is_resumed_where_it_stopped_then_caught_up() {
         let w9 = window(9);
-        let first = OrderBook::listing(None, w9);
+        let first = OrderBook::listing(None, w9, at(9));
         let part = OrderBook::apply(
             None,
             first.clone(),
             vec![order("a", at(5), "SHIPPED")],
-            Some("page-2".into()),
+            token("page-2", at(9)),
             w9,
         );
         assert!(!part.is_current(w9));
-        let resumed = OrderBook::listing(Some(&part), window(10));
-        assert_eq!(resumed.resume.as_deref(), Some("page-2"));
+        let resumed = OrderBook::listing(Some(&part), window(10), at(10));
+        assert_eq!(resumed.resume, token("page-2", at(9)));
         assert_eq!(
             (resumed.after, resumed.before),
             (first.after, first.before),
@@ -303,8 +337,35 @@ mod tests {
         );
         assert_eq!(ids(&done), vec![("a", Some("SHIPPED")), ("b", Some("SHIPPED"))]);
         assert_eq!(done.synced_through, at(9));
-        let catch_up = OrderBook::listing(Some(&done), window(10));
+        let catch_up = OrderBook::listing(Some(&done), window(10), at(10));
         assert_eq!((catch_up.by, catch_up.before), (OrdersBy::LastUpdated, at(10)));
+    }
+
+    #[test]
+    fn a_token_too_old_for_amazon_restarts_its_listing_from_the_first_page() {
+        let w9 = window(9);
+        let first = OrderBook::listing(None, w9, at(9));
+        let part = OrderBook::apply(None, first.clone(), vec![], token("page-2", at(9)), w9);
+        let day_later = at(9) + TOKEN_LIFETIME;
+        let again = OrderBook::listing(Some(&part), window(10), day_later);
+        assert_eq!(
+            again,
+            Listing {
+                resume: None,
+                ..first
+            },
+            "the same query, from its first page"
+        );
+    }
+
+    #[test]
+    fn the_window_includes_both_its_ends() {
+        let w = window(9);
+        let book = synced(
+            w,
+            vec![order("start", w.start, "SHIPPED"), order("end", w.end, "SHIPPED")],
+        );
+        assert_eq!(book.orders.len(), 2);
     }
 
     #[test]
@@ -312,9 +373,9 @@ mod tests {
         let w = window(9);
         let book = OrderBook::apply(
             None,
-            OrderBook::listing(None, w),
+            OrderBook::listing(None, w, w.end),
             vec![order("a", at(5), "SHIPPED")],
-            Some("t".into()),
+            token("t", at(8)),
             w,
         );
         let json = serde_json::to_string(&book).unwrap();
