@@ -347,7 +347,7 @@ fn render_liveness(out: &mut String, names: &[&str], liveness: &[Liveness]) {
 }
 
 /// The freshness families: active users and those refreshed within the last hour (their ratio
-/// is the dashboard's freshness). Read from MongoDB at scrape time; empty when it cannot be
+/// is the dashboard's freshness), enabled seller accounts and those refreshed within the hour. Read from MongoDB at scrape time; empty when it cannot be
 /// read, so the queue families still reach Prometheus during a MongoDB outage.
 pub async fn freshness_text(db: &mongodb::Database) -> String {
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
@@ -365,6 +365,16 @@ pub async fn freshness_text(db: &mongodb::Database) -> String {
             "sellersync_users_refreshed_last_hour",
             "Active users whose data was refreshed within the last hour.",
             freshness.refreshed_since,
+        ),
+        (
+            "sellersync_seller_accounts_enabled",
+            "Enabled seller accounts.",
+            freshness.accounts_enabled,
+        ),
+        (
+            "sellersync_seller_accounts_refreshed_last_hour",
+            "Seller accounts whose data was refreshed within the last hour (an account a refresh left out is not).",
+            freshness.accounts_refreshed_since,
         ),
     ] {
         family(&mut out, name, "gauge", help);

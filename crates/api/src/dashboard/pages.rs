@@ -504,7 +504,10 @@ pub async fn user(
             id: account.clone(),
             status: format!("{:?}", o.status),
             at: view::ms(Some(o.at.timestamp_millis() as u64)),
+            refreshed: view::ms(o.refreshed_at.map(|t| t.timestamp_millis() as u64)),
+            missing_roles: o.missing_roles.join(", "),
             error: o.error.clone().unwrap_or_default(),
+            request_id: o.request_id.clone().unwrap_or_default(),
         })
         .collect();
     accounts.sort_by(|a, b| a.id.cmp(&b.id));

@@ -261,7 +261,13 @@ pub struct AccountRow {
     pub id: String,
     pub status: String,
     pub at: String,
+    /// When its data was last refreshed.
+    pub refreshed: String,
+    /// Amazon operations the seller did not grant the role for.
+    pub missing_roles: String,
     pub error: String,
+    /// Amazon's request id of the failing answer.
+    pub request_id: String,
 }
 
 /// The `userId` of a job's payload, if it has one.

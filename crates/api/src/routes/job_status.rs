@@ -58,6 +58,10 @@ struct UserStatus {
     /// Every seller account needs its seller to authorize us again; hourly refreshes are paused
     /// until an account's credentials change.
     needs_reauthorization: bool,
+    /// Seller accounts whose last refresh attempt refreshed them (their data is current).
+    accounts_current: usize,
+    /// Seller accounts with a recorded outcome.
+    accounts_total: usize,
     /// Each seller account's last outcome.
     accounts: Vec<AccountFreshness>,
     /// The most recent job, if any.
@@ -72,11 +76,43 @@ struct UserStatus {
 struct AccountFreshness {
     account_id: String,
     status: accounts::AccountStatus,
+    /// The last attempt refreshed this account: its data is as of `lastRefreshedAt`.
+    current: bool,
+    /// When the last attempt on the account was made.
     at: Option<DateTime<Utc>>,
+    /// When the account's data was last refreshed (its stored summary is from then).
+    last_refreshed_at: Option<DateTime<Utc>>,
+    /// Amazon operations the seller did not grant the role for (skipped until it authorizes
+    /// sellersync again), e.g. `getInventorySummaries`.
+    missing_roles: Vec<String>,
     /// What went wrong, for accounts that failed: the internal detail for admins and viewers,
     /// the public message ("seller authorization needed", "temporarily unavailable, will
     /// retry") for user tokens.
     error: Option<String>,
+    /// Amazon's request id of the failing answer (admins and viewers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
+impl AccountFreshness {
+    /// `outcome` as `whole` (admins, viewers) or as its user sees it.
+    fn of(account_id: &str, outcome: &accounts::AccountOutcome, whole: bool) -> Self {
+        let error = match &outcome.error {
+            // A failure the last attempt recorded is retried unless the seller must act.
+            Some(_) if !whole => Some(job_status::public_account_message(outcome.status, true)),
+            other => other.clone(),
+        };
+        Self {
+            account_id: account_id.to_owned(),
+            status: outcome.status,
+            current: outcome.status == accounts::AccountStatus::Ok,
+            at: to_utc(outcome.at),
+            last_refreshed_at: outcome.refreshed_at.and_then(to_utc),
+            missing_roles: outcome.missing_roles.clone(),
+            error,
+            request_id: outcome.request_id.clone().filter(|_| whole),
+        }
+    }
 }
 
 fn to_utc(t: mongodb::bson::DateTime) -> Option<DateTime<Utc>> {
@@ -111,24 +147,15 @@ async fn user_status(
     let mut accounts: Vec<AccountFreshness> = user
         .iter()
         .flat_map(|u| &u.account_outcomes)
-        .map(|(id, outcome)| AccountFreshness {
-            account_id: id.clone(),
-            status: outcome.status,
-            at: to_utc(outcome.at),
-            error: match (&outcome.error, &outcome.status) {
-                (Some(_), status) if !whole => Some(job_status::public_account_message(
-                    *status == accounts::AccountStatus::NeedsReauthorization,
-                    true,
-                )),
-                (other, _) => other.clone(),
-            },
-        })
+        .map(|(id, outcome)| AccountFreshness::of(id, outcome, whole))
         .collect();
     accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
     let status = UserStatus {
         last_data_update_at: user.as_ref().and_then(|u| u.last_data_update_at).and_then(to_utc),
         last_attempt_at: user.as_ref().and_then(|u| u.last_attempt_at).and_then(to_utc),
         needs_reauthorization: user.as_ref().is_some_and(|u| u.needs_reauthorization),
+        accounts_current: accounts.iter().filter(|a| a.current).count(),
+        accounts_total: accounts.len(),
         accounts,
         latest: history.first().cloned(),
         history,

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use futures::future::try_join_all;
+use sellersync_core::domain::accounts::AccountStatus;
 use sellersync_core::jobs::job_status;
+use sellersync_core::jobs::refresh::AccountError;
 use sellersync_queue::{Counts, JobInfo, JobState, Queue};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -176,9 +178,13 @@ fn user_view(mut job: JobInfo) -> JobInfo {
         .and_then(|result| result.get_mut("errors"))
         .and_then(serde_json::Value::as_array_mut);
     for error in account_errors.into_iter().flatten() {
+        let status = serde_json::from_value::<AccountError>(error.clone())
+            .map_or(AccountStatus::Failed, |e| e.status());
         let retryable = error["retryable"].as_bool().unwrap_or(true);
-        let withdrawn = error["needsReauthorization"].as_bool().unwrap_or(false);
-        error["message"] = json!(job_status::public_account_message(withdrawn, retryable));
+        error["message"] = json!(job_status::public_account_message(status, retryable));
+        if let Some(fields) = error.as_object_mut() {
+            fields.remove("requestId");
+        }
     }
     job
 }

@@ -258,3 +258,66 @@ async fn a_failing_jobs_record_shows_its_user_the_public_message_only_and_admins
     let (_, body) = app.admin_get(&format!("/api/jobs/{job}")).await;
     assert_eq!(body["data"]["failedReason"], internal);
 }
+
+#[tokio::test]
+async fn a_users_status_says_which_accounts_are_current_and_why_the_others_are_not() {
+    let app = spawn_app().await;
+    app.add_users(&["u1"]).await;
+    let now = mongodb::bson::DateTime::now();
+    let earlier = mongodb::bson::DateTime::from_millis(now.timestamp_millis() - 3_600_000);
+    let outcomes = mongodb::bson::doc! {
+        "acct-ok": { "status": "ok", "at": now, "refreshedAt": now, "missingRoles": ["getInventorySummaries"] },
+        "acct-denied": { "status": "missingRole", "at": now, "refreshedAt": earlier,
+            "error": "the seller has not granted the role searchOrders needs", "missingRoles": ["searchOrders"],
+            "requestId": "amzn-req-1" },
+    };
+    app.db()
+        .await
+        .collection::<mongodb::bson::Document>("users")
+        .update_one(
+            mongodb::bson::doc! { "_id": "u1" },
+            mongodb::bson::doc! { "$set": { "accountOutcomes": outcomes, "lastDataUpdateAt": now } },
+        )
+        .await
+        .unwrap();
+
+    let own = app.token("u1", Role::User);
+    let (status, body) = app
+        .call(Method::GET, "/app/job-status/status/user/u1", Some(&own), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    assert_eq!(
+        (data["accountsCurrent"].as_u64(), data["accountsTotal"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let denied = &data["accounts"][0];
+    assert_eq!(denied["accountId"], "acct-denied");
+    assert_eq!(
+        (denied["status"].as_str(), denied["current"].as_bool()),
+        (Some("missingRole"), Some(false))
+    );
+    assert_eq!(denied["missingRoles"], json!(["searchOrders"]));
+    assert_eq!(
+        denied["error"],
+        sellersync_core::jobs::job_status::public::ROLE_NOT_GRANTED
+    );
+    assert!(
+        denied.get("requestId").is_none(),
+        "Amazon's request id is for admins"
+    );
+    assert!(denied["lastRefreshedAt"].is_string(), "how old its data is");
+    let refreshed = &data["accounts"][1];
+    assert_eq!(
+        (refreshed["current"].as_bool(), refreshed["missingRoles"].clone()),
+        (Some(true), json!(["getInventorySummaries"]))
+    );
+
+    let (_, body) = app.admin_get("/app/job-status/status/user/u1").await;
+    let denied = &body["data"]["accounts"][0];
+    assert_eq!(denied["requestId"], "amzn-req-1");
+    assert!(
+        denied["error"].as_str().unwrap().contains("searchOrders"),
+        "the detail for admins"
+    );
+}

@@ -214,28 +214,42 @@ pub async fn active_user_ids(db: &Database) -> CoreResult<Vec<String>> {
     user_ids(db, doc! { "active": true }).await
 }
 
-/// How fresh active users' data is: how many there are, and how many were refreshed since a
-/// moment (the share refreshed within the last hour is the freshness the dashboard shows).
+/// How fresh the data is: active users and those refreshed since a moment (the share refreshed
+/// within the last hour is the freshness the dashboard shows), and the same for enabled seller
+/// accounts: a user whose refresh left an account out counts as refreshed, its account does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Freshness {
     pub active: u64,
     pub refreshed_since: u64,
+    pub accounts_enabled: u64,
+    pub accounts_refreshed_since: u64,
 }
 
-/// Counts active users and those whose `lastDataUpdateAt` is at or after `since` (both
-/// answered by the `active_lastDataUpdateAt` index).
+/// Counts active users and those whose `lastDataUpdateAt` is at or after `since`, enabled seller
+/// accounts and the account summaries stored at or after `since` (each count answered by an
+/// index).
 pub async fn freshness(db: &Database, since: chrono::DateTime<chrono::Utc>) -> CoreResult<Freshness> {
     let users = db.collection::<Document>(USERS);
+    let (accounts, summaries) = (
+        db.collection::<Document>(SELLER_ACCOUNTS),
+        db.collection::<Document>(ACCOUNT_SUMMARIES),
+    );
     let since = bson::DateTime::from_millis(since.timestamp_millis());
-    let (active, refreshed_since) = futures::try_join!(
+    let (active, refreshed_since, accounts_enabled, accounts_refreshed_since) = futures::try_join!(
         users.count_documents(doc! { "active": true }).into_future(),
         users
             .count_documents(doc! { "active": true, "lastDataUpdateAt": { "$gte": since } })
+            .into_future(),
+        accounts.count_documents(doc! { "enabled": true }).into_future(),
+        summaries
+            .count_documents(doc! { "updatedAt": { "$gte": since } })
             .into_future(),
     )?;
     Ok(Freshness {
         active,
         refreshed_since,
+        accounts_enabled,
+        accounts_refreshed_since,
     })
 }
 

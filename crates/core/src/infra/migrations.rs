@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0002_users_and_accounts_indexes"),
     migration!("0003_job_status_updated_at"),
     migration!("0004_job_status_drop_jobId_unique"),
+    migration!("0005_account_freshness_indexes"),
 ];
 
 #[derive(Debug, Deserialize)]

@@ -115,6 +115,22 @@ async fn one_failing_account_of_three_does_not_stop_the_others() {
         !user.get_bool("needsReauthorization").unwrap(),
         "two accounts still work"
     );
+    assert!(!report.all_accounts_refreshed(), "the job says one was left out");
+
+    sellersync_core::infra::migrations::apply(r.store.db())
+        .await
+        .unwrap();
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let freshness = accounts::freshness(r.store.db(), hour_ago).await.unwrap();
+    assert_eq!(
+        (
+            freshness.refreshed_since,
+            freshness.accounts_enabled,
+            freshness.accounts_refreshed_since
+        ),
+        (1, 3, 2),
+        "the user counts as refreshed, the account left out does not"
+    );
 }
 
 async fn user_doc(r: &Refresher, id: &str) -> Document {

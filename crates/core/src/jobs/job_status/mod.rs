@@ -18,6 +18,7 @@ use mongodb::Database;
 use mongodb::bson::{self, doc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::accounts::AccountStatus;
 use crate::infra::error::CoreResult;
 
 pub const JOB_STATUS: &str = "job_status";
@@ -97,6 +98,9 @@ pub mod public {
     pub const WILL_RETRY: &str = "temporarily unavailable, will retry";
     /// A seller account that failed for a reason another try cannot fix.
     pub const ACCOUNT_FAILED: &str = "this seller account could not be refreshed";
+    /// The seller did not grant sellersync the Amazon role some of its data needs.
+    pub const ROLE_NOT_GRANTED: &str =
+        "the seller has not given sellersync access to this data; it must authorize sellersync again";
     /// Deferred: another refresh of the same user is running.
     pub const USER_BUSY: &str = "waiting for another refresh of this user to finish";
     /// Deferred: the user's or Amazon's rate limits are used up.
@@ -137,16 +141,16 @@ pub fn public_message(detail: &str, failed_after: Option<u32>) -> String {
     }
 }
 
-/// The public message of a seller account's error in a completed job's report, from what the
-/// report says of it (never from its text).
-pub fn public_account_message(needs_reauthorization: bool, retryable: bool) -> String {
-    if needs_reauthorization {
-        public::NEEDS_AUTHORIZATION.to_owned()
-    } else if retryable {
-        public::WILL_RETRY.to_owned()
-    } else {
-        public::ACCOUNT_FAILED.to_owned()
+/// The public message of a seller account's problem, from its status and whether a retry may fix
+/// it (never from its text).
+pub fn public_account_message(status: AccountStatus, retryable: bool) -> String {
+    match status {
+        AccountStatus::NeedsReauthorization => public::NEEDS_AUTHORIZATION,
+        AccountStatus::MissingRole => public::ROLE_NOT_GRANTED,
+        _ if retryable => public::WILL_RETRY,
+        _ => public::ACCOUNT_FAILED,
     }
+    .to_owned()
 }
 
 /// The public message of why a job was put back without spending an attempt.
@@ -174,6 +178,12 @@ pub struct AccountErrorRecord {
     #[serde(default)]
     pub public_message: Option<String>,
     pub retryable: bool,
+    /// The operation Amazon refused for a role the seller did not grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_role: Option<String>,
+    /// Amazon's `x-amzn-RequestId` of the failing answer (admins only; absent from a user's view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// A job's JobStatus document, as the API shows it (times in RFC 3339, UTC).
@@ -223,8 +233,16 @@ pub struct JobStatusRecord {
     pub accounts_processed: Option<u64>,
     #[serde(default)]
     pub accounts_failed: Option<u64>,
+    /// Accounts waiting for their seller (withdrawn grant, role not granted): not refreshed.
+    #[serde(default)]
+    pub accounts_awaiting_seller: Option<u64>,
     #[serde(default)]
     pub account_errors: Vec<AccountErrorRecord>,
+    /// For a completed job, whether every seller account was refreshed; `false` says the job
+    /// completed with accounts left out (within `worker.max_failed_account_share`), listed in
+    /// `accountErrors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_accounts_refreshed: Option<bool>,
     /// Every failed attempt, oldest first.
     #[serde(default)]
     pub errors: Vec<AttemptError>,
@@ -284,6 +302,7 @@ impl JobStatusRecord {
         }
         for error in &mut self.account_errors {
             error.message = None;
+            error.request_id = None;
         }
         self
     }
@@ -311,7 +330,12 @@ impl JobStatusRecord {
             if error.public_message.is_none() {
                 // Such records kept no flag: our own words for a withdrawn authorization tell.
                 error.public_message = error.message.as_deref().map(|m| {
-                    public_account_message(needs_authorization(&m.to_ascii_lowercase()), error.retryable)
+                    let status = if needs_authorization(&m.to_ascii_lowercase()) {
+                        AccountStatus::NeedsReauthorization
+                    } else {
+                        AccountStatus::Failed
+                    };
+                    public_account_message(status, error.retryable)
                 });
             }
         }
@@ -417,9 +441,17 @@ mod public_message_tests {
 
     #[test]
     fn an_accounts_public_message_follows_its_report_not_its_text() {
-        assert_eq!(public_account_message(true, false), public::NEEDS_AUTHORIZATION);
-        assert_eq!(public_account_message(false, true), public::WILL_RETRY);
-        assert_eq!(public_account_message(false, false), public::ACCOUNT_FAILED);
+        use AccountStatus::*;
+        assert_eq!(
+            public_account_message(NeedsReauthorization, false),
+            public::NEEDS_AUTHORIZATION
+        );
+        assert_eq!(
+            public_account_message(MissingRole, false),
+            public::ROLE_NOT_GRANTED
+        );
+        assert_eq!(public_account_message(Failed, true), public::WILL_RETRY);
+        assert_eq!(public_account_message(Failed, false), public::ACCOUNT_FAILED);
     }
 
     #[test]

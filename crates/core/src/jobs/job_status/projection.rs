@@ -218,15 +218,27 @@ fn completion_fields(event: &JobEvent) -> Document {
             fields.insert("accountsTotal", outcome.accounts_total as i64);
             fields.insert("accountsProcessed", outcome.accounts_processed as i64);
             fields.insert("accountsFailed", outcome.accounts_failed as i64);
+            fields.insert(
+                "accountsAwaitingSeller",
+                outcome.accounts_awaiting_reauthorization as i64,
+            );
+            fields.insert("allAccountsRefreshed", outcome.all_accounts_refreshed());
             let errors: Vec<Bson> = outcome
                 .errors
                 .iter()
                 .map(|e| {
-                    Bson::Document(doc! {
+                    let mut error = doc! {
                         "accountId": &e.account_id, "sellerId": &e.seller_id,
                         "message": &e.message, "retryable": e.retryable,
-                        "publicMessage": public_account_message(e.needs_reauthorization, e.retryable),
-                    })
+                        "publicMessage": public_account_message(e.status(), e.retryable),
+                    };
+                    if let Some(role) = &e.missing_role {
+                        error.insert("missingRole", role);
+                    }
+                    if let Some(id) = &e.request_id {
+                        error.insert("requestId", id);
+                    }
+                    Bson::Document(error)
                 })
                 .collect();
             fields.insert("accountErrors", errors);
