@@ -267,3 +267,48 @@ async fn a_listing_cut_short_by_the_rate_limit_resumes_where_it_stopped() {
         "{pages} pages in all were read once: {cut_short} calls, then {resumed} (inventory and a catch-up page included)"
     );
 }
+
+#[tokio::test]
+async fn a_resumed_listing_whose_token_amazon_refuses_starts_over_once_with_the_same_query() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig {
+        orders_per_day: 400,
+        orders_token_ttl_secs: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    let r = refresher(&ns, &sim).await;
+    user(&r, "stale", &[("STALE", US)]).await;
+    let first = r.process_user_data("stale", &|_| {}).await.unwrap();
+    assert!(first.rate_bound_retry_after().is_some(), "cut short: {first:?}");
+    let cut_short = sim.exchanges().await.len();
+
+    // The stored token outlives Amazon's patience (here 1 s instead of 24 h).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sim.plan("STALE", "searchOrders", 100.0, 100.0).await;
+    let later = Refresher {
+        spapi: sim.client(&ns),
+        ..r.clone()
+    };
+    let second = later.process_user_data("stale", &|_| {}).await.unwrap();
+    assert_eq!(second.accounts_processed, 1, "{second:?}");
+
+    let exchanges = sim.exchanges().await;
+    let resumed: Vec<_> = exchanges[cut_short..]
+        .iter()
+        .filter(|e| e.path.starts_with("/orders/"))
+        .collect();
+    assert_eq!(resumed[0].status, 400, "the expired token was refused");
+    assert!(resumed[0].param("paginationToken").len() == 1);
+    assert!(
+        resumed[1].param("paginationToken").is_empty(),
+        "then the first page again"
+    );
+    assert_eq!(
+        resumed[1].param("createdAfter"),
+        resumed[0].param("createdAfter"),
+        "the same query"
+    );
+    assert_eq!(resumed.iter().filter(|e| e.status == 400).count(), 1, "no loop");
+    sim.assert_served_contract().await;
+}
