@@ -4,6 +4,11 @@
 //! subscriber in this process. A subscriber that asks to resume (`Last-Event-ID`) first reads
 //! what it missed straight from the stream, then joins the broadcast.
 //!
+//! Who sees what: every event carries the user of each job it covers. A subscriber held to one
+//! user (a user token) gets an event only when its jobs are that user's: a `cleaned` event, which
+//! lists every job one retention pass deleted (of many users), is cut down to that user's jobs,
+//! and a job whose user is not known is shown to admins and viewers only.
+//!
 //! Bounded: each subscriber has a queue of `events.client_buffer` events; one that falls further
 //! behind is disconnected rather than buffered without limit (it may reconnect and resume).
 
@@ -42,7 +47,7 @@ pub struct LiveEvent {
     /// The transition: enqueued, active, progress, retrying, completed, failed, removed, ...
     pub event: &'static str,
     pub job_id: String,
-    /// Every job a `cleaned` event covers.
+    /// Every job a `cleaned` event covers (for a user token: only that user's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_ids: Option<Vec<String>>,
     /// The job's state after it (empty for events that change nothing).
@@ -53,7 +58,8 @@ pub struct LiveEvent {
     pub at: u64,
     pub attempt: u32,
     pub progress: u8,
-    /// The user the job refreshes, when known.
+    /// The user the job refreshes, when known (of a `cleaned` event: the user of every job it
+    /// covers, when that is one user).
     pub user_id: Option<String>,
     /// The attempt's error: the internal detail for admins and viewers, the public message
     /// ("temporarily unavailable, will retry", "failed after 3 attempts") for user tokens.
@@ -65,6 +71,10 @@ pub struct LiveEvent {
     /// queue script call, so a client can stop in the middle of an entry).
     #[serde(skip)]
     pub position: Position,
+    /// The user of each of `job_ids` (`None`: not known), so a multi-job event can be cut down
+    /// to one user's jobs.
+    #[serde(skip)]
+    pub owners: Vec<Option<String>>,
 }
 
 /// A place in one queue's event stream: after entry `entry` whole, or, with `through: Some(i)`,
@@ -116,8 +126,10 @@ impl std::fmt::Display for Position {
 }
 
 impl LiveEvent {
-    fn new(queue: &str, event: JobEvent, user_id: Option<String>) -> Self {
-        let many = event.job_ids.len() > 1;
+    /// The event with the users of its jobs: `owners` holds the user of each of `event.job_ids`.
+    fn new(queue: &str, event: JobEvent, owners: Vec<Option<String>>) -> Self {
+        let many = event.kind == EventKind::Cleaned;
+        let user_id = one_user(&owners);
         Self {
             queue: queue.to_owned(),
             stream_id: event.stream_id,
@@ -133,12 +145,47 @@ impl LiveEvent {
             error: event.snapshot.last_error,
             index: 0,
             position: Position::default(),
+            owners,
         }
+    }
+
+    /// This event as user `user` may see it: whole when every job it covers is theirs, cut
+    /// down to their jobs when it covers other users' too, `None` when none is theirs (or the
+    /// user of a job is not known).
+    pub fn for_user(self: &Arc<Self>, user: &str) -> Option<Arc<Self>> {
+        let theirs = |owner: &Option<String>| owner.as_deref() == Some(user);
+        if self.owners.iter().all(theirs) && !self.owners.is_empty() {
+            return Some(self.clone());
+        }
+        let ids = self.job_ids.as_ref()?;
+        let kept: Vec<String> = ids
+            .iter()
+            .zip(&self.owners)
+            .filter(|(_, owner)| theirs(owner))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let first = kept.first()?.clone();
+        Some(Arc::new(Self {
+            job_id: first,
+            owners: vec![Some(user.to_owned()); kept.len()],
+            job_ids: Some(kept),
+            user_id: Some(user.to_owned()),
+            ..Self::clone(self)
+        }))
     }
 
     pub fn id(&self) -> StreamId {
         StreamId::parse(&self.stream_id).unwrap_or(StreamId::ZERO)
     }
+}
+
+/// The one user all of `owners` are, if they are one known user.
+fn one_user(owners: &[Option<String>]) -> Option<String> {
+    let first = owners.first()?.as_ref()?;
+    owners
+        .iter()
+        .all(|o| o.as_ref() == Some(first))
+        .then(|| first.clone())
 }
 
 /// Numbers each event within its stream entry and sets where a client that saw it resumes
@@ -169,13 +216,16 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn accepts(&self, event: &LiveEvent) -> bool {
-        let state_ok = self.state.as_ref().is_none_or(|s| *s == event.state);
-        let user_ok = self
-            .user
-            .as_ref()
-            .is_none_or(|u| event.user_id.as_deref() == Some(u.as_str()));
-        state_ok && user_ok
+    /// The event as this subscriber gets it (a multi-job event cut down to the filtered user's
+    /// jobs), or `None` when it does not get it.
+    pub fn view(&self, event: &Arc<LiveEvent>) -> Option<Arc<LiveEvent>> {
+        if self.state.as_ref().is_some_and(|s| *s != event.state) {
+            return None;
+        }
+        match &self.user {
+            None => Some(event.clone()),
+            Some(user) => event.for_user(user),
+        }
     }
 }
 
@@ -458,11 +508,12 @@ impl Forward {
         }
     }
 
-    /// Queues the event if the filter takes it; false when the subscriber is gone or too slow.
+    /// Queues the event as the filter shows it, if at all; false when the subscriber is gone or
+    /// too slow.
     fn deliver(&self, event: Arc<LiveEvent>) -> bool {
-        if !self.filter.accepts(&event) {
+        let Some(event) = self.filter.view(&event) else {
             return true;
-        }
+        };
         match self.tx.try_send(event) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -506,8 +557,8 @@ impl UserResolver {
         let mut live: Vec<LiveEvent> = events
             .into_iter()
             .map(|event| {
-                let user = known.get(&event.job_id).cloned();
-                LiveEvent::new(queue.name(), event, user)
+                let owners = event.job_ids.iter().map(|id| known.get(id).cloned()).collect();
+                LiveEvent::new(queue.name(), event, owners)
             })
             .collect();
         set_positions(&mut live);
@@ -526,8 +577,9 @@ impl UserResolver {
         let known = self.known.lock().expect("not poisoned");
         let mut missing: Vec<String> = events
             .iter()
-            .filter(|e| e.kind != EventKind::Cleaned && !known.contains_key(&e.job_id))
-            .map(|e| e.job_id.clone())
+            .flat_map(|e| &e.job_ids)
+            .filter(|id| !known.contains_key(*id))
+            .cloned()
             .collect();
         missing.sort();
         missing.dedup();
@@ -584,4 +636,55 @@ async fn payload_users(queue: &Queue, ids: &[String]) -> QueueResult<HashMap<Str
         .zip(payloads)
         .filter_map(|(id, payload)| Some((id.clone(), user_of_payload(&payload?)?)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cleaned(owners: &[Option<&str>]) -> Arc<LiveEvent> {
+        let ids: Vec<String> = (0..owners.len()).map(|i| format!("job{i}")).collect();
+        let owners: Vec<Option<String>> = owners.iter().map(|o| o.map(str::to_owned)).collect();
+        Arc::new(LiveEvent {
+            queue: "q".into(),
+            stream_id: "1-0".into(),
+            event: "cleaned",
+            job_id: ids[0].clone(),
+            user_id: one_user(&owners),
+            job_ids: Some(ids),
+            state: String::new(),
+            version: 0,
+            at: 0,
+            attempt: 0,
+            progress: 0,
+            error: None,
+            index: 0,
+            position: Position::default(),
+            owners,
+        })
+    }
+
+    #[test]
+    fn a_user_gets_only_its_own_jobs_of_a_multi_job_event_and_none_of_unknown_users() {
+        let event = cleaned(&[Some("a"), None, Some("b"), Some("a")]);
+        assert_eq!(event.user_id, None);
+        let a = event.for_user("a").expect("a has jobs in it");
+        assert_eq!(
+            a.job_ids.as_deref(),
+            Some(&["job0".to_owned(), "job3".to_owned()][..])
+        );
+        assert_eq!((a.job_id.as_str(), a.user_id.as_deref()), ("job0", Some("a")));
+        assert!(event.for_user("c").is_none());
+        assert!(
+            cleaned(&[None]).for_user("a").is_none(),
+            "an unknown user is nobody's"
+        );
+        let own = cleaned(&[Some("a"), Some("a")]);
+        assert!(
+            Arc::ptr_eq(&own.for_user("a").unwrap(), &own),
+            "all theirs: sent whole"
+        );
+        let admin = Filter::default();
+        assert!(Arc::ptr_eq(&admin.view(&event).unwrap(), &event));
+    }
 }

@@ -81,6 +81,19 @@ impl SseClient {
         .is_ok()
     }
 
+    /// Events until one of kind `event` (any job); returns them all.
+    pub async fn until_event(&mut self, event: &str) -> Vec<Received> {
+        let mut seen = Vec::new();
+        loop {
+            let next = self.next().await;
+            let done = next.data["event"] == event;
+            seen.push(next);
+            if done {
+                return seen;
+            }
+        }
+    }
+
     /// Events until one for `job` with `event`; returns them all.
     pub async fn until(&mut self, job: &str, event: &str) -> Vec<Received> {
         let mut seen = Vec::new();
@@ -202,6 +215,66 @@ async fn a_user_token_sees_only_its_own_jobs_and_filters_apply() {
         "enqueued and active events were filtered out"
     );
     assert_eq!(failed.data["error"], "boom");
+}
+
+/// Retention and `clean` write one `cleaned` event for a whole batch of deleted jobs (about 100 of
+/// them, of many users). A user token gets it cut down to its own jobs, and never another user's
+/// job id or user id; an admin gets it whole.
+#[tokio::test]
+async fn a_cleaned_batch_of_three_users_jobs_is_cut_down_to_each_users_own_and_admins_see_it_whole() {
+    let app = spawn_app().await;
+    let users = ["alice", "bob", "carol"];
+    app.add_users(&users).await;
+    let mut admin = SseClient::connect(&app, "", &app.admin(), None).await;
+    let mut own = Vec::new();
+    for user in users {
+        own.push(SseClient::connect(&app, "", &app.token(user, Role::User), None).await);
+    }
+    let jobs = app.enqueue(&users).await;
+    finish_jobs(&app.queue().await, 3, Ok(())).await;
+    let (status, body) = app
+        .admin_post(
+            "/api/admin/queues/user-data/clean",
+            Some(serde_json::json!({ "olderThanMs": 0, "status": "completed" })),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["data"]["removed"]),
+        (200, &Json::from(3)),
+        "{body}"
+    );
+
+    let whole = admin.until_event("cleaned").await.pop().unwrap();
+    let mut all: Vec<&str> = whole.data["jobIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    all.sort_unstable();
+    let mut expected: Vec<&str> = jobs.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(all, expected, "one event for the whole batch: {}", whole.data);
+    assert_eq!(whole.data["userId"], Json::Null, "three users, not one");
+
+    for ((user, job), client) in users.iter().zip(&jobs).zip(&mut own) {
+        let seen = client.until_event("cleaned").await;
+        let cleaned = &seen.last().unwrap().data;
+        assert_eq!(cleaned["jobIds"], serde_json::json!([job]), "{user}: {cleaned}");
+        assert_eq!(
+            (&cleaned["jobId"], &cleaned["userId"]),
+            (&Json::from(job.as_str()), &Json::from(*user))
+        );
+        for event in &seen {
+            let text = event.data.to_string();
+            for (other, other_job) in users.iter().zip(&jobs).filter(|(u, _)| *u != user) {
+                assert!(
+                    !text.contains(other) && !text.contains(other_job.as_str()),
+                    "{user} was sent {other}'s job: {text}"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]
