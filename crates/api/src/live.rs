@@ -10,22 +10,25 @@
 //! and a job whose user is not known is shown to admins and viewers only.
 //!
 //! Bounded: each subscriber has a queue of `events.client_buffer` events; one that falls further
-//! behind is disconnected rather than buffered without limit (it may reconnect and resume).
+//! behind on any of its queues (or behind the broadcast itself) is disconnected rather than
+//! buffered without limit (it may reconnect and resume). Slots are bounded per process
+//! (`events.max_subscribers`, some kept for admins and viewers) and per caller.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use sellersync_core::bootstrap::unless_stopping;
+use sellersync_core::domain::auth::Claims;
 use sellersync_core::jobs::job_status::JOB_STATUS;
 use sellersync_queue::RedisConnection;
 use sellersync_queue::events::{EventKind, JobEvent, StreamId};
 use sellersync_queue::{Queue, QueueResult};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Events one read takes from the stream.
@@ -229,16 +232,34 @@ impl Filter {
     }
 }
 
-/// What a subscriber receives: events, or the end of its subscription.
-pub type Subscription = mpsc::Receiver<Arc<LiveEvent>>;
+/// What a subscriber receives: events, then the end of its subscription. A subscription is one
+/// whole: when it ends on one queue (it fell behind there, or the API stops) it ends on all, and
+/// [`Subscription::ended`] says so at once, while events may still wait in its queue (the event
+/// stream's handler then cuts the connection, whose writes may be stalled by a client that stopped
+/// reading; the client resumes from the last event it got).
+pub struct Subscription {
+    events: mpsc::Receiver<Arc<LiveEvent>>,
+    ended: CancellationToken,
+}
+
+impl Subscription {
+    /// The next event; `None` once the subscription ended and its queue is empty.
+    pub async fn recv(&mut self) -> Option<Arc<LiveEvent>> {
+        self.events.recv().await
+    }
+
+    /// Cancelled when the subscription ends (on any of its queues).
+    pub fn ended(&self) -> CancellationToken {
+        self.ended.clone()
+    }
+}
 
 /// The readers of every queue's stream and their subscribers.
 pub struct Hub {
     queues: BTreeMap<String, QueueFeed>,
     users: Arc<UserResolver>,
     client_buffer: usize,
-    max_subscribers: usize,
-    subscribers: Arc<AtomicUsize>,
+    slots: Arc<Slots>,
     /// Where readers and forwarding tasks run (see [`Hub::start`]).
     tasks: TaskTracker,
     /// Turns true when the API stops: subscriptions end then, so an open event stream does not
@@ -251,9 +272,15 @@ struct QueueFeed {
     sender: broadcast::Sender<Arc<LiveEvent>>,
 }
 
-/// Too many subscribers already.
-#[derive(Debug)]
-pub struct Full;
+/// Why a subscription was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Every slot this caller may take is taken (`events.max_subscribers`, less the slots kept
+    /// for admins and viewers when the caller is neither).
+    Full,
+    /// The caller already holds `events.max_subscribers_per_caller` feeds.
+    CallerLimit(usize),
+}
 
 impl Hub {
     /// Starts one reader per queue, each on a connection of its own from `connect`; they, and
@@ -287,8 +314,7 @@ impl Hub {
             queues: feeds,
             users,
             client_buffer: settings.client_buffer,
-            max_subscribers: settings.max_subscribers,
-            subscribers: Arc::new(AtomicUsize::new(0)),
+            slots: Arc::new(Slots::new(settings)),
             tasks,
             stopped,
         }
@@ -298,16 +324,18 @@ impl Hub {
         self.queues.keys().map(String::as_str).collect()
     }
 
-    /// Subscribes to `queues` (names known to the hub), resuming after the ids in `resume`.
+    /// Subscribes `caller` to `queues` (names known to the hub), resuming after the ids in
+    /// `resume`; refused when the caller may take no more slots.
     pub fn subscribe(
         &self,
+        caller: &Claims,
         queues: &[String],
         resume: &BTreeMap<String, Position>,
         filter: Filter,
-    ) -> Result<Subscription, Full> {
-        let slot = SubscriberSlot::take(&self.subscribers, self.max_subscribers).ok_or(Full)?;
-        let slot = Arc::new(slot);
+    ) -> Result<Subscription, Refused> {
+        let slot = Arc::new(self.slots.take(caller)?);
         let (tx, rx) = mpsc::channel(self.client_buffer);
+        let ended = CancellationToken::new();
         for name in queues {
             let Some(feed) = self.queues.get(name) else {
                 continue;
@@ -322,34 +350,101 @@ impl Hub {
                 _slot: slot.clone(),
             };
             let mut stopped = self.stopped.clone();
-            self.tasks
-                .spawn(async move { unless_stopping(&mut stopped, forward.run()).await });
+            let ended = ended.clone();
+            self.tasks.spawn(async move {
+                // Whatever ends one queue's forwarding ends the subscription on every queue.
+                let _end_all = ended.clone().drop_guard();
+                tokio::select! {
+                    _ = unless_stopping(&mut stopped, forward.run()) => {}
+                    () = ended.cancelled() => {}
+                }
+            });
         }
-        Ok(rx)
+        Ok(Subscription { events: rx, ended })
     }
 
     pub fn subscriber_count(&self) -> usize {
-        self.subscribers.load(Ordering::Relaxed)
+        self.slots.taken()
+    }
+
+    /// Where subscriptions' helper tasks run (the event stream's connection guard).
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
     }
 }
 
-/// Counts a subscriber while it lives.
-struct SubscriberSlot(Arc<AtomicUsize>);
+/// The subscriber slots of one process: `max` in all, `reserved` of them for admins and
+/// viewers, at most `per_caller` for one caller.
+struct Slots {
+    max: usize,
+    reserved: usize,
+    per_caller: usize,
+    taken: std::sync::Mutex<Taken>,
+}
 
-impl SubscriberSlot {
-    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
-        let taken = count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok();
-        taken.then(|| Self(count.clone()))
+#[derive(Default)]
+struct Taken {
+    all: usize,
+    /// Taken by user tokens.
+    users: usize,
+    by_caller: HashMap<String, usize>,
+}
+
+impl Slots {
+    fn new(settings: &sellersync_core::config::EventsSettings) -> Self {
+        Self {
+            max: settings.max_subscribers,
+            reserved: settings.staff_reserved_subscribers,
+            per_caller: settings.max_subscribers_per_caller,
+            taken: std::sync::Mutex::new(Taken::default()),
+        }
     }
+
+    fn take(self: &Arc<Self>, caller: &Claims) -> Result<SubscriberSlot, Refused> {
+        let staff = caller.reads_everything();
+        let key = format!("{}:{}", caller.role.as_str(), caller.sub);
+        let mut taken = self.taken.lock().expect("not poisoned");
+        let limit = if staff { self.max } else { self.max - self.reserved };
+        if taken.all >= self.max || (!staff && taken.users >= limit) {
+            return Err(Refused::Full);
+        }
+        let mine = taken.by_caller.entry(key.clone()).or_default();
+        if *mine >= self.per_caller {
+            return Err(Refused::CallerLimit(self.per_caller));
+        }
+        *mine += 1;
+        taken.all += 1;
+        taken.users += usize::from(!staff);
+        Ok(SubscriberSlot {
+            slots: self.clone(),
+            key,
+            staff,
+        })
+    }
+
+    fn taken(&self) -> usize {
+        self.taken.lock().expect("not poisoned").all
+    }
+}
+
+/// One slot while its subscriber lives.
+struct SubscriberSlot {
+    slots: Arc<Slots>,
+    key: String,
+    staff: bool,
 }
 
 impl Drop for SubscriberSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut taken = self.slots.taken.lock().expect("not poisoned");
+        taken.all -= 1;
+        taken.users -= usize::from(!self.staff);
+        if let Some(mine) = taken.by_caller.get_mut(&self.key) {
+            *mine -= 1;
+            if *mine == 0 {
+                taken.by_caller.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -465,8 +560,12 @@ impl Forward {
                     }
                 }
                 Ok(_) => {}
-                // Fell behind the broadcast itself, or the reader stopped: end, the client resumes.
-                Err(_) => return,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.fell_behind();
+                    return;
+                }
+                // The reader stopped (the API is stopping): end, the client resumes.
+                Err(broadcast::error::RecvError::Closed) => return,
             }
         }
     }
@@ -517,14 +616,18 @@ impl Forward {
         match self.tx.try_send(event) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::info!(
-                    queue = self.queue.name(),
-                    "live events: a client fell too far behind; disconnected"
-                );
+                self.fell_behind();
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    fn fell_behind(&self) {
+        tracing::info!(
+            queue = self.queue.name(),
+            "live events: a client fell too far behind; disconnected (it may resume)"
+        );
     }
 }
 

@@ -142,7 +142,8 @@ impl Application {
         let projector = self.projector;
         let mongo = self.state.mongo.clone();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let app = routes::router(self.state);
+        let app = routes::router(self.state)
+            .into_make_service_with_connect_info::<crate::connection::ClientConnection>();
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             shutdown.await;
             sellersync_core::infra::systemd::stopping();

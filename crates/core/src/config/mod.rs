@@ -205,7 +205,20 @@ pub struct EventsSettings {
     pub client_buffer: usize,
     /// Most clients connected to one API process at once; more are refused with 503.
     pub max_subscribers: usize,
+    /// Of `max_subscribers`, slots only admins and viewers may take (the dashboard's live feed
+    /// stays open to them however many user tokens follow their jobs).
+    pub staff_reserved_subscribers: usize,
+    /// Most live feeds one caller (one token subject and role) holds at once; more get 429.
+    pub max_subscribers_per_caller: usize,
+    /// The kernel's send buffer of an event stream's connection (Linux doubles it): what a
+    /// stalled client can leave queued in the kernel beside its `client_buffer` events.
+    pub send_buffer_bytes: usize,
 }
+
+/// Bounds of `events.send_buffer_bytes`: below 4 KiB the kernel rounds up anyway; above 1 MiB a
+/// stalled client would again be held thousands of events behind.
+const MIN_SEND_BUFFER: usize = 4096;
+const MAX_SEND_BUFFER: usize = 1 << 20;
 
 /// When the queue health endpoints call a queue unhealthy (seed 003: failed > 10, waiting > 100).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -452,12 +465,36 @@ impl Settings {
             ("dashboard.page_size", d.page_size as u64),
             ("events.client_buffer", self.events.client_buffer as u64),
             ("events.max_subscribers", self.events.max_subscribers as u64),
+            (
+                "events.max_subscribers_per_caller",
+                self.events.max_subscribers_per_caller as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(Invalid::new(key, "must be greater than 0"));
             }
         }
-        positive("events.heartbeat_ms", self.events.heartbeat)
+        self.validate_events()
+    }
+
+    fn validate_events(&self) -> Result<(), Invalid> {
+        let e = &self.events;
+        if e.staff_reserved_subscribers >= e.max_subscribers {
+            return Err(Invalid::new(
+                "events.staff_reserved_subscribers",
+                format!(
+                    "must be less than events.max_subscribers ({}), or user tokens get no live feed",
+                    e.max_subscribers
+                ),
+            ));
+        }
+        if !(MIN_SEND_BUFFER..=MAX_SEND_BUFFER).contains(&e.send_buffer_bytes) {
+            return Err(Invalid::new(
+                "events.send_buffer_bytes",
+                format!("must be between {MIN_SEND_BUFFER} and {MAX_SEND_BUFFER}"),
+            ));
+        }
+        positive("events.heartbeat_ms", e.heartbeat)
     }
 
     fn validate_cors(&self) -> Result<(), Invalid> {
