@@ -100,6 +100,7 @@ impl Application {
         .await;
         let state = AppState {
             live: Arc::new(live),
+            scrapes: Arc::new(crate::monitoring::ScrapeCache::new(settings.server.metrics_cache)),
             queues: Arc::new(queues),
             settings: settings.into(),
             redis,

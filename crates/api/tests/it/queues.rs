@@ -217,7 +217,7 @@ async fn health_reports_stuck_active_jobs_and_a_failure_rate_above_the_threshold
         message.contains("1 active jobs running longer") && message.contains("25%"),
         "{message}"
     );
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.scrape().await.text().await.unwrap();
     assert!(
         text.contains("sellersync_queue_stuck_active_jobs{queue=\"user-data\"} 1"),
         "{text}"

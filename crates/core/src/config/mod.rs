@@ -249,6 +249,10 @@ pub struct ServerSettings {
     pub readiness_timeout: Duration,
     /// Origins allowed to call the API from a browser (CORS). Empty: no CORS headers; `["*"]`: any.
     pub cors_allowed_origins: Vec<String>,
+    /// How long the Redis and MongoDB part of a `/metrics` scrape is reused (0: every scrape
+    /// computes its own).
+    #[serde(rename = "metrics_cache_ms", with = "crate::infra::settings::millis")]
+    pub metrics_cache: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
