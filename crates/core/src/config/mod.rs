@@ -179,8 +179,12 @@ pub struct DashboardSettings {
     pub public_prefix: String,
     /// A session lasts this long, and never longer than the token it was signed in with.
     pub session_ttl_minutes: u64,
-    /// Send the session cookie only over HTTPS (on everywhere but local runs and tests).
+    /// Send the session cookie only over HTTPS. Required outside development and test unless
+    /// `allow_insecure_cookie`.
     pub secure_cookie: bool,
+    /// Lets a deployment outside development and test run with `secure_cookie = false` (a
+    /// dashboard reached over plain HTTP on a trusted network only).
+    pub allow_insecure_cookie: bool,
     /// Jobs per page.
     pub page_size: usize,
 }
@@ -214,6 +218,9 @@ pub struct EventsSettings {
     /// stalled client can leave queued in the kernel beside its `client_buffer` events.
     pub send_buffer_bytes: usize,
 }
+
+/// Largest `dashboard.page_size`.
+const MAX_PAGE_SIZE: usize = 1000;
 
 /// Bounds of `events.send_buffer_bytes`: below 4 KiB the kernel rounds up anyway; above 1 MiB a
 /// stalled client would again be held thousands of events behind.
@@ -464,6 +471,22 @@ impl Settings {
                 ),
             ));
         }
+        if d.enabled && !d.secure_cookie && !d.allow_insecure_cookie && !self.environment.is_local() {
+            return Err(Invalid::new(
+                "dashboard.secure_cookie",
+                format!(
+                    "must be true when SELLERSYNC_ENV={} (the session cookie would travel over plain HTTP); \
+                     set dashboard.allow_insecure_cookie = true to run without it anyway",
+                    self.environment.name()
+                ),
+            ));
+        }
+        if d.page_size > MAX_PAGE_SIZE {
+            return Err(Invalid::new(
+                "dashboard.page_size",
+                format!("must be at most {MAX_PAGE_SIZE}"),
+            ));
+        }
         for (key, value) in [
             ("dashboard.session_ttl_minutes", d.session_ttl_minutes),
             ("dashboard.page_size", d.page_size as u64),
@@ -712,12 +735,59 @@ mod tests {
                 ("auth.jwt_secret", STRONG_SECRET),
                 ("spapi.lwa_client_id", "amzn1.application-oa2-client.x"),
                 ("spapi.lwa_client_secret", "lwa-secret"),
+                ("dashboard.secure_cookie", "true"),
             ],
         );
         assert!(ok.is_ok(), "{:?}", ok.err());
-        let no_lwa = error(Environment::Production, &[("auth.jwt_secret", STRONG_SECRET)]);
+        let no_lwa = error(
+            Environment::Production,
+            &[
+                ("auth.jwt_secret", STRONG_SECRET),
+                ("dashboard.secure_cookie", "true"),
+            ],
+        );
         assert!(no_lwa.contains("LWA_CLIENT_ID"), "{no_lwa}");
         assert!(load(Environment::Test, &[]).is_ok());
+    }
+
+    #[test]
+    fn production_needs_a_secure_session_cookie_unless_explicitly_allowed() {
+        let production = [
+            ("auth.jwt_secret", STRONG_SECRET),
+            ("spapi.lwa_client_id", "amzn1.application-oa2-client.x"),
+            ("spapi.lwa_client_secret", "lwa-secret"),
+        ];
+        let insecure = error(Environment::Production, &production);
+        assert!(
+            insecure.contains("SELLERSYNC_DASHBOARD__SECURE_COOKIE") && insecure.contains("production"),
+            "{insecure}"
+        );
+        let staging = error(Environment::Staging, &production);
+        assert!(staging.contains("SECURE_COOKIE"), "{staging}");
+        let mut allowed = production.to_vec();
+        allowed.push(("dashboard.allow_insecure_cookie", "true"));
+        assert!(load(Environment::Production, &allowed).is_ok());
+        let mut off = production.to_vec();
+        off.push(("dashboard.enabled", "false"));
+        assert!(
+            load(Environment::Production, &off).is_ok(),
+            "no dashboard, no cookie"
+        );
+        assert!(
+            load(Environment::Development, &[]).is_ok(),
+            "local runs use plain HTTP"
+        );
+    }
+
+    #[test]
+    fn event_and_dashboard_bounds_are_checked() {
+        let dev = Environment::Development;
+        let reserve = error(dev, &[("events.staff_reserved_subscribers", "1000")]);
+        assert!(reserve.contains("STAFF_RESERVED_SUBSCRIBERS"), "{reserve}");
+        let buffer = error(dev, &[("events.send_buffer_bytes", "100")]);
+        assert!(buffer.contains("SEND_BUFFER_BYTES"), "{buffer}");
+        assert!(error(dev, &[("events.max_subscribers_per_caller", "0")]).contains("PER_CALLER"));
+        assert!(error(dev, &[("dashboard.page_size", "100000")]).contains("PAGE_SIZE"));
     }
 
     #[test]
