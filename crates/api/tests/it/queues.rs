@@ -230,10 +230,11 @@ async fn health_reports_stuck_active_jobs_and_a_failure_rate_above_the_threshold
 
 #[tokio::test]
 async fn an_unhealthy_queue_is_notified_once_until_it_recovers() {
-    let webhooks = json!([{ "name": "ops", "url": "http://127.0.0.1:9/hook", "secret": "s",
-        "events": ["queue.unhealthy"] }]);
+    let webhooks = json!([{ "name": "ops", "url": "http://127.0.0.1:9/hook",
+        "secret": "ops-secret-0123456789-0123456789-0123", "events": ["queue.unhealthy"] }]);
     let app = spawn_app_with(&[
         ("notifications.webhooks", Value::serialize(webhooks).unwrap()),
+        ("notifications.allow_private_targets", Value::from(true)),
         ("notifications.health_check_interval_ms", Value::from(50)),
         ("monitoring.failed_threshold", Value::from(0)),
     ])
