@@ -40,15 +40,18 @@ impl<'a> Browser<'a> {
         }
     }
 
-    /// GET without following a redirect: the status and the redirect target (or the body).
-    pub async fn get_raw(&self, path: &str) -> (u16, String) {
-        let response = self
-            .client
+    async fn send_get(&self, path: &str) -> reqwest::Response {
+        self.client
             .get(self.app.url(&format!("{}{path}", self.base)))
             .header(COOKIE, &self.cookie)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// GET without following a redirect: the status and the redirect target (or the body).
+    pub async fn get_raw(&self, path: &str) -> (u16, String) {
+        let response = self.send_get(path).await;
         let status = response.status().as_u16();
         match response.headers().get(LOCATION) {
             Some(location) => (status, location.to_str().unwrap().to_owned()),
@@ -57,13 +60,7 @@ impl<'a> Browser<'a> {
     }
 
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let response = self
-            .client
-            .get(self.app.url(&format!("{}{path}", self.base)))
-            .header(COOKIE, &self.cookie)
-            .send()
-            .await
-            .unwrap();
+        let response = self.send_get(path).await;
         (response.status().as_u16(), response.text().await.unwrap())
     }
 

@@ -302,26 +302,12 @@ async fn subscribers_are_bounded() {
     ])
     .await;
     let _first = SseClient::connect(&app, "", &app.admin(), None).await;
-    let (status, body) = app
-        .call(
-            reqwest::Method::GET,
-            "/api/events",
-            Some(&app.token("ops2", Role::Admin)),
-            None,
-        )
-        .await;
+    let (status, body) = refused(&app, &app.token("ops2", Role::Admin)).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "service_unavailable");
     let (status, _) = app.call(reqwest::Method::GET, "/api/events", None, None).await;
     assert_eq!(status, 401);
-    let (status, _) = app
-        .call(
-            reqwest::Method::GET,
-            "/api/events",
-            Some(&app.token("ops2", Role::Admin)),
-            None,
-        )
-        .await;
+    let (status, _) = refused(&app, &app.token("ops2", Role::Admin)).await;
     assert_eq!(status, 503, "the refused ones did not take a slot");
 }
 
@@ -338,33 +324,21 @@ async fn slots_are_bounded_per_caller_and_some_are_kept_for_admins_and_viewers()
     .await;
     let alice = app.token("alice", Role::User);
     let _alice = SseClient::connect(&app, "", &alice, None).await;
-    let (status, body) = app
-        .call(reqwest::Method::GET, "/api/events", Some(&alice), None)
-        .await;
+    let (status, body) = refused(&app, &alice).await;
     assert_eq!(
         (status, &body["error"]["code"]),
         (429, &Json::from("too_many_requests")),
         "{body}"
     );
     let _bob = SseClient::connect(&app, "", &app.token("bob", Role::User), None).await;
-    let carol = app.token("carol", Role::User);
-    let (status, body) = app
-        .call(reqwest::Method::GET, "/api/events", Some(&carol), None)
-        .await;
+    let (status, body) = refused(&app, &app.token("carol", Role::User)).await;
     assert_eq!(
         status, 503,
         "users have taken every slot not kept for staff: {body}"
     );
     let _admin = SseClient::connect(&app, "", &app.admin(), None).await;
     let _viewer = SseClient::connect(&app, "", &app.token("support", Role::Viewer), None).await;
-    let (status, _) = app
-        .call(
-            reqwest::Method::GET,
-            "/api/events",
-            Some(&app.token("ops2", Role::Admin)),
-            None,
-        )
-        .await;
+    let (status, _) = refused(&app, &app.token("ops2", Role::Admin)).await;
     assert_eq!(status, 503, "now every slot is taken");
 }
 
@@ -462,6 +436,13 @@ async fn stalled_reader_is_disconnected_and_resumes(query: &str) {
         ids[at + 1].as_str(),
         "resumed right after the last event it got"
     );
+}
+
+/// Opens `/api/events` with `token` and returns the refusal: status and body (`Null` for a
+/// stream, which is dropped at once).
+async fn refused(app: &TestApp, token: &str) -> (u16, Json) {
+    app.call(reqwest::Method::GET, "/api/events", Some(token), None)
+        .await
 }
 
 /// True when a new event stream is accepted (the one slot is free); closes it again.
