@@ -57,6 +57,15 @@ pub fn verify(state: &AppState, token: &str) -> Result<Claims, ApiError> {
         .map_err(|e| ApiError::Unauthorized(e.to_string()))
 }
 
+/// Like [`verify`], also returning the id of the key that verified the token.
+pub fn verify_with_key(state: &AppState, token: &str) -> Result<(Claims, String), ApiError> {
+    state
+        .settings
+        .verifier
+        .verify_with_key(token)
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))
+}
+
 /// 403 unless the claims may read everything.
 pub fn require_reader(claims: &Claims) -> Result<(), ApiError> {
     if claims.reads_everything() {

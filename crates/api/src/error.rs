@@ -30,8 +30,12 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Refused to protect the service (a cap was reached); not a failure of anything.
     #[error("{0}")]
     Unavailable(String),
+    /// This caller holds too much already (e.g. live event streams).
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error(transparent)]
     Core(#[from] CoreError),
     #[error(transparent)]
@@ -49,6 +53,7 @@ pub enum ErrorCode {
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
+    TooManyRequests,
     ServiceUnavailable,
     Internal,
 }
@@ -63,6 +68,7 @@ impl ErrorCode {
         Self::Conflict,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
+        Self::TooManyRequests,
         Self::ServiceUnavailable,
         Self::Internal,
     ];
@@ -78,6 +84,7 @@ impl ErrorCode {
             Self::Conflict => (StatusCode::CONFLICT, "conflict"),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -114,6 +121,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::TooManyRequests(_) => ErrorCode::TooManyRequests,
             Self::Core(CoreError::Queue(e)) | Self::Queue(e) => queue_code(e),
             Self::Core(e) if e.is_unavailable() => ErrorCode::ServiceUnavailable,
             Self::Core(_) => ErrorCode::Internal,
@@ -179,7 +187,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable machine-readable code: bad_request, unauthorized, forbidden, not_found,
     /// method_not_allowed, conflict, payload_too_large, unsupported_media_type,
-    /// service_unavailable, internal_error.
+    /// too_many_requests, service_unavailable, internal_error.
     pub code: String,
     pub message: String,
 }
@@ -193,10 +201,14 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Internal errors and unavailable backing services are logged; refusals (a cap reached, bad
+/// input) are answers, not failures, and are not.
 fn log(error: &ApiError, code: ErrorCode) {
-    match code {
-        ErrorCode::Internal => tracing::error!(%error, "request failed"),
-        ErrorCode::ServiceUnavailable => tracing::warn!(%error, "backing service unavailable"),
+    match (code, error) {
+        (ErrorCode::Internal, _) => tracing::error!(%error, "request failed"),
+        (ErrorCode::ServiceUnavailable, ApiError::Core(_) | ApiError::Queue(_)) => {
+            tracing::warn!(%error, "backing service unavailable");
+        }
         _ => {}
     }
 }

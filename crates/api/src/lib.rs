@@ -2,8 +2,10 @@
 //! one module per resource (each documented in `openapi`), `error` is the single table from error
 //! kind to HTTP status and code, `extract` gives axum's extractors that table's errors. `live`
 //! follows the queues' event streams for `/api/events`; `dashboard` is the admin UI at `/admin`;
-//! `health_watch` tells webhooks when a queue turns unhealthy.
+//! `health_watch` tells webhooks when a queue turns unhealthy; `connection` is the TCP connection
+//! under a request (the event stream bounds and cuts it).
 pub mod auth;
+pub mod connection;
 pub mod cron;
 pub mod dashboard;
 pub mod error;

@@ -4,23 +4,31 @@
 //! subscriber in this process. A subscriber that asks to resume (`Last-Event-ID`) first reads
 //! what it missed straight from the stream, then joins the broadcast.
 //!
+//! Who sees what: every event carries the user of each job it covers. A subscriber held to one
+//! user (a user token) gets an event only when its jobs are that user's: a `cleaned` event, which
+//! lists every job one retention pass deleted (of many users), is cut down to that user's jobs,
+//! and a job whose user is not known is shown to admins and viewers only.
+//!
 //! Bounded: each subscriber has a queue of `events.client_buffer` events; one that falls further
-//! behind is disconnected rather than buffered without limit (it may reconnect and resume).
+//! behind on any of its queues (or behind the broadcast itself) is disconnected rather than
+//! buffered without limit (it may reconnect and resume). Slots are bounded per process
+//! (`events.max_subscribers`, some kept for admins and viewers) and per caller.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use sellersync_core::bootstrap::unless_stopping;
+use sellersync_core::domain::auth::Claims;
 use sellersync_core::jobs::job_status::JOB_STATUS;
 use sellersync_queue::RedisConnection;
 use sellersync_queue::events::{EventKind, JobEvent, StreamId};
 use sellersync_queue::{Queue, QueueResult};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Events one read takes from the stream.
@@ -42,7 +50,7 @@ pub struct LiveEvent {
     /// The transition: enqueued, active, progress, retrying, completed, failed, removed, ...
     pub event: &'static str,
     pub job_id: String,
-    /// Every job a `cleaned` event covers.
+    /// Every job a `cleaned` event covers (for a user token: only that user's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_ids: Option<Vec<String>>,
     /// The job's state after it (empty for events that change nothing).
@@ -53,7 +61,8 @@ pub struct LiveEvent {
     pub at: u64,
     pub attempt: u32,
     pub progress: u8,
-    /// The user the job refreshes, when known.
+    /// The user the job refreshes, when known (of a `cleaned` event: the user of every job it
+    /// covers, when that is one user).
     pub user_id: Option<String>,
     /// The attempt's error: the internal detail for admins and viewers, the public message
     /// ("temporarily unavailable, will retry", "failed after 3 attempts") for user tokens.
@@ -65,6 +74,10 @@ pub struct LiveEvent {
     /// queue script call, so a client can stop in the middle of an entry).
     #[serde(skip)]
     pub position: Position,
+    /// The user of each of `job_ids` (`None`: not known), so a multi-job event can be cut down
+    /// to one user's jobs.
+    #[serde(skip)]
+    pub owners: Vec<Option<String>>,
 }
 
 /// A place in one queue's event stream: after entry `entry` whole, or, with `through: Some(i)`,
@@ -116,8 +129,10 @@ impl std::fmt::Display for Position {
 }
 
 impl LiveEvent {
-    fn new(queue: &str, event: JobEvent, user_id: Option<String>) -> Self {
-        let many = event.job_ids.len() > 1;
+    /// The event with the users of its jobs: `owners` holds the user of each of `event.job_ids`.
+    fn new(queue: &str, event: JobEvent, owners: Vec<Option<String>>) -> Self {
+        let many = event.kind == EventKind::Cleaned;
+        let user_id = one_user(&owners);
         Self {
             queue: queue.to_owned(),
             stream_id: event.stream_id,
@@ -133,12 +148,47 @@ impl LiveEvent {
             error: event.snapshot.last_error,
             index: 0,
             position: Position::default(),
+            owners,
         }
+    }
+
+    /// This event as user `user` may see it: whole when every job it covers is theirs, cut
+    /// down to their jobs when it covers other users' too, `None` when none is theirs (or the
+    /// user of a job is not known).
+    pub fn for_user(self: &Arc<Self>, user: &str) -> Option<Arc<Self>> {
+        let theirs = |owner: &Option<String>| owner.as_deref() == Some(user);
+        if self.owners.iter().all(theirs) && !self.owners.is_empty() {
+            return Some(self.clone());
+        }
+        let ids = self.job_ids.as_ref()?;
+        let kept: Vec<String> = ids
+            .iter()
+            .zip(&self.owners)
+            .filter(|(_, owner)| theirs(owner))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let first = kept.first()?.clone();
+        Some(Arc::new(Self {
+            job_id: first,
+            owners: vec![Some(user.to_owned()); kept.len()],
+            job_ids: Some(kept),
+            user_id: Some(user.to_owned()),
+            ..Self::clone(self)
+        }))
     }
 
     pub fn id(&self) -> StreamId {
         StreamId::parse(&self.stream_id).unwrap_or(StreamId::ZERO)
     }
+}
+
+/// The one user all of `owners` are, if they are one known user.
+fn one_user(owners: &[Option<String>]) -> Option<String> {
+    let first = owners.first()?.as_ref()?;
+    owners
+        .iter()
+        .all(|o| o.as_ref() == Some(first))
+        .then(|| first.clone())
 }
 
 /// Numbers each event within its stream entry and sets where a client that saw it resumes
@@ -169,26 +219,47 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn accepts(&self, event: &LiveEvent) -> bool {
-        let state_ok = self.state.as_ref().is_none_or(|s| *s == event.state);
-        let user_ok = self
-            .user
-            .as_ref()
-            .is_none_or(|u| event.user_id.as_deref() == Some(u.as_str()));
-        state_ok && user_ok
+    /// The event as this subscriber gets it (a multi-job event cut down to the filtered user's
+    /// jobs), or `None` when it does not get it.
+    pub fn view(&self, event: &Arc<LiveEvent>) -> Option<Arc<LiveEvent>> {
+        if self.state.as_ref().is_some_and(|s| *s != event.state) {
+            return None;
+        }
+        match &self.user {
+            None => Some(event.clone()),
+            Some(user) => event.for_user(user),
+        }
     }
 }
 
-/// What a subscriber receives: events, or the end of its subscription.
-pub type Subscription = mpsc::Receiver<Arc<LiveEvent>>;
+/// What a subscriber receives: events, then the end of its subscription. A subscription is one
+/// whole: when it ends on one queue (it fell behind there, or the API stops) it ends on all, and
+/// [`Subscription::ended`] says so at once, while events may still wait in its queue (the event
+/// stream's handler then cuts the connection, whose writes may be stalled by a client that stopped
+/// reading; the client resumes from the last event it got).
+pub struct Subscription {
+    events: mpsc::Receiver<Arc<LiveEvent>>,
+    ended: CancellationToken,
+}
+
+impl Subscription {
+    /// The next event; `None` once the subscription ended and its queue is empty.
+    pub async fn recv(&mut self) -> Option<Arc<LiveEvent>> {
+        self.events.recv().await
+    }
+
+    /// Cancelled when the subscription ends (on any of its queues).
+    pub fn ended(&self) -> CancellationToken {
+        self.ended.clone()
+    }
+}
 
 /// The readers of every queue's stream and their subscribers.
 pub struct Hub {
     queues: BTreeMap<String, QueueFeed>,
     users: Arc<UserResolver>,
     client_buffer: usize,
-    max_subscribers: usize,
-    subscribers: Arc<AtomicUsize>,
+    slots: Arc<Slots>,
     /// Where readers and forwarding tasks run (see [`Hub::start`]).
     tasks: TaskTracker,
     /// Turns true when the API stops: subscriptions end then, so an open event stream does not
@@ -201,9 +272,15 @@ struct QueueFeed {
     sender: broadcast::Sender<Arc<LiveEvent>>,
 }
 
-/// Too many subscribers already.
-#[derive(Debug)]
-pub struct Full;
+/// Why a subscription was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Every slot this caller may take is taken (`events.max_subscribers`, less the slots kept
+    /// for admins and viewers when the caller is neither).
+    Full,
+    /// The caller already holds `events.max_subscribers_per_caller` feeds.
+    CallerLimit(usize),
+}
 
 impl Hub {
     /// Starts one reader per queue, each on a connection of its own from `connect`; they, and
@@ -237,8 +314,7 @@ impl Hub {
             queues: feeds,
             users,
             client_buffer: settings.client_buffer,
-            max_subscribers: settings.max_subscribers,
-            subscribers: Arc::new(AtomicUsize::new(0)),
+            slots: Arc::new(Slots::new(settings)),
             tasks,
             stopped,
         }
@@ -248,16 +324,18 @@ impl Hub {
         self.queues.keys().map(String::as_str).collect()
     }
 
-    /// Subscribes to `queues` (names known to the hub), resuming after the ids in `resume`.
+    /// Subscribes `caller` to `queues` (names known to the hub), resuming after the ids in
+    /// `resume`; refused when the caller may take no more slots.
     pub fn subscribe(
         &self,
+        caller: &Claims,
         queues: &[String],
         resume: &BTreeMap<String, Position>,
         filter: Filter,
-    ) -> Result<Subscription, Full> {
-        let slot = SubscriberSlot::take(&self.subscribers, self.max_subscribers).ok_or(Full)?;
-        let slot = Arc::new(slot);
+    ) -> Result<Subscription, Refused> {
+        let slot = Arc::new(self.slots.take(caller)?);
         let (tx, rx) = mpsc::channel(self.client_buffer);
+        let ended = CancellationToken::new();
         for name in queues {
             let Some(feed) = self.queues.get(name) else {
                 continue;
@@ -272,34 +350,101 @@ impl Hub {
                 _slot: slot.clone(),
             };
             let mut stopped = self.stopped.clone();
-            self.tasks
-                .spawn(async move { unless_stopping(&mut stopped, forward.run()).await });
+            let ended = ended.clone();
+            self.tasks.spawn(async move {
+                // Whatever ends one queue's forwarding ends the subscription on every queue.
+                let _end_all = ended.clone().drop_guard();
+                tokio::select! {
+                    _ = unless_stopping(&mut stopped, forward.run()) => {}
+                    () = ended.cancelled() => {}
+                }
+            });
         }
-        Ok(rx)
+        Ok(Subscription { events: rx, ended })
     }
 
     pub fn subscriber_count(&self) -> usize {
-        self.subscribers.load(Ordering::Relaxed)
+        self.slots.taken()
+    }
+
+    /// Where subscriptions' helper tasks run (the event stream's connection guard).
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
     }
 }
 
-/// Counts a subscriber while it lives.
-struct SubscriberSlot(Arc<AtomicUsize>);
+/// The subscriber slots of one process: `max` in all, `reserved` of them for admins and
+/// viewers, at most `per_caller` for one caller.
+struct Slots {
+    max: usize,
+    reserved: usize,
+    per_caller: usize,
+    taken: std::sync::Mutex<Taken>,
+}
 
-impl SubscriberSlot {
-    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
-        let taken = count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok();
-        taken.then(|| Self(count.clone()))
+#[derive(Default)]
+struct Taken {
+    all: usize,
+    /// Taken by user tokens.
+    users: usize,
+    by_caller: HashMap<String, usize>,
+}
+
+impl Slots {
+    fn new(settings: &sellersync_core::config::EventsSettings) -> Self {
+        Self {
+            max: settings.max_subscribers,
+            reserved: settings.staff_reserved_subscribers,
+            per_caller: settings.max_subscribers_per_caller,
+            taken: std::sync::Mutex::new(Taken::default()),
+        }
     }
+
+    fn take(self: &Arc<Self>, caller: &Claims) -> Result<SubscriberSlot, Refused> {
+        let staff = caller.reads_everything();
+        let key = format!("{}:{}", caller.role.as_str(), caller.sub);
+        let mut taken = self.taken.lock().expect("not poisoned");
+        let limit = if staff { self.max } else { self.max - self.reserved };
+        if taken.all >= self.max || (!staff && taken.users >= limit) {
+            return Err(Refused::Full);
+        }
+        let mine = taken.by_caller.entry(key.clone()).or_default();
+        if *mine >= self.per_caller {
+            return Err(Refused::CallerLimit(self.per_caller));
+        }
+        *mine += 1;
+        taken.all += 1;
+        taken.users += usize::from(!staff);
+        Ok(SubscriberSlot {
+            slots: self.clone(),
+            key,
+            staff,
+        })
+    }
+
+    fn taken(&self) -> usize {
+        self.taken.lock().expect("not poisoned").all
+    }
+}
+
+/// One slot while its subscriber lives.
+struct SubscriberSlot {
+    slots: Arc<Slots>,
+    key: String,
+    staff: bool,
 }
 
 impl Drop for SubscriberSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut taken = self.slots.taken.lock().expect("not poisoned");
+        taken.all -= 1;
+        taken.users -= usize::from(!self.staff);
+        if let Some(mine) = taken.by_caller.get_mut(&self.key) {
+            *mine -= 1;
+            if *mine == 0 {
+                taken.by_caller.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -415,8 +560,12 @@ impl Forward {
                     }
                 }
                 Ok(_) => {}
-                // Fell behind the broadcast itself, or the reader stopped: end, the client resumes.
-                Err(_) => return,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.fell_behind();
+                    return;
+                }
+                // The reader stopped (the API is stopping): end, the client resumes.
+                Err(broadcast::error::RecvError::Closed) => return,
             }
         }
     }
@@ -458,22 +607,27 @@ impl Forward {
         }
     }
 
-    /// Queues the event if the filter takes it; false when the subscriber is gone or too slow.
+    /// Queues the event as the filter shows it, if at all; false when the subscriber is gone or
+    /// too slow.
     fn deliver(&self, event: Arc<LiveEvent>) -> bool {
-        if !self.filter.accepts(&event) {
+        let Some(event) = self.filter.view(&event) else {
             return true;
-        }
+        };
         match self.tx.try_send(event) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::info!(
-                    queue = self.queue.name(),
-                    "live events: a client fell too far behind; disconnected"
-                );
+                self.fell_behind();
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    fn fell_behind(&self) {
+        tracing::info!(
+            queue = self.queue.name(),
+            "live events: a client fell too far behind; disconnected (it may resume)"
+        );
     }
 }
 
@@ -506,8 +660,8 @@ impl UserResolver {
         let mut live: Vec<LiveEvent> = events
             .into_iter()
             .map(|event| {
-                let user = known.get(&event.job_id).cloned();
-                LiveEvent::new(queue.name(), event, user)
+                let owners = event.job_ids.iter().map(|id| known.get(id).cloned()).collect();
+                LiveEvent::new(queue.name(), event, owners)
             })
             .collect();
         set_positions(&mut live);
@@ -526,8 +680,9 @@ impl UserResolver {
         let known = self.known.lock().expect("not poisoned");
         let mut missing: Vec<String> = events
             .iter()
-            .filter(|e| e.kind != EventKind::Cleaned && !known.contains_key(&e.job_id))
-            .map(|e| e.job_id.clone())
+            .flat_map(|e| &e.job_ids)
+            .filter(|id| !known.contains_key(*id))
+            .cloned()
             .collect();
         missing.sort();
         missing.dedup();
@@ -584,4 +739,55 @@ async fn payload_users(queue: &Queue, ids: &[String]) -> QueueResult<HashMap<Str
         .zip(payloads)
         .filter_map(|(id, payload)| Some((id.clone(), user_of_payload(&payload?)?)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cleaned(owners: &[Option<&str>]) -> Arc<LiveEvent> {
+        let ids: Vec<String> = (0..owners.len()).map(|i| format!("job{i}")).collect();
+        let owners: Vec<Option<String>> = owners.iter().map(|o| o.map(str::to_owned)).collect();
+        Arc::new(LiveEvent {
+            queue: "q".into(),
+            stream_id: "1-0".into(),
+            event: "cleaned",
+            job_id: ids[0].clone(),
+            user_id: one_user(&owners),
+            job_ids: Some(ids),
+            state: String::new(),
+            version: 0,
+            at: 0,
+            attempt: 0,
+            progress: 0,
+            error: None,
+            index: 0,
+            position: Position::default(),
+            owners,
+        })
+    }
+
+    #[test]
+    fn a_user_gets_only_its_own_jobs_of_a_multi_job_event_and_none_of_unknown_users() {
+        let event = cleaned(&[Some("a"), None, Some("b"), Some("a")]);
+        assert_eq!(event.user_id, None);
+        let a = event.for_user("a").expect("a has jobs in it");
+        assert_eq!(
+            a.job_ids.as_deref(),
+            Some(&["job0".to_owned(), "job3".to_owned()][..])
+        );
+        assert_eq!((a.job_id.as_str(), a.user_id.as_deref()), ("job0", Some("a")));
+        assert!(event.for_user("c").is_none());
+        assert!(
+            cleaned(&[None]).for_user("a").is_none(),
+            "an unknown user is nobody's"
+        );
+        let own = cleaned(&[Some("a"), Some("a")]);
+        assert!(
+            Arc::ptr_eq(&own.for_user("a").unwrap(), &own),
+            "all theirs: sent whole"
+        );
+        let admin = Filter::default();
+        assert!(Arc::ptr_eq(&admin.view(&event).unwrap(), &event));
+    }
 }

@@ -264,6 +264,77 @@ pub fn projection_issues(backlogs: &BTreeMap<String, EventBacklog>, max_lag_ms: 
         .collect()
 }
 
+/// The families of `/metrics` read from Redis and MongoDB (the expensive part of a scrape: up to
+/// [`ACTIVE_SCAN_LIMIT`] job hashes per queue, two `count_documents`), computed at most once per
+/// `server.metrics_cache_ms`: scrapes that arrive while it is being computed wait for that one
+/// computation instead of starting their own, so any number of scrapers (or a flood of
+/// scrapes) costs Redis and MongoDB one computation per period.
+pub struct ScrapeCache {
+    ttl: std::time::Duration,
+    last: tokio::sync::Mutex<Option<(std::time::Instant, std::sync::Arc<str>)>>,
+    computations: std::sync::atomic::AtomicU64,
+}
+
+impl ScrapeCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            last: tokio::sync::Mutex::new(None),
+            computations: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `sellersync_api_metrics_computations_total`: how often this process computed the
+    /// families (scrapes served from the cache do not count).
+    pub fn computations_text(&self) -> String {
+        let name = "sellersync_api_metrics_computations_total";
+        let mut out = String::new();
+        family(
+            &mut out,
+            name,
+            "counter",
+            "Computations of the Redis and MongoDB families of /metrics by this API process.",
+        );
+        let n = self.computations.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = writeln!(out, "{name} {n}");
+        out
+    }
+
+    /// The families, from the last computation when it is younger than the TTL.
+    pub async fn text(
+        &self,
+        queues: &Queues,
+        settings: &Settings,
+        db: &mongodb::Database,
+    ) -> Result<std::sync::Arc<str>, ApiError> {
+        if self.ttl.is_zero() {
+            return self.compute(queues, settings, db).await;
+        }
+        let mut last = self.last.lock().await;
+        if let Some((at, text)) = last.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(text.clone());
+        }
+        let text = self.compute(queues, settings, db).await?;
+        *last = Some((std::time::Instant::now(), text.clone()));
+        Ok(text)
+    }
+
+    async fn compute(
+        &self,
+        queues: &Queues,
+        settings: &Settings,
+        db: &mongodb::Database,
+    ) -> Result<std::sync::Arc<str>, ApiError> {
+        self.computations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut text = prometheus_text(queues, settings).await?;
+        text.push_str(&freshness_text(db).await);
+        Ok(text.into())
+    }
+}
+
 /// The queue families of `/metrics`, read from Redis at scrape time, so they are the same
 /// whichever API replica is scraped and include every worker's work.
 pub async fn prometheus_text(queues: &Queues, settings: &Settings) -> Result<String, ApiError> {

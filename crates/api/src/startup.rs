@@ -100,6 +100,7 @@ impl Application {
         .await;
         let state = AppState {
             live: Arc::new(live),
+            scrapes: Arc::new(crate::monitoring::ScrapeCache::new(settings.server.metrics_cache)),
             queues: Arc::new(queues),
             settings: settings.into(),
             redis,
@@ -142,7 +143,8 @@ impl Application {
         let projector = self.projector;
         let mongo = self.state.mongo.clone();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let app = routes::router(self.state);
+        let app = routes::router(self.state)
+            .into_make_service_with_connect_info::<crate::connection::ClientConnection>();
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             shutdown.await;
             sellersync_core::infra::systemd::stopping();

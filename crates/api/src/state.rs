@@ -23,6 +23,8 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// Live job events for `/api/events` and the dashboard.
     pub live: Arc<crate::live::Hub>,
+    /// The Redis and MongoDB part of `/metrics`, computed once per `server.metrics_cache_ms`.
+    pub scrapes: Arc<crate::monitoring::ScrapeCache>,
 }
 
 /// Every queue in `[queues.*]`, by name.

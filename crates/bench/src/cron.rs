@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use sellersync_core::Settings;
 use serde_json::json;
 
-use crate::harness::{Bench, bench_database, drop_bench_database, emit};
+use crate::harness::{Bench, drop_bench_database, emit};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct CronBenchArgs {
@@ -22,20 +22,16 @@ pub struct CronBenchArgs {
 /// JobStatus projector (running beside the enqueue) recording every `queued` job.
 /// Temporary database and key prefix, dropped afterwards.
 pub async fn cron(settings: &Settings, args: &CronBenchArgs) -> Result<(), String> {
-    let bench = Bench::fresh(settings).await?;
-    let db = bench_database(settings, "bench_cron_").await?;
-    let result = cron_run(settings, args, &bench, &db).await;
+    let bench = Bench::fresh(settings, "cron").await?;
+    let db = bench.database().await?;
+    let result = cron_run(args, &bench, &db).await;
     drop_bench_database(db).await;
     bench.reset().await?;
     result
 }
 
-async fn cron_run(
-    settings: &Settings,
-    args: &CronBenchArgs,
-    bench: &Bench,
-    db: &mongodb::Database,
-) -> Result<(), String> {
+async fn cron_run(args: &CronBenchArgs, bench: &Bench, db: &mongodb::Database) -> Result<(), String> {
+    let settings = &bench.settings;
     use sellersync_core::config::USER_DATA_QUEUE;
     use sellersync_core::jobs::payload::Trigger;
     let err = |e: &dyn std::fmt::Display| e.to_string();
@@ -45,9 +41,7 @@ async fn cron_run(
     sellersync_core::demo::seed(db, args.users, 1, &|_| {})
         .await
         .map_err(|e| err(&e))?;
-    let queue = settings
-        .open_queue(bench.redis.clone(), USER_DATA_QUEUE)
-        .expect("validated");
+    let queue = bench.open_queue(USER_DATA_QUEUE);
 
     let clock = Instant::now();
     let mut stale = sellersync_core::jobs::producer::StaleUsers::open(

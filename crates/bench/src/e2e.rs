@@ -7,7 +7,7 @@ use sellersync_core::Settings;
 use serde_json::json;
 
 use crate::harness::{
-    Bench, bench_database, drop_bench_database, emit, free_port, peak_rss_mib, progress_bar, stop,
+    Bench, drop_bench_database, emit, free_port, peak_rss_mib, progress_bar, sibling_binary, stop,
 };
 
 #[derive(clap::Args, Debug, Clone)]
@@ -32,16 +32,15 @@ pub async fn e2e(settings: &Settings, args: &E2eBenchArgs) -> Result<(), String>
     let sim = sellersync_spapi_sim::spawn_with_latency(args.latency_ms)
         .await
         .map_err(|e| e.to_string())?;
-    let bench = Bench::fresh(settings).await?;
-    let db = bench_database(settings, "bench_e2e_").await?;
-    let result = e2e_run(settings, args, &bench, &db, &sim).await;
+    let bench = Bench::fresh(settings, "e2e").await?;
+    let db = bench.database().await?;
+    let result = e2e_run(args, &bench, &db, &sim).await;
     drop_bench_database(db).await;
     bench.reset().await?;
     result
 }
 
 async fn e2e_run(
-    settings: &Settings,
     args: &E2eBenchArgs,
     bench: &Bench,
     db: &mongodb::Database,
@@ -56,9 +55,7 @@ async fn e2e_run(
         .await
         .map_err(|e| err(&e))?;
     let users: Vec<String> = (0..args.users).map(sellersync_core::demo::user_id).collect();
-    let queue = settings
-        .open_queue(bench.redis.clone(), USER_DATA_QUEUE)
-        .expect("validated");
+    let queue = bench.open_queue(USER_DATA_QUEUE);
     sellersync_core::jobs::producer::enqueue_refresh(
         &queue,
         &users,
@@ -67,18 +64,15 @@ async fn e2e_run(
     )
     .await
     .map_err(|e| err(&e))?;
-    let worker_bin = std::env::current_exe()
-        .map_err(|e| err(&e))?
-        .with_file_name("sellersync-worker");
+    let worker_bin = sibling_binary("sellersync-worker")?;
     let started = Instant::now();
     let metrics_ports: Vec<u16> = (0..args.workers).map(|_| free_port()).collect();
     let children: Vec<Child> = metrics_ports
         .iter()
         .map(|port| {
             Command::new(&worker_bin)
+                .envs(bench.namespace_env())
                 .env("METRICS_PORT", port.to_string())
-                .env("REDIS_KEY_PREFIX", &bench.prefix)
-                .env("MONGODB_DATABASE", db.name())
                 .env("WORKER_CONCURRENCY", args.concurrency.to_string())
                 .envs(sim.env())
                 .env("LOG_LEVEL", "warn")

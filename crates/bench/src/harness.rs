@@ -1,6 +1,11 @@
-//! What every benchmark shares: a fresh key prefix on the configured Redis (`Bench`), a
-//! temporary database, worker processes and their memory, free ports, progress bars, and the
-//! JSON line each scenario prints.
+//! What every benchmark shares: its own namespace on the configured servers (`Bench`: a fresh
+//! key prefix on Redis and a temporary database on MongoDB, both removed afterwards), worker
+//! processes and their memory, free ports, progress bars, and the JSON line each scenario prints.
+//!
+//! A benchmark never touches the deployment's data: [`Bench::settings`] is the configuration
+//! with the key prefix and database replaced, and every queue, projector and process a benchmark
+//! starts is opened or configured from it (`crates/bench/tests/it` checks that nothing outside
+//! them changes).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,22 +33,52 @@ pub(crate) struct Waited {
 }
 
 pub(crate) struct Bench {
+    /// The configured settings with the benchmark's own key prefix (`redis.key_prefix`) and
+    /// database (`mongo.database`): what every queue, projector and process it starts uses.
     pub(crate) settings: Settings,
     pub(crate) redis: RedisConnection,
     pub(crate) prefix: String,
 }
 
 impl Bench {
-    pub(crate) async fn fresh(settings: &Settings) -> Result<Self, String> {
+    /// A namespace of its own for the benchmark `name` (`bench:<pid>:` on Redis, database
+    /// `bench_<name>_<pid>`), emptied.
+    pub(crate) async fn fresh(settings: &Settings, name: &str) -> Result<Self, String> {
         let redis = connect_redis(&settings.redis).await.map_err(|e| e.to_string())?;
         let prefix = format!("bench:{}:", std::process::id());
+        let mut own = settings.clone();
+        own.redis.key_prefix = prefix.clone();
+        own.mongo.database = format!("bench_{name}_{}", std::process::id());
         let bench = Self {
-            settings: settings.clone(),
+            settings: own,
             redis,
             prefix,
         };
         bench.reset().await?;
         Ok(bench)
+    }
+
+    /// Queue `name` as configured, under the benchmark's prefix.
+    pub(crate) fn open_queue(&self, name: &str) -> Queue {
+        self.settings
+            .open_queue(self.redis.clone(), name)
+            .expect("a configured queue")
+    }
+
+    /// The benchmark's database (drop it with [`drop_bench_database`]).
+    pub(crate) async fn database(&self) -> Result<mongodb::Database, String> {
+        sellersync_core::infra::connections::mongo_database(&self.settings.mongo, "sellersync-bench")
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// What a process the benchmark starts needs in its environment to use the benchmark's
+    /// namespace (on top of the configuration it inherits).
+    pub(crate) fn namespace_env(&self) -> [(&'static str, String); 2] {
+        [
+            ("REDIS_KEY_PREFIX", self.prefix.clone()),
+            ("MONGODB_DATABASE", self.settings.mongo.database.clone()),
+        ]
     }
 
     pub(crate) async fn reset(&self) -> Result<(), String> {
@@ -278,13 +313,26 @@ pub(crate) fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// A temporary database `<name><pid>` for one benchmark; the caller drops it afterwards.
-pub(crate) async fn bench_database(settings: &Settings, name: &str) -> Result<mongodb::Database, String> {
-    let mut mongo = settings.mongo.clone();
-    mongo.database = format!("{name}{}", std::process::id());
-    sellersync_core::infra::connections::mongo_database(&mongo, "sellersync-bench")
-        .await
-        .map_err(|e| e.to_string())
+/// Where the workspace's binaries are (`sellersync-worker`, `sellersync-api`): `SELLERSYNC_BIN_DIR`
+/// (what the scripts build), else beside this one.
+pub(crate) fn sibling_binary(name: &str) -> Result<std::path::PathBuf, String> {
+    let dir = match std::env::var_os("SELLERSYNC_BIN_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .parent()
+            .ok_or("no directory")?
+            .to_path_buf(),
+    };
+    let binary = dir.join(name);
+    if binary.exists() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "{} not found: build the workspace's binaries first (or set SELLERSYNC_BIN_DIR)",
+            binary.display()
+        ))
+    }
 }
 
 /// Drops a benchmark's database and closes its client (see `close_mongo`).

@@ -2,11 +2,13 @@
 //! stand-in and the benchmark harness, which the production binaries (`sellersync`,
 //! `sellersync-api`, `sellersync-worker`) do not: build it with `cargo build --release -p
 //! sellersync-bench` where you benchmark. Every scenario prints one JSON line. Settings come
-//! from the same configuration as the services.
+//! from the same configuration as the services, but every benchmark works in a namespace of its
+//! own (key prefix and database, see `harness`), never in the deployment's data.
 
 mod cron;
 mod e2e;
 mod harness;
+mod metrics;
 mod queue;
 mod refresh;
 
@@ -37,6 +39,9 @@ enum Command {
     E2e(e2e::E2eBenchArgs),
     /// The hourly producer: select and enqueue N stale users, timed per part.
     Cron(cron::CronBenchArgs),
+    /// Scraping the API's /metrics with many jobs active: Redis latency idle and during parallel
+    /// scrapes.
+    Metrics(metrics::MetricsBenchArgs),
     /// A benchmark worker process (started by `queue`).
     #[command(hide = true)]
     Worker(queue::WorkerArgs),
@@ -54,6 +59,7 @@ async fn main() -> ExitCode {
         Command::Refresh(args) => refresh::refresh(&settings, &args).await,
         Command::E2e(args) => e2e::e2e(&settings, &args).await,
         Command::Cron(args) => cron::cron(&settings, &args).await,
+        Command::Metrics(args) => metrics::metrics(&settings, &args).await,
         Command::Worker(args) => queue::worker(&settings, &args).await,
     };
     match result {

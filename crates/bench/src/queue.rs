@@ -27,7 +27,9 @@ use crate::harness::{Bench, QUEUE, cpu_seconds, emit, peak_rss_mib, queue_config
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Jobs in the end-to-end processing scenarios.
+    /// Jobs in the end-to-end processing scenarios; the other scenarios scale with it (enqueue
+    /// one at a time: up to 20,000; in bulk: twice it; pickup: up to 1,000; memory: up to 50,000;
+    /// crash: up to 2,000; rate limit: up to 500), so a small value runs everything quickly.
     #[arg(long, default_value_t = 100_000)]
     pub jobs: usize,
     /// Run only scenarios whose name contains this.
@@ -78,7 +80,7 @@ fn limited_config(per_sec: u32, burst: u32) -> QueueConfig {
 }
 
 pub async fn run(settings: &Settings, args: &BenchArgs) -> Result<(), String> {
-    let bench = Bench::fresh(settings).await?;
+    let bench = Bench::fresh(settings, "queue").await?;
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.enable_steady_tick(Duration::from_millis(120));
     let wanted = |name: &str| {
@@ -99,7 +101,7 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
     if wanted("enqueue_one") {
         bench.reset().await?;
         let queue = bench.queue();
-        let n = 20_000;
+        let n = args.jobs.min(20_000);
         let started = Instant::now();
         for i in 0..n {
             queue
@@ -114,7 +116,7 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
     }
     if wanted("enqueue_bulk") {
         bench.reset().await?;
-        let n = 200_000;
+        let n = args.jobs * 2;
         let started = Instant::now();
         bench.backlog(n).await?;
         let secs = started.elapsed().as_secs_f64();
@@ -184,13 +186,13 @@ async fn run_scenarios(bench: &Bench, args: &BenchArgs, wanted: impl Fn(&str) ->
         script_cost(bench, args.jobs.min(20_000)).await?;
     }
     if wanted("pickup") {
-        pickup_latency(bench).await?;
+        pickup_latency(bench, args.jobs.min(1000)).await?;
     }
     if wanted("memory") {
-        memory_per_job(bench).await?;
+        memory_per_job(bench, args.jobs.min(50_000)).await?;
     }
     if wanted("crash") {
-        crash(bench).await?;
+        crash(bench, args.jobs.min(2000)).await?;
     }
     if wanted("rate_limit") {
         rate_limit(bench, args.jobs.min(500), args.rate_limit_burst).await?;
@@ -242,7 +244,7 @@ async fn rate_limit(bench: &Bench, n: usize, burst: u32) -> Result<(), String> {
 }
 
 /// A trickle of jobs to one idle in-process consumer: time from enqueue to the handler starting.
-async fn pickup_latency(bench: &Bench) -> Result<(), String> {
+async fn pickup_latency(bench: &Bench, n: usize) -> Result<(), String> {
     bench.reset().await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
     let wake = connect_redis(&bench.settings.redis)
@@ -260,7 +262,6 @@ async fn pickup_latency(bench: &Bench) -> Result<(), String> {
     }));
     tokio::time::sleep(Duration::from_millis(200)).await; // let it go idle
     let queue = bench.queue();
-    let n = 1000;
     let mut latencies = Vec::with_capacity(n);
     for _ in 0..n {
         queue
@@ -286,9 +287,8 @@ async fn pickup_latency(bench: &Bench) -> Result<(), String> {
 }
 
 /// Redis memory per finished job kept for listing (payload `0`, 1 byte).
-async fn memory_per_job(bench: &Bench) -> Result<(), String> {
+async fn memory_per_job(bench: &Bench, n: usize) -> Result<(), String> {
     bench.reset().await?;
-    let n = 50_000;
     let before = bench.used_memory().await?;
     bench.backlog(n).await?;
     let child = bench.spawn_worker(50, 0, false);
@@ -305,10 +305,9 @@ async fn memory_per_job(bench: &Bench) -> Result<(), String> {
     Ok(())
 }
 
-/// 2000 jobs of 20 ms at concurrency 10; SIGKILL the worker after 1 s and start another.
-async fn crash(bench: &Bench) -> Result<(), String> {
+/// `n` (2000) jobs of 20 ms at concurrency 10; SIGKILL the worker after 1 s and start another.
+async fn crash(bench: &Bench, n: usize) -> Result<(), String> {
     bench.reset().await?;
-    let n = 2000;
     bench.backlog(n).await?;
     let started = Instant::now();
     let mut first = bench.spawn_worker(10, 20, true);

@@ -4,11 +4,11 @@ use std::time::Instant;
 
 use redis::AsyncCommands;
 use sellersync_core::Settings;
-use sellersync_core::infra::connections::{connect_redis, delete_keys};
+use sellersync_core::infra::connections::delete_keys;
 use sellersync_queue::RedisConnection;
 use serde_json::json;
 
-use crate::harness::{bench_database, drop_bench_database, emit};
+use crate::harness::{Bench, drop_bench_database, emit};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RefreshBenchArgs {
@@ -33,23 +33,26 @@ pub struct RefreshBenchArgs {
 /// rate-bound accounts and accounts/s for each run. Temporary database and key prefix, dropped
 /// afterwards.
 pub async fn refresh(settings: &Settings, args: &RefreshBenchArgs) -> Result<(), String> {
-    let db = bench_database(settings, "bench_").await?;
-    let result = refresh_scenarios(settings, args, &db).await;
+    let bench = Bench::fresh(settings, "refresh").await?;
+    let db = bench.database().await?;
+    let result = refresh_scenarios(&bench, args, &db).await;
     drop_bench_database(db).await;
+    bench.reset().await?;
     result
 }
 
 async fn refresh_scenarios(
-    settings: &Settings,
+    bench: &Bench,
     args: &RefreshBenchArgs,
     db: &mongodb::Database,
 ) -> Result<(), String> {
+    let settings = &bench.settings;
     let err = |e: &dyn std::fmt::Display| e.to_string();
     sellersync_core::demo::seed(db, 1, args.accounts, &|_| {})
         .await
         .map_err(|e| err(&e))?;
     let user = sellersync_core::demo::user_id(0);
-    let redis = connect_redis(&settings.redis).await.map_err(|e| err(&e))?;
+    let redis = bench.redis.clone();
     for &orders_per_day in &args.orders_per_day {
         let sim = sellersync_spapi_sim::spawn(sellersync_spapi_sim::SimConfig {
             latency_ms: args.latency_ms,
@@ -58,7 +61,7 @@ async fn refresh_scenarios(
         })
         .await
         .map_err(|e| err(&e))?;
-        let key_prefix = format!("bench:{}:o{orders_per_day}:", std::process::id());
+        let key_prefix = format!("{}o{orders_per_day}:", bench.prefix);
         let refresher = bench_refresher(settings, args, db, &redis, &sim, &key_prefix)?;
         for run in ["first", "next_hour"] {
             if run == "next_hour" {

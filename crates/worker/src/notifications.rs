@@ -1,18 +1,19 @@
 //! The `notifications` queue's handler: deliver one webhook request per job (see
 //! `sellersync_core::jobs::notify`). A 2xx completes the job; a timeout, 5xx, 408 or 429 fails the
-//! attempt, retried with the queue's backoff; anything else fails it for good.
+//! attempt, retried with the queue's backoff; anything else (a redirect, a 4xx, a refused
+//! target) fails it for good.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data};
-use sellersync_core::jobs::notify::{self, Delivery, DeliveryError, Webhook};
+use sellersync_core::jobs::notify::{self, Delivery, DeliveryError, Webhook, WebhookClient};
 use sellersync_queue::apalis::NonRetryable;
 
 /// What every delivery shares.
 #[derive(Clone)]
 pub struct DeliveryState {
-    pub client: reqwest::Client,
+    pub client: WebhookClient,
     pub webhooks: Arc<Vec<Webhook>>,
     pub timeout: Duration,
 }
@@ -20,9 +21,7 @@ pub struct DeliveryState {
 impl DeliveryState {
     pub fn new(settings: &sellersync_core::Settings) -> Self {
         Self {
-            client: sellersync_core::infra::tls::http_client()
-                .build()
-                .expect("an HTTP client with default settings builds"),
+            client: WebhookClient::new(settings.notifications.allow_private_targets),
             webhooks: Arc::new(settings.notifications.webhooks.clone()),
             timeout: settings.notifications.timeout,
         }

@@ -59,11 +59,12 @@ impl Form {
     }
 }
 
-/// Sign-in: a pasted admin or viewer token becomes a session cookie.
-pub async fn login(State(state): State<AppState>, form: Form) -> Response {
+/// Sign-in: a pasted admin or viewer token becomes a session cookie (the form's CSRF token
+/// first: 403 without it).
+pub async fn login(State(state): State<AppState>, parts: Parts, form: Form) -> Response {
     let token = form.get("token").unwrap_or_default().trim();
-    let started = match crate::auth::verify(&state, token) {
-        Ok(claims) => session::start(&state, &claims).await,
+    let started = match session::check_login_csrf(&parts, form.get("csrf")) {
+        Ok(()) => session::start(&state, token).await,
         Err(error) => Err(error),
     };
     match started {
@@ -74,11 +75,7 @@ pub async fn login(State(state): State<AppState>, form: Form) -> Response {
         }
         Err(error) => {
             let (status, _, message) = error.public_parts();
-            let page = view::LoginPage {
-                base: base(&state),
-                error: Some(message),
-            };
-            (status, view::render(&page)).into_response()
+            super::pages::login_page(&state, status, Some(message))
         }
     }
 }

@@ -103,3 +103,30 @@ impl IntoResponse for PageError {
 }
 
 pub type PageResult = Result<Response, PageError>;
+
+/// A page's query string: a bad value (`page=-1`, `page=x`) is a 400 page, not axum's plain text.
+pub struct PageQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for PageQuery<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
+        let crate::extract::Query(query) = crate::extract::Query::from_request_parts(parts, state).await?;
+        Ok(PageQuery(query))
+    }
+}
+
+/// Highest page number of a list (50 rows a page: half a million rows, more than any list
+/// holds); beyond it, and for anything that is not a number, 400.
+pub const MAX_PAGE: usize = 10_000;
+
+/// The first row of `page`, for pages of `size` rows.
+pub fn offset(page: usize, size: usize) -> Result<usize, ApiError> {
+    if page > MAX_PAGE {
+        return Err(ApiError::BadRequest(format!(
+            "page must be between 0 and {MAX_PAGE}, got {page}"
+        )));
+    }
+    page.checked_mul(size)
+        .ok_or_else(|| ApiError::BadRequest(format!("page {page} is out of range")))
+}

@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
-use axum::response::IntoResponse;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::SET_COOKIE;
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures::TryStreamExt;
 use futures::future::try_join_all;
@@ -16,7 +18,7 @@ use sellersync_queue::{JobInfo, JobState, Queue};
 use serde::Deserialize;
 
 use super::view::{self, Ctx, JobRow};
-use super::{PageResult, Signed, base};
+use super::{PageQuery as Query, PageResult, Signed, base};
 use crate::error::ApiError;
 use crate::extract::Path;
 use crate::monitoring;
@@ -34,11 +36,21 @@ pub struct Notice {
     notice: Option<String>,
 }
 
-pub async fn login(State(state): State<AppState>) -> impl IntoResponse {
-    view::render(&view::LoginPage {
-        base: base(&state),
-        error: None,
-    })
+pub async fn login(State(state): State<AppState>) -> Response {
+    login_page(&state, StatusCode::OK, None)
+}
+
+/// The sign-in page with a fresh form token (and its cookie), and the error of a refused try.
+pub fn login_page(state: &AppState, status: StatusCode, error: Option<String>) -> Response {
+    let (csrf, cookie) = super::session::login_token(state);
+    let page = view::LoginPage {
+        base: base(state),
+        error,
+        csrf,
+    };
+    let mut response = (status, view::render(&page)).into_response();
+    response.headers_mut().insert(SET_COOKIE, cookie);
+    response
 }
 
 pub async fn overview(
@@ -207,7 +219,8 @@ pub async fn jobs(
         None => JobState::Failed,
     };
     let size = state.settings.dashboard.page_size;
-    let (jobs, total) = find_jobs(&state, queue, job_state, &q, size).await?;
+    let offset = super::offset(q.page, size)?;
+    let (jobs, total) = find_jobs(&state, queue, job_state, &q, (offset, size)).await?;
     let ctx = Ctx::new(&state, &session, q.notice.clone());
     let link = |page: usize| {
         format!(
@@ -219,7 +232,7 @@ pub async fn jobs(
             encode(&q.error)
         )
     };
-    let more = total.is_none_or(|t| (q.page + 1) * size < t as usize) && jobs.len() == size;
+    let more = total.is_none_or(|t| offset + size < t as usize) && jobs.len() == size;
     let counts = queue.counts().await?;
     let page = view::JobsPage {
         queue: name.clone(),
@@ -246,16 +259,15 @@ pub async fn jobs(
     Ok(view::render(&page).into_response())
 }
 
-/// One page of jobs: by id, by user (their JobStatus records), by error text, or a state's
-/// list; with the state's total when not searching.
+/// One page of jobs (`offset` and `size`): by id, by user (their JobStatus records), by error
+/// text, or a state's list; with the state's total when not searching.
 async fn find_jobs(
     state: &AppState,
     queue: &Queue,
     job_state: JobState,
     q: &JobsQuery,
-    size: usize,
+    (offset, size): (usize, usize),
 ) -> Result<(Vec<JobInfo>, Option<u64>), ApiError> {
-    let offset = q.page * size;
     if !q.id.trim().is_empty() {
         return Ok((queue.get(q.id.trim()).await?.into_iter().collect(), None));
     }
@@ -418,7 +430,7 @@ fn status_rows(base: &str, records: &[JobStatusRecord]) -> Vec<view::StatusRow> 
 pub struct UsersQuery {
     filter: Option<String>,
     #[serde(default)]
-    page: u64,
+    page: usize,
     notice: Option<String>,
 }
 
@@ -428,7 +440,8 @@ pub async fn users(
     State(state): State<AppState>,
     Query(q): Query<UsersQuery>,
 ) -> PageResult {
-    let size = state.settings.dashboard.page_size as u64;
+    let size = state.settings.dashboard.page_size;
+    let offset = super::offset(q.page, size)?;
     let filter = q.filter.clone().unwrap_or_else(|| "all".to_owned());
     let query = match filter.as_str() {
         "reauth" => doc! { "needsReauthorization": true },
@@ -443,7 +456,7 @@ pub async fn users(
         .collection::<User>(USERS)
         .find(query)
         .sort(doc! { "lastDataUpdateAt": 1, "_id": 1 })
-        .skip(q.page * size)
+        .skip(offset as u64)
         .limit(size as i64)
         .await
         .map_err(CoreError::from)?
@@ -451,11 +464,11 @@ pub async fn users(
         .await
         .map_err(CoreError::from)?;
     let ctx = Ctx::new(&state, &session, q.notice);
-    let link = |page: u64| format!("{}/users?filter={filter}&page={page}", ctx.base);
+    let link = |page: usize| format!("{}/users?filter={filter}&page={page}", ctx.base);
     let page = view::UsersPage {
         rows: users.iter().map(|u| user_row(&state, &ctx.base, u)).collect(),
         prev: (q.page > 0).then(|| link(q.page - 1)),
-        next: (users.len() as u64 == size).then(|| link(q.page + 1)),
+        next: (users.len() == size).then(|| link(q.page + 1)),
         filter,
         ctx,
     };

@@ -61,6 +61,8 @@ pub struct ErrorPage {
 pub struct LoginPage {
     pub base: String,
     pub error: Option<String>,
+    /// The form's token, also in its cookie (double submit).
+    pub csrf: String,
 }
 
 #[derive(Template)]

@@ -1,4 +1,6 @@
-//! Admin endpoints beside the queues: the hourly producer's runs (`GET /api/admin/cron-runs`).
+//! Admin endpoints beside the queues: the hourly producer's runs (`GET /api/admin/cron-runs`),
+//! and ending dashboard sessions at once (`POST /api/admin/dashboard/sessions/revoke`: someone
+//! was demoted or left).
 
 use axum::extract::State;
 use futures::TryStreamExt;
@@ -11,13 +13,61 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Envelope, ok};
-use crate::auth::Reader;
-use crate::error::ApiError;
-use crate::extract::{Query, limit};
+use crate::auth::{Admin, Reader};
+use crate::dashboard::session::{Revoke, revoke};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Query, limit};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(cron_runs))
+    OpenApiRouter::new()
+        .routes(routes!(cron_runs))
+        .routes(routes!(revoke_sessions))
+}
+
+/// Whose dashboard sessions to end: one subject's, or all.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    /// The subject (a token's `sub`) whose sessions end.
+    sub: Option<String>,
+    /// End every session.
+    #[serde(default)]
+    all: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Revoked {
+    /// Sessions ended.
+    revoked: usize,
+}
+
+/// Ends dashboard sessions at once: one subject's (demoted, or gone) or everyone's. Their
+/// browsers are sent to sign in again on their next request.
+#[utoipa::path(post, path = "/api/admin/dashboard/sessions/revoke", tag = "admin",
+    request_body = RevokeRequest, security(("bearer" = [])),
+    responses((status = 200, description = "Sessions ended", body = Envelope<Revoked>),
+        (status = 400, description = "Neither or both of sub and all", body = ErrorBody)))]
+async fn revoke_sessions(
+    Admin(admin): Admin,
+    State(state): State<AppState>,
+    Json(request): Json<RevokeRequest>,
+) -> Result<axum::Json<Envelope<Revoked>>, ApiError> {
+    let whose = match (request.sub.as_deref(), request.all) {
+        (Some(sub), false) if !sub.is_empty() => Revoke::Subject(sub),
+        (None, true) => Revoke::All,
+        _ => {
+            return Err(ApiError::BadRequest(
+                r#"send either {"sub": "<subject>"} or {"all": true}"#.into(),
+            ));
+        }
+    };
+    let revoked = revoke(&state, whose).await?;
+    tracing::info!(by = %admin.sub, sub = request.sub.as_deref().unwrap_or("*"), revoked, "dashboard sessions revoked");
+    Ok(ok(
+        format!("{revoked} dashboard sessions ended"),
+        Revoked { revoked },
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]

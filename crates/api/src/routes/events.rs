@@ -21,9 +21,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{bearer_token, verify};
+use crate::connection::ClientConnection;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Query;
-use crate::live::{Filter, LiveEvent, Position};
+use crate::live::{Filter, Hub, LiveEvent, Position, Refused, Subscription};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -63,16 +64,18 @@ struct EventsQuery {
 
 /// Live job events (Server-Sent Events). Each `data` is a JSON `LiveEvent`; the `id` resumes
 /// the feed when sent back as `Last-Event-ID`. A client that falls more than
-/// `events.client_buffer` events behind is disconnected (it resumes on reconnect).
+/// `events.client_buffer` events behind on any queue is disconnected (it resumes on reconnect).
 #[utoipa::path(get, path = "/api/events", tag = "events", params(EventsQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     security(("bearer" = [])),
     responses((status = 200, description = "An event stream; each event's data is a LiveEvent",
             content_type = "text/event-stream", body = LiveEvent),
+        (status = 429, description = "This caller holds events.max_subscribers_per_caller streams already", body = ErrorBody),
         (status = 503, description = "Too many subscribers", body = ErrorBody)))]
 async fn events(
     Subscriber(claims): Subscriber,
     State(state): State<AppState>,
+    connection: ClientConnection,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -89,11 +92,42 @@ async fn events(
         .unwrap_or_default();
     let subscription = state
         .live
-        .subscribe(&queues, &resume, filter)
-        .map_err(|_| ApiError::Unavailable("too many live event subscribers; try again later".into()))?;
+        .subscribe(&claims, &queues, &resume, filter)
+        .map_err(refusal)?;
+    connection.bound_send_buffer(state.settings.events.send_buffer_bytes);
+    let connected = cut_when_ended(&state.live, &subscription, connection);
     let heartbeat = state.settings.events.heartbeat;
-    let stream = sse_stream(subscription, resume, !claims.reads_everything());
+    let stream = sse_stream(subscription, resume, !claims.reads_everything(), connected);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
+}
+
+fn refusal(refused: Refused) -> ApiError {
+    match refused {
+        Refused::Full => ApiError::Unavailable("too many live event subscribers; try again later".into()),
+        Refused::CallerLimit(n) => ApiError::TooManyRequests(format!(
+            "this caller already holds {n} live event streams (events.max_subscribers_per_caller); close one first"
+        )),
+    }
+}
+
+/// Cuts the connection when the subscription ends while the response is still being sent (its
+/// client fell behind: its writes may be stalled for good). Dropping the returned guard, with
+/// the response, ends the watch.
+fn cut_when_ended(
+    hub: &Hub,
+    subscription: &Subscription,
+    connection: ClientConnection,
+) -> tokio_util::sync::DropGuard {
+    let ended = subscription.ended();
+    let sent = tokio_util::sync::CancellationToken::new();
+    let guard = sent.clone().drop_guard();
+    hub.tasks().spawn(async move {
+        tokio::select! {
+            () = ended.cancelled() => connection.cut(),
+            () = sent.cancelled() => {}
+        }
+    });
+    guard
 }
 
 /// A user token sees only its own jobs; asking for another user's is 403.
@@ -114,15 +148,17 @@ fn filter_for(claims: &Claims, state: Option<String>, user: Option<String>) -> R
 }
 
 /// Turns events into SSE events whose id is the cursor after them; for a user token (`public`)
-/// each event's error is its public message, never the internal detail.
+/// each event's error is its public message, never the internal detail. `connected` lives as
+/// long as the stream.
 fn sse_stream(
-    subscription: crate::live::Subscription,
+    subscription: Subscription,
     mut cursor: BTreeMap<String, Position>,
     public: bool,
+    connected: tokio_util::sync::DropGuard,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold(subscription, |mut rx| async move {
+    futures::stream::unfold((subscription, connected), |(mut rx, connected)| async move {
         let event = rx.recv().await?;
-        Some((event, rx))
+        Some((event, (rx, connected)))
     })
     .map(move |event| {
         cursor.insert(event.queue.clone(), event.position);

@@ -1,7 +1,10 @@
 //! Metrics: `/api/metrics/queues` (seed 004: counts per queue and an overall health, admin) and
 //! `/metrics` (Prometheus text: queue depth per state, jobs completed/failed/retried, the job
-//! duration histogram from Redis, and the API's HTTP request metrics; no token, as scrapers
-//! expect — expose it only where Prometheus can reach it).
+//! duration histogram from Redis, and the API's HTTP request metrics). Both need an admin or
+//! viewer token (Prometheus sends one with `authorization: credentials_file`): the API listens
+//! where user clients reach it, and a scrape reads Redis and MongoDB, so its expensive part is
+//! computed at most once per `server.metrics_cache_ms` however many scrapes come
+//! ([`monitoring::ScrapeCache`]).
 
 use std::collections::BTreeMap;
 
@@ -66,12 +69,17 @@ async fn queue_metrics(
     Ok(ok("Queue metrics retrieved", QueueMetricsData { queues, health }))
 }
 
-/// Prometheus text exposition format 0.0.4.
-#[utoipa::path(get, path = "/metrics", tag = "metrics",
+/// Prometheus text exposition format 0.0.4 (admin or viewer token). The families read from Redis
+/// and MongoDB are at most `server.metrics_cache_ms` old.
+#[utoipa::path(get, path = "/metrics", tag = "metrics", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain")))]
-async fn prometheus(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let mut text = monitoring::prometheus_text(&state.queues, &state.settings).await?;
-    text.push_str(&monitoring::freshness_text(&state.mongo).await);
+async fn prometheus(_reader: Reader, State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let stored = state
+        .scrapes
+        .text(&state.queues, &state.settings, &state.mongo)
+        .await?;
+    let mut text = String::from(&*stored);
+    text.push_str(&state.scrapes.computations_text());
     text.push_str(&sellersync_core::infra::metrics::render(
         &state.prometheus,
         "sellersync-api",

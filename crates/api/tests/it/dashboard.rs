@@ -24,12 +24,8 @@ impl<'a> Browser<'a> {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let response = client
-            .post(app.url("/admin/login"))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .unwrap();
+        let form = SignInForm::get(app, &client).await;
+        let response = form.post(app, &client, token).await;
         assert_eq!(response.status(), 303, "signed in");
         let set = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
         for attribute in ["HttpOnly", "SameSite=Strict", "Max-Age=", "Path=/"] {
@@ -44,14 +40,27 @@ impl<'a> Browser<'a> {
         }
     }
 
-    pub async fn get(&self, path: &str) -> (u16, String) {
-        let response = self
-            .client
+    async fn send_get(&self, path: &str) -> reqwest::Response {
+        self.client
             .get(self.app.url(&format!("{}{path}", self.base)))
             .header(COOKIE, &self.cookie)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// GET without following a redirect: the status and the redirect target (or the body).
+    pub async fn get_raw(&self, path: &str) -> (u16, String) {
+        let response = self.send_get(path).await;
+        let status = response.status().as_u16();
+        match response.headers().get(LOCATION) {
+            Some(location) => (status, location.to_str().unwrap().to_owned()),
+            None => (status, response.text().await.unwrap()),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = self.send_get(path).await;
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
@@ -83,6 +92,39 @@ impl<'a> Browser<'a> {
     }
 }
 
+/// The sign-in page's form token and the cookie that goes with it.
+pub struct SignInForm {
+    csrf: String,
+    cookie: String,
+}
+
+impl SignInForm {
+    pub async fn get(app: &TestApp, client: &reqwest::Client) -> Self {
+        let page = client.get(app.url("/admin/login")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let set = page.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+        for attribute in ["HttpOnly", "SameSite=Strict", "/admin/login;"] {
+            assert!(set.contains(attribute), "{attribute} in {set}");
+        }
+        let cookie = set.split(';').next().unwrap().to_owned();
+        let html = page.text().await.unwrap();
+        let field = r#"name="csrf" value=""#;
+        let start = html.find(field).expect("a CSRF field") + field.len();
+        let csrf = html[start..].split('"').next().unwrap().to_owned();
+        Self { csrf, cookie }
+    }
+
+    pub async fn post(&self, app: &TestApp, client: &reqwest::Client, token: &str) -> reqwest::Response {
+        client
+            .post(app.url("/admin/login"))
+            .header(COOKIE, &self.cookie)
+            .form(&[("token", token), ("csrf", &self.csrf)])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 /// A failed job and a completed one.
 async fn some_jobs(app: &TestApp) -> (String, String) {
     app.add_users(&["u-failed", "u-done"]).await;
@@ -110,16 +152,158 @@ async fn without_a_session_pages_lead_to_sign_in_and_bad_tokens_are_refused() {
         .unwrap()
         .to_owned();
     assert!(csp.contains("script-src 'self'"), "{csp}");
+    let form = SignInForm::get(&app, &client).await;
     for (token, status) in [("garbage", 401), (app.token("u1", Role::User).as_str(), 403)] {
-        let response = client
-            .post(app.url("/admin/login"))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .unwrap();
+        let response = form.post(&app, &client, token).await;
         assert_eq!(response.status(), status, "{token}");
-        assert!(response.headers().get(SET_COOKIE).is_none());
+        assert!(!sets_session(&response));
         assert!(response.text().await.unwrap().contains("login-error"));
+    }
+}
+
+fn sets_session(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("sellersync_session="))
+}
+
+fn no_redirects() -> reqwest::Client {
+    sellersync_core::infra::tls::http_client()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Login CSRF: the sign-in form needs the token of the page it came from, also sent as a cookie
+/// only that form's path gets (a page elsewhere cannot sign a browser in with its own token).
+#[tokio::test]
+async fn the_sign_in_form_needs_its_own_csrf_token() {
+    let app = spawn_app().await;
+    let client = no_redirects();
+    let admin = app.admin();
+    let form = SignInForm::get(&app, &client).await;
+    let other = SignInForm::get(&app, &client).await;
+    let attempts = [
+        ("no token, no cookie", None, vec![("token", admin.as_str())]),
+        ("no token", Some(&form.cookie), vec![("token", admin.as_str())]),
+        (
+            "another page's token",
+            Some(&form.cookie),
+            vec![("token", admin.as_str()), ("csrf", other.csrf.as_str())],
+        ),
+        (
+            "no cookie",
+            None,
+            vec![("token", admin.as_str()), ("csrf", form.csrf.as_str())],
+        ),
+    ];
+    for (what, cookie, fields) in attempts {
+        let mut request = client.post(app.url("/admin/login")).form(&fields);
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 403, "{what}");
+        assert!(!sets_session(&response), "{what}");
+        assert!(response.text().await.unwrap().contains("login-error"), "{what}");
+    }
+    assert_eq!(form.post(&app, &client, &admin).await.status(), 303);
+}
+
+/// A session re-checks the key that verified its token on every request: an API restarted with a
+/// rotated JWT_SECRET ends the sessions the old secret began (docs/security.md, Rotating).
+#[tokio::test]
+async fn a_rotated_jwt_secret_ends_dashboard_sessions_at_once() {
+    let app = spawn_app().await;
+    let session = Browser::sign_in(&app, &app.admin()).await;
+    assert_eq!(session.get("").await.0, 200);
+    let rotated = spawn_app_with(&[
+        (
+            "redis.key_prefix",
+            Value::from(app.settings().redis.key_prefix.clone()),
+        ),
+        (
+            "mongo.database",
+            Value::from(app.settings().mongo.database.clone()),
+        ),
+        (
+            "auth.jwt_secret",
+            Value::from("rotated-0123456789-0123456789-abcdefgh"),
+        ),
+    ])
+    .await;
+    let after = Browser {
+        app: &rotated,
+        ..session
+    };
+    let (status, location) = after.get_raw("").await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "/admin/login"),
+        "the old secret's session ended"
+    );
+    let (status, _) = Browser { app: &app, ..after }.get_raw("").await;
+    assert_eq!(
+        status, 303,
+        "and it is gone for every replica, not just refused by one"
+    );
+}
+
+/// Demoting someone ends their dashboard sessions at once (their tokens still expire on their
+/// own); everyone's, with `all`.
+#[tokio::test]
+async fn revoking_a_subject_ends_its_sessions_at_once_and_no_one_elses() {
+    let app = spawn_app().await;
+    let demoted = Browser::sign_in(&app, &app.token("ops2", Role::Admin)).await;
+    let kept = Browser::sign_in(&app, &app.token("auditor", Role::Viewer)).await;
+    let revoke = "/api/admin/dashboard/sessions/revoke";
+    let (status, body) = app
+        .admin_post(revoke, Some(serde_json::json!({ "sub": "ops2" })))
+        .await;
+    assert_eq!(
+        (status, &body["data"]["revoked"]),
+        (200, &serde_json::json!(1)),
+        "{body}"
+    );
+    assert_eq!(demoted.get_raw("").await.0, 303, "sent to sign in");
+    assert_eq!(kept.get("").await.0, 200);
+    let viewer = app.token("auditor", Role::Viewer);
+    let all = Some(serde_json::json!({ "all": true }));
+    let (status, _) = app.call(Method::POST, revoke, Some(&viewer), all.clone()).await;
+    assert_eq!(status, 403, "viewers change nothing");
+    for bad in [
+        serde_json::json!({}),
+        serde_json::json!({ "sub": "x", "all": true }),
+    ] {
+        let (status, _) = app.admin_post(revoke, Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}");
+    }
+    let (status, body) = app.admin_post(revoke, all).await;
+    assert_eq!(
+        (status, &body["data"]["revoked"]),
+        (200, &serde_json::json!(1)),
+        "{body}"
+    );
+    assert_eq!(kept.get_raw("").await.0, 303);
+}
+
+/// Paging values are checked: no overflow, a clear 400 page.
+#[tokio::test]
+async fn paging_beyond_the_last_possible_page_or_not_a_number_is_a_400_page() {
+    let app = spawn_app().await;
+    let session = Browser::sign_in(&app, &app.admin()).await;
+    for list in ["/queues/user-data/jobs?state=failed&", "/users?"] {
+        assert_eq!(session.get(&format!("{list}page=1")).await.0, 200, "{list}");
+        for page in ["10001", "18446744073709551615", "99999999999999999999", "-1", "x"] {
+            let (status, html) = session.get(&format!("{list}page={page}")).await;
+            assert_eq!(status, 400, "{list}page={page}: {html}");
+            assert!(
+                html.contains("bad_request"),
+                "{list}page={page}: an error page: {html}"
+            );
+        }
     }
 }
 

@@ -81,6 +81,19 @@ impl SseClient {
         .is_ok()
     }
 
+    /// Events until one of kind `event` (any job); returns them all.
+    pub async fn until_event(&mut self, event: &str) -> Vec<Received> {
+        let mut seen = Vec::new();
+        loop {
+            let next = self.next().await;
+            let done = next.data["event"] == event;
+            seen.push(next);
+            if done {
+                return seen;
+            }
+        }
+    }
+
     /// Events until one for `job` with `event`; returns them all.
     pub async fn until(&mut self, job: &str, event: &str) -> Vec<Received> {
         let mut seen = Vec::new();
@@ -204,6 +217,66 @@ async fn a_user_token_sees_only_its_own_jobs_and_filters_apply() {
     assert_eq!(failed.data["error"], "boom");
 }
 
+/// Retention and `clean` write one `cleaned` event for a whole batch of deleted jobs (about 100 of
+/// them, of many users). A user token gets it cut down to its own jobs, and never another user's
+/// job id or user id; an admin gets it whole.
+#[tokio::test]
+async fn a_cleaned_batch_of_three_users_jobs_is_cut_down_to_each_users_own_and_admins_see_it_whole() {
+    let app = spawn_app().await;
+    let users = ["alice", "bob", "carol"];
+    app.add_users(&users).await;
+    let mut admin = SseClient::connect(&app, "", &app.admin(), None).await;
+    let mut own = Vec::new();
+    for user in users {
+        own.push(SseClient::connect(&app, "", &app.token(user, Role::User), None).await);
+    }
+    let jobs = app.enqueue(&users).await;
+    finish_jobs(&app.queue().await, 3, Ok(())).await;
+    let (status, body) = app
+        .admin_post(
+            "/api/admin/queues/user-data/clean",
+            Some(serde_json::json!({ "olderThanMs": 0, "status": "completed" })),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["data"]["removed"]),
+        (200, &Json::from(3)),
+        "{body}"
+    );
+
+    let whole = admin.until_event("cleaned").await.pop().unwrap();
+    let mut all: Vec<&str> = whole.data["jobIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    all.sort_unstable();
+    let mut expected: Vec<&str> = jobs.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(all, expected, "one event for the whole batch: {}", whole.data);
+    assert_eq!(whole.data["userId"], Json::Null, "three users, not one");
+
+    for ((user, job), client) in users.iter().zip(&jobs).zip(&mut own) {
+        let seen = client.until_event("cleaned").await;
+        let cleaned = &seen.last().unwrap().data;
+        assert_eq!(cleaned["jobIds"], serde_json::json!([job]), "{user}: {cleaned}");
+        assert_eq!(
+            (&cleaned["jobId"], &cleaned["userId"]),
+            (&Json::from(job.as_str()), &Json::from(*user))
+        );
+        for event in &seen {
+            let text = event.data.to_string();
+            for (other, other_job) in users.iter().zip(&jobs).filter(|(u, _)| *u != user) {
+                assert!(
+                    !text.contains(other) && !text.contains(other_job.as_str()),
+                    "{user} was sent {other}'s job: {text}"
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_user_token_gets_the_public_message_of_a_failure_admins_the_internal_detail() {
     let app = spawn_app().await;
@@ -223,18 +296,165 @@ async fn a_user_token_gets_the_public_message_of_a_failure_admins_the_internal_d
 
 #[tokio::test]
 async fn subscribers_are_bounded() {
-    let app = spawn_app_with(&[("events.max_subscribers", Value::from(1))]).await;
+    let app = spawn_app_with(&[
+        ("events.max_subscribers", Value::from(1)),
+        ("events.staff_reserved_subscribers", Value::from(0)),
+    ])
+    .await;
     let _first = SseClient::connect(&app, "", &app.admin(), None).await;
-    let (status, body) = app
-        .call(reqwest::Method::GET, "/api/events", Some(&app.admin()), None)
-        .await;
+    let (status, body) = refused(&app, &app.token("ops2", Role::Admin)).await;
     assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "service_unavailable");
     let (status, _) = app.call(reqwest::Method::GET, "/api/events", None, None).await;
     assert_eq!(status, 401);
-    let (status, _) = app
-        .call(reqwest::Method::GET, "/api/events", Some(&app.admin()), None)
-        .await;
+    let (status, _) = refused(&app, &app.token("ops2", Role::Admin)).await;
     assert_eq!(status, 503, "the refused ones did not take a slot");
+}
+
+/// One user token cannot take every slot: it holds at most `events.max_subscribers_per_caller`
+/// (429 beyond), user tokens together leave `events.staff_reserved_subscribers` free (503 beyond),
+/// and those stay open to admins and viewers.
+#[tokio::test]
+async fn slots_are_bounded_per_caller_and_some_are_kept_for_admins_and_viewers() {
+    let app = spawn_app_with(&[
+        ("events.max_subscribers", Value::from(4)),
+        ("events.staff_reserved_subscribers", Value::from(2)),
+        ("events.max_subscribers_per_caller", Value::from(1)),
+    ])
+    .await;
+    let alice = app.token("alice", Role::User);
+    let _alice = SseClient::connect(&app, "", &alice, None).await;
+    let (status, body) = refused(&app, &alice).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (429, &Json::from("too_many_requests")),
+        "{body}"
+    );
+    let _bob = SseClient::connect(&app, "", &app.token("bob", Role::User), None).await;
+    let (status, body) = refused(&app, &app.token("carol", Role::User)).await;
+    assert_eq!(
+        status, 503,
+        "users have taken every slot not kept for staff: {body}"
+    );
+    let _admin = SseClient::connect(&app, "", &app.admin(), None).await;
+    let _viewer = SseClient::connect(&app, "", &app.token("support", Role::Viewer), None).await;
+    let (status, _) = refused(&app, &app.token("ops2", Role::Admin)).await;
+    assert_eq!(status, 503, "now every slot is taken");
+}
+
+/// A client that stops reading, on all queues (what the dashboard opens) or on one: once
+/// `events.client_buffer` events wait for it (the kernel holding only its bounded send buffer
+/// more) it is disconnected, its slot freed, and it resumes from the last event it got.
+#[tokio::test]
+async fn a_stalled_reader_of_every_queue_is_disconnected_and_resumes() {
+    stalled_reader_is_disconnected_and_resumes("").await;
+}
+
+#[tokio::test]
+async fn a_stalled_reader_of_one_queue_is_disconnected_and_resumes() {
+    stalled_reader_is_disconnected_and_resumes("?queue=user-data").await;
+}
+
+/// Events queued for the stalled client in these tests.
+const STALLED_BUFFER: usize = 50;
+
+async fn stalled_reader_is_disconnected_and_resumes(query: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(&[
+        ("events.client_buffer", Value::from(STALLED_BUFFER)),
+        // One slot: a probe connects once the stalled client's slot is free.
+        ("events.max_subscribers", Value::from(1)),
+        ("events.staff_reserved_subscribers", Value::from(0)),
+    ])
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(app.addr).await.unwrap();
+    let request = format!(
+        "GET /api/events{query} HTTP/1.0\r\nAuthorization: Bearer {}\r\n\r\n",
+        app.admin()
+    );
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    stalled.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.0 200", "{}", String::from_utf8_lossy(&head));
+
+    // It reads nothing more while jobs are enqueued, until its slot is freed.
+    let queue = app.queue().await;
+    let mut ids = Vec::new();
+    while !probe_connects(&app).await {
+        assert!(ids.len() < 20_000, "still connected after {} events", ids.len());
+        let batch: Vec<_> = (ids.len()..ids.len() + 50)
+            .map(|i| {
+                let payload = serde_json::json!({ "userId": format!("user-{i}") });
+                sellersync_queue::NewJob::new(&payload, Default::default()).unwrap()
+            })
+            .collect();
+        ids.extend(
+            queue
+                .enqueue_bulk(&batch)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id),
+        );
+    }
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stalled.read_to_end(&mut received))
+        .await
+        .expect("the server ended the connection")
+        .ok();
+    let text = String::from_utf8_lossy(&received);
+    let body = &text[text.find("\r\n\r\n").expect("headers") + 4..];
+    let events: Vec<Received> = body
+        .split_inclusive("\n\n")
+        .filter(|block| block.ends_with("\n\n"))
+        .filter_map(parse_block)
+        .collect();
+    println!(
+        "{query:?}: disconnected after {} events were enqueued; it had received {} ({} bytes)",
+        ids.len(),
+        events.len(),
+        body.len()
+    );
+    let bound = STALLED_BUFFER + 400;
+    assert!(
+        !events.is_empty() && events.len() <= bound && ids.len() <= bound + 50,
+        "{} received, {} enqueued: more than about client_buffer + the bounded kernel buffers",
+        events.len(),
+        ids.len()
+    );
+    let last = events.last().unwrap();
+    let at = ids
+        .iter()
+        .position(|id| *id == last.data["jobId"])
+        .expect("one of ours");
+    let mut resumed = SseClient::connect(&app, query, &app.admin(), Some(&last.id)).await;
+    let next = resumed.next().await;
+    assert_eq!(
+        next.data["jobId"],
+        ids[at + 1].as_str(),
+        "resumed right after the last event it got"
+    );
+}
+
+/// Opens `/api/events` with `token` and returns the refusal: status and body (`Null` for a
+/// stream, which is dropped at once).
+async fn refused(app: &TestApp, token: &str) -> (u16, Json) {
+    app.call(reqwest::Method::GET, "/api/events", Some(token), None)
+        .await
+}
+
+/// True when a new event stream is accepted (the one slot is free); closes it again.
+async fn probe_connects(app: &TestApp) -> bool {
+    let response = app
+        .client
+        .get(app.url("/api/events"))
+        .bearer_auth(app.token("probe", Role::Admin))
+        .send()
+        .await
+        .expect("sent");
+    response.status() == 200
 }
 
 #[tokio::test]
@@ -256,8 +476,19 @@ async fn a_subscriber_that_does_not_read_is_dropped_not_buffered() {
         Default::default(),
     )
     .await;
+    let admin = sellersync_core::domain::auth::Claims {
+        sub: "ops".into(),
+        role: Role::Admin,
+        iat: 0,
+        exp: 0,
+    };
     let mut slow = hub
-        .subscribe(&["user-data".to_owned()], &Default::default(), Default::default())
+        .subscribe(
+            &admin,
+            &["user-data".to_owned()],
+            &Default::default(),
+            Default::default(),
+        )
         .unwrap();
     assert_eq!(hub.subscriber_count(), 1);
     app.add_users(&["a", "b", "c", "d", "e"]).await;

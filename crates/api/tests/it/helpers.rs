@@ -87,6 +87,16 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `/metrics` as Prometheus scrapes it (with a viewer token).
+    pub async fn scrape(&self) -> reqwest::Response {
+        self.client
+            .get(self.url("/metrics"))
+            .bearer_auth(self.token("prometheus", Role::Viewer))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

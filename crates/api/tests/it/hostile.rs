@@ -200,7 +200,12 @@ async fn send(request: reqwest::RequestBuilder) -> Reply {
     };
     let location = header(reqwest::header::LOCATION);
     let streaming = header(CONTENT_TYPE).starts_with("text/event-stream");
-    let sets_cookie = response.headers().contains_key(SET_COOKIE);
+    // A session cookie (the sign-in form's own CSRF cookie is not one).
+    let sets_cookie = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .any(|c| c.to_str().is_ok_and(|c| c.starts_with("sellersync_session=")));
     let body = if streaming {
         String::new()
     } else {

@@ -92,7 +92,7 @@ async fn a_job_the_reaper_fails_is_failed_in_job_status_and_counted() {
         job.as_str(),
         "listed among the failed"
     );
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.scrape().await.text().await.unwrap();
     assert!(
         text.contains("sellersync_queue_jobs_failed_total{queue=\"user-data\"} 1"),
         "counted as a failure"
@@ -164,7 +164,7 @@ async fn a_lagging_projection_is_a_health_issue_and_a_metric() {
         issue.starts_with("user-data: JobStatus is") && issue.contains("1 events"),
         "{issue}"
     );
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.scrape().await.text().await.unwrap();
     assert!(
         text.contains("sellersync_job_status_projection_backlog_events{queue=\"user-data\"} 1"),
         "{text}"

@@ -1,9 +1,13 @@
-//! `/metrics` parses as Prometheus text and reflects the queue; `/api/metrics/queues` has the
-//! seed's shape.
+//! `/metrics` parses as Prometheus text and reflects the queue, needs an admin or viewer token, and
+//! computes its Redis and MongoDB part once per `server.metrics_cache_ms` however many scrape;
+//! `/api/metrics/queues` has the seed's shape.
 
 use std::collections::HashMap;
 
-use crate::helpers::{finish_jobs, spawn_app};
+use figment::value::Value;
+use sellersync_core::domain::auth::Role;
+
+use crate::helpers::{TestApp, finish_jobs, spawn_app, spawn_app_with};
 
 fn sample_value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     scrape
@@ -28,7 +32,7 @@ async fn metrics_parse_as_prometheus_text_and_count_the_queue() {
     finish_jobs(&queue, 2, Ok(())).await;
     finish_jobs(&queue, 1, Err("boom")).await;
 
-    let response = app.get("/metrics").await;
+    let response = app.scrape().await;
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(
@@ -89,7 +93,7 @@ async fn metrics_parse_as_prometheus_text_and_count_the_queue() {
     assert!(sample_value(&scrape, "process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0));
 
     // The previous scrape was an HTTP request: it is in the next one, labelled by route.
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.scrape().await.text().await.unwrap();
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let seen = sample_value(
         &scrape,
@@ -161,10 +165,69 @@ async fn the_oldest_active_job_and_live_workers_are_gauges() {
         .await
         .unwrap();
 
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.scrape().await.text().await.unwrap();
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let q = ("queue", "user-data");
     let age = sample_value(&scrape, "sellersync_queue_oldest_active_job_age_seconds", &[q]).unwrap();
     assert!((120.0..130.0).contains(&age), "{age}");
     assert_eq!(sample_value(&scrape, "sellersync_queue_workers", &[q]), Some(1.0));
+}
+
+#[tokio::test]
+async fn metrics_need_an_admin_or_viewer_token() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/metrics").await.status(), 401);
+    let user = app.token("u1", Role::User);
+    let (status, body) = app
+        .call(reqwest::Method::GET, "/metrics", Some(&user), None)
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &serde_json::json!("forbidden"))
+    );
+    assert_eq!(app.scrape().await.status(), 200, "a viewer token");
+    let (status, _) = app.admin_get("/metrics").await;
+    assert_eq!(status, 200, "an admin token");
+}
+
+/// The families of one scrape, parsed.
+async fn scraped(app: &TestApp) -> prometheus_parse::Scrape {
+    let text = app.scrape().await.text().await.unwrap();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+fn computations(scrape: &prometheus_parse::Scrape) -> f64 {
+    sample_value(scrape, "sellersync_api_metrics_computations_total", &[]).expect("the counter")
+}
+
+fn waiting(scrape: &prometheus_parse::Scrape) -> f64 {
+    let labels = [("queue", "user-data"), ("state", "waiting")];
+    sample_value(scrape, "sellersync_queue_jobs", &labels).expect("waiting")
+}
+
+#[tokio::test]
+async fn a_hundred_parallel_scrapes_cost_one_computation_reused_for_its_ttl() {
+    let app = spawn_app_with(&[("server.metrics_cache_ms", Value::from(60_000))]).await;
+    let scrapes = futures::future::join_all((0..100).map(|_| scraped(&app))).await;
+    let counted: Vec<f64> = scrapes.iter().map(computations).collect();
+    assert!(counted.iter().all(|n| *n == 1.0), "{counted:?}");
+
+    app.add_users(&["a"]).await;
+    app.enqueue(&["a"]).await;
+    let again = scraped(&app).await;
+    assert_eq!(
+        (computations(&again), waiting(&again)),
+        (1.0, 0.0),
+        "reused within its TTL"
+    );
+}
+
+#[tokio::test]
+async fn with_no_cache_every_scrape_computes_its_own() {
+    let app = spawn_app_with(&[("server.metrics_cache_ms", Value::from(0))]).await;
+    assert_eq!(computations(&scraped(&app).await), 1.0);
+    app.add_users(&["a"]).await;
+    app.enqueue(&["a"]).await;
+    let again = scraped(&app).await;
+    assert_eq!((computations(&again), waiting(&again)), (2.0, 1.0));
 }

@@ -135,7 +135,7 @@ fn the_dashboard_has_what_grafana_needs_to_import_it() {
 #[tokio::test]
 async fn every_metric_the_dashboard_and_alerts_query_is_exported() {
     let app = spawn_app().await;
-    let scrape = app.get("/metrics").await.text().await.unwrap();
+    let scrape = app.scrape().await.text().await.unwrap();
     let mut exported: BTreeSet<String> = scrape
         .lines()
         .filter_map(|line| line.strip_prefix("# TYPE "))

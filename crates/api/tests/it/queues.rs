@@ -217,7 +217,7 @@ async fn health_reports_stuck_active_jobs_and_a_failure_rate_above_the_threshold
         message.contains("1 active jobs running longer") && message.contains("25%"),
         "{message}"
     );
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.scrape().await.text().await.unwrap();
     assert!(
         text.contains("sellersync_queue_stuck_active_jobs{queue=\"user-data\"} 1"),
         "{text}"
@@ -230,10 +230,11 @@ async fn health_reports_stuck_active_jobs_and_a_failure_rate_above_the_threshold
 
 #[tokio::test]
 async fn an_unhealthy_queue_is_notified_once_until_it_recovers() {
-    let webhooks = json!([{ "name": "ops", "url": "http://127.0.0.1:9/hook", "secret": "s",
-        "events": ["queue.unhealthy"] }]);
+    let webhooks = json!([{ "name": "ops", "url": "http://127.0.0.1:9/hook",
+        "secret": "ops-secret-0123456789-0123456789-0123", "events": ["queue.unhealthy"] }]);
     let app = spawn_app_with(&[
         ("notifications.webhooks", Value::serialize(webhooks).unwrap()),
+        ("notifications.allow_private_targets", Value::from(true)),
         ("notifications.health_check_interval_ms", Value::from(50)),
         ("monitoring.failed_threshold", Value::from(0)),
     ])

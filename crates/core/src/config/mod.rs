@@ -179,8 +179,12 @@ pub struct DashboardSettings {
     pub public_prefix: String,
     /// A session lasts this long, and never longer than the token it was signed in with.
     pub session_ttl_minutes: u64,
-    /// Send the session cookie only over HTTPS (on everywhere but local runs and tests).
+    /// Send the session cookie only over HTTPS. Required outside development and test unless
+    /// `allow_insecure_cookie`.
     pub secure_cookie: bool,
+    /// Lets a deployment outside development and test run with `secure_cookie = false` (a
+    /// dashboard reached over plain HTTP on a trusted network only).
+    pub allow_insecure_cookie: bool,
     /// Jobs per page.
     pub page_size: usize,
 }
@@ -205,7 +209,23 @@ pub struct EventsSettings {
     pub client_buffer: usize,
     /// Most clients connected to one API process at once; more are refused with 503.
     pub max_subscribers: usize,
+    /// Of `max_subscribers`, slots only admins and viewers may take (the dashboard's live feed
+    /// stays open to them however many user tokens follow their jobs).
+    pub staff_reserved_subscribers: usize,
+    /// Most live feeds one caller (one token subject and role) holds at once; more get 429.
+    pub max_subscribers_per_caller: usize,
+    /// The kernel's send buffer of an event stream's connection (Linux doubles it): what a
+    /// stalled client can leave queued in the kernel beside its `client_buffer` events.
+    pub send_buffer_bytes: usize,
 }
+
+/// Largest `dashboard.page_size`.
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// Bounds of `events.send_buffer_bytes`: below 4 KiB the kernel rounds up anyway; above 1 MiB a
+/// stalled client would again be held thousands of events behind.
+const MIN_SEND_BUFFER: usize = 4096;
+const MAX_SEND_BUFFER: usize = 1 << 20;
 
 /// When the queue health endpoints call a queue unhealthy (seed 003: failed > 10, waiting > 100).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -236,6 +256,10 @@ pub struct ServerSettings {
     pub readiness_timeout: Duration,
     /// Origins allowed to call the API from a browser (CORS). Empty: no CORS headers; `["*"]`: any.
     pub cors_allowed_origins: Vec<String>,
+    /// How long the Redis and MongoDB part of a `/metrics` scrape is reused (0: every scrape
+    /// computes its own).
+    #[serde(rename = "metrics_cache_ms", with = "crate::infra::settings::millis")]
+    pub metrics_cache: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -447,17 +471,57 @@ impl Settings {
                 ),
             ));
         }
+        if d.enabled && !d.secure_cookie && !d.allow_insecure_cookie && !self.environment.is_local() {
+            return Err(Invalid::new(
+                "dashboard.secure_cookie",
+                format!(
+                    "must be true when SELLERSYNC_ENV={} (the session cookie would travel over plain HTTP); \
+                     set dashboard.allow_insecure_cookie = true to run without it anyway",
+                    self.environment.name()
+                ),
+            ));
+        }
+        if d.page_size > MAX_PAGE_SIZE {
+            return Err(Invalid::new(
+                "dashboard.page_size",
+                format!("must be at most {MAX_PAGE_SIZE}"),
+            ));
+        }
         for (key, value) in [
             ("dashboard.session_ttl_minutes", d.session_ttl_minutes),
             ("dashboard.page_size", d.page_size as u64),
             ("events.client_buffer", self.events.client_buffer as u64),
             ("events.max_subscribers", self.events.max_subscribers as u64),
+            (
+                "events.max_subscribers_per_caller",
+                self.events.max_subscribers_per_caller as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(Invalid::new(key, "must be greater than 0"));
             }
         }
-        positive("events.heartbeat_ms", self.events.heartbeat)
+        self.validate_events()
+    }
+
+    fn validate_events(&self) -> Result<(), Invalid> {
+        let e = &self.events;
+        if e.staff_reserved_subscribers >= e.max_subscribers {
+            return Err(Invalid::new(
+                "events.staff_reserved_subscribers",
+                format!(
+                    "must be less than events.max_subscribers ({}), or user tokens get no live feed",
+                    e.max_subscribers
+                ),
+            ));
+        }
+        if !(MIN_SEND_BUFFER..=MAX_SEND_BUFFER).contains(&e.send_buffer_bytes) {
+            return Err(Invalid::new(
+                "events.send_buffer_bytes",
+                format!("must be between {MIN_SEND_BUFFER} and {MAX_SEND_BUFFER}"),
+            ));
+        }
+        positive("events.heartbeat_ms", e.heartbeat)
     }
 
     fn validate_cors(&self) -> Result<(), Invalid> {
@@ -671,12 +735,59 @@ mod tests {
                 ("auth.jwt_secret", STRONG_SECRET),
                 ("spapi.lwa_client_id", "amzn1.application-oa2-client.x"),
                 ("spapi.lwa_client_secret", "lwa-secret"),
+                ("dashboard.secure_cookie", "true"),
             ],
         );
         assert!(ok.is_ok(), "{:?}", ok.err());
-        let no_lwa = error(Environment::Production, &[("auth.jwt_secret", STRONG_SECRET)]);
+        let no_lwa = error(
+            Environment::Production,
+            &[
+                ("auth.jwt_secret", STRONG_SECRET),
+                ("dashboard.secure_cookie", "true"),
+            ],
+        );
         assert!(no_lwa.contains("LWA_CLIENT_ID"), "{no_lwa}");
         assert!(load(Environment::Test, &[]).is_ok());
+    }
+
+    #[test]
+    fn production_needs_a_secure_session_cookie_unless_explicitly_allowed() {
+        let production = [
+            ("auth.jwt_secret", STRONG_SECRET),
+            ("spapi.lwa_client_id", "amzn1.application-oa2-client.x"),
+            ("spapi.lwa_client_secret", "lwa-secret"),
+        ];
+        let insecure = error(Environment::Production, &production);
+        assert!(
+            insecure.contains("SELLERSYNC_DASHBOARD__SECURE_COOKIE") && insecure.contains("production"),
+            "{insecure}"
+        );
+        let staging = error(Environment::Staging, &production);
+        assert!(staging.contains("SECURE_COOKIE"), "{staging}");
+        let mut allowed = production.to_vec();
+        allowed.push(("dashboard.allow_insecure_cookie", "true"));
+        assert!(load(Environment::Production, &allowed).is_ok());
+        let mut off = production.to_vec();
+        off.push(("dashboard.enabled", "false"));
+        assert!(
+            load(Environment::Production, &off).is_ok(),
+            "no dashboard, no cookie"
+        );
+        assert!(
+            load(Environment::Development, &[]).is_ok(),
+            "local runs use plain HTTP"
+        );
+    }
+
+    #[test]
+    fn event_and_dashboard_bounds_are_checked() {
+        let dev = Environment::Development;
+        let reserve = error(dev, &[("events.staff_reserved_subscribers", "1000")]);
+        assert!(reserve.contains("STAFF_RESERVED_SUBSCRIBERS"), "{reserve}");
+        let buffer = error(dev, &[("events.send_buffer_bytes", "100")]);
+        assert!(buffer.contains("SEND_BUFFER_BYTES"), "{buffer}");
+        assert!(error(dev, &[("events.max_subscribers_per_caller", "0")]).contains("PER_CALLER"));
+        assert!(error(dev, &[("dashboard.page_size", "100000")]).contains("PAGE_SIZE"));
     }
 
     #[test]

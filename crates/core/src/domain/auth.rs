@@ -207,6 +207,16 @@ pub fn sign_hs256(secret: &Secret, claims: &serde_json::Value) -> Result<String,
     .map_err(|e| TokenError::Invalid(e.to_string()))
 }
 
+/// Names a key without revealing it: `<kind>:<first 128 bits of SHA-256 over a label and the
+/// key material>` (a secret of at least 256 bits cannot be recovered from it).
+fn key_id(kind: &str, material: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(b"sellersync key id\0");
+    hash.update(material);
+    format!("{kind}:{}", hex::encode(&hash.finalize()[..16]))
+}
+
 /// RS256 keys by `kid` from a JWKS file (`auth.jwks_file`), read again when the file changes, so
 /// an identity provider's keys can be rotated without a restart: publish the new key beside the
 /// old one, switch signing, remove the old key later.
@@ -218,7 +228,8 @@ struct Jwks {
 struct JwksState {
     modified: Option<std::time::SystemTime>,
     checked: std::time::Instant,
-    keys: std::collections::HashMap<String, DecodingKey>,
+    /// Each key by `kid`, with its [`key_id`].
+    keys: std::collections::HashMap<String, (DecodingKey, String)>,
 }
 
 /// How often a verification looks at the file's modification time.
@@ -244,7 +255,7 @@ impl Jwks {
     ) -> Result<
         (
             Option<std::time::SystemTime>,
-            std::collections::HashMap<String, DecodingKey>,
+            std::collections::HashMap<String, (DecodingKey, String)>,
         ),
         String,
     > {
@@ -259,7 +270,9 @@ impl Jwks {
             };
             let key =
                 DecodingKey::from_jwk(jwk).map_err(|e| format!("key {kid:?} in {}: {e}", path.display()))?;
-            keys.insert(kid, key);
+            let material = serde_json::to_vec(jwk).unwrap_or_default();
+            let id = key_id(&format!("jwks:{kid}"), &material);
+            keys.insert(kid, (key, id));
         }
         if keys.is_empty() {
             return Err(format!("{} holds no key with a kid", path.display()));
@@ -269,7 +282,7 @@ impl Jwks {
 
     /// The key `kid`, after reloading the file if it changed (a file that became unreadable
     /// keeps the keys last read, and says so in the log).
-    fn key(&self, kid: &str) -> Option<DecodingKey> {
+    fn key(&self, kid: &str) -> Option<(DecodingKey, String)> {
         self.reload_if_changed();
         self.state.read().expect("not poisoned").keys.get(kid).cloned()
     }
@@ -302,8 +315,10 @@ impl Jwks {
 /// ([`AuthSettings::verifier`]); the default has no key and refuses every token.
 #[derive(Clone, Default)]
 pub struct Verifier {
-    hs256: Option<DecodingKey>,
-    rs256: Option<DecodingKey>,
+    /// The HS256 key and its [`key_id`].
+    hs256: Option<(DecodingKey, String)>,
+    /// The RS256 public key and its [`key_id`].
+    rs256: Option<(DecodingKey, String)>,
     jwks: Option<std::sync::Arc<Jwks>>,
     issuer: Option<String>,
     audience: Option<String>,
@@ -335,7 +350,7 @@ impl Verifier {
                 let key = DecodingKey::from_rsa_pem(&pem).map_err(|e| {
                     problem(format!("{} is not an RSA public key in PEM: {e}", path.display()))
                 })?;
-                Some(key)
+                Some((key, key_id("rs256", &pem)))
             }
         };
         let jwks = auth
@@ -347,10 +362,10 @@ impl Verifier {
             .map(std::sync::Arc::new);
         Ok(Self {
             jwks,
-            hs256: auth
-                .jwt_secret
-                .as_ref()
-                .map(|secret| DecodingKey::from_secret(secret.expose().as_bytes())),
+            hs256: auth.jwt_secret.as_ref().map(|secret| {
+                let bytes = secret.expose().as_bytes();
+                (DecodingKey::from_secret(bytes), key_id("hs256", bytes))
+            }),
             rs256,
             issuer: auth.issuer.clone(),
             audience: auth.audience.clone(),
@@ -361,6 +376,12 @@ impl Verifier {
     /// Checks the algorithm, signature, expiry (with the leeway) and, when configured, issuer
     /// and audience. The error says which check failed, never the key.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verify_with_key(token).map(|(claims, _)| claims)
+    }
+
+    /// Like [`Verifier::verify`], also returning the id of the key that verified the token (see
+    /// [`Verifier::trusts`]).
+    pub fn verify_with_key(&self, token: &str) -> Result<(Claims, String), TokenError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| TokenError::Invalid("malformed token or unsupported algorithm".into()))?;
         let by_kid = match (&header.kid, &self.jwks, header.alg) {
@@ -384,9 +405,31 @@ impl Verifier {
             };
             TokenError::Invalid(format!("algorithm {:?} is not accepted{hint}", header.alg))
         })?;
+        let (key, id) = key;
         jsonwebtoken::decode::<Claims>(token, key, &self.validation(header.alg))
-            .map(|data| data.claims)
+            .map(|data| (data.claims, id.clone()))
             .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+
+    /// True while the key `key_id` (from [`Verifier::verify_with_key`]) still verifies tokens:
+    /// false once `JWT_SECRET` or the public key file changed (a restart), or the key left the
+    /// JWKS file. What a session begun with a token is re-checked against on every request.
+    pub fn trusts(&self, key_id: &str) -> bool {
+        let current = |key: &Option<(DecodingKey, String)>| key.as_ref().is_some_and(|(_, id)| id == key_id);
+        match key_id.split_once(':') {
+            Some(("hs256", _)) => current(&self.hs256),
+            Some(("rs256", _)) => current(&self.rs256),
+            Some(("jwks", rest)) => {
+                let Some((kid, _)) = rest.rsplit_once(':') else {
+                    return false;
+                };
+                self.jwks
+                    .as_ref()
+                    .and_then(|jwks| jwks.key(kid))
+                    .is_some_and(|(_, id)| id == key_id)
+            }
+            _ => false,
+        }
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
@@ -463,6 +506,25 @@ mod tests {
             mint(&no_secret, "x", Role::User, Duration::from_secs(1)),
             Err(TokenError::NoSecret)
         ));
+    }
+
+    #[test]
+    fn a_key_id_is_trusted_until_the_key_changes() {
+        let auth = settings("0123456789abcdef0123456789abcdef");
+        let verifier = Verifier::from_settings(&auth).unwrap();
+        let token = mint(&auth, "ops", Role::Admin, Duration::from_secs(60)).unwrap();
+        let (_, id) = verifier.verify_with_key(&token).unwrap();
+        assert!(
+            id.starts_with("hs256:") && !id.contains("0123456789abcdef"),
+            "{id}"
+        );
+        assert!(verifier.trusts(&id));
+        let rotated = Verifier::from_settings(&settings("another-secret-another-secret-xx")).unwrap();
+        assert!(
+            !rotated.trusts(&id),
+            "a rotated secret ends what the old one began"
+        );
+        assert!(!verifier.trusts("") && !verifier.trusts("rs256:x") && !verifier.trusts("jwks:k"));
     }
 
     #[test]

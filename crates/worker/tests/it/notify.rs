@@ -1,5 +1,6 @@
 //! Webhook deliveries to a local receiver: signed bodies, retries after 500s, Slack messages,
-//! and no notification lost when the worker dies mid-delivery.
+//! no notification lost when the worker dies mid-delivery, redirects never followed, and private
+//! targets (by resolved address) refused unless allowed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,8 +11,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use figment::value::Value;
 use sellersync_core::infra::connections::connect_redis;
+use sellersync_core::infra::secret::Secret;
 use sellersync_core::jobs::notify::{
-    self, EventType, NOTIFICATIONS_QUEUE, Notification, Notifier, signature,
+    self, Delivery, DeliveryError, EventType, NOTIFICATIONS_QUEUE, Notification, Notifier, Webhook,
+    WebhookClient, signature,
 };
 use sellersync_queue::{JobState, Queue};
 use sellersync_spapi_sim::SimConfig;
@@ -66,15 +69,20 @@ async fn receiver(fail_first: u32, delay: Duration) -> (String, Arc<Mutex<Receiv
     (base, seen)
 }
 
+const OPS_SECRET: &str = "ops-secret-0123456789-0123456789-0123";
+const CHAT_SECRET: &str = "chat-secret-0123456789-0123456789-012";
+
 async fn notify_env(base: &str) -> Env {
     let webhooks = serde_json::json!([
-        { "name": "ops", "url": format!("{base}/ops"), "secret": "ops-secret", "events": ["job.failed"] },
-        { "name": "chat", "url": format!("{base}/chat"), "secret": "chat-secret", "format": "slack" },
+        { "name": "ops", "url": format!("{base}/ops"), "secret": OPS_SECRET, "events": ["job.failed"] },
+        { "name": "chat", "url": format!("{base}/chat"), "secret": CHAT_SECRET, "format": "slack" },
     ]);
     env(
         SimConfig::default(),
         &[
             ("notifications.webhooks", Value::serialize(webhooks).unwrap()),
+            // The receiver listens on loopback.
+            ("notifications.allow_private_targets", Value::from(true)),
             ("queues.notifications.backoff_ms", Value::from(50)),
             ("queues.notifications.lease_ms", Value::from(1000)),
             ("queues.notifications.heartbeat_ms", Value::from(200)),
@@ -143,11 +151,7 @@ async fn deliveries_are_signed_retried_after_500s_and_formatted_per_webhook() {
     );
     let now = chrono::Utc::now().timestamp();
     for (path, headers, body) in &seen.requests {
-        let secret = if path == "/ops" {
-            "ops-secret"
-        } else {
-            "chat-secret"
-        };
+        let secret = if path == "/ops" { OPS_SECRET } else { CHAT_SECRET };
         let header = headers[notify::SIGNATURE_HEADER].to_str().unwrap();
         assert_eq!(
             signature::verify(secret, header, body, now, 300),
@@ -268,4 +272,88 @@ async fn a_revoked_seller_notifies_reauthorization_and_the_failed_job() {
             .contains("1 seller accounts of user gone"),
         "{reauth:?}"
     );
+}
+
+fn webhook(name: &str, url: &str) -> Webhook {
+    Webhook {
+        name: name.into(),
+        url: Secret::new(url),
+        events: Vec::new(),
+        secret: Secret::new(OPS_SECRET),
+        format: notify::Format::Json,
+    }
+}
+
+fn delivery_to(name: &str) -> Delivery {
+    Delivery {
+        webhook: name.into(),
+        notification: notification(EventType::JobFailed, "j1"),
+    }
+}
+
+/// A 307 would re-post the signed body wherever it points (plain http included): it is not
+/// followed, and no retry can help.
+#[tokio::test]
+async fn a_redirect_is_never_followed() {
+    let (base, seen) = receiver(0, Duration::ZERO).await;
+    let target = format!("{base}/ops");
+    let redirector = axum::Router::new().route(
+        "/moved",
+        axum::routing::post(move || {
+            let target = target.clone();
+            async move {
+                (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [(axum::http::header::LOCATION, target)],
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let moved = format!("http://{}/moved", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, redirector).await.unwrap() });
+
+    let client = WebhookClient::new(true);
+    let hooks = [webhook("moved", &moved)];
+    let result = notify::deliver(&client, &hooks, &delivery_to("moved"), Duration::from_secs(5)).await;
+    match result {
+        Err(DeliveryError::Permanent(message)) => assert!(message.contains("307"), "{message}"),
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+    assert!(
+        seen.lock().unwrap().requests.is_empty(),
+        "the redirect's target got nothing"
+    );
+}
+
+/// Without `notifications.allow_private_targets`, a webhook reaches public addresses only; the
+/// check is on what the name resolves to (`localhost` is a name, not an address), and on IP
+/// literals before sending. Refusals are permanent and say why, without the address.
+#[tokio::test]
+async fn private_targets_are_refused_by_their_resolved_addresses_unless_allowed() {
+    let (base, seen) = receiver(0, Duration::ZERO).await;
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let by_name = format!("http://localhost:{port}/ops");
+    let hooks = [
+        webhook("name", &by_name),
+        webhook("literal", &format!("{base}/ops")),
+    ];
+    let guarded = WebhookClient::new(false);
+    for name in ["name", "literal"] {
+        let result = notify::deliver(&guarded, &hooks, &delivery_to(name), Duration::from_secs(5)).await;
+        match result {
+            Err(DeliveryError::Permanent(message)) => {
+                assert!(message.contains("not a public address"), "{name}: {message}");
+                assert!(!message.contains("127.0.0.1"), "{name}: {message}");
+            }
+            other => panic!("{name}: expected a permanent refusal, got {other:?}"),
+        }
+    }
+    assert!(
+        seen.lock().unwrap().requests.is_empty(),
+        "nothing reached the receiver"
+    );
+    let allowed = WebhookClient::new(true);
+    let status = notify::deliver(&allowed, &hooks, &delivery_to("name"), Duration::from_secs(5)).await;
+    assert_eq!(status.unwrap(), 200, "allowed: delivered");
 }

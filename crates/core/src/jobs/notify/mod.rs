@@ -12,10 +12,13 @@
 //!   ([`signature::sign`]): `X-Sellersync-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
 //!   "<t>.<body>" keyed by the webhook's secret>`; receivers check it with
 //!   [`signature::verify`] and refuse timestamps older than the replay window.
-//! - [`deliver`] sends one delivery (the worker runs it on the `notifications` queue).
+//! - [`deliver`] sends one delivery (the worker runs it on the `notifications` queue) with a
+//!   [`WebhookClient`]: no redirects followed, and public addresses only unless
+//!   `notifications.allow_private_targets` ([`target`]).
 
 mod deliver;
 pub mod signature;
+pub mod target;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -30,6 +33,10 @@ use crate::infra::secret::Secret;
 use crate::infra::settings::Invalid;
 
 pub use deliver::{DeliveryError, deliver};
+pub use target::WebhookClient;
+
+/// Shortest webhook signing secret: HMAC-SHA256 wants at least 256 bits of key.
+pub const MIN_WEBHOOK_SECRET_LEN: usize = 32;
 
 /// The queue deliveries go through.
 pub const NOTIFICATIONS_QUEUE: &str = "notifications";
@@ -90,7 +97,7 @@ pub struct Webhook {
     /// The events it wants (empty: all).
     #[serde(default)]
     pub events: Vec<EventType>,
-    /// Signs every request (HMAC-SHA256).
+    /// Signs every request (HMAC-SHA256); at least [`MIN_WEBHOOK_SECRET_LEN`] bytes.
     pub secret: Secret,
     #[serde(default)]
     pub format: Format,
@@ -263,12 +270,16 @@ pub struct NotificationSettings {
     /// An unhealthy queue is notified again after this long if it stays unhealthy.
     #[serde(rename = "unhealthy_repeat_ms", with = "crate::infra::settings::millis")]
     pub unhealthy_repeat: Duration,
+    /// Lets webhooks reach loopback, private and link-local addresses (receivers inside your
+    /// network, tests); off, only public addresses are reached.
+    pub allow_private_targets: bool,
     #[serde(default)]
     pub webhooks: Vec<crate::jobs::notify::Webhook>,
 }
 
 impl NotificationSettings {
-    /// Checks the webhooks: unique names, http(s) URLs, a secret each. Errors name the key.
+    /// Checks the webhooks: unique names, http(s) URLs (not a private address unless allowed),
+    /// a secret of at least [`MIN_WEBHOOK_SECRET_LEN`] bytes each. Errors name the key.
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.timeout.is_zero() || self.health_check_interval.is_zero() {
             return Err(Invalid::new(
@@ -287,10 +298,21 @@ impl NotificationSettings {
             }
             let url = hook.url.expose();
             if !url.starts_with("https://") && !url.starts_with("http://") {
-                return Err(Invalid::new(key, "url must be an http(s) URL"));
+                return Err(Invalid::new(format!("{key}.url"), "must be an http(s) URL"));
             }
-            if hook.secret.is_empty() {
-                return Err(Invalid::new(key, "secret must be set: every request is signed"));
+            if !self.allow_private_targets
+                && let Some(why) = target::refused_literal(url)
+            {
+                return Err(Invalid::new(format!("{key}.url"), why));
+            }
+            if hook.secret.expose().len() < MIN_WEBHOOK_SECRET_LEN {
+                return Err(Invalid::new(
+                    format!("{key}.secret"),
+                    format!(
+                        "must be at least {MIN_WEBHOOK_SECRET_LEN} bytes (every request is signed with it); \
+                         generate one with `openssl rand -base64 48`"
+                    ),
+                ));
             }
         }
         Ok(())
@@ -332,25 +354,53 @@ mod tests {
             replay_window: Duration::from_secs(300),
             health_check_interval: Duration::from_secs(1),
             unhealthy_repeat: Duration::from_secs(1),
+            allow_private_targets: false,
             webhooks,
         };
-        assert!(settings(vec![hook("a", "https://x/h", "s")]).validate().is_ok());
+        let s = "0123456789abcdef0123456789abcdef";
+        assert!(settings(vec![hook("a", "https://x/h", s)]).validate().is_ok());
         let bad = [
             (
-                vec![hook("a", "https://x", "s"), hook("a", "https://y", "s")],
+                vec![hook("a", "https://x", s), hook("a", "https://y", s)],
+                "",
                 "unique",
             ),
-            (vec![hook("a", "ftp://x", "s")], "http(s)"),
-            (vec![hook("a", "https://x", "")], "secret"),
+            (vec![hook("a", "ftp://x", s)], ".url", "http(s)"),
+            (vec![hook("a", "https://x", "")], ".secret", "at least 32 bytes"),
+            (
+                vec![hook("a", "https://x", &s[1..])],
+                ".secret",
+                "at least 32 bytes",
+            ),
+            (
+                vec![hook("a", "http://127.0.0.1:9/h", s)],
+                ".url",
+                "allow_private_targets",
+            ),
+            (
+                vec![hook("a", "http://[fe80::1]/h", s)],
+                ".url",
+                "not a public address",
+            ),
         ];
-        for (hooks, problem) in bad {
+        for (hooks, field, problem) in bad {
             let Invalid {
                 key,
                 problem: message,
             } = settings(hooks).validate().unwrap_err();
-            assert!(key.starts_with("notifications.webhooks["), "{key}");
+            assert!(
+                key.starts_with("notifications.webhooks[") && key.ends_with(field),
+                "{key}"
+            );
             assert!(message.contains(problem), "{message}");
+            assert!(
+                !message.contains(s) && !message.contains("127.0.0.1"),
+                "{message}"
+            );
         }
+        let mut allowed = settings(vec![hook("a", "http://127.0.0.1:9/h", s)]);
+        allowed.allow_private_targets = true;
+        assert!(allowed.validate().is_ok());
         let mut fields = serde_json::to_string(&hook("a", "https://hooks.slack.com/T/B/tok", "s")).unwrap();
         fields.retain(|c| c != ' ');
         assert!(!fields.contains("tok") && !fields.contains("\"s\""), "{fields}");
