@@ -11,7 +11,7 @@ use sellersync_queue::JobState;
 #[derive(Parser)]
 #[command(
     name = "sellersync",
-    version,
+    version = env!("SELLERSYNC_VERSION"),
     about = "Operate a sellersync deployment",
     after_help = "Settings come from config/, SELLERSYNC_ENV and the environment, as for the services. \
                   On a server, pass the services' environment file: --env-file /etc/sellersync/sellersync.env"

@@ -6,6 +6,7 @@ use sellersync_spapi_sim::{SimConfig, router};
 #[derive(Parser)]
 #[command(
     name = "sellersync-spapi-sim",
+    version = env!("SELLERSYNC_VERSION"),
     about = "A local stand-in for Amazon's Selling Partner API"
 )]
 struct Args {

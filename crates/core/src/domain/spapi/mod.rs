@@ -13,6 +13,7 @@
 //!   appear in errors or logs.
 
 pub mod models;
+mod probe;
 mod settings;
 pub mod usage;
 
