@@ -1,5 +1,5 @@
 // The build script of every binary crate (`include!`d by each crate's build.rs): sets
-// `SELLERSYNC_VERSION`, what `--version` prints: the package version and the git commit it was
+// `VERSION_WITH_COMMIT`, what `--version` prints: the package version and the git commit it was
 // built from, e.g. `0.2.0 (commit 1a2b3c4d5e6f)`.
 //
 // The commit is `SELLERSYNC_COMMIT` when set at build time (a build from a source tarball or a
@@ -19,7 +19,7 @@ fn main() {
         _ => git_commit(&dir).unwrap_or_else(|| "unknown".to_owned()),
     };
     let version = std::env::var("CARGO_PKG_VERSION").expect("cargo sets it");
-    println!("cargo::rustc-env=SELLERSYNC_VERSION={version} (commit {commit})");
+    println!("cargo::rustc-env=VERSION_WITH_COMMIT={version} (commit {commit})");
 }
 
 /// The checkout's HEAD commit (12 hex digits), watching the files that change when it moves.

@@ -18,7 +18,7 @@ use sellersync_core::bootstrap;
 #[derive(Parser)]
 #[command(
     name = "sellersync-bench",
-    version = env!("SELLERSYNC_VERSION"),
+    version = env!("VERSION_WITH_COMMIT"),
     about = "Benchmark sellersync (prints JSON lines; use a release build)"
 )]
 struct Cli {

@@ -6,7 +6,7 @@ use sellersync_spapi_sim::{SimConfig, router};
 #[derive(Parser)]
 #[command(
     name = "sellersync-spapi-sim",
-    version = env!("SELLERSYNC_VERSION"),
+    version = env!("VERSION_WITH_COMMIT"),
     about = "A local stand-in for Amazon's Selling Partner API"
 )]
 struct Args {

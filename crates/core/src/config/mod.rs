@@ -101,6 +101,7 @@ const PROCESS_VARS: &[&str] = &[
     "VAR_DIR",
     "BIN_DIR",
     "CARGO_PROFILE",
+    "COMMIT",
 ];
 
 /// A configuration problem that stops start-up.
@@ -287,9 +288,8 @@ impl Settings {
             Ok(name) => Environment::parse(&name).map_err(|e| ConfigError::new(e.key, e.problem))?,
             Err(_) => Environment::Development,
         };
-        let named = std::env::var_os(CONFIG_DIR_VAR).map(PathBuf::from);
-        let dir = named.clone().unwrap_or_else(|| PathBuf::from("config"));
-        config_file(environment, &dir, named.is_some())?;
+        let (dir, named) = config_dir();
+        config_file(environment, &dir, named)?;
         Self::from_figment(environment, Self::figment(environment, &dir))
     }
 
@@ -511,6 +511,15 @@ fn timezone<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Tz, D::Error> 
 
 /// The variable naming the folder of `<SELLERSYNC_ENV>.toml`.
 const CONFIG_DIR_VAR: &str = "SELLERSYNC_CONFIG_DIR";
+
+/// The folder of `<SELLERSYNC_ENV>.toml`: `SELLERSYNC_CONFIG_DIR`, else `config` (relative to the
+/// working directory), and whether the variable named it.
+pub fn config_dir() -> (PathBuf, bool) {
+    match std::env::var_os(CONFIG_DIR_VAR) {
+        Some(dir) => (PathBuf::from(dir), true),
+        None => (PathBuf::from("config"), false),
+    }
+}
 
 /// Checks that `<dir>/<environment>.toml` can be read where it must be: always when the folder
 /// was named (`SELLERSYNC_CONFIG_DIR`: the operator means that folder and its file), and outside
