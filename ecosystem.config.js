@@ -1,4 +1,4 @@
-// PM2 process file (seed 000): `pm2 start ecosystem.config.js`, `pm2 scale worker N`.
+// PM2 process file: `pm2 start ecosystem.config.js`, `pm2 scale worker N`.
 //
 // - api-server: 1 instance; worker: WORKER_INSTANCES instances (default 2).
 // - Both run the release binaries (`cargo build --release`), from this directory, or those in
@@ -11,6 +11,8 @@
 //   increment_var, also after `pm2 scale`), as the systemd units give worker@N port 946N.
 // - kill_timeout is longer than the worker's drain timeout (SELLERSYNC_WORKER__DRAIN_TIMEOUT_MS,
 //   default 30 s) so SIGTERM lets running jobs finish; restarts back off exponentially.
+// - Exit status 78 is a configuration error (the log names the setting): PM2 stops the process
+//   instead of restarting it (stop_exit_codes), as systemd's RestartPreventExitStatus=78 does.
 const fs = require('fs');
 const path = require('path');
 
@@ -27,6 +29,8 @@ function readEnvFile(file) {
 }
 
 const root = __dirname;
+// A configuration error (sysexits' EX_CONFIG): restarting cannot help.
+const CONFIG_ERROR = 78;
 const envFile = process.env.SELLERSYNC_ENV_FILE || path.join(root, 'deploy', 'sellersync.env');
 const fileEnv = readEnvFile(envFile);
 // Production unless the shell or the environment file says otherwise: a missing SELLERSYNC_ENV
@@ -59,6 +63,7 @@ module.exports = {
       kill_timeout: 15000,
       exp_backoff_restart_delay: 200,
       max_restarts: 50,
+      stop_exit_codes: [CONFIG_ERROR],
     },
     {
       name: 'worker',
@@ -74,6 +79,7 @@ module.exports = {
       kill_timeout: drainMs + 15000,
       exp_backoff_restart_delay: 200,
       max_restarts: 50,
+      stop_exit_codes: [CONFIG_ERROR],
     },
   ],
 };
