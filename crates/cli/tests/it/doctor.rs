@@ -273,3 +273,38 @@ fn a_configuration_that_does_not_load_is_named_with_exit_78() {
     }
     let _ = std::fs::remove_dir_all(&empty);
 }
+
+#[test]
+fn the_example_environment_file_names_every_setting_production_requires() {
+    let namespace = TestNamespace::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/sellersync.env.example");
+    let mut text = std::fs::read_to_string(example).unwrap();
+    let file = std::env::temp_dir().join(format!("{}.env", namespace.database()));
+    let offline = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        let mut command = cli(&namespace);
+        // SELLERSYNC_ENV from the file (production); the checkout's config/ for its folder.
+        command.env_remove("SELLERSYNC_ENV").arg("--env-file").arg(&file);
+        doctor(&mut command, &["--offline"], &[])
+    };
+    // Empty in the example, each is named in turn until every one is filled in.
+    for (var, value) in [
+        ("JWT_SECRET", "Zq7Vd2LmX9pRt4KwZ8sNc3HyB6fJu1EaG5oTi0"),
+        ("LWA_CLIENT_ID", "amzn1.application-oa2-client.example"),
+        ("LWA_CLIENT_SECRET", "lwa-secret-example"),
+    ] {
+        let (code, report) = offline(&text);
+        assert_eq!(code, 78, "{report}");
+        assert!(detail(&report, "config").contains(var), "{var}: {report}");
+        let empty = format!("\n{var}=\n");
+        assert!(text.contains(&empty), "the example names {var}, empty");
+        text = text.replace(&empty, &format!("\n{var}={value}\n"));
+    }
+    let (code, report) = offline(&text);
+    assert_eq!(report["environment"], "production", "{report}");
+    assert_eq!(
+        code, 0,
+        "filled in, the example is a healthy production configuration: {report}"
+    );
+    let _ = std::fs::remove_file(&file);
+}
