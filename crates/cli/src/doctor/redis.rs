@@ -105,19 +105,26 @@ async fn config_get(redis: &mut RedisConnection, name: &str) -> Result<String, S
     let reply = query(redis, redis::cmd("CONFIG").arg("GET").arg(name))
         .await
         .map_err(|e| format!("CONFIG GET refused: {e}"))?;
-    let values: Vec<String> = match &reply {
-        Value::Array(items) => items.iter().filter_map(text).collect(),
-        Value::Map(pairs) => pairs
-            .iter()
-            .flat_map(|(k, v)| [text(k), text(v)])
-            .flatten()
-            .collect(),
-        _ => Vec::new(),
-    };
-    values
-        .get(1)
-        .cloned()
-        .ok_or_else(|| format!("CONFIG GET {name} gave no value"))
+    config_value(&reply, name).ok_or_else(|| format!("CONFIG GET {name} gave no value"))
+}
+
+/// `name`'s value in a `CONFIG GET` reply: `[name, value]` (RESP2), `{name: value}` (RESP3), or
+/// either per node (a cluster's answer from several nodes).
+fn config_value(reply: &Value, name: &str) -> Option<String> {
+    match reply {
+        Value::Array(items) if items.first().and_then(text).as_deref() == Some(name) => {
+            items.get(1).and_then(text)
+        }
+        Value::Array(items) => items.iter().find_map(|item| config_value(item, name)),
+        Value::Map(pairs) => pairs.iter().find_map(|(key, value)| {
+            if text(key).as_deref() == Some(name) {
+                text(value)
+            } else {
+                config_value(value, name)
+            }
+        }),
+        _ => None,
+    }
 }
 
 async fn version(redis: &mut RedisConnection, target: &str) -> Check {
@@ -320,5 +327,18 @@ mod tests {
         assert!(probes.iter().any(|p| p == &["ZADD", "app:{user-data}:wait"]));
         assert!(probes.iter().any(|p| p == &["TIME"]));
         assert_eq!(probes.len(), SCRIPT_COMMANDS.len() + 2);
+    }
+
+    #[test]
+    fn config_values_are_found_in_every_reply_shape() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let name = "maxmemory-policy";
+        let resp2 = Value::Array(vec![bulk(name), bulk("noeviction")]);
+        let resp3 = Value::Map(vec![(bulk(name), bulk("allkeys-lru"))]);
+        let per_node = Value::Map(vec![(bulk("10.0.0.1:7000"), resp2.clone())]);
+        assert_eq!(config_value(&resp2, name).as_deref(), Some("noeviction"));
+        assert_eq!(config_value(&resp3, name).as_deref(), Some("allkeys-lru"));
+        assert_eq!(config_value(&per_node, name).as_deref(), Some("noeviction"));
+        assert_eq!(config_value(&Value::Array(vec![]), name), None);
     }
 }

@@ -43,7 +43,7 @@ impl EnvWebhooks {
     }
 
     /// Each webhook's fields by its name, checked.
-    fn webhooks(&self) -> Result<BTreeMap<String, Dict>, Error> {
+    fn webhooks(&self) -> Result<BTreeMap<String, Dict>, Mistake> {
         let mut hooks: BTreeMap<String, Dict> = BTreeMap::new();
         for (var, value) in &self.vars {
             let (name, field) = name_and_field(var)?;
@@ -76,7 +76,7 @@ impl Provider for EnvWebhooks {
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, Error> {
-        let hooks = self.webhooks()?;
+        let hooks = self.webhooks().map_err(Error::from)?;
         if hooks.is_empty() {
             return Ok(Map::new());
         }
@@ -94,7 +94,7 @@ impl Provider for EnvWebhooks {
 }
 
 /// `SELLERSYNC_NOTIFICATIONS__WEBHOOKS__OPS__URL` is webhook `ops`, field `url`.
-fn name_and_field(var: &str) -> Result<(String, String), Error> {
+fn name_and_field(var: &str) -> Result<(String, String), Mistake> {
     let rest = var[PREFIX.len()..].strip_prefix("__").unwrap_or("");
     let parts: Vec<&str> = rest.split("__").collect();
     let [name, field] = parts[..] else {
@@ -118,7 +118,7 @@ fn name_and_field(var: &str) -> Result<(String, String), Error> {
 }
 
 /// A field's value as the webhook's settings take it; `events` is a comma-separated list.
-fn parse_field(var: &str, field: &str, value: &str) -> Result<Value, Error> {
+fn parse_field(var: &str, field: &str, value: &str) -> Result<Value, Mistake> {
     let value = value.trim();
     match field {
         "url" if !(value.starts_with("https://") || value.starts_with("http://")) => {
@@ -161,11 +161,26 @@ fn var_name(name: &str, field: &str) -> String {
     )
 }
 
-/// An error whose path is the variable, so the configuration error names it as it is.
-fn error(var: &str, problem: &str) -> Error {
-    let mut error = Error::from(problem.to_owned());
-    error.path = vec![var.to_owned()];
-    error
+/// A variable that is wrong, and what is wrong with it.
+struct Mistake {
+    var: String,
+    problem: String,
+}
+
+fn error(var: &str, problem: &str) -> Mistake {
+    Mistake {
+        var: var.to_owned(),
+        problem: problem.to_owned(),
+    }
+}
+
+/// figment's error, whose path is the variable, so the configuration error names it as it is.
+impl From<Mistake> for Error {
+    fn from(mistake: Mistake) -> Self {
+        let mut error = Error::from(mistake.problem);
+        error.path = vec![mistake.var];
+        error
+    }
 }
 
 #[cfg(test)]
@@ -188,15 +203,19 @@ mod tests {
         secret = "file-secret"
     "#;
 
-    fn load(vars: &[(&str, &str)]) -> Result<NotificationSettings, Error> {
+    /// Variables as a test writes them.
+    type Vars<'a> = &'a [(&'a str, &'a str)];
+
+    fn load(vars: Vars<'_>) -> Result<NotificationSettings, Box<Error>> {
         let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
         Figment::new()
             .merge(Toml::string(FILE))
             .admerge(EnvWebhooks::new(vars))
             .extract_inner("notifications")
+            .map_err(Box::new)
     }
 
-    fn problem(vars: &[(&str, &str)]) -> (String, String) {
+    fn problem(vars: Vars<'_>) -> (String, String) {
         let error = load(vars).expect_err("refused");
         (error.path.join("."), error.to_string())
     }
@@ -242,7 +261,7 @@ mod tests {
             "https://hooks.example/t0ken",
         );
         let secret = ("SELLERSYNC_NOTIFICATIONS__WEBHOOKS__OPS__SECRET", "s3cret-value");
-        let cases: [(&[(&str, &str)], &str, &str); 6] = [
+        let cases: [(Vars<'_>, &str, &str); 6] = [
             (
                 &[url],
                 "SELLERSYNC_NOTIFICATIONS__WEBHOOKS__OPS__SECRET",
