@@ -198,16 +198,19 @@ fn print_human(report: &Report) {
     }
     let count = |status: Status| report.checks.iter().filter(|c| c.status == status).count();
     let tally: Vec<String> = [
-        (Status::Unreachable, "unreachable"),
-        (Status::Fail, "failed"),
-        (Status::Warn, "warnings"),
-        (Status::Note, "notes"),
-        (Status::Ok, "ok"),
-        (Status::Skipped, "skipped"),
+        (Status::Unreachable, "unreachable", "unreachable"),
+        (Status::Fail, "failed", "failed"),
+        (Status::Warn, "warning", "warnings"),
+        (Status::Note, "note", "notes"),
+        (Status::Ok, "ok", "ok"),
+        (Status::Skipped, "skipped", "skipped"),
     ]
     .into_iter()
-    .filter(|(status, _)| count(*status) > 0)
-    .map(|(status, name)| format!("{} {name}", count(status)))
+    .filter(|(status, ..)| count(*status) > 0)
+    .map(|(status, one, many)| match count(status) {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    })
     .collect();
     let outcome = serde_json::to_value(report.outcome).expect("an outcome serialises");
     println!(
