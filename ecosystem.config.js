@@ -1,21 +1,28 @@
-// PM2 process file (seed 000): `pm2 start ecosystem.config.js`, `pm2 scale worker N`.
+// PM2 process file: `pm2 start ecosystem.config.js`, `pm2 scale worker N`.
 //
 // - api-server: 1 instance; worker: WORKER_INSTANCES instances (default 2).
 // - Both run the release binaries (`cargo build --release`), from this directory, or those in
 //   SELLERSYNC_BIN_DIR when set.
 // - Environment: the process environment, plus SELLERSYNC_ENV_FILE (default deploy/sellersync.env
-//   when it exists), a KEY=value file as used by systemd's EnvironmentFile. SELLERSYNC_ENV
-//   defaults to production.
+//   when it exists; a SELLERSYNC_ENV_FILE that does not exist is an error naming it), a KEY=value
+//   file as used by systemd's EnvironmentFile. SELLERSYNC_ENV defaults to production.
 // - Metrics: when METRICS_PORT is set (shell or environment file, not 0), it is the first worker
 //   instance's /metrics and /healthz port and each further instance gets the next one (PM2's
 //   increment_var, also after `pm2 scale`), as the systemd units give worker@N port 946N.
 // - kill_timeout is longer than the worker's drain timeout (SELLERSYNC_WORKER__DRAIN_TIMEOUT_MS,
 //   default 30 s) so SIGTERM lets running jobs finish; restarts back off exponentially.
+// - Exit status 78 is a configuration error (the log names the setting): PM2 stops the process
+//   instead of restarting it (stop_exit_codes), as systemd's RestartPreventExitStatus=78 does.
 const fs = require('fs');
 const path = require('path');
 
-function readEnvFile(file) {
-  if (!file || !fs.existsSync(file)) return {};
+// The environment file: SELLERSYNC_ENV_FILE must exist when it is set (a mistyped path must not
+// silently leave the settings out); the default deploy/sellersync.env is optional.
+function readEnvFile(file, named) {
+  if (!fs.existsSync(file)) {
+    if (named) throw new Error(`SELLERSYNC_ENV_FILE: ${file} not found`);
+    return {};
+  }
   const env = {};
   for (const raw of fs.readFileSync(file, 'utf8').split('\n')) {
     const line = raw.trim();
@@ -27,8 +34,10 @@ function readEnvFile(file) {
 }
 
 const root = __dirname;
-const envFile = process.env.SELLERSYNC_ENV_FILE || path.join(root, 'deploy', 'sellersync.env');
-const fileEnv = readEnvFile(envFile);
+// A configuration error (sysexits' EX_CONFIG): restarting cannot help.
+const CONFIG_ERROR = 78;
+const named = Boolean(process.env.SELLERSYNC_ENV_FILE);
+const fileEnv = readEnvFile(named ? process.env.SELLERSYNC_ENV_FILE : path.join(root, 'deploy', 'sellersync.env'), named);
 // Production unless the shell or the environment file says otherwise: a missing SELLERSYNC_ENV
 // must not silently mean development (which skips the secret checks).
 const env = {
@@ -59,6 +68,7 @@ module.exports = {
       kill_timeout: 15000,
       exp_backoff_restart_delay: 200,
       max_restarts: 50,
+      stop_exit_codes: [CONFIG_ERROR],
     },
     {
       name: 'worker',
@@ -74,6 +84,7 @@ module.exports = {
       kill_timeout: drainMs + 15000,
       exp_backoff_restart_delay: 200,
       max_restarts: 50,
+      stop_exit_codes: [CONFIG_ERROR],
     },
   ],
 };

@@ -41,5 +41,6 @@ stop_throwaway_api() {
   wait "$THROWAWAY_PID" 2>/dev/null || true
   "$VENV"/bin/python -c "import pymongo, sys; pymongo.MongoClient(sys.argv[1]).drop_database(sys.argv[2])" \
     "mongodb://127.0.0.1:${MONGO_PORT:-27017}/?directConnection=true" "$MONGODB_DATABASE" || true
-  redis-cli --scan --pattern "$REDIS_KEY_PREFIX*" | xargs -r redis-cli del >/dev/null || true
+  redis-cli -p "${REDIS_PORT:-6379}" --scan --pattern "$REDIS_KEY_PREFIX*" \
+    | xargs -r redis-cli -p "${REDIS_PORT:-6379}" del >/dev/null || true
 }

@@ -12,7 +12,7 @@ const ABOUT: &str =
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match bootstrap::start_service("sellersync-api", env!("CARGO_PKG_VERSION"), ABOUT) {
+    let settings = match bootstrap::start_service("sellersync-api", env!("VERSION_WITH_COMMIT"), ABOUT) {
         Start::Run(settings) => *settings,
         Start::Exit(code) => return code,
     };

@@ -20,7 +20,7 @@ use sellersync_core::bootstrap;
 #[derive(Parser)]
 #[command(
     name = "sellersync-bench",
-    version,
+    version = env!("VERSION_WITH_COMMIT"),
     about = "Benchmark sellersync (prints JSON lines; use a release build)"
 )]
 struct Cli {

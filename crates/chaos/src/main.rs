@@ -10,6 +10,7 @@ use sellersync_chaos::Scenario;
 #[derive(Parser)]
 #[command(
     name = "sellersync-chaos",
+    version = env!("VERSION_WITH_COMMIT"),
     about = "The system under faults: lost jobs, failures and JobStatus mismatches"
 )]
 struct Cli {

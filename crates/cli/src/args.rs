@@ -11,7 +11,7 @@ use sellersync_queue::JobState;
 #[derive(Parser)]
 #[command(
     name = "sellersync",
-    version,
+    version = env!("VERSION_WITH_COMMIT"),
     about = "Operate a sellersync deployment",
     after_help = "Settings come from config/, SELLERSYNC_ENV and the environment, as for the services. \
                   On a server, pass the services' environment file: --env-file /etc/sellersync/sellersync.env"
@@ -81,6 +81,15 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Check that this deployment is ready for traffic: the configuration and its risky values,
+    /// Redis (version, eviction policy, persistence, ACL rights, clock skew), MongoDB (migrations
+    /// and indexes) and the LWA credentials. Exit status: 0 healthy, 10 warnings, 11 a check
+    /// failed, 12 a service unreachable, 78 the configuration does not load.
+    Doctor {
+        /// Check only what needs no network or service: the configuration and its risky values.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Print a shell completion script, e.g. `sellersync completions bash > /etc/bash_completion.d/sellersync`.
     Completions {
         /// The shell to complete in.

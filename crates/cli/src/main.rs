@@ -3,6 +3,7 @@
 //! default, `--json` for scripts. The benchmarks live in the separate `sellersync-bench`.
 
 mod args;
+mod doctor;
 mod ops;
 mod output;
 
@@ -32,6 +33,10 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    if let Command::Doctor { offline } = cli.command {
+        // Not through `bootstrap::init`: a configuration that does not load is one of its findings.
+        return runtime.block_on(doctor::run(offline, cli.json));
+    }
     runtime.block_on(run(cli))
 }
 
@@ -71,7 +76,9 @@ async fn run(cli: Cli) -> ExitCode {
         Command::SeedDemo { users, accounts } => {
             with_database(&settings, async |db| seed_demo(db, users, accounts, json).await).await
         }
-        Command::Completions { .. } => unreachable!("answered before configuration is loaded"),
+        Command::Completions { .. } | Command::Doctor { .. } => {
+            unreachable!("answered before configuration is loaded")
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

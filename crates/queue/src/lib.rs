@@ -27,3 +27,4 @@ pub use job::{
 pub use maintenance::unless_stopping;
 pub use queue::{Ack, Fetched, NewJob, Queue, Reaped, WorkerInfo};
 pub use rate_limit::RateLimit;
+pub use scripts::SCRIPT_COMMANDS;

@@ -50,6 +50,37 @@ fn script(body: &str) -> Script {
     ))
 }
 
+/// Every Redis command the scripts call (`redis.call('CMD', ...)`), which a Redis ACL user must be
+/// allowed on the deployment's keys besides `EVALSHA` and `SCRIPT LOAD` (`sellersync doctor`
+/// checks them). A unit test keeps it equal to what the script files call.
+pub const SCRIPT_COMMANDS: &[&str] = &[
+    "DEL",
+    "EXISTS",
+    "GET",
+    "HDEL",
+    "HGET",
+    "HINCRBY",
+    "HMGET",
+    "HSET",
+    "INCR",
+    "INCRBY",
+    "LPUSH",
+    "LTRIM",
+    "PEXPIRE",
+    "SET",
+    "TIME",
+    "UNLINK",
+    "XADD",
+    "ZADD",
+    "ZCARD",
+    "ZPOPMIN",
+    "ZRANGE",
+    "ZRANGEBYSCORE",
+    "ZREM",
+    "ZREMRANGEBYSCORE",
+    "ZSCORE",
+];
+
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     enqueue: script(include_str!("lua/enqueue.lua")),
     fetch: script(include_str!("lua/fetch.lua")),
@@ -67,3 +98,40 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     prioritize: script(include_str!("lua/prioritize.lua")),
     fetch_limited: fetch_limited(),
 });
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// The commands called in every `.lua` file under `dir` (recursively).
+    fn called(dir: &Path, found: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                called(&path, found);
+            } else if path.extension().is_some_and(|e| e == "lua") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let calls = ["redis.call(", "redis.pcall("].map(|call| text.split(call).skip(1));
+                for call in calls.into_iter().flatten() {
+                    let quoted = call.trim_start().trim_start_matches(['\'', '"']);
+                    let name: String = quoted.chars().take_while(char::is_ascii_alphabetic).collect();
+                    assert!(
+                        !name.is_empty(),
+                        "{}: a call whose command is not a literal",
+                        path.display()
+                    );
+                    found.insert(name.to_ascii_uppercase());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn script_commands_lists_what_the_scripts_call() {
+        let mut found = BTreeSet::new();
+        called(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut found);
+        let listed: BTreeSet<String> = super::SCRIPT_COMMANDS.iter().map(|c| (*c).to_owned()).collect();
+        assert_eq!(listed, found);
+    }
+}

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 #[derive(Parser)]
 #[command(
     name = "sellersync-spapi-sim",
+    version = env!("VERSION_WITH_COMMIT"),
     about = "A local stand-in for Amazon's Selling Partner API"
 )]
 struct Args {

@@ -10,7 +10,7 @@ const ABOUT: &str = "sellersync worker: runs user-data refresh jobs from the Red
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match bootstrap::start_service("sellersync-worker", env!("CARGO_PKG_VERSION"), ABOUT) {
+    let settings = match bootstrap::start_service("sellersync-worker", env!("VERSION_WITH_COMMIT"), ABOUT) {
         Start::Run(settings) => *settings,
         Start::Exit(code) => return code,
     };

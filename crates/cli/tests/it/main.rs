@@ -1,5 +1,8 @@
 //! The `sellersync` binary as operators run it, against the real local Redis: the services'
-//! environment file, queue and job commands, and bad input refused before connecting.
+//! environment file, queue and job commands, bad input refused before connecting, and
+//! `doctor` (in its own module).
+
+mod doctor;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -2,8 +2,12 @@
 //!
 //! Layers, later ones winning:
 //! 1. `config/default.toml`, compiled into the binary (the one place defaults are written down);
-//! 2. `<config dir>/<SELLERSYNC_ENV>.toml`, if present (`SELLERSYNC_CONFIG_DIR`, default `config`);
-//! 3. `SELLERSYNC_<SECTION>__<KEY>` environment variables, for any setting;
+//! 2. `<config dir>/<SELLERSYNC_ENV>.toml` (`SELLERSYNC_CONFIG_DIR`, default `config`): required
+//!    when `SELLERSYNC_CONFIG_DIR` is set and outside development and test ([`config_file`]), so
+//!    a mistyped folder or a forgotten `production.toml` stops start-up instead of leaving the
+//!    defaults in force;
+//! 3. `SELLERSYNC_<SECTION>__<KEY>` environment variables, for any setting, and webhooks as
+//!    `SELLERSYNC_NOTIFICATIONS__WEBHOOKS__<NAME>__<FIELD>` ([`env_webhooks`]), added to the files';
 //! 4. the seeds' plain names (`REDIS_HOST`, `PORT`, ...), listed in [`ENV_VARS`].
 //!
 //! Loading parses everything into the types the code uses — durations, the cron schedule, the
@@ -16,6 +20,8 @@
 //! [`crate::jobs::cron`], ...); this module composes them, owns the sections only the binaries
 //! read (server, worker, jobs, monitoring, dashboard, events), and opens queues
 //! ([`Settings::open_queue`]).
+
+pub mod env_webhooks;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,6 +101,7 @@ const PROCESS_VARS: &[&str] = &[
     "VAR_DIR",
     "BIN_DIR",
     "CARGO_PROFILE",
+    "COMMIT",
 ];
 
 /// A configuration problem that stops start-up.
@@ -305,8 +312,8 @@ impl Settings {
             Ok(name) => Environment::parse(&name).map_err(|e| ConfigError::new(e.key, e.problem))?,
             Err(_) => Environment::Development,
         };
-        let dir =
-            std::env::var_os("SELLERSYNC_CONFIG_DIR").map_or_else(|| PathBuf::from("config"), PathBuf::from);
+        let (dir, named) = config_dir();
+        config_file(environment, &dir, named)?;
         Self::from_figment(environment, Self::figment(environment, &dir))
     }
 
@@ -317,7 +324,13 @@ impl Settings {
         Figment::new()
             .merge(Toml::string(DEFAULT_TOML))
             .merge(Toml::file(env_file))
-            .merge(Env::prefixed("SELLERSYNC_").ignore(PROCESS_VARS).split("__"))
+            .merge(
+                Env::prefixed("SELLERSYNC_")
+                    .ignore(PROCESS_VARS)
+                    .filter(|key| !env_webhooks::is_webhook_var(&format!("SELLERSYNC_{key}")))
+                    .split("__"),
+            )
+            .admerge(env_webhooks::EnvWebhooks::from_process())
             .merge(Env::raw().filter_map(|var| {
                 ENV_VARS
                     .iter()
@@ -560,6 +573,55 @@ fn timezone<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Tz, D::Error> 
     })
 }
 
+/// The variable naming the folder of `<SELLERSYNC_ENV>.toml`.
+const CONFIG_DIR_VAR: &str = "SELLERSYNC_CONFIG_DIR";
+
+/// The folder of `<SELLERSYNC_ENV>.toml`: `SELLERSYNC_CONFIG_DIR`, else `config` (relative to the
+/// working directory), and whether the variable named it.
+pub fn config_dir() -> (PathBuf, bool) {
+    match std::env::var_os(CONFIG_DIR_VAR) {
+        Some(dir) => (PathBuf::from(dir), true),
+        None => (PathBuf::from("config"), false),
+    }
+}
+
+/// Checks that `<dir>/<environment>.toml` can be read where it must be: always when the folder
+/// was named (`SELLERSYNC_CONFIG_DIR`: the operator means that folder and its file), and outside
+/// development and test (a deployment must not run on the defaults by accident: they bind
+/// loopback and send the session cookie over plain http). Elsewhere the file is optional.
+/// Returns the file's path.
+pub fn config_file(environment: Environment, dir: &Path, named: bool) -> Result<PathBuf, ConfigError> {
+    let file = dir.join(format!("{}.toml", environment.name()));
+    if named && !dir.is_dir() {
+        return Err(ConfigError::new(
+            CONFIG_DIR_VAR,
+            format!("{} is not a directory (missing or mistyped?)", dir.display()),
+        ));
+    }
+    if (named || !environment.is_local()) && !file.is_file() {
+        let whence = if named {
+            String::new()
+        } else {
+            format!(
+                " (SELLERSYNC_CONFIG_DIR is not set: the default `config` is relative to {}; the package's folder is /etc/sellersync)",
+                std::env::current_dir().map_or_else(
+                    |_| "the working directory".to_owned(),
+                    |d| d.display().to_string()
+                )
+            )
+        };
+        return Err(ConfigError::new(
+            CONFIG_DIR_VAR,
+            format!(
+                "{} not found{whence}: SELLERSYNC_ENV={} reads it (an empty file keeps the defaults)",
+                file.display(),
+                environment.name()
+            ),
+        ));
+    }
+    Ok(file)
+}
+
 /// Turns figment's error into ours, naming the setting by its environment variable. The value a
 /// secret was set to never appears: figment's message for a bad value quotes it, so for a secret
 /// setting only the kind of problem is kept.
@@ -582,6 +644,9 @@ fn from_figment_error(error: figment::Error) -> ConfigError {
     };
     if key.is_empty() {
         ConfigError::new("configuration", problem)
+    } else if env_webhooks::is_webhook_var(&key) {
+        // The webhook variables' errors carry the variable itself.
+        ConfigError::new(key, problem)
     } else {
         ConfigError::for_key(&key, problem)
     }
@@ -788,6 +853,33 @@ mod tests {
         assert!(buffer.contains("SEND_BUFFER_BYTES"), "{buffer}");
         assert!(error(dev, &[("events.max_subscribers_per_caller", "0")]).contains("PER_CALLER"));
         assert!(error(dev, &[("dashboard.page_size", "100000")]).contains("PAGE_SIZE"));
+    }
+
+    #[test]
+    fn a_named_or_required_config_file_must_exist() {
+        let dir = std::env::temp_dir().join(format!("sellersync-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing_dir = dir.join("nope");
+        let err = config_file(Environment::Test, &missing_dir, true).unwrap_err();
+        assert_eq!(err.setting, "SELLERSYNC_CONFIG_DIR");
+        assert!(
+            err.problem.contains("nope") && err.problem.contains("not a directory"),
+            "{err}"
+        );
+        let err = config_file(Environment::Production, &dir, true).unwrap_err();
+        assert!(err.problem.contains("production.toml not found"), "{err}");
+        let err = config_file(Environment::Staging, &missing_dir, false).unwrap_err();
+        assert!(
+            err.problem.contains("staging.toml") && err.problem.contains("is not set"),
+            "{err}"
+        );
+        assert!(config_file(Environment::Development, &missing_dir, false).is_ok());
+        std::fs::write(dir.join("production.toml"), "").unwrap();
+        assert_eq!(
+            config_file(Environment::Production, &dir, true).unwrap(),
+            dir.join("production.toml")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

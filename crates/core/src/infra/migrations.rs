@@ -130,6 +130,68 @@ pub async fn apply(db: &Database) -> CoreResult<MigrationReport> {
     Ok(report)
 }
 
+/// Where a database stands against [`MIGRATIONS`] (`sellersync doctor`), without changing it.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationStatus {
+    /// Migrations not recorded as applied.
+    pub pending: Vec<String>,
+    /// Migrations recorded with another checksum (edited after they were applied).
+    pub changed: Vec<String>,
+    /// Indexes of applied migrations that are not there (`collection.index`), e.g. dropped by
+    /// hand; indexes a later migration drops are not expected.
+    pub missing_indexes: Vec<String>,
+}
+
+impl MigrationStatus {
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty() && self.changed.is_empty() && self.missing_indexes.is_empty()
+    }
+}
+
+/// Compares `db` with [`MIGRATIONS`]: which are not applied or were changed, and which indexes
+/// the applied ones created are missing. Reads only.
+pub async fn status(db: &Database) -> CoreResult<MigrationStatus> {
+    let records = db.collection::<Document>(MIGRATIONS_COLLECTION);
+    let mut status = MigrationStatus::default();
+    let mut expected: Vec<(String, String)> = Vec::new();
+    for migration in MIGRATIONS {
+        let spec = migration.spec()?;
+        for entry in &spec.drop_indexes {
+            expected.retain(|(c, name)| *c != entry.collection || !entry.names.contains(name));
+        }
+        match records.find_one(doc! { "_id": migration.name }).await? {
+            None => status.pending.push(migration.name.to_owned()),
+            Some(record) if record.get_str("checksum").unwrap_or_default() != migration.checksum() => {
+                status.changed.push(migration.name.to_owned());
+            }
+            Some(_) => expected.extend(spec.create_indexes.iter().flat_map(|entry| {
+                entry.indexes.iter().filter_map(|index| {
+                    let name = index.get("name")?.as_str()?;
+                    Some((entry.collection.clone(), name.to_owned()))
+                })
+            })),
+        }
+    }
+    for (collection, name) in expected {
+        if !index_names(db, &collection).await?.contains(&name) {
+            status.missing_indexes.push(format!("{collection}.{name}"));
+        }
+    }
+    Ok(status)
+}
+
+/// The names of `collection`'s indexes (none when it does not exist).
+async fn index_names(db: &Database, collection: &str) -> CoreResult<Vec<String>> {
+    match db.collection::<Document>(collection).list_index_names().await {
+        Ok(names) => Ok(names),
+        Err(e) if matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if INDEX_NOT_FOUND.contains(&c.code)) => {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// MongoDB's code for "index not found" (and for a missing namespace).
 const INDEX_NOT_FOUND: [i32; 2] = [27, 26];
 

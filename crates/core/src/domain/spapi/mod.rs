@@ -15,6 +15,7 @@
 mod error;
 pub mod marketplaces;
 pub mod models;
+mod probe;
 mod settings;
 pub mod usage;
 
