@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mongodb::Database;
 
-use crate::domain::accounts::{self, RefreshRecord, SellerAccount, User};
+use crate::domain::accounts::{self, Fence, RefreshRecord, SellerAccount, User};
 use crate::domain::analysis::Summary;
 use crate::infra::coalesce::Coalescer;
 use crate::infra::connections::mongo_op;
@@ -20,6 +20,8 @@ const MAX_BATCH: usize = 200;
 /// One finished attempt to record.
 pub struct Attempt {
     pub user_id: String,
+    /// The attempt's fence: nothing older than what is stored is written.
+    pub fence: Fence,
     /// The accounts refreshed, with their new summaries.
     pub summaries: Vec<(SellerAccount, Summary)>,
     pub record: RefreshRecord,
@@ -78,13 +80,19 @@ async fn load_many(db: &Database, ids: Vec<String>) -> CoreResult<Vec<Loaded>> {
 }
 
 async fn record_many(db: &Database, attempts: Vec<Attempt>) -> CoreResult<Vec<()>> {
-    let summaries: Vec<(&SellerAccount, &Summary)> = attempts
+    let summaries: Vec<(&SellerAccount, &Summary, Fence)> = attempts
         .iter()
-        .flat_map(|a| a.summaries.iter().map(|(account, summary)| (account, summary)))
+        .flat_map(|a| {
+            a.summaries
+                .iter()
+                .map(|(account, summary)| (account, summary, a.fence))
+        })
         .collect();
     accounts::save_summaries(db, &summaries).await?;
-    let records: Vec<(&str, &RefreshRecord)> =
-        attempts.iter().map(|a| (a.user_id.as_str(), &a.record)).collect();
+    let records: Vec<(&str, &RefreshRecord, Fence)> = attempts
+        .iter()
+        .map(|a| (a.user_id.as_str(), &a.record, a.fence))
+        .collect();
     accounts::record_refreshes(db, &records).await?;
     Ok(vec![(); attempts.len()])
 }
