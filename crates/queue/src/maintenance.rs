@@ -121,6 +121,7 @@ async fn duties(
     let mut heartbeat = tokio::time::interval(queue.config().heartbeat());
     let mut reap = tokio::time::interval(queue.config().reap_interval());
     let mut retention = tokio::time::interval(Duration::from_secs(60));
+    let mut trim = tokio::time::interval(EVENT_TRIM_EVERY);
     let started_ms = now_ms();
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     loop {
@@ -162,9 +163,17 @@ async fn duties(
             _ = retention.tick() => if let Err(error) = queue.apply_retention().await {
                 tracing::warn!(%error, "retention failed");
             },
+            // Bounds the event stream even where no projector runs.
+            _ = trim.tick() => if let Err(error) = queue.trim_events().await {
+                tracing::debug!(%error, "trimming the event stream failed");
+            },
         }
     }
 }
+
+/// How often every worker trims its queue's event stream (behind its consumer groups, and to the
+/// cap).
+const EVENT_TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// Records that Redis renewed the leases `sent` (those still held under the same token) by a
 /// call sent at `sent_at`.
