@@ -102,6 +102,9 @@ impl Application {
             live: Arc::new(live),
             scrapes: Arc::new(crate::monitoring::ScrapeCache::new(settings.server.metrics_cache)),
             queues: Arc::new(queues),
+            read_model: settings
+                .job_status
+                .read_model(redis.clone(), &settings.redis.key_prefix),
             settings: settings.into(),
             redis,
             mongo,

@@ -25,6 +25,8 @@ pub struct AppState {
     pub live: Arc<crate::live::Hub>,
     /// The Redis and MongoDB part of `/metrics`, computed once per `server.metrics_cache_ms`.
     pub scrapes: Arc<crate::monitoring::ScrapeCache>,
+    /// The status read model (`job_status.read_model_jobs`; `None` when off).
+    pub read_model: Option<sellersync_core::jobs::job_status::read_model::ReadModel>,
 }
 
 /// Every queue in `[queues.*]`, by name.

@@ -155,5 +155,6 @@ fn bench_refresher(
         spapi: std::sync::Arc::new(client),
         settings: refresh,
         caches: sellersync_core::jobs::refresh::Caches::new(redis.clone(), key_prefix),
+        read_model: None,
     })
 }

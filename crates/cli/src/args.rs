@@ -68,6 +68,9 @@ pub enum Command {
         #[arg(long)]
         run_at: Option<chrono::DateTime<chrono::FixedOffset>>,
     },
+    /// Refill the status read model in Redis from MongoDB (after a Redis loss): every user's
+    /// freshness and latest jobs.
+    RebuildReadModel,
     /// Jobs per state for every configured queue.
     Stats,
     /// Live workers: id, host, started, in-flight jobs, last heartbeat.

@@ -73,6 +73,12 @@ async fn run(cli: Cli) -> ExitCode {
             })
             .await
         }
+        Command::RebuildReadModel => {
+            with_database(&settings, async |db| {
+                rebuild_read_model(db, &settings, json).await
+            })
+            .await
+        }
         Command::SeedDemo { users, accounts } => {
             with_database(&settings, async |db| seed_demo(db, users, accounts, json).await).await
         }
@@ -266,6 +272,29 @@ async fn seed_demo(db: &mongodb::Database, users: usize, accounts: usize, json: 
         println!(
             "demo data: {users} users with {accounts} seller accounts each ({inserted} new documents, {seconds:.1} s)"
         );
+    }
+    Ok(())
+}
+
+async fn rebuild_read_model(db: &mongodb::Database, settings: &Settings, json: bool) -> Result<(), String> {
+    let redis = sellersync_core::infra::connections::connect_redis(&settings.redis)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(read_model) = settings.job_status.read_model(redis, &settings.redis.key_prefix) else {
+        return Err("the status read model is off (job_status.read_model_jobs = 0)".to_owned());
+    };
+    let started = std::time::Instant::now();
+    let bar = Progress::spinner(json, "loading users");
+    let users = read_model
+        .rebuild(db, &|done| bar.set(done as u64))
+        .await
+        .map_err(|e| e.to_string())?;
+    bar.finish("done");
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        println!("{}", serde_json::json!({ "users": users, "seconds": seconds }));
+    } else {
+        println!("status read model rebuilt: {users} users ({seconds:.1} s)");
     }
     Ok(())
 }

@@ -178,8 +178,12 @@ pub fn spawn_projector(
     let notifier = (queue.name() != NOTIFICATIONS_QUEUE)
         .then(|| notifier(settings, queue.connection()))
         .flatten();
+    let read_model = settings
+        .job_status
+        .read_model(queue.connection(), &settings.redis.key_prefix);
     let projector = Projector::new(queue, db, reader, consumer.to_owned(), retention)
         .with_notifier(notifier)
+        .with_read_model(read_model)
         .with_operation_timeout(settings.mongo.operation_timeout);
     Ok(Some(projector.spawn()))
 }

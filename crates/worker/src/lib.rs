@@ -76,6 +76,7 @@ pub async fn run(
             ),
             settings: settings.refresh.clone(),
             caches: Caches::new(redis.clone(), &prefix),
+            read_model: settings.job_status.read_model(redis.clone(), &prefix),
         },
         queue: queue.clone(),
         locks: UserLocks::new(redis.clone(), &prefix, user_lock_ttl(queue.config())),

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use sellersync_core::config::USER_DATA_QUEUE;
 use sellersync_core::domain::accounts;
-use sellersync_core::jobs::job_status::{self, JobStatusRecord, Status};
+use sellersync_core::jobs::job_status::{self, JobStatusRecord, Status, reads};
 use sellersync_core::jobs::payload::Trigger;
 use sellersync_core::jobs::producer::{self, Placement, UserJob};
 use sellersync_queue::{Counts, JobInfo};
@@ -133,10 +133,8 @@ async fn user_status(
 ) -> Result<axum::Json<Envelope<UserStatus>>, ApiError> {
     caller.may_read_user(&user_id)?;
     let limit = limit(q.limit, 10, 200)?;
-    let (user, mut history) = tokio::try_join!(
-        accounts::find_user(&state.mongo, &user_id),
-        job_status::for_user(&state.mongo, &user_id, limit),
-    )?;
+    let read_model = state.read_model.as_ref();
+    let (user, mut history) = reads::user_status(&state.mongo, read_model, &user_id, limit as usize).await?;
     let whole = caller.0.reads_everything();
     if !whole {
         history = history.into_iter().map(JobStatusRecord::user_view).collect();
@@ -185,7 +183,7 @@ async fn job_status(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
 ) -> Result<axum::Json<Envelope<JobStatusDetail>>, ApiError> {
-    let record = job_status::find(&state.mongo, &job_id)
+    let record = reads::job(&state.mongo, state.read_model.as_ref(), &job_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job {job_id:?}")))?;
     let queue_job = match state.queues.by_path(&record.queue) {

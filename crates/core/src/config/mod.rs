@@ -362,6 +362,7 @@ impl Settings {
         self.spapi.validate(environment)?;
         self.cron.validate()?;
         self.refresh.validate()?;
+        self.job_status.validate()?;
         self.log.validate()?;
         Ok(verifier)
     }

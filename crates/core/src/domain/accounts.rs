@@ -15,6 +15,7 @@ use crate::domain::analysis::Summary;
 use crate::domain::spapi::marketplaces::MarketplaceError;
 use crate::domain::spapi::{self, Credentials, Region};
 use crate::infra::error::CoreResult;
+pub use crate::infra::fenced::Fence;
 use crate::infra::secret::Secret;
 
 pub const USERS: &str = "users";
@@ -43,6 +44,9 @@ pub struct User {
     /// The last outcome of each account, by account id.
     #[serde(default)]
     pub account_outcomes: HashMap<String, AccountOutcome>,
+    /// The fence of the refresh that last wrote this record ([`Fence`]).
+    #[serde(default)]
+    pub refresh_fence: i64,
 }
 
 /// How an account's last refresh went.
@@ -110,6 +114,31 @@ impl User {
     }
 }
 
+/// The user's freshness, as its status shows it: the fields of its record a refresh writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserFreshness {
+    #[serde(default)]
+    pub last_data_update_at: Option<bson::DateTime>,
+    #[serde(default)]
+    pub last_attempt_at: Option<bson::DateTime>,
+    #[serde(default)]
+    pub needs_reauthorization: bool,
+    #[serde(default)]
+    pub account_outcomes: HashMap<String, AccountOutcome>,
+}
+
+impl UserFreshness {
+    pub fn of(user: &User) -> Self {
+        Self {
+            last_data_update_at: user.last_data_update_at,
+            last_attempt_at: user.last_attempt_at,
+            needs_reauthorization: user.needs_reauthorization,
+            account_outcomes: user.account_outcomes.clone(),
+        }
+    }
+}
+
 /// What one refresh attempt of a user records on the user.
 #[derive(Debug, Clone)]
 pub struct RefreshRecord {
@@ -117,6 +146,8 @@ pub struct RefreshRecord {
     pub outcomes: HashMap<String, AccountOutcome>,
     /// At least one account was refreshed, or the user has none: the data is fresh.
     pub completed: bool,
+    /// When the attempt was recorded.
+    pub at: bson::DateTime,
 }
 
 fn default_interval() -> i64 {
@@ -292,35 +323,13 @@ pub async fn upsert_account(db: &Database, account: &NewAccount) -> CoreResult<S
     Ok(id)
 }
 
-/// The fence of the attempt that writes user data: its lease token (larger for a newer attempt,
-/// see the queue's `fetch.lua`), or, outside a job, the clock in microseconds. A document written
-/// under a fence is only written again under a fence at least as large, so an older attempt
-/// that runs on (a worker cut off from Redis, a frozen process) never overwrites a newer one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Fence(pub u64);
-
-impl Fence {
-    /// For a refresh outside a job (the CLI, tests, benchmarks): the clock in microseconds,
-    /// comparable with lease tokens (which are at least Redis's clock in microseconds).
-    pub fn now() -> Self {
-        Self(chrono::Utc::now().timestamp_micros().max(0) as u64)
-    }
-
-    /// A filter on `field` that only documents written under this fence or an older one (or
-    /// never under one) pass.
-    fn allows(self, field: &str) -> Document {
-        doc! { "$or": [ { field: { "$exists": false } }, { field: { "$lte": self.0 as i64 } } ] }
-    }
-}
-
 /// Records refresh attempts of users in one write: for each, `lastAttemptAt`, each account's
 /// outcome, whether the user needs re-authorization, and `lastDataUpdateAt` only when the
 /// refresh completed. An attempt whose fence is older than the user's last record's writes nothing.
 pub async fn record_refreshes(db: &Database, attempts: &[(&str, &RefreshRecord, Fence)]) -> CoreResult<()> {
-    let now = bson::DateTime::now();
     let mut statements = Vec::with_capacity(attempts.len());
     for (user_id, record, fence) in attempts {
-        let mut fields = refresh_fields(record, now)?;
+        let mut fields = refresh_fields(record)?;
         fields.insert("refreshFence", fence.0 as i64);
         let mut filter = fence.allows("refreshFence");
         filter.insert("_id", *user_id);
@@ -329,25 +338,38 @@ pub async fn record_refreshes(db: &Database, attempts: &[(&str, &RefreshRecord, 
     bulk_update(db, USERS, statements, "user refresh records").await
 }
 
-fn refresh_fields(record: &RefreshRecord, now: bson::DateTime) -> CoreResult<Document> {
-    let outcomes = bson::to_bson(&record.outcomes).map_err(|e| crate::CoreError::Encode {
-        what: "account outcomes",
-        reason: e.to_string(),
-    })?;
-    let all_need_reauthorization = !record.outcomes.is_empty()
-        && record.outcomes.values().all(|o| {
+impl RefreshRecord {
+    /// The user's freshness once this record is written over `before`.
+    pub fn freshness(&self, before: &UserFreshness) -> UserFreshness {
+        let now = self.at;
+        let waiting = |o: &AccountOutcome| {
             matches!(
                 o.status,
                 AccountStatus::NeedsReauthorization | AccountStatus::MissingRole
             )
-        });
-    let mut set = doc! {
-        "lastAttemptAt": now,
-        "accountOutcomes": outcomes,
-        "needsReauthorization": all_need_reauthorization,
-    };
-    if record.completed {
-        set.insert("lastDataUpdateAt", now);
+        };
+        UserFreshness {
+            last_data_update_at: if self.completed {
+                Some(now)
+            } else {
+                before.last_data_update_at
+            },
+            last_attempt_at: Some(now),
+            needs_reauthorization: !self.outcomes.is_empty() && self.outcomes.values().all(waiting),
+            account_outcomes: self.outcomes.clone(),
+        }
+    }
+}
+
+/// The `$set` of a refresh record (`lastDataUpdateAt` only when it completed).
+fn refresh_fields(record: &RefreshRecord) -> CoreResult<Document> {
+    let freshness = record.freshness(&UserFreshness::default());
+    let mut set = bson::to_document(&freshness).map_err(|e| crate::CoreError::Encode {
+        what: "account outcomes",
+        reason: e.to_string(),
+    })?;
+    if !record.completed {
+        set.remove("lastDataUpdateAt");
     }
     Ok(set)
 }

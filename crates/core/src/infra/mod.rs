@@ -7,6 +7,7 @@
 pub mod coalesce;
 pub mod connections;
 pub mod error;
+pub mod fenced;
 pub mod instance;
 pub mod metrics;
 pub mod migrations;

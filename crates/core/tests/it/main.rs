@@ -13,6 +13,7 @@ mod migrations;
 mod parsing;
 mod projector;
 mod rate_limit;
+mod read_model;
 mod refresh;
 mod refresh_spapi;
 mod seller_roles;

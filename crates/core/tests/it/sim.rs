@@ -55,6 +55,7 @@ impl Sim {
             spapi,
             settings: ns.settings.refresh.clone(),
             caches: Caches::new(connect_redis(&ns.settings.redis).await.unwrap(), ns.key_prefix()),
+            read_model: None,
         }
     }
 

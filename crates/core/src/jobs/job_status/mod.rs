@@ -11,6 +11,8 @@
 pub mod dead_letters;
 pub mod projection;
 pub mod projector;
+pub mod read_model;
+pub mod reads;
 
 use std::time::Duration;
 
@@ -399,6 +401,41 @@ pub struct JobStatusSettings {
     /// A projection further behind than this makes the queue unhealthy.
     #[serde(rename = "max_lag_ms", with = "crate::infra::settings::millis")]
     pub max_lag: Duration,
+    /// Jobs per user the status read model keeps in Redis; 0: off.
+    pub read_model_jobs: usize,
+    /// How long a user's read-model entry lives without a write.
+    #[serde(rename = "read_model_ttl_secs", with = "crate::infra::settings::seconds")]
+    pub read_model_ttl: Duration,
+}
+
+impl JobStatusSettings {
+    /// The read model keeps at most as many jobs as a status read may ask for (200), and its
+    /// entries must live.
+    pub fn validate(&self) -> Result<(), crate::infra::settings::Invalid> {
+        use crate::infra::settings::Invalid;
+        if self.read_model_jobs > 200 {
+            return Err(Invalid::new(
+                "job_status.read_model_jobs",
+                "must be at most 200 (the most jobs a status read returns)",
+            ));
+        }
+        if self.read_model_jobs > 0 && self.read_model_ttl.is_zero() {
+            return Err(Invalid::new(
+                "job_status.read_model_ttl_secs",
+                "must be at least 1 while the read model is on",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The read model these settings describe over `redis` (`None` when it is off).
+    pub fn read_model(
+        &self,
+        redis: sellersync_queue::RedisConnection,
+        key_prefix: &str,
+    ) -> Option<read_model::ReadModel> {
+        read_model::ReadModel::new(redis, key_prefix, self.read_model_jobs, self.read_model_ttl)
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@
 //! - A projector that died leaves its unacknowledged events pending; another claims them after
 //!   [`CLAIM_IDLE`].
 //! - It trims the stream behind every group ([`Queue::trim_events`]).
+//! - With the status read model on, each batch is merged into it (Redis) before MongoDB is
+//!   written, so a status read sees a transition as soon as a projector has read it
+//!   ([`super::read_model`]).
 //! - A batch MongoDB refuses for a reason retrying cannot fix is split by halves until the events
 //!   it refuses are alone; each is kept as a dead letter ([`super::dead_letters`]) and passed, so
 //!   one poison event neither stops the projection nor pins the stream's trim floor. A reply
@@ -58,6 +61,7 @@ pub struct Projector {
     /// Bound on one batch's writes (`mongo.operation_timeout_ms`); past it the batch is retried.
     operation_timeout: Duration,
     notifier: Option<crate::jobs::notify::Notifier>,
+    read_model: Option<super::read_model::ReadModel>,
 }
 
 /// A projector running in the background.
@@ -107,12 +111,19 @@ impl Projector {
             retention,
             operation_timeout: Duration::from_secs(30),
             notifier: None,
+            read_model: None,
         }
     }
 
     /// Bounds each batch's writes by `timeout` (default 30 s).
     pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;
+        self
+    }
+
+    /// Keeps the status read model up to date too.
+    pub fn with_read_model(mut self, read_model: Option<super::read_model::ReadModel>) -> Self {
+        self.read_model = read_model;
         self
     }
 
@@ -218,6 +229,15 @@ impl Projector {
         }
         for skipped in &batch.unreadable {
             tracing::warn!(stream_id = %skipped.stream_id, reason = %skipped.reason, "skipping an unreadable queue event");
+        }
+        if let Some(read_model) = &self.read_model {
+            let writes = plan(
+                self.queue.name(),
+                self.queue.config().max_attempts(),
+                &self.retention,
+                &batch.events,
+            );
+            read_model.apply(&writes).await?;
         }
         let records = self.write_isolating(&batch.events).await?;
         if let Some(notifier) = &self.notifier {

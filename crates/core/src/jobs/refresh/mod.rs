@@ -32,11 +32,14 @@ use futures::StreamExt;
 use sellersync_queue::RedisConnection;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::accounts::{self, AccountOutcome, AccountStatus, Fence, RefreshRecord, SellerAccount};
+use crate::domain::accounts::{
+    self, AccountOutcome, AccountStatus, Fence, RefreshRecord, SellerAccount, UserFreshness,
+};
 use crate::domain::analysis::{self, AnalysisParams, Summary, Window};
 use crate::domain::spapi::models::{InventorySummary, Order};
 use crate::domain::spapi::{OrderQuery, SpApiClient, SpApiError};
 use crate::infra::error::CoreError;
+use crate::jobs::job_status::read_model::ReadModel;
 pub use cache::Caches;
 pub use order_book::{Listing, OrderBook, Resume};
 pub use store::{Attempt, RefreshStore};
@@ -192,6 +195,8 @@ pub struct Refresher {
     pub settings: RefreshSettings,
     /// Summaries and order books in Redis, written under the attempt's fence.
     pub caches: Caches,
+    /// The status read model, told each user's new freshness (`None`: off).
+    pub read_model: Option<ReadModel>,
 }
 
 impl Refresher {
@@ -300,7 +305,9 @@ impl Refresher {
         let record = RefreshRecord {
             outcomes,
             completed: report.accounts_processed > 0 || report.accounts_total == 0,
+            at: now,
         };
+        let freshness = record.freshness(&UserFreshness::of(user));
         self.store
             .record(Attempt {
                 user_id: user.id.clone(),
@@ -309,6 +316,11 @@ impl Refresher {
                 record,
             })
             .await?;
+        if let Some(read_model) = &self.read_model
+            && let Err(error) = read_model.put_user(&user.id, &freshness, fence).await
+        {
+            tracing::warn!(user_id = %user.id, %error, "the user's status read model entry was not updated; it expires or the next refresh rewrites it");
+        }
         Ok(report)
     }
 
