@@ -150,7 +150,11 @@ async fn run_locked(
     state: &WorkerState,
 ) -> Result<RefreshReport, BoxDynError> {
     let progress = |percent: u8| report_progress(state, lease, percent);
-    match state.refresher.process_user_data(&job.user_id, &progress).await {
+    match state
+        .refresher
+        .process_user_data_for_job(&job.user_id, &lease.job_id, &progress)
+        .await
+    {
         Ok(report) => {
             notify_reauthorization(state, job, lease, &report).await;
             match report.rate_bound_retry_after() {

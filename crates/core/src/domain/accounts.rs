@@ -383,12 +383,21 @@ pub async fn load_users(
     Ok(loaded)
 }
 
-/// Stores the accounts' latest summaries durably (replacing the previous ones), in one round trip.
-pub async fn save_summaries(db: &Database, summaries: &[(&SellerAccount, &Summary)]) -> CoreResult<()> {
+/// One account's new summary, and the job that refreshed it (if a job did).
+pub struct SummaryWrite<'a> {
+    pub account: &'a SellerAccount,
+    pub summary: &'a Summary,
+    pub job_id: Option<&'a str>,
+}
+
+/// Stores the accounts' latest summaries durably (replacing the previous ones, with when and by
+/// which job), in one round trip.
+pub async fn save_summaries(db: &Database, summaries: &[SummaryWrite<'_>]) -> CoreResult<()> {
     let now = bson::DateTime::now();
     let mut statements = Vec::with_capacity(summaries.len());
-    for (account, summary) in summaries {
-        let summary = bson::to_bson(summary).map_err(|e| crate::CoreError::Encode {
+    for write in summaries {
+        let account = write.account;
+        let summary = bson::to_bson(write.summary).map_err(|e| crate::CoreError::Encode {
             what: "summary",
             reason: e.to_string(),
         })?;
@@ -399,12 +408,44 @@ pub async fn save_summaries(db: &Database, summaries: &[(&SellerAccount, &Summar
             "marketplaceId": &account.marketplace_id,
             "summary": summary,
             "updatedAt": now,
+            "jobId": write.job_id,
         };
         statements.push(Bson::Document(
             doc! { "q": { "_id": &account.id }, "u": { "$set": fields }, "upsert": true },
         ));
     }
     bulk_update(db, ACCOUNT_SUMMARIES, statements, "summaries").await
+}
+
+/// An account's latest stored summary: when it was refreshed, by which job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredSummary {
+    /// The account's id.
+    #[serde(rename = "_id")]
+    pub account_id: String,
+    pub user_id: String,
+    #[serde(default)]
+    pub seller_id: String,
+    #[serde(default)]
+    pub marketplace_id: String,
+    pub summary: Summary,
+    pub updated_at: bson::DateTime,
+    /// The job that refreshed it (absent for summaries stored before jobs were recorded, or
+    /// refreshed outside a job).
+    #[serde(default)]
+    pub job_id: Option<String>,
+}
+
+/// The latest summary of each of the user's accounts, by account id.
+pub async fn user_summaries(db: &Database, user_id: &str) -> CoreResult<Vec<StoredSummary>> {
+    Ok(db
+        .collection::<StoredSummary>(ACCOUNT_SUMMARIES)
+        .find(doc! { "userId": user_id })
+        .sort(doc! { "_id": 1 })
+        .await?
+        .try_collect()
+        .await?)
 }
 
 /// Users that wait for re-authorization but whose accounts' credentials have changed since:

@@ -194,10 +194,30 @@ pub struct Refresher {
 }
 
 impl Refresher {
-    /// Refreshes every enabled seller account of `user_id`, reporting progress 0–100 by accounts done.
+    /// Refreshes every enabled seller account of `user_id`, reporting progress 0–100 by accounts
+    /// done (outside a job: the summaries it stores name no job).
     pub async fn process_user_data(
         &self,
         user_id: &str,
+        progress: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<RefreshReport, RefreshError> {
+        self.refresh(user_id, None, progress).await
+    }
+
+    /// [`Self::process_user_data`] for queue job `job_id`: each summary it stores names the job.
+    pub async fn process_user_data_for_job(
+        &self,
+        user_id: &str,
+        job_id: &str,
+        progress: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<RefreshReport, RefreshError> {
+        self.refresh(user_id, Some(job_id), progress).await
+    }
+
+    async fn refresh(
+        &self,
+        user_id: &str,
+        job_id: Option<&str>,
         progress: &(dyn Fn(u8) + Send + Sync),
     ) -> Result<RefreshReport, RefreshError> {
         let (user, accounts) = self
@@ -231,7 +251,7 @@ impl Refresher {
         if total == 0 {
             progress(100);
         }
-        let report = self.record(&user, &waiting, finished).await?;
+        let report = self.record(&user, job_id, &waiting, finished).await?;
         Ok(report)
     }
 
@@ -239,6 +259,7 @@ impl Refresher {
     async fn record(
         &self,
         user: &accounts::User,
+        job_id: Option<&str>,
         waiting: &[SellerAccount],
         finished: Vec<(SellerAccount, Result<Refreshed, SpApiError>)>,
     ) -> Result<RefreshReport, CoreError> {
@@ -290,6 +311,7 @@ impl Refresher {
         self.store
             .record(Attempt {
                 user_id: user.id.clone(),
+                job_id: job_id.map(str::to_owned),
                 summaries: refreshed,
                 record,
             })

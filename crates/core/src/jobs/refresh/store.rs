@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mongodb::Database;
 
-use crate::domain::accounts::{self, RefreshRecord, SellerAccount, User};
+use crate::domain::accounts::{self, RefreshRecord, SellerAccount, SummaryWrite, User};
 use crate::domain::analysis::Summary;
 use crate::infra::coalesce::Coalescer;
 use crate::infra::connections::mongo_op;
@@ -20,6 +20,8 @@ const MAX_BATCH: usize = 200;
 /// One finished attempt to record.
 pub struct Attempt {
     pub user_id: String,
+    /// The job the attempt ran for (stored with each summary).
+    pub job_id: Option<String>,
     /// The accounts refreshed, with their new summaries.
     pub summaries: Vec<(SellerAccount, Summary)>,
     pub record: RefreshRecord,
@@ -78,9 +80,15 @@ async fn load_many(db: &Database, ids: Vec<String>) -> CoreResult<Vec<Loaded>> {
 }
 
 async fn record_many(db: &Database, attempts: Vec<Attempt>) -> CoreResult<Vec<()>> {
-    let summaries: Vec<(&SellerAccount, &Summary)> = attempts
+    let summaries: Vec<SummaryWrite> = attempts
         .iter()
-        .flat_map(|a| a.summaries.iter().map(|(account, summary)| (account, summary)))
+        .flat_map(|a| {
+            a.summaries.iter().map(|(account, summary)| SummaryWrite {
+                account,
+                summary,
+                job_id: a.job_id.as_deref(),
+            })
+        })
         .collect();
     accounts::save_summaries(db, &summaries).await?;
     let records: Vec<(&str, &RefreshRecord)> =
