@@ -19,14 +19,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use sellersync_core::domain::audit::Action;
 use sellersync_queue::JobState;
 
-use super::view::encode;
+use super::matching::JobFilter;
 use super::session::{self, Session};
+use super::view::encode;
 use super::view::{self, Ctx};
 use super::{PageResult, Signed, base};
+use crate::audit::Acting;
 use crate::error::ApiError;
 use crate::extract::Path;
-use super::matching::JobFilter;
-use crate::audit::Acting;
 use crate::routes::actions::{BulkAction, BulkResult, MAX_BULK, apply_bulk};
 use crate::state::AppState;
 
@@ -68,13 +68,17 @@ impl Form {
 }
 
 /// Sign-in: a pasted admin or viewer token becomes a session cookie (the form's CSRF token
-/// first: 403 without it).
+/// first: 403 without it). A form sent back without its cookie at all means the browser did not
+/// keep it (a Secure cookie over plain HTTP): the page says so.
 pub async fn login(State(state): State<AppState>, parts: Parts, form: Form) -> Response {
     let token = form.get("token").unwrap_or_default().trim();
-    let started = match session::check_login_csrf(&parts, form.get("csrf")) {
-        Ok(()) => session::start(&state, token).await,
-        Err(error) => Err(error),
-    };
+    if let Err(error) = session::check_login_csrf(&parts, form.get("csrf")) {
+        let (status, _, message) = error.public_parts();
+        let no_cookie = session::cookie_value(&parts, session::LOGIN_COOKIE).is_none();
+        let refused = no_cookie.then(|| super::pages::cookie_refused(&state));
+        return super::pages::login_page(&state, status, Some(message), refused);
+    }
+    let started = session::start(&state, token).await;
     match started {
         Ok(cookie) => {
             let home = format!("{}?{}", base(&state), super::SIGNED_IN_MARKER);
@@ -196,9 +200,10 @@ pub async fn bulk_matching(
     for chunk in ids.chunks(MAX_BULK) {
         result.extend(apply_bulk(queue, action, chunk).await?);
     }
-    let audited = action
-        .audited(&name, &result)
-        .detail(format!("{}: {}", filter.describe(), result.message()));
+    let audited =
+        action
+            .audited(&name, &result)
+            .detail(format!("{}: {}", filter.describe(), result.message()));
     acting(&session, &mut parts).await.record(&state, audited).await;
     Ok(back(&state, &form, &result.message()))
 }

@@ -115,7 +115,11 @@ mod tests {
         assert_eq!(state_list.describe(), "failed jobs");
         let by_user = JobFilter::new(JobState::Failed, "", " u1 ", "503");
         assert!(by_user.is_search());
-        assert_eq!(by_user.describe(), "jobs of user u1", "the first search field wins");
+        assert_eq!(
+            by_user.describe(),
+            "jobs of user u1",
+            "the first search field wins"
+        );
         let by_error = JobFilter::new(JobState::Waiting, "", "", "SP-API");
         assert!(by_error.describe().contains("\"SP-API\""));
     }

@@ -53,19 +53,20 @@ pub async fn login(State(state): State<AppState>, Query(q): Query<LoginQuery>) -
     login_page(&state, StatusCode::OK, None, refused)
 }
 
-/// Why a browser that signed in came back without its session, and what to do.
-fn cookie_refused(state: &AppState) -> String {
+/// Why the browser does not keep the dashboard's cookies (its session, or the sign-in form's),
+/// and what to do.
+pub fn cookie_refused(state: &AppState) -> String {
     if state.settings.dashboard.secure_cookie {
-        "You signed in, but your browser did not keep the session cookie. dashboard.secure_cookie \
-         is on, so the cookie is marked Secure, and browsers keep Secure cookies only over HTTPS: \
-         this page was reached over plain HTTP. Open the dashboard at its https:// address (behind \
-         your TLS proxy), or, for a local run over plain HTTP, set dashboard.secure_cookie = false \
-         (SELLERSYNC_DASHBOARD__SECURE_COOKIE=false; outside development and test also \
-         dashboard.allow_insecure_cookie = true)."
+        "Your browser does not keep this dashboard's cookies, so signing in cannot last: \
+         dashboard.secure_cookie is on, so they are marked Secure, and browsers keep Secure \
+         cookies only over HTTPS, while this page was reached over plain HTTP. Open the dashboard \
+         at its https:// address (behind your TLS proxy), or, for a local run over plain HTTP, set \
+         dashboard.secure_cookie = false (SELLERSYNC_DASHBOARD__SECURE_COOKIE=false; outside \
+         development and test also dashboard.allow_insecure_cookie = true)."
             .to_owned()
     } else {
-        "You signed in, but your browser did not keep the session cookie: allow cookies for this \
-         site and sign in again."
+        "Your browser does not keep this dashboard's cookies, so signing in cannot last: allow \
+         cookies for this site and sign in again."
             .to_owned()
     }
 }
@@ -609,7 +610,11 @@ fn summary_view(base: &str, stored: &StoredSummary) -> view::SummaryView {
         units: s.units,
         revenue: amounts(&s.revenue_minor),
         average_order_value: amounts(&s.average_order_value_minor),
-        top_skus: s.top_skus.iter().map(|t| format!("{}: {} units", t.sku, t.units)).collect(),
+        top_skus: s
+            .top_skus
+            .iter()
+            .map(|t| format!("{}: {} units", t.sku, t.units))
+            .collect(),
         stockout_risk: s
             .stockout_risk
             .iter()
@@ -666,7 +671,10 @@ pub async fn audit(
         )
     });
     let page = view::AuditPage {
-        rows: entries.iter().map(|e| view::AuditRow::new(&ctx.base, e)).collect(),
+        rows: entries
+            .iter()
+            .map(|e| view::AuditRow::new(&ctx.base, e))
+            .collect(),
         next,
         retention_days: state.settings.audit.retention_days,
         search: view::AuditSearch {

@@ -134,7 +134,13 @@ fn recorded_steps(record: &JobStatusRecord) -> Vec<Step> {
     };
     let mut steps = Vec::new();
     if let Some(at) = record.enqueued_at {
-        steps.push(step(at, "enqueued", "waiting", Some(0), format!("trigger {}", record.trigger)));
+        steps.push(step(
+            at,
+            "enqueued",
+            "waiting",
+            Some(0),
+            format!("trigger {}", record.trigger),
+        ));
     }
     for error in &record.errors {
         if let Some(at) = error.at {
@@ -156,7 +162,10 @@ fn end_step(record: &JobStatusRecord) -> Option<Step> {
     let (at, detail) = match record.status {
         Status::Completed => (
             record.completed_at?,
-            record.duration_ms.map(|d| format!("took {d} ms")).unwrap_or_default(),
+            record
+                .duration_ms
+                .map(|d| format!("took {d} ms"))
+                .unwrap_or_default(),
         ),
         Status::Failed => (
             record.failed_at?,
@@ -234,14 +243,25 @@ mod tests {
 
     #[test]
     fn the_record_fills_in_only_what_the_stream_no_longer_holds() {
-        let recorded = vec![step(1, "enqueued"), step(5, "attempt failed"), step(9, "completed")];
+        let recorded = vec![
+            step(1, "enqueued"),
+            step(5, "attempt failed"),
+            step(9, "completed"),
+        ];
         let streamed = vec![step(7, "active"), step(9, "completed")];
         let timeline = merge(recorded.clone(), streamed);
         let events: Vec<&str> = timeline.rows.iter().map(|r| r.event.as_str()).collect();
         assert_eq!(events, ["enqueued", "attempt failed", "active", "completed"]);
         assert!(timeline.source.contains("record, then"));
-        assert!(merge(recorded, Vec::new()).source.starts_with("the JobStatus record"));
-        assert_eq!(merge(Vec::new(), vec![step(1, "enqueued")]).source, "the queue's event stream");
+        assert!(
+            merge(recorded, Vec::new())
+                .source
+                .starts_with("the JobStatus record")
+        );
+        assert_eq!(
+            merge(Vec::new(), vec![step(1, "enqueued")]).source,
+            "the queue's event stream"
+        );
         assert_eq!(merge(Vec::new(), Vec::new()).source, "nothing recorded yet");
     }
 }

@@ -423,7 +423,11 @@ pub fn encode(text: &str) -> String {
 pub fn money(currency: &str, amount: i64) -> String {
     let digits = sellersync_core::domain::analysis::minor_unit_digits(currency);
     let scale = 10_i64.pow(digits);
-    let (sign, amount) = if amount < 0 { ("-", amount.unsigned_abs()) } else { ("", amount as u64) };
+    let (sign, amount) = if amount < 0 {
+        ("-", amount.unsigned_abs())
+    } else {
+        ("", amount as u64)
+    };
     let (whole, fraction) = (amount / scale as u64, amount % scale as u64);
     let mut grouped = String::new();
     for (i, digit) in whole.to_string().chars().enumerate() {
@@ -435,7 +439,10 @@ pub fn money(currency: &str, amount: i64) -> String {
     }
     match digits {
         0 => format!("{currency} {sign}{grouped}"),
-        d => format!("{currency} {sign}{grouped}.{fraction:0width$}", width = d as usize),
+        d => format!(
+            "{currency} {sign}{grouped}.{fraction:0width$}",
+            width = d as usize
+        ),
     }
 }
 
@@ -517,7 +524,10 @@ mod tests {
         };
         let html = page.render().unwrap();
         assert!(!html.contains("<script>alert"), "{html}");
-        assert!(html.contains(r#"href="/admin/queues/user-data/jobs""#), "navigation: {html}");
+        assert!(
+            html.contains(r#"href="/admin/queues/user-data/jobs""#),
+            "navigation: {html}"
+        );
         assert!(!html.contains("javascript:"), "{html}");
         assert!(
             html.contains("&lt;script&gt;") || html.contains("&#60;script&#62;"),

@@ -98,7 +98,12 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, server.request_timeout));
 
     let (mut routes, _) = api().split_for_parts();
-    routes = routes.route("/docs/assets/{file}", axum::routing::get(openapi::docs_asset));
+    routes = routes
+        .route("/docs/assets/{file}", axum::routing::get(openapi::docs_asset))
+        .route(
+            "/favicon.ico",
+            axum::routing::get(crate::dashboard::assets::favicon),
+        );
     if state.settings.dashboard.enabled {
         routes = crate::dashboard::mount(routes, &state);
     }

@@ -32,6 +32,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/api/metrics/queues"),
     ("get", "/metrics"),
     ("get", "/api/admin/cron-runs"),
+    ("get", "/api/admin/audit"),
     ("post", "/api/admin/dashboard/sessions/revoke"),
     ("get", "/healthz"),
     ("get", "/readyz"),
