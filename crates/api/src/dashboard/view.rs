@@ -429,10 +429,10 @@ pub fn money(currency: &str, amount: i64) -> String {
         ("", amount as u64)
     };
     let (whole, fraction) = (amount / scale as u64, amount % scale as u64);
+    let digits_of_whole = whole.to_string();
     let mut grouped = String::new();
-    for (i, digit) in whole.to_string().chars().enumerate() {
-        let left = whole.to_string().len() - i;
-        if i > 0 && left % 3 == 0 {
+    for (i, digit) in digits_of_whole.chars().enumerate() {
+        if i > 0 && (digits_of_whole.len() - i) % 3 == 0 {
             grouped.push(',');
         }
         grouped.push(digit);
