@@ -378,16 +378,19 @@ fn render_activities(out: &mut String, activities: &BTreeMap<String, Activity>) 
 struct Liveness {
     workers: usize,
     oldest_active_seconds: f64,
+    /// Entries in the queue's event stream, against its cap.
+    stream_entries: u64,
 }
 
 /// Active jobs read to find the oldest: more than workers × concurrency ever hold.
 const ACTIVE_SCAN_LIMIT: usize = 10_000;
 
 async fn liveness(queue: &Queue) -> Result<Liveness, ApiError> {
-    let (workers, active, now_ms) = futures::try_join!(
+    let (workers, active, now_ms, stream_entries) = futures::try_join!(
         queue.workers(),
         queue.list(JobState::Active, 0, ACTIVE_SCAN_LIMIT),
         queue.redis_now_ms(),
+        queue.event_stream_len(),
     )?;
     let oldest_ms = active
         .iter()
@@ -398,11 +401,12 @@ async fn liveness(queue: &Queue) -> Result<Liveness, ApiError> {
     Ok(Liveness {
         workers: workers.len(),
         oldest_active_seconds: oldest_ms as f64 / 1000.0,
+        stream_entries,
     })
 }
 
 fn render_liveness(out: &mut String, names: &[&str], liveness: &[Liveness]) {
-    let gauges: [Gauge<Liveness>; 2] = [
+    let gauges: [Gauge<Liveness>; 4] = [
         (
             "sellersync_queue_workers",
             "Workers that sent a heartbeat within three lease periods.",
@@ -412,6 +416,16 @@ fn render_liveness(out: &mut String, names: &[&str], liveness: &[Liveness]) {
             "sellersync_queue_oldest_active_job_age_seconds",
             "How long the longest-running active job has run (0 when none runs).",
             |l| l.oldest_active_seconds,
+        ),
+        (
+            "sellersync_queue_event_stream_entries",
+            "Entries in the queue's event stream.",
+            |l| l.stream_entries as f64,
+        ),
+        (
+            "sellersync_queue_event_stream_cap",
+            "Most entries the event stream keeps: beyond it the oldest go, read or not.",
+            |_| sellersync_queue::events::EVENT_STREAM_CAP as f64,
         ),
     ];
     render_gauges(out, &gauges, names.iter().copied().zip(liveness));
@@ -528,7 +542,7 @@ fn render(stats: &BTreeMap<String, QueueStats>, names: &[&str], metrics: &[Queue
             u8::from(s.paused)
         );
     }
-    let counters: [Counter; 3] = [
+    let counters: [Counter; 4] = [
         (
             "sellersync_queue_jobs_completed_total",
             "Jobs completed, by all workers.",
@@ -543,6 +557,11 @@ fn render(stats: &BTreeMap<String, QueueStats>, names: &[&str], metrics: &[Queue
             "sellersync_queue_jobs_retried_total",
             "Failed attempts scheduled to run again.",
             |m| m.retried_total,
+        ),
+        (
+            "sellersync_queue_events_dropped_total",
+            "Event stream entries trimmed at the stream's cap before every consumer read them.",
+            |m| m.events_dropped_total,
         ),
     ];
     for (name, help, value) in counters {

@@ -99,6 +99,7 @@ async fn refresh_scenarios(
 /// the previous hour's: the next run then lists an hour of updates, as an hourly run does.
 async fn age_order_books(redis: &RedisConnection, prefix: &str) -> redis::RedisResult<()> {
     let mut conn = redis.clone();
+    let caches = sellersync_core::jobs::refresh::Caches::new(redis.clone(), prefix);
     let keys: Vec<String> = {
         let mut iter: redis::AsyncIter<String> = conn.scan_match(format!("{prefix}cache:orders:*")).await?;
         let mut keys = Vec::new();
@@ -108,15 +109,21 @@ async fn age_order_books(redis: &RedisConnection, prefix: &str) -> redis::RedisR
         keys
     };
     for key in keys {
-        let stored: String = conn.get(&key).await?;
-        let Ok(mut book) = serde_json::from_str::<sellersync_core::jobs::refresh::OrderBook>(&stored) else {
+        let Some(stored) = caches.get(&key).await? else {
+            continue;
+        };
+        let Ok(mut book) = serde_json::from_slice::<sellersync_core::jobs::refresh::OrderBook>(&stored)
+        else {
             continue;
         };
         if book.pending.is_none() {
             book.synced_through -= chrono::TimeDelta::hours(1);
         }
-        let json = serde_json::to_string(&book).unwrap_or(stored);
-        let _: () = conn.set_ex(&key, json, 3600).await?;
+        let json = serde_json::to_vec(&book).unwrap_or(stored);
+        let fence = sellersync_core::domain::accounts::Fence::now();
+        caches
+            .put(&key, &json, fence, std::time::Duration::from_secs(3600))
+            .await?;
     }
     Ok(())
 }
@@ -147,6 +154,6 @@ fn bench_refresher(
         redis: redis.clone(),
         spapi: std::sync::Arc::new(client),
         settings: refresh,
-        key_prefix: key_prefix.to_owned(),
+        caches: sellersync_core::jobs::refresh::Caches::new(redis.clone(), key_prefix),
     })
 }

@@ -172,12 +172,7 @@ pub fn spawn_projector(
     if !settings.job_status.projector {
         return Ok(None);
     }
-    let config = queue.config();
-    let retention = Retention {
-        completed: Duration::from_millis(config.completed_max_age_ms),
-        failed: Duration::from_millis(config.failed_max_age_ms),
-        pending: settings.job_status.pending_retention,
-    };
+    let retention = Retention::of(queue.config(), settings.job_status.pending_retention);
     let reader = lazy_redis(&settings.redis)?;
     // Failed deliveries are not notified (that could loop); they show in the queue's API.
     let notifier = (queue.name() != NOTIFICATIONS_QUEUE)

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::RedisConnection;
 use apalis_core::backend::{Backend, BackendConfig};
 use apalis_core::error::BoxDynError;
@@ -205,9 +207,10 @@ impl<Args> RedisBackend<Args> {
                 let free = batch.saturating_sub(unfinished(&leases)).max(1);
                 // Every wait below ends early when the backend closes; the loop's condition
                 // then ends the fetch.
+                let sent_at = Instant::now();
                 match queue.fetch(&worker_id, free).await {
                     Ok(fetched) if !fetched.jobs.is_empty() => {
-                        hold(&leases, &fetched.jobs);
+                        hold(&leases, &fetched.jobs, sent_at);
                         return (wake, fetched.jobs);
                     }
                     Ok(fetched) => {
@@ -335,15 +338,25 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for RedisBackend<Args> {
 }
 
 /// Records leases just granted.
-fn hold(leases: &Leases, jobs: &[LeasedJob]) {
+/// Holds the leases Redis just granted (renewed as of `granted_at`, when the lease call was sent).
+/// A job this worker already holds under another token was leased again: its earlier lease is
+/// gone (a fail-over lost it, or it was reaped), so that attempt is stopped.
+fn hold(leases: &Leases, jobs: &[LeasedJob], granted_at: Instant) {
     let mut held = leases.lock().expect("leases lock");
     for job in jobs {
         let lease = Held {
             token: job.token,
             lost: LeaseLost::default(),
             finished: false,
+            renewed_at: granted_at,
         };
-        held.insert(job.id.clone(), lease);
+        if let Some(earlier) = held
+            .insert(job.id.clone(), lease)
+            .filter(|h| h.token != job.token)
+        {
+            tracing::warn!(job_id = %job.id, token = earlier.token, newer = job.token, "a held job was leased again; stopping its earlier attempt");
+            earlier.lost.mark();
+        }
     }
 }
 
@@ -420,6 +433,13 @@ impl<Res: Serialize> Acknowledge<Res> for RedisAck {
         mark_finished(&self.leases, &lease.job_id, lease.token);
         let this = self.clone();
         async move {
+            // A lost lease records nothing: another attempt runs the job, or Redis returns it
+            // when the lease expires (a stall, no attempt spent).
+            if lease.lost.is_lost() {
+                tracing::warn!(job_id = %lease.job_id, token = lease.token, "attempt ended after its lease was lost; nothing recorded");
+                forget(&this.leases, &lease.job_id, lease.token);
+                return Ok(());
+            }
             let recorded = this.record(&lease, outcome).await;
             forget(&this.leases, &lease.job_id, lease.token);
             if let (Some(observer), Ok(Some(outcome))) = (&this.observer, &recorded) {

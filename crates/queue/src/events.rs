@@ -4,10 +4,13 @@
 //!
 //! Readers are Redis consumer groups: each group sees every event, each event is delivered to one
 //! consumer of the group, and stays pending until that consumer acknowledges it; a consumer that
-//! died leaves its pending events to be claimed by another. The stream is trimmed only behind the
-//! slowest group ([`Queue::trim_events`]), so no group ever misses an event it has not
-//! acknowledged. A stream nobody has ever read (no group yet) is capped at
-//! [`UNREAD_STREAM_CAP`] entries instead.
+//! died leaves its pending events to be claimed by another. The stream is trimmed behind the
+//! slowest group ([`Queue::trim_events`], run by projectors and by every worker), so no group
+//! misses an event it has not acknowledged — up to a hard cap of [`EVENT_STREAM_CAP`] entries,
+//! whatever runs: a group that falls that far behind (no projector running, one stuck on a write)
+//! loses the oldest entries rather than Redis its memory. The entries trimmed unread are counted
+//! (`events_dropped` in the queue's metrics); the projection backlog metric and its alert say
+//! so long before.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,11 +21,14 @@ use redis::{FromRedisValue, Value};
 use crate::error::{QueueError, QueueResult};
 use crate::queue::{Queue, now_ms};
 
-/// Entries kept in a stream that has no consumer group at all.
-pub const UNREAD_STREAM_CAP: u64 = 100_000;
+/// Most entries a queue's event stream keeps (an entry is one script call's transitions: a
+/// batch of up to a few hundred bytes per job). At ~7.5 KB for an entry of 50 leases, that is
+/// ~750 MB at most; an idle or lightly loaded stream is far below.
+pub const EVENT_STREAM_CAP: u64 = 100_000;
 
 /// What happened to a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EventKind {
     Enqueued,
     /// An enqueue found this job already pending under its dedup key or id; nothing changed.
@@ -85,7 +91,8 @@ impl EventKind {
 }
 
 /// A job's state fields right after a transition, as its hash held them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct JobSnapshot {
     /// `waiting`, `delayed`, `active`, `completed`, `failed` or `removed`.
     pub state: String,
@@ -105,7 +112,8 @@ pub struct JobSnapshot {
 }
 
 /// One entry of the stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct JobEvent {
     /// The stream entry id (acknowledge with it). One entry holds every transition of one
     /// script call, so events of a batch (a fetch, a batch of completions) share it.
@@ -330,24 +338,62 @@ impl Queue {
         Ok(())
     }
 
-    /// Deletes the events every consumer group has acknowledged (or, with no group at all, all
-    /// but the newest [`UNREAD_STREAM_CAP`]). Returns how many entries went.
+    /// Deletes the events every consumer group has acknowledged, then whatever is beyond
+    /// [`EVENT_STREAM_CAP`] entries (counting the unread ones it drops as `events_dropped`).
+    /// Returns how many entries went.
     pub async fn trim_events(&self) -> QueueResult<u64> {
+        self.trim_events_to(EVENT_STREAM_CAP).await
+    }
+
+    /// [`Self::trim_events`] with a cap of `cap` entries.
+    pub async fn trim_events_to(&self, cap: u64) -> QueueResult<u64> {
         let groups = self.event_groups().await?;
-        let mut trim = redis::cmd("XTRIM");
-        trim.arg(self.events_key());
-        if groups.is_empty() {
-            trim.arg("MAXLEN").arg("~").arg(UNREAD_STREAM_CAP);
-        } else {
-            let mut floor: Option<StreamId> = None;
-            for group in &groups {
-                let oldest = self.oldest_unacknowledged(group).await?;
-                floor = Some(floor.map_or(oldest, |f| f.min(oldest)));
-            }
-            let floor = floor.expect("at least one group");
-            trim.arg("MINID").arg(floor.to_string());
+        let mut floor: Option<StreamId> = None;
+        for group in &groups {
+            let oldest = self.oldest_unacknowledged(group).await?;
+            floor = Some(floor.map_or(oldest, |f| f.min(oldest)));
         }
-        Ok(trim.query_async(&mut self.conn()).await?)
+        let read: u64 = match floor {
+            Some(floor) => {
+                redis::cmd("XTRIM")
+                    .arg(self.events_key())
+                    .arg("MINID")
+                    .arg(floor.to_string())
+                    .query_async(&mut self.conn())
+                    .await?
+            }
+            None => 0,
+        };
+        let over_cap: u64 = redis::cmd("XTRIM")
+            .arg(self.events_key())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(cap)
+            .query_async(&mut self.conn())
+            .await?;
+        if over_cap > 0 && !groups.is_empty() {
+            tracing::warn!(
+                queue = self.name(),
+                dropped = over_cap,
+                cap,
+                "the event stream reached its cap: entries a consumer had not read were dropped"
+            );
+            let _: i64 = redis::cmd("HINCRBY")
+                .arg(self.key("metrics"))
+                .arg("events_dropped")
+                .arg(over_cap)
+                .query_async(&mut self.conn())
+                .await?;
+        }
+        Ok(read + over_cap)
+    }
+
+    /// Entries in the event stream now.
+    pub async fn event_stream_len(&self) -> QueueResult<u64> {
+        Ok(redis::cmd("XLEN")
+            .arg(self.events_key())
+            .query_async(&mut self.conn())
+            .await?)
     }
 
     /// How far `group` is behind.

@@ -227,6 +227,8 @@ pub struct QueueMetrics {
     pub failed_total: u64,
     /// Failed attempts that were scheduled to run again.
     pub retried_total: u64,
+    /// Event stream entries trimmed at the stream's cap before every consumer group read them.
+    pub events_dropped_total: u64,
     /// Durations of completed jobs' last attempts.
     pub duration: DurationHistogram,
 }
@@ -271,6 +273,7 @@ impl QueueMetrics {
             completed_total: field("completed").max(cumulative),
             failed_total: field("failed"),
             retried_total: field("retried"),
+            events_dropped_total: field("events_dropped"),
             duration: DurationHistogram {
                 buckets: bounds,
                 sum_seconds: field("dur_sum_ms") as f64 / 1000.0,

@@ -1,5 +1,9 @@
-//! Duties every running worker performs beside its jobs (run by the apalis backend): heartbeats extending the leases it holds, reaping of expired leases (returning jobs of
-//! dead workers), age-based retention, and the idle wait between empty fetches.
+//! Duties every running worker performs beside its jobs (run by the apalis backend): heartbeats
+//! extending the leases it holds, self-fencing (an attempt whose lease could not be renewed for
+//! a lease period and a heartbeat is stopped by its own worker, before another worker can have
+//! it: a worker cut off from Redis does not run on until the job timeout), reaping of expired
+//! leases (returning jobs of dead workers), age-based retention, and the idle wait between empty
+//! fetches.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use backon::{ExponentialBuilder, Retryable};
 
@@ -48,6 +53,9 @@ pub(crate) struct Held {
     /// Its handler has returned: the lease stays held (and heartbeated) until the outcome is
     /// recorded, but its slot is as good as free (see `RedisBackend::fetch`).
     pub finished: bool,
+    /// When the call that last renewed the lease in Redis (its lease, or a heartbeat Redis
+    /// took) was sent: Redis's deadline for it is no earlier than this plus the lease.
+    pub renewed_at: Instant,
 }
 
 /// Called after every heartbeat of the backend's maintenance loop, with whether Redis took it:
@@ -84,10 +92,26 @@ pub(crate) fn unfinished(leases: &Leases) -> usize {
         .count()
 }
 
-/// Heartbeat, reap and retention for `worker_id` until the task is aborted. The heartbeat goes
-/// first whenever both are due, so after a stall the worker renews its own leases before it
-/// judges anyone's.
+/// Heartbeat, self-fencing, reap and retention for `worker_id` until the task is aborted.
 pub(crate) async fn run(
+    queue: Queue,
+    worker_id: String,
+    leases: Leases,
+    concurrency: usize,
+    on_heartbeat: Option<HeartbeatHook>,
+) {
+    // Separate loops: a heartbeat or reap stuck on an unreachable Redis must not hold up the
+    // self-fencing that exists for exactly that case.
+    let limit = queue.config().lease() + queue.config().heartbeat();
+    tokio::select! {
+        () = duties(queue.clone(), worker_id, Arc::clone(&leases), concurrency, on_heartbeat) => {}
+        () = self_fence(leases, limit, queue.config().heartbeat()) => {}
+    }
+}
+
+/// Heartbeat, reap and retention. The heartbeat goes first whenever both are due, so after a
+/// stall the worker renews its own leases before it judges anyone's.
+async fn duties(
     queue: Queue,
     worker_id: String,
     leases: Leases,
@@ -97,6 +121,7 @@ pub(crate) async fn run(
     let mut heartbeat = tokio::time::interval(queue.config().heartbeat());
     let mut reap = tokio::time::interval(queue.config().reap_interval());
     let mut retention = tokio::time::interval(Duration::from_secs(60));
+    let mut trim = tokio::time::interval(EVENT_TRIM_EVERY);
     let started_ms = now_ms();
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     loop {
@@ -113,9 +138,11 @@ pub(crate) async fn run(
                     "host": host, "pid": std::process::id(), "startedAtMs": started_ms,
                     "concurrency": concurrency, "inFlight": held.len(),
                 });
+                let sent_at = Instant::now();
                 let taken = match queue.heartbeat(&worker_id, &info, &held).await {
                     Ok(lost) => {
                         cancel_lost(&leases, &held, &lost);
+                        renewed(&leases, &held, sent_at);
                         true
                     }
                     Err(error) => {
@@ -136,8 +163,54 @@ pub(crate) async fn run(
             _ = retention.tick() => if let Err(error) = queue.apply_retention().await {
                 tracing::warn!(%error, "retention failed");
             },
+            // Bounds the event stream even where no projector runs.
+            _ = trim.tick() => if let Err(error) = queue.trim_events().await {
+                tracing::debug!(%error, "trimming the event stream failed");
+            },
         }
     }
+}
+
+/// How often every worker trims its queue's event stream (behind its consumer groups, and to the
+/// cap).
+const EVENT_TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Records that Redis renewed the leases `sent` (those still held under the same token) by a
+/// call sent at `sent_at`.
+fn renewed(leases: &Leases, sent: &[(String, u64)], sent_at: Instant) {
+    let mut held = leases.lock().expect("leases lock");
+    for (id, token) in sent {
+        if let Some(h) = held.get_mut(id).filter(|h| h.token == *token) {
+            h.renewed_at = h.renewed_at.max(sent_at);
+        }
+    }
+}
+
+/// Every `every`, stops the attempts whose lease was not renewed for `limit` (a lease period and
+/// a heartbeat): Redis may have let it expire, and another worker may run the job next.
+async fn self_fence(leases: Leases, limit: Duration, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        for (id, held) in expired(&leases, Instant::now(), limit) {
+            tracing::warn!(job_id = %id, token = held.token, stale_ms = held.renewed_at.elapsed().as_millis() as u64, "lease not renewed for a lease period; stopping the attempt");
+            held.lost.mark();
+        }
+    }
+}
+
+/// Takes out of `leases` those not renewed within `limit` of `now`.
+fn expired(leases: &Leases, now: Instant, limit: Duration) -> Vec<(String, Held)> {
+    let mut held = leases.lock().expect("leases lock");
+    let stale: Vec<String> = held
+        .iter()
+        .filter(|(_, h)| now.duration_since(h.renewed_at) >= limit)
+        .map(|(id, _)| id.clone())
+        .collect();
+    stale
+        .into_iter()
+        .filter_map(|id| held.remove(&id).map(|h| (id, h)))
+        .collect()
 }
 
 /// Marks the attempts whose lease the heartbeat found lost, and forgets them.
@@ -224,6 +297,37 @@ mod tests {
     use backon::BackoffBuilder;
 
     use super::*;
+
+    #[test]
+    fn a_lease_not_renewed_for_the_limit_is_taken_out_and_its_attempt_stopped() {
+        let leases: Leases = Arc::default();
+        let start = Instant::now();
+        let held = |token, renewed_at| Held {
+            token,
+            lost: LeaseLost::default(),
+            finished: false,
+            renewed_at,
+        };
+        leases.lock().unwrap().insert("old".into(), held(1, start));
+        leases
+            .lock()
+            .unwrap()
+            .insert("fresh".into(), held(2, start + Duration::from_secs(4)));
+        let limit = Duration::from_secs(5);
+        assert!(expired(&leases, start + Duration::from_millis(4999), limit).is_empty());
+        let gone = expired(&leases, start + limit, limit);
+        assert_eq!(
+            gone.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            ["old"]
+        );
+        assert!(leases.lock().unwrap().contains_key("fresh"));
+
+        renewed(&leases, &[("fresh".into(), 2)], start + Duration::from_secs(6));
+        assert!(
+            expired(&leases, start + Duration::from_secs(10), limit).is_empty(),
+            "renewed"
+        );
+    }
 
     #[tokio::test]
     async fn work_under_way_ends_when_its_task_is_told_to_stop() {

@@ -18,7 +18,7 @@
 //! | `seq`, `fence` | counters | FIFO order, lease (fencing) tokens |
 //! | `reaped_at` | string | when a reaper last got through (stall detection) |
 //! | `ratelimit` | hash | the token bucket of the queue's start limit, when it has one |
-//! | `metrics` | hash | cumulative `failed`, `retried`, and the duration histogram of completed jobs (`dur_le_<ms>`, `dur_sum_ms`; its count is the completions) |
+//! | `metrics` | hash | cumulative `failed`, `retried`, `events_dropped` (event stream entries trimmed at the cap unread), and the duration histogram of completed jobs (`dur_le_<ms>`, `dur_sum_ms`; its count is the completions) |
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
+use sellersync_core::domain::accounts::Fence;
 use sellersync_core::jobs::notify::{EventType, Notification, Notifier};
 use sellersync_core::jobs::payload::RefreshUser;
 use sellersync_core::jobs::refresh::{RefreshReport, Refresher};
@@ -150,9 +151,12 @@ async fn run_locked(
     state: &WorkerState,
 ) -> Result<RefreshReport, BoxDynError> {
     let progress = |percent: u8| report_progress(state, lease, percent);
+    // Every write of the user's data is fenced by the attempt's token: an attempt that runs on
+    // after losing its lease (cut off from Redis, frozen) cannot overwrite a newer one's.
+    let fence = Fence(lease.token);
     match state
         .refresher
-        .process_user_data_for_job(&job.user_id, &lease.job_id, &progress)
+        .refresh_job(&job.user_id, &lease.job_id, fence, &progress)
         .await
     {
         Ok(report) => {

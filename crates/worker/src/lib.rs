@@ -27,7 +27,7 @@ use sellersync_core::infra::connections::{
 use sellersync_core::infra::instance::instance_id;
 use sellersync_core::jobs::notify::{Delivery, NOTIFICATIONS_QUEUE};
 use sellersync_core::jobs::payload::RefreshUser;
-use sellersync_core::jobs::refresh::{RefreshStore, Refresher};
+use sellersync_core::jobs::refresh::{Caches, RefreshStore, Refresher};
 use sellersync_core::{CoreError, Settings, bootstrap, infra::systemd};
 use sellersync_queue::RedisConnection;
 use sellersync_queue::apalis::{HeldLeases, RedisBackend};
@@ -75,7 +75,7 @@ pub async fn run(
                 SpApiClient::new(settings.spapi.clone())?.with_shared_rate_limits(redis.clone(), &prefix),
             ),
             settings: settings.refresh.clone(),
-            key_prefix: prefix.clone(),
+            caches: Caches::new(redis.clone(), &prefix),
         },
         queue: queue.clone(),
         locks: UserLocks::new(redis.clone(), &prefix, user_lock_ttl(queue.config())),

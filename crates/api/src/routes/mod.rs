@@ -22,6 +22,7 @@ use crate::{http_metrics, openapi};
 
 pub mod actions;
 pub mod admin;
+pub mod dead_letters;
 pub mod events;
 pub mod health;
 pub mod job_status;
@@ -64,6 +65,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(jobs::routes())
         .merge(metrics::routes())
         .merge(admin::routes())
+        .merge(dead_letters::routes())
         .merge(actions::routes())
         .merge(events::routes())
         .merge(openapi::routes())

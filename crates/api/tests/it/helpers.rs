@@ -294,7 +294,7 @@ impl TestApp {
     /// role not granted and Amazon's request id.
     pub async fn store_figures(&self, user: &str, job_id: &str) {
         use sellersync_core::domain::accounts::{
-            self, AccountOutcome, AccountStatus, RefreshRecord, SellerAccount, SummaryWrite,
+            self, AccountOutcome, AccountStatus, Fence, RefreshRecord, SellerAccount, SummaryWrite,
         };
         use sellersync_core::domain::analysis::{Amounts, SkuUnits, StockCover, Summary, Window};
         let db = self.db().await;
@@ -336,6 +336,7 @@ impl TestApp {
         let write = SummaryWrite {
             account: &account,
             summary: &summary,
+            fence: Fence::now(),
             job_id: Some(job_id),
         };
         accounts::save_summaries(&db, &[write]).await.expect("summary");
@@ -352,7 +353,7 @@ impl TestApp {
             outcomes: [(FIGURES_ACCOUNT.to_owned(), outcome)].into(),
             completed: true,
         };
-        accounts::record_refreshes(&db, &[(user, &record)])
+        accounts::record_refreshes(&db, &[(user, &record, Fence::now())])
             .await
             .expect("outcome");
     }

@@ -197,10 +197,11 @@ mod tests {
         replay_window_secs = 300
         health_check_interval_ms = 60000
         unhealthy_repeat_ms = 3600000
+        allow_private_targets = false
         [[notifications.webhooks]]
         name = "from-file"
         url = "https://file.example/hook"
-        secret = "file-secret"
+        secret = "file-secret-at-least-32-bytes-long-0001"
     "#;
 
     /// Variables as a test writes them.
@@ -227,7 +228,10 @@ mod tests {
                 "SELLERSYNC_NOTIFICATIONS__WEBHOOKS__OPS__URL",
                 "https://hooks.example/ops",
             ),
-            ("SELLERSYNC_NOTIFICATIONS__WEBHOOKS__OPS__SECRET", "ops-secret"),
+            (
+                "SELLERSYNC_NOTIFICATIONS__WEBHOOKS__OPS__SECRET",
+                "ops-secret-at-least-32-bytes-long-0001",
+            ),
             (
                 "SELLERSYNC_NOTIFICATIONS__WEBHOOKS__OPS__EVENTS",
                 "job.failed, queue.unhealthy",
@@ -239,7 +243,7 @@ mod tests {
             ),
             (
                 "SELLERSYNC_NOTIFICATIONS__WEBHOOKS__PAGER__SECRET",
-                "pager-secret",
+                "pager-secret-at-least-32-bytes-long-01",
             ),
             ("UNRELATED", "x"),
         ])

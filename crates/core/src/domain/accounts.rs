@@ -292,17 +292,39 @@ pub async fn upsert_account(db: &Database, account: &NewAccount) -> CoreResult<S
     Ok(id)
 }
 
+/// The fence of the attempt that writes user data: its lease token (larger for a newer attempt,
+/// see the queue's `fetch.lua`), or, outside a job, the clock in microseconds. A document written
+/// under a fence is only written again under a fence at least as large, so an older attempt
+/// that runs on (a worker cut off from Redis, a frozen process) never overwrites a newer one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Fence(pub u64);
+
+impl Fence {
+    /// For a refresh outside a job (the CLI, tests, benchmarks): the clock in microseconds,
+    /// comparable with lease tokens (which are at least Redis's clock in microseconds).
+    pub fn now() -> Self {
+        Self(chrono::Utc::now().timestamp_micros().max(0) as u64)
+    }
+
+    /// A filter on `field` that only documents written under this fence or an older one (or
+    /// never under one) pass.
+    fn allows(self, field: &str) -> Document {
+        doc! { "$or": [ { field: { "$exists": false } }, { field: { "$lte": self.0 as i64 } } ] }
+    }
+}
+
 /// Records refresh attempts of users in one write: for each, `lastAttemptAt`, each account's
 /// outcome, whether the user needs re-authorization, and `lastDataUpdateAt` only when the
-/// refresh completed.
-pub async fn record_refreshes(db: &Database, attempts: &[(&str, &RefreshRecord)]) -> CoreResult<()> {
+/// refresh completed. An attempt whose fence is older than the user's last record's writes nothing.
+pub async fn record_refreshes(db: &Database, attempts: &[(&str, &RefreshRecord, Fence)]) -> CoreResult<()> {
     let now = bson::DateTime::now();
     let mut statements = Vec::with_capacity(attempts.len());
-    for (user_id, record) in attempts {
-        statements.push(Bson::Document(doc! {
-            "q": { "_id": *user_id },
-            "u": { "$set": refresh_fields(record, now)? },
-        }));
+    for (user_id, record, fence) in attempts {
+        let mut fields = refresh_fields(record, now)?;
+        fields.insert("refreshFence", fence.0 as i64);
+        let mut filter = fence.allows("refreshFence");
+        filter.insert("_id", *user_id);
+        statements.push(Bson::Document(doc! { "q": filter, "u": { "$set": fields } }));
     }
     bulk_update(db, USERS, statements, "user refresh records").await
 }
@@ -343,13 +365,36 @@ async fn bulk_update(
     let reply = db
         .run_command(doc! { "update": collection, "updates": statements, "ordered": false })
         .await?;
-    match reply.get_array("writeErrors").ok().and_then(|e| e.first()) {
+    if let Ok(concern) = reply.get_document("writeConcernError") {
+        // Written, but not as durably as asked: an election may roll it back.
+        return Err(crate::CoreError::Encode {
+            what,
+            reason: format!("MongoDB did not confirm the write concern: {concern}"),
+        });
+    }
+    let refused = reply
+        .get_array("writeErrors")
+        .ok()
+        .into_iter()
+        .flatten()
+        .find(|error| !fenced_out(error));
+    match refused {
         Some(error) => Err(crate::CoreError::Encode {
             what,
             reason: format!("MongoDB refused a write: {error}"),
         }),
         None => Ok(()),
     }
+}
+
+/// A fenced upsert whose document a newer fence holds: the filter missed it, so MongoDB tried to
+/// insert a second document with the same `_id` (11000). That is the compare-and-set saying no.
+fn fenced_out(error: &Bson) -> bool {
+    error
+        .as_document()
+        .and_then(|e| e.get("code"))
+        .and_then(Bson::as_i32)
+        == Some(11000)
 }
 
 /// Users by id with their enabled seller accounts (in a stable order), in two round trips
@@ -383,20 +428,22 @@ pub async fn load_users(
     Ok(loaded)
 }
 
-/// One account's new summary, and the job that refreshed it (if a job did).
+/// One account's new summary: the attempt's fence, and the job that refreshed it (if a job did).
 pub struct SummaryWrite<'a> {
     pub account: &'a SellerAccount,
     pub summary: &'a Summary,
+    pub fence: Fence,
     pub job_id: Option<&'a str>,
 }
 
 /// Stores the accounts' latest summaries durably (replacing the previous ones, with when and by
-/// which job), in one round trip.
+/// which job), in one round trip. An account summary whose fence is older than the stored one's
+/// is not written.
 pub async fn save_summaries(db: &Database, summaries: &[SummaryWrite<'_>]) -> CoreResult<()> {
     let now = bson::DateTime::now();
     let mut statements = Vec::with_capacity(summaries.len());
     for write in summaries {
-        let account = write.account;
+        let (account, fence) = (write.account, write.fence);
         let summary = bson::to_bson(write.summary).map_err(|e| crate::CoreError::Encode {
             what: "summary",
             reason: e.to_string(),
@@ -408,10 +455,13 @@ pub async fn save_summaries(db: &Database, summaries: &[SummaryWrite<'_>]) -> Co
             "marketplaceId": &account.marketplace_id,
             "summary": summary,
             "updatedAt": now,
+            "fence": fence.0 as i64,
             "jobId": write.job_id,
         };
+        let mut filter = fence.allows("fence");
+        filter.insert("_id", &account.id);
         statements.push(Bson::Document(
-            doc! { "q": { "_id": &account.id }, "u": { "$set": fields }, "upsert": true },
+            doc! { "q": filter, "u": { "$set": fields }, "upsert": true },
         ));
     }
     bulk_update(db, ACCOUNT_SUMMARIES, statements, "summaries").await

@@ -21,6 +21,10 @@ pub enum CoreError {
     InvalidAccount(#[from] crate::domain::spapi::marketplaces::MarketplaceError),
     #[error("JobStatus projection: {0}")]
     Projection(String),
+    /// MongoDB refused a write for a reason a retry cannot fix (any write error but a duplicate
+    /// key: a document too large, a field it will not store).
+    #[error("MongoDB refused a write: {0}")]
+    Refused(String),
     /// The error of a bulk call made for many requests at once (see `coalesce`).
     #[error("{0}")]
     Shared(std::sync::Arc<CoreError>),
@@ -41,9 +45,30 @@ impl CoreError {
             Self::Migration { .. }
             | Self::Encode { .. }
             | Self::Projection(_)
+            | Self::Refused(_)
             | Self::Coalescer(_)
             | Self::InvalidAccount(_)
             | Self::Config { .. } => false,
+        }
+    }
+}
+
+impl CoreError {
+    /// True when MongoDB refused the write itself (not "not now": no retry will change its
+    /// mind), e.g. a poison event the projector must set aside.
+    pub fn is_refusal(&self) -> bool {
+        use mongodb::error::ErrorKind;
+        match self {
+            Self::Refused(_) | Self::Encode { .. } => true,
+            Self::Mongo(e) => {
+                !mongo_unavailable(e)
+                    && matches!(
+                        e.kind.as_ref(),
+                        ErrorKind::Command(_) | ErrorKind::Write(_) | ErrorKind::InvalidArgument { .. }
+                    )
+            }
+            Self::Shared(e) => e.is_refusal(),
+            _ => false,
         }
     }
 }

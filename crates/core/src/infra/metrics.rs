@@ -42,6 +42,8 @@ pub const SPAPI_REQUEST_DURATION: &str = "sellersync_spapi_request_duration_seco
 pub const SPAPI_RATE_LIMIT_WAIT: &str = "sellersync_spapi_rate_limit_wait_seconds";
 /// Calls given up because the rate limit would make them wait too long, by operation.
 pub const SPAPI_RATE_BOUND: &str = "sellersync_spapi_rate_bound_total";
+/// Queue events the JobStatus projector set aside because MongoDB refuses them, by queue.
+pub const JOB_STATUS_DEAD_LETTERS: &str = "sellersync_job_status_dead_letters_total";
 
 /// The process-wide recorder with histogram buckets for every duration, installed on first use
 /// (tests build many apps in one process; all share it). Render it with [`render`].

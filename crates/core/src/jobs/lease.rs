@@ -124,6 +124,9 @@ impl Lease {
     }
 }
 
+/// Renews the lease every third of its TTL. It is lost when a renewal finds the key no longer
+/// ours, and also when no renewal got through for a whole TTL (Redis unreachable from here): the
+/// key may have expired and been taken, so the holder must stop as if it had been.
 async fn renew(
     redis: RedisConnection,
     key: String,
@@ -133,22 +136,34 @@ async fn renew(
 ) {
     let mut tick = tokio::time::interval(ttl / 3);
     tick.tick().await;
+    let mut renewed_at = tokio::time::Instant::now();
+    let script = redis::Script::new(RENEW);
     loop {
         tick.tick().await;
-        let renewed: redis::RedisResult<i64> = redis::Script::new(RENEW)
-            .key(&key)
-            .arg(&holder)
-            .arg(ttl.as_millis() as u64)
-            .invoke_async(&mut redis.clone())
-            .await;
-        match renewed {
-            Ok(0) => {
+        let sent_at = tokio::time::Instant::now();
+        let mut conn = redis.clone();
+        let mut call = script.key(&key);
+        call.arg(&holder).arg(ttl.as_millis() as u64);
+        // A renewal stuck on an unreachable Redis ends with the lease's TTL, not later.
+        let deadline = renewed_at + ttl;
+        match tokio::time::timeout_at(deadline, call.invoke_async::<i64>(&mut conn)).await {
+            Ok(Ok(0)) => {
                 tracing::warn!(key, "lease lost: the key is no longer ours");
                 let _ = lost.send(true);
                 return;
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, key, "could not renew a lease"),
+            Ok(Ok(_)) => renewed_at = sent_at,
+            Ok(Err(error)) => tracing::warn!(%error, key, "could not renew a lease"),
+            Err(_) => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                key,
+                ttl_ms = ttl.as_millis() as u64,
+                "lease not renewed for its whole TTL; giving it up"
+            );
+            let _ = lost.send(true);
+            return;
         }
     }
 }

@@ -5,14 +5,13 @@
 //! a data set it asks for.
 
 use chrono::{TimeDelta, Utc};
-use redis::AsyncCommands;
 use sellersync_core::domain::spapi::models::{ORDER_DATA_SETS, Order};
 use sellersync_core::testing::TestNamespace;
 use sellersync_spapi_sim::SimConfig;
 use sellersync_spapi_sim::data;
 use sellersync_spapi_sim::included::{DataSet, DataSets};
 
-use crate::refresh_spapi::{refresher, user};
+use crate::refresh_spapi::{age_order_book, refresher, user};
 use crate::sim;
 
 const US: &str = "ATVPDKIKX0DER";
@@ -48,12 +47,7 @@ async fn every_request_and_answer_of_two_hourly_refreshes_follows_amazons_models
     assert_eq!(first.accounts_processed, 4, "{first:?}");
     // The next hour: each account's book was synced an hour earlier.
     for id in &ids {
-        let key = r.order_book_key(id);
-        let stored: String = r.redis.clone().get(&key).await.unwrap();
-        let mut book: serde_json::Value = serde_json::from_str(&stored).unwrap();
-        let synced: chrono::DateTime<Utc> = book["syncedThrough"].as_str().unwrap().parse().unwrap();
-        book["syncedThrough"] = serde_json::json!(synced - TimeDelta::hours(1));
-        let _: () = r.redis.clone().set(&key, book.to_string()).await.unwrap();
+        age_order_book(&r, id, 1).await;
     }
     let next = r.process_user_data("wire", &|_| {}).await.unwrap();
     assert_eq!(next.accounts_processed, 4, "{next:?}");

@@ -7,6 +7,7 @@ mod contract;
 mod cron;
 mod demo;
 mod deployments;
+mod fencing;
 mod isolation;
 mod migrations;
 mod parsing;

@@ -178,3 +178,68 @@ async fn a_mongodb_outage_delays_records_and_loses_none() {
     .await;
     running.stop().await;
 }
+
+/// One event MongoDB refuses every time (here a validator on `job_status` refusing one user's
+/// records) in a batch with others: the batch is split until that event is alone, the event is
+/// kept as a dead letter, the others are projected, and the stream moves on. Once the cause is
+/// gone, a replay projects the dead letter.
+#[tokio::test]
+async fn a_poison_event_is_isolated_kept_as_a_dead_letter_and_replayed() {
+    use sellersync_core::jobs::job_status::dead_letters;
+    let ns = TestNamespace::new();
+    let q = queue(&ns).await;
+    let db = mongo_database(&ns.settings.mongo, "it").await.unwrap();
+    let refuse = mongodb::bson::doc! { "userId": { "$ne": "poison" } };
+    db.create_collection(job_status::JOB_STATUS)
+        .validator(refuse)
+        .await
+        .unwrap();
+    sellersync_core::infra::migrations::apply(&db).await.unwrap();
+    let mut ids = Vec::new();
+    for user in ["a", "poison", "b", "c"] {
+        let payload = json!({ "userId": user, "trigger": "cron" });
+        ids.push(q.enqueue(&payload, EnqueueOptions::default()).await.unwrap().id);
+    }
+
+    let running = sellersync_core::bootstrap::spawn_projector(&ns.settings, q.clone(), db.clone(), "p1")
+        .unwrap()
+        .expect("projector on");
+    eventually(
+        Duration::from_secs(10),
+        "the batch projected and acknowledged",
+        || async { q.event_backlog(projector::GROUP).await.unwrap().total() == 0 },
+    )
+    .await;
+    running.stop().await;
+
+    for (id, user) in ids.iter().zip(["a", "poison", "b", "c"]) {
+        let found = job_status::find(&db, id).await.unwrap();
+        assert_eq!(found.is_some(), user != "poison", "{user}");
+    }
+    let letters = dead_letters::list(&db, 10).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(
+        (letters[0].job_id.as_str(), letters[0].kind.as_str()),
+        (ids[1].as_str(), "enqueued")
+    );
+    assert!(
+        letters[0].error.contains("121") || letters[0].error.contains("validation"),
+        "{}",
+        letters[0].error
+    );
+
+    let retention = Retention::of(q.config(), Duration::from_secs(86_400));
+    let refused = dead_letters::replay(&db, &q, &retention).await.unwrap();
+    assert_eq!(
+        (refused.replayed, refused.still_refused),
+        (0, 1),
+        "still refused: kept"
+    );
+    db.run_command(mongodb::bson::doc! { "collMod": job_status::JOB_STATUS, "validator": {} })
+        .await
+        .unwrap();
+    let replayed = dead_letters::replay(&db, &q, &retention).await.unwrap();
+    assert_eq!((replayed.replayed, replayed.still_refused), (1, 0));
+    assert_eq!(record(&db, &ids[1]).await.status, Status::Queued);
+    assert!(dead_letters::list(&db, 10).await.unwrap().is_empty());
+}

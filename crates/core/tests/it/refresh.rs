@@ -46,6 +46,7 @@ async fn summaries(r: &Refresher) -> Vec<Document> {
     docs.into_iter()
         .map(|mut d| {
             d.remove("updatedAt");
+            d.remove("fence");
             d
         })
         .collect()
@@ -81,16 +82,15 @@ async fn one_failing_account_of_three_does_not_stop_the_others() {
     );
 
     let mut redis = r.redis.clone();
-    let cached: Option<String> = redis.get(r.cache_key(&ids[0])).await.unwrap();
-    let cached: serde_json::Value = serde_json::from_str(&cached.expect("summary cached")).unwrap();
+    let cached = r.caches.get(&r.cache_key(&ids[0])).await.unwrap();
+    let cached: serde_json::Value = serde_json::from_slice(&cached.expect("summary cached")).unwrap();
     assert!(cached["orderCount"].as_u64().is_some());
     let ttl: i64 = redis.ttl(r.cache_key(&ids[0])).await.unwrap();
     assert!(
         ttl > 0 && ttl <= ns.settings.refresh.cache_ttl.as_secs() as i64,
         "ttl {ttl}"
     );
-    let missing: Option<String> = redis.get(r.cache_key(&ids[1])).await.unwrap();
-    assert!(missing.is_none());
+    assert!(r.caches.get(&r.cache_key(&ids[1])).await.unwrap().is_none());
 
     assert_eq!(summaries(&r).await.len(), 2);
     let user = user_doc(&r, "u1").await;
@@ -208,20 +208,12 @@ async fn running_twice_leaves_the_same_cache_and_mongo_state() {
 
     let first = r.process_user_data("u2", &|_| {}).await.unwrap();
     let (cache_1, docs_1) = (
-        r.redis
-            .clone()
-            .get::<_, String>(r.cache_key(&ids[1]))
-            .await
-            .unwrap(),
+        r.caches.get(&r.cache_key(&ids[1])).await.unwrap(),
         summaries(&r).await,
     );
     let second = r.process_user_data("u2", &|_| {}).await.unwrap();
     let (cache_2, docs_2) = (
-        r.redis
-            .clone()
-            .get::<_, String>(r.cache_key(&ids[1]))
-            .await
-            .unwrap(),
+        r.caches.get(&r.cache_key(&ids[1])).await.unwrap(),
         summaries(&r).await,
     );
     assert_eq!(first, second);
@@ -238,7 +230,8 @@ async fn each_summary_names_the_job_that_refreshed_it() {
     let sim = sim::spawn(SimConfig::default()).await;
     let r = refresher(&ns, &sim).await;
     let ids = user_with_accounts(&r, "u4", &["S-J1", "S-J2"]).await;
-    r.process_user_data_for_job("u4", "job-7", &|_| {}).await.unwrap();
+    let fence = accounts::Fence::now();
+    r.refresh_job("u4", "job-7", fence, &|_| {}).await.unwrap();
     let stored = accounts::user_summaries(r.store.db(), "u4").await.unwrap();
     let seen: Vec<(&str, Option<&str>)> = stored
         .iter()

@@ -5,8 +5,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DurationRound, TimeDelta, Utc};
-use redis::AsyncCommands;
-use sellersync_core::domain::accounts::{self, NewAccount};
+use sellersync_core::domain::accounts::{self, Fence, NewAccount};
 use sellersync_core::domain::spapi::marketplaces;
 use sellersync_core::jobs::refresh::Refresher;
 use sellersync_core::testing::TestNamespace;
@@ -52,8 +51,22 @@ pub async fn user(r: &Refresher, user: &str, accounts: &[(&str, &str)]) -> Vec<S
 }
 
 pub async fn cached_summary(r: &Refresher, account_id: &str) -> serde_json::Value {
-    let cached: Option<String> = r.redis.clone().get(r.cache_key(account_id)).await.unwrap();
-    serde_json::from_str(&cached.expect("summary cached")).unwrap()
+    let cached = r.caches.get(&r.cache_key(account_id)).await.unwrap();
+    serde_json::from_slice(&cached.expect("summary cached")).unwrap()
+}
+
+/// As if the account's last run had been `hours` earlier: its order book was synced then.
+pub async fn age_order_book(r: &Refresher, account_id: &str, hours: i64) {
+    let key = r.order_book_key(account_id);
+    let stored = r.caches.get(&key).await.unwrap().expect("an order book");
+    let mut book: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+    let synced: chrono::DateTime<Utc> = book["syncedThrough"].as_str().unwrap().parse().unwrap();
+    book["syncedThrough"] = serde_json::json!(synced - TimeDelta::hours(hours));
+    let book = book.to_string();
+    let written = r
+        .caches
+        .put(&key, book.as_bytes(), Fence::now(), Duration::from_secs(3600));
+    assert!(written.await.unwrap());
 }
 
 #[tokio::test]
@@ -213,12 +226,7 @@ async fn the_next_hourly_run_lists_only_the_orders_updated_since() {
     let full_summary = cached_summary(&r, &ids[0]).await;
 
     // As if that run had been the previous hour's: the book was synced an hour earlier.
-    let key = r.order_book_key(&ids[0]);
-    let stored: String = r.redis.clone().get(&key).await.unwrap();
-    let mut book: serde_json::Value = serde_json::from_str(&stored).unwrap();
-    let synced: chrono::DateTime<Utc> = book["syncedThrough"].as_str().unwrap().parse().unwrap();
-    book["syncedThrough"] = serde_json::json!(synced - TimeDelta::hours(1));
-    let _: () = r.redis.clone().set(&key, book.to_string()).await.unwrap();
+    age_order_book(&r, &ids[0], 1).await;
 
     let next = r.process_user_data("hourly", &|_| {}).await.unwrap();
     assert_eq!(next.accounts_processed, 1, "{next:?}");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sellersync_core::domain::spapi::SpApiSettings;
 use sellersync_core::domain::spapi::{Credentials, Region, SpApiClient};
 use sellersync_core::infra::connections::{connect_redis, mongo_database};
-use sellersync_core::jobs::refresh::{RefreshStore, Refresher};
+use sellersync_core::jobs::refresh::{Caches, RefreshStore, Refresher};
 use sellersync_core::testing::TestNamespace;
 use sellersync_spapi_sim::contract::Contract;
 use sellersync_spapi_sim::{Exchange, SimConfig, SimUrls};
@@ -54,7 +54,7 @@ impl Sim {
             redis: connect_redis(&ns.settings.redis).await.unwrap(),
             spapi,
             settings: ns.settings.refresh.clone(),
-            key_prefix: ns.key_prefix().to_owned(),
+            caches: Caches::new(connect_redis(&ns.settings.redis).await.unwrap(), ns.key_prefix()),
         }
     }
 

@@ -2,8 +2,12 @@
 -- KEYS: declared, not read (see SCRIPT_KEYS in queue.rs): the queue's fixed keys, KEYS[1] = wait,
 -- then the named jobs' keys
 -- ARGV: base, n, lease_ms, worker_id, default_max_attempts
--- Each lease gets a fencing token from the queue's `fence` counter: it only grows (across
--- retries, stalls and admin retries), and every later write of the attempt must quote it.
+-- Each lease gets a fencing token, and every later write of the attempt must quote it. Tokens
+-- never repeat, even after a fail-over that lost writes: a token is above both the queue's
+-- `fence` (the last token issued) and Redis's clock in microseconds. A fail-over that rolls the
+-- fence back cannot roll the clock back, and the fence runs ahead of the clock only by the tokens
+-- of one batch (a few microseconds), far less than a fail-over takes. Tokens also only grow, so
+-- a newer attempt's token is the larger one (user-data writes compare them).
 -- Returns: next_due_ms (-1 if nothing delayed or jobs were leased), paused (0|1),
 -- then per job: id, payload, attempt, max_attempts, token
 local base = ARGV[1]
@@ -13,7 +17,7 @@ local PROMOTE_FIELDS = job_fields({ 'pr' })
 local LEASE_READ = { 'data', 'att', 'v', 'due', 'err', 'stalls', 'retries', 'max' }
 local LEASE_UNTOUCHED, LEASE_MAX = 4, 8
 local n = tonumber(ARGV[2])
-local now = now_ms()
+local now, now_us = now_ms_us()
 local deadline = now + tonumber(ARGV[3])
 local worker = ARGV[4]
 local default_max = tonumber(ARGV[5])
@@ -52,7 +56,10 @@ local out = { -1, 0 }
 local popped = redis.call('ZPOPMIN', base .. 'wait', n)
 local leases = {}
 local token = 0
-if #popped > 0 then token = redis.call('INCRBY', base .. 'fence', #popped / 2) - #popped / 2 end
+if #popped > 0 then
+  token = math.max(tonumber(redis.call('GET', base .. 'fence') or '0'), now_us)
+  redis.call('SET', base .. 'fence', decimal(token + #popped / 2))
+end
 local now_text, deadline_text = decimal(now), decimal(deadline)
 for i = 1, #popped, 2 do
   local id = popped[i]

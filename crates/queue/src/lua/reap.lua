@@ -1,6 +1,7 @@
 -- Return jobs whose lease expired (their worker died or stalled) to waiting, counting a stall
 -- but not an attempt; a job that stalled more than max_stalls times fails. Also forgets workers
--- silent too long.
+-- silent too long. Either way the expired lease's token is cleared, so the stalled attempt's
+-- heartbeat learns its lease is gone (and stops it) and none of its writes is accepted.
 --
 -- A paused or stalled Redis is not a dead worker: when no reaper got through for longer than
 -- stall_gap_ms (nobody could reach Redis, so nobody could renew a lease), every lease is first
@@ -39,14 +40,14 @@ for i, id in ipairs(expired) do
       local err = 'job stalled ' .. stalls .. ' times (its worker stopped heartbeating)'
       redis.call('ZADD', base .. 'failed', now, id)
       transition(base, id, job, 'failed', now,
-        { st = 'failed', stalls = stalls, err = err, fin = now }, { 'by', 'reaper' })
+        { st = 'failed', stalls = stalls, err = err, fin = now, tok = false }, { 'by', 'reaper' })
       release_dedup(base, job.dk, id)
       redis.call('HINCRBY', base .. 'metrics', 'failed', 1)
       failed = failed + 1
     else
       redis.call('ZADD', base .. 'wait', wait_score(tonumber(job.pr or '0'), seq + i), id)
       transition(base, id, job, 'stalled', now,
-        { st = 'waiting', stalls = stalls, att = math.max(0, tonumber(job.att) - 1), pg = 0 })
+        { st = 'waiting', stalls = stalls, att = math.max(0, tonumber(job.att) - 1), pg = 0, tok = false })
       requeued = requeued + 1
     end
   end

@@ -253,3 +253,21 @@ async fn a_reader_without_a_group_resumes_after_any_id_and_promote_is_an_event()
         .unwrap();
     assert!(none.is_empty() && started.elapsed() >= Duration::from_millis(50));
 }
+
+#[tokio::test]
+async fn the_event_stream_is_capped_whatever_its_groups_have_read_and_the_drop_is_counted() {
+    let q = TestQueue::new(fast_config()).await;
+    q.ensure_event_group("slow").await.unwrap();
+    for n in 0..500 {
+        q.enqueue(&json!(n), EnqueueOptions::default()).await.unwrap();
+    }
+    // The group read nothing: trimming behind it alone would keep all 500 entries.
+    let trimmed = q.trim_events_to(50).await.unwrap();
+    let left = q.event_stream_len().await.unwrap();
+    assert!(trimmed > 0 && left < 500, "{trimmed} trimmed, {left} left");
+    assert!(
+        left <= 50 + 100,
+        "about the cap (trimmed by whole stream nodes): {left}"
+    );
+    assert_eq!(q.metrics().await.unwrap().events_dropped_total, trimmed);
+}

@@ -215,3 +215,83 @@ async fn priorities_keep_exact_fifo_order_at_the_highest_level() {
     assert_eq!(fetched[0], urgent);
     assert_eq!(&fetched[1..], &ids[..]);
 }
+
+/// What a fail-over that lost the last writes looks like: the fetch that leased a job never
+/// reached the replica that became master, so the job is back at the head of `wait` and the
+/// fence is what it was. The next lease must not repeat the lost one's token.
+#[tokio::test]
+async fn a_lease_lost_in_a_fail_over_cannot_be_reissued_and_its_attempt_writes_nothing() {
+    let q = TestQueue::new(fast_config()).await;
+    let job = q.enqueue(&json!(1), EnqueueOptions::default()).await.unwrap();
+    let base = q.key_base();
+    let mut conn = q.connection().await;
+    // The state before the lease, as the new master would have it.
+    let job_key = format!("{base}job:{}", job.id);
+    let fields: Vec<(String, String)> = conn.hgetall(&job_key).await.unwrap();
+    let score: f64 = conn.zscore(format!("{base}wait"), &job.id).await.unwrap();
+    let fence: Option<String> = conn.get(format!("{base}fence")).await.unwrap();
+
+    let lost = q.fetch("w1", 1).await.unwrap().jobs.remove(0);
+    let mut restore = redis::pipe();
+    restore
+        .atomic()
+        .del(&job_key)
+        .hset_multiple(&job_key, &fields)
+        .zrem(format!("{base}active"), &job.id)
+        .zadd(format!("{base}wait"), &job.id, score);
+    match &fence {
+        Some(value) => restore.set(format!("{base}fence"), value),
+        None => restore.del(format!("{base}fence")),
+    };
+    let _: () = restore.query_async(&mut conn).await.unwrap();
+
+    let current = q.fetch("w2", 1).await.unwrap().jobs.remove(0);
+    assert_eq!(current.id, job.id);
+    assert!(
+        current.token > lost.token,
+        "{} after {}",
+        current.token,
+        lost.token
+    );
+    let heartbeat = q
+        .heartbeat("w1", &json!({}), &[(job.id.clone(), lost.token)])
+        .await
+        .unwrap();
+    assert_eq!(
+        heartbeat,
+        vec![job.id.clone()],
+        "the old attempt learns its lease is gone"
+    );
+    assert!(!q.set_progress(&job.id, lost.token, 50).await.unwrap());
+    assert_eq!(
+        q.fail(&job.id, lost.token, "late", true).await.unwrap(),
+        FailOutcome::LeaseLost
+    );
+    assert!(q.complete(&[ack(&job.id, lost.token)]).await.unwrap().is_empty());
+    assert_eq!(
+        q.complete(&[ack(&job.id, current.token)]).await.unwrap(),
+        vec![job.id.clone()]
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_whose_job_the_reaper_failed_is_told_its_lease_is_gone() {
+    let q = TestQueue::new(QueueConfig {
+        max_stalls: 0,
+        ..fast_config()
+    })
+    .await;
+    let job = q.enqueue(&json!(1), EnqueueOptions::default()).await.unwrap();
+    let stalled = q.fetch("w1", 1).await.unwrap().jobs.remove(0);
+    q.reap().await.unwrap();
+    eventually(Duration::from_secs(5), "failed by the reaper", || async {
+        q.reap().await.unwrap().failed == 1
+    })
+    .await;
+    assert_eq!(q.get(&job.id).await.unwrap().unwrap().state, "failed");
+    let lost = q
+        .heartbeat("w1", &json!({}), &[(job.id.clone(), stalled.token)])
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![job.id.clone()], "not 'done': the attempt must stop");
+}

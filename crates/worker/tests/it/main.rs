@@ -5,3 +5,4 @@ mod e2e;
 mod helpers;
 mod notify;
 mod process;
+mod self_fencing;

@@ -8,6 +8,7 @@
 //! ([`projection`] has the rules). Every record carries `expireAt` fitting its state, which the
 //! TTL index uses to delete it. This module also holds the read side the API uses.
 
+pub mod dead_letters;
 pub mod projection;
 pub mod projector;
 

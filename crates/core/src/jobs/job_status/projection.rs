@@ -32,6 +32,16 @@ pub struct Retention {
 }
 
 impl Retention {
+    /// A queue's records kept as long as the queue keeps its finished jobs, pending ones for
+    /// `pending` (`job_status.pending_retention_ms`).
+    pub fn of(config: &sellersync_queue::QueueConfig, pending: Duration) -> Self {
+        Self {
+            completed: Duration::from_millis(config.completed_max_age_ms),
+            failed: Duration::from_millis(config.failed_max_age_ms),
+            pending,
+        }
+    }
+
     fn for_status(&self, status: Status) -> Duration {
         match status {
             Status::Completed => self.completed,

@@ -9,6 +9,10 @@
 //! - A projector that died leaves its unacknowledged events pending; another claims them after
 //!   [`CLAIM_IDLE`].
 //! - It trims the stream behind every group ([`Queue::trim_events`]).
+//! - A batch MongoDB refuses for a reason retrying cannot fix is split by halves until the events
+//!   it refuses are alone; each is kept as a dead letter ([`super::dead_letters`]) and passed, so
+//!   one poison event neither stops the projection nor pins the stream's trim floor. A reply
+//!   with a `writeConcernError` is a failure: the batch stays pending and is written again.
 //! - With webhooks configured, it enqueues a `job.failed` notification for each job that failed
 //!   for good (before acknowledging the batch: at least once; the notification id deduplicates).
 
@@ -215,8 +219,7 @@ impl Projector {
         for skipped in &batch.unreadable {
             tracing::warn!(stream_id = %skipped.stream_id, reason = %skipped.reason, "skipping an unreadable queue event");
         }
-        let writes = project(&self.db, &self.queue, &self.retention, &batch.events);
-        let records = mongo_op(self.operation_timeout, writes).await?;
+        let records = self.write_isolating(&batch.events).await?;
         if let Some(notifier) = &self.notifier {
             let failed = crate::jobs::notify::Notifier::failed_jobs(&self.queue, &batch.events).await?;
             notifier.notify(&failed).await?;
@@ -225,6 +228,31 @@ impl Projector {
         Ok(StepReport {
             events: batch.events.len(),
             records,
+        })
+    }
+}
+
+impl Projector {
+    /// Writes `events`; when MongoDB refuses them (not "not now": a refusal), narrows the
+    /// refusal down by halves until each refused event is alone and keeps it as a dead letter.
+    /// Returns how many records were written.
+    fn write_isolating<'a>(
+        &'a self,
+        events: &'a [JobEvent],
+    ) -> futures::future::BoxFuture<'a, CoreResult<usize>> {
+        Box::pin(async move {
+            let writes = project(&self.db, &self.queue, &self.retention, events);
+            match mongo_op(self.operation_timeout, writes).await {
+                Err(error) if error.is_refusal() && events.len() == 1 => {
+                    super::dead_letters::keep(&self.db, self.queue.name(), &events[0], &error).await?;
+                    Ok(0)
+                }
+                Err(error) if error.is_refusal() => {
+                    let (first, second) = events.split_at(events.len() / 2);
+                    Ok(self.write_isolating(first).await? + self.write_isolating(second).await?)
+                }
+                other => other,
+            }
         })
     }
 }
@@ -296,8 +324,14 @@ async fn update(db: &Database, statements: Vec<Document>) -> CoreResult<Vec<usiz
     duplicates(&reply)
 }
 
-/// The indexes of a bulk command's writes that met a duplicate key; any other write error fails.
+/// The indexes of a bulk command's writes that met a duplicate key; any other write error is a
+/// refusal, and a write concern MongoDB could not confirm fails the call (retried).
 fn duplicates(reply: &Document) -> CoreResult<Vec<usize>> {
+    if let Ok(concern) = reply.get_document("writeConcernError") {
+        return Err(CoreError::Projection(format!(
+            "MongoDB did not confirm the write concern (the writes may be rolled back): {concern}"
+        )));
+    }
     let mut conflicts = Vec::new();
     let errors = reply
         .get_array("writeErrors")
@@ -308,9 +342,26 @@ fn duplicates(reply: &Document) -> CoreResult<Vec<usize>> {
         let index = error.get_i32("index").unwrap_or_default();
         if code != DUPLICATE_KEY {
             let message = error.get_str("errmsg").unwrap_or("unknown error");
-            return Err(CoreError::Projection(format!("write error {code}: {message}")));
+            return Err(CoreError::Refused(format!("write error {code}: {message}")));
         }
         conflicts.push(index as usize);
     }
     Ok(conflicts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_concern_error_fails_the_batch_and_other_write_errors_are_refusals() {
+        let unconfirmed = doc! { "n": 1, "writeConcernError": { "code": 64, "errmsg": "waiting for replication timed out" } };
+        let error = duplicates(&unconfirmed).unwrap_err();
+        assert!(!error.is_refusal(), "retried, not set aside: {error}");
+        let refused =
+            doc! { "n": 0, "writeErrors": [ { "index": 0, "code": 10334, "errmsg": "too large" } ] };
+        assert!(duplicates(&refused).unwrap_err().is_refusal());
+        let raced = doc! { "n": 0, "writeErrors": [ { "index": 2, "code": 11000, "errmsg": "dup" } ] };
+        assert_eq!(duplicates(&raced).unwrap(), vec![2]);
+    }
 }

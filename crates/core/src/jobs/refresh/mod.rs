@@ -19,6 +19,7 @@
 //! account whose calls are rate-bound fails with a `retryAfterMs` (defer, don't retry); one whose
 //! seller withdrew authorization with `needsReauthorization`.
 
+mod cache;
 mod order_book;
 mod store;
 
@@ -28,15 +29,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use futures::StreamExt;
-use redis::AsyncCommands;
 use sellersync_queue::RedisConnection;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::accounts::{self, AccountOutcome, AccountStatus, RefreshRecord, SellerAccount};
+use crate::domain::accounts::{self, AccountOutcome, AccountStatus, Fence, RefreshRecord, SellerAccount};
 use crate::domain::analysis::{self, AnalysisParams, Summary, Window};
 use crate::domain::spapi::models::{InventorySummary, Order};
 use crate::domain::spapi::{OrderQuery, SpApiClient, SpApiError};
 use crate::infra::error::CoreError;
+pub use cache::Caches;
 pub use order_book::{Listing, OrderBook, Resume};
 pub use store::{Attempt, RefreshStore};
 
@@ -189,34 +190,49 @@ pub struct Refresher {
     pub redis: RedisConnection,
     pub spapi: Arc<SpApiClient>,
     pub settings: RefreshSettings,
-    /// The deployment's Redis key prefix; summaries are cached under `<prefix>cache:summary:<account>`.
-    pub key_prefix: String,
+    /// Summaries and order books in Redis, written under the attempt's fence.
+    pub caches: Caches,
 }
 
 impl Refresher {
-    /// Refreshes every enabled seller account of `user_id`, reporting progress 0–100 by accounts
-    /// done (outside a job: the summaries it stores name no job).
+    /// [`Self::refresh`] outside a job (the CLI, tests, benchmarks): fenced by the clock.
     pub async fn process_user_data(
         &self,
         user_id: &str,
         progress: &(dyn Fn(u8) + Send + Sync),
     ) -> Result<RefreshReport, RefreshError> {
-        self.refresh(user_id, None, progress).await
+        self.refresh(user_id, Fence::now(), progress).await
     }
 
-    /// [`Self::process_user_data`] for queue job `job_id`: each summary it stores names the job.
-    pub async fn process_user_data_for_job(
+    /// Refreshes every enabled seller account of `user_id`, reporting progress 0–100 by accounts
+    /// done. Every write of user data (summaries, order books, the user's record) is fenced by
+    /// `fence`, the attempt's lease token: none replaces data a newer attempt wrote. The
+    /// summaries it stores name no job ([`Self::refresh_job`] for a queue job's attempt).
+    pub async fn refresh(
+        &self,
+        user_id: &str,
+        fence: Fence,
+        progress: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<RefreshReport, RefreshError> {
+        self.run(user_id, fence, None, progress).await
+    }
+
+    /// [`Self::refresh`] for an attempt of queue job `job_id`: each summary it stores names the
+    /// job (the dashboard's user page links it).
+    pub async fn refresh_job(
         &self,
         user_id: &str,
         job_id: &str,
+        fence: Fence,
         progress: &(dyn Fn(u8) + Send + Sync),
     ) -> Result<RefreshReport, RefreshError> {
-        self.refresh(user_id, Some(job_id), progress).await
+        self.run(user_id, fence, Some(job_id), progress).await
     }
 
-    async fn refresh(
+    async fn run(
         &self,
         user_id: &str,
+        fence: Fence,
         job_id: Option<&str>,
         progress: &(dyn Fn(u8) + Send + Sync),
     ) -> Result<RefreshReport, RefreshError> {
@@ -238,7 +254,7 @@ impl Refresher {
             let this = self.clone();
             let withheld = user.withheld_roles(&account).to_vec();
             async move {
-                let result = this.fetch_and_analyse(&account, window, &withheld).await;
+                let result = this.fetch_and_analyse(&account, window, &withheld, fence).await;
                 (account, result)
             }
         });
@@ -251,7 +267,7 @@ impl Refresher {
         if total == 0 {
             progress(100);
         }
-        let report = self.record(&user, job_id, &waiting, finished).await?;
+        let report = self.record(&user, &waiting, finished, (fence, job_id)).await?;
         Ok(report)
     }
 
@@ -259,9 +275,9 @@ impl Refresher {
     async fn record(
         &self,
         user: &accounts::User,
-        job_id: Option<&str>,
         waiting: &[SellerAccount],
         finished: Vec<(SellerAccount, Result<Refreshed, SpApiError>)>,
+        (fence, job_id): (Fence, Option<&str>),
     ) -> Result<RefreshReport, CoreError> {
         let now = mongodb::bson::DateTime::now();
         let mut report = RefreshReport {
@@ -303,7 +319,7 @@ impl Refresher {
             outcomes.insert(account.id.clone(), outcome);
         }
         report.errors.sort_by(|a, b| a.account_id.cmp(&b.account_id));
-        self.cache(&refreshed).await?;
+        self.cache(&refreshed, fence).await?;
         let record = RefreshRecord {
             outcomes,
             completed: report.accounts_processed > 0 || report.accounts_total == 0,
@@ -311,6 +327,7 @@ impl Refresher {
         self.store
             .record(Attempt {
                 user_id: user.id.clone(),
+                fence,
                 job_id: job_id.map(str::to_owned),
                 summaries: refreshed,
                 record,
@@ -338,9 +355,10 @@ impl Refresher {
         account: &SellerAccount,
         window: Window,
         withheld: &[String],
+        fence: Fence,
     ) -> Result<Refreshed, SpApiError> {
         let creds = account.credentials();
-        let orders = self.current_orders(account, &creds, window).await?;
+        let orders = self.current_orders(account, &creds, window, fence).await?;
         let (inventory, unavailable, missing_roles) = self.inventory(account, &creds, withheld).await?;
         let params = AnalysisParams {
             stockout_days: self.settings.stockout_days,
@@ -389,6 +407,7 @@ impl Refresher {
         account: &SellerAccount,
         creds: &crate::domain::spapi::Credentials,
         window: Window,
+        fence: Fence,
     ) -> Result<Vec<Order>, SpApiError> {
         let mut book = self.load_order_book(account).await;
         let mut listed = false;
@@ -421,7 +440,7 @@ impl Refresher {
                             issued_at: Utc::now(),
                         };
                         let part = OrderBook::apply(book, listing, stopped.items, Some(resume), window);
-                        self.save_order_book(account, &part).await;
+                        self.save_order_book(account, &part, fence).await;
                     }
                     return Err(stopped.error);
                 }
@@ -430,7 +449,7 @@ impl Refresher {
         let book = book.expect("a current book, or listed at least once");
         // A book that was already current (a same-hour re-run) is not written again.
         if listed {
-            self.save_order_book(account, &book).await;
+            self.save_order_book(account, &book, fence).await;
         }
         Ok(book.orders)
     }
@@ -442,7 +461,7 @@ impl Refresher {
             return None;
         }
         let key = self.order_book_key(&account.id);
-        let stored: Option<Vec<u8>> = match self.redis.clone().get(&key).await {
+        let stored = match self.caches.get(&key).await {
             Ok(stored) => stored,
             Err(error) => {
                 tracing::warn!(account_id = %account.id, %error, "order book unreadable; listing the window whole");
@@ -452,8 +471,9 @@ impl Refresher {
         serde_json::from_slice(&stored?).ok()
     }
 
-    /// Stores the book for the next run; a failure only costs that run a full listing.
-    async fn save_order_book(&self, account: &SellerAccount, book: &OrderBook) {
+    /// Stores the book for the next run (unless a newer attempt stored one); a failure only
+    /// costs that run a full listing.
+    async fn save_order_book(&self, account: &SellerAccount, book: &OrderBook, fence: Fence) {
         if self.settings.order_book_ttl.is_zero() {
             return;
         }
@@ -461,48 +481,48 @@ impl Refresher {
             return;
         };
         let key = self.order_book_key(&account.id);
-        let stored: redis::RedisResult<()> = self
-            .redis
-            .clone()
-            .set_ex(&key, json, self.settings.order_book_ttl.as_secs())
-            .await;
-        if let Err(error) = stored {
-            tracing::warn!(account_id = %account.id, %error, "order book not stored; the next run lists the window whole");
+        match self
+            .caches
+            .put(&key, &json, fence, self.settings.order_book_ttl)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(account_id = %account.id, "order book not stored: a newer attempt stored one")
+            }
+            Err(error) => {
+                tracing::warn!(account_id = %account.id, %error, "order book not stored; the next run lists the window whole");
+            }
         }
     }
 
     pub fn order_book_key(&self, account_id: &str) -> String {
-        format!("{}cache:orders:{account_id}", self.key_prefix)
+        self.caches.order_book_key(account_id)
     }
 
     /// Caches the summaries in Redis, all at once (one key per account: on a Redis Cluster the
     /// accounts' keys lie in different slots, so they cannot share a pipeline; sent together over
-    /// the multiplexed connection they still cost about one round trip).
-    async fn cache(&self, refreshed: &[(SellerAccount, Summary)]) -> Result<(), CoreError> {
+    /// the multiplexed connection they still cost about one round trip). A summary a newer
+    /// attempt cached stays.
+    async fn cache(&self, refreshed: &[(SellerAccount, Summary)], fence: Fence) -> Result<(), CoreError> {
         let mut writes = Vec::with_capacity(refreshed.len());
         for (account, summary) in refreshed {
-            let json = serde_json::to_string(summary).map_err(|e| CoreError::Encode {
+            let json = serde_json::to_vec(summary).map_err(|e| CoreError::Encode {
                 what: "summary",
                 reason: e.to_string(),
             })?;
-            let (key, ttl, mut redis) = (
-                self.cache_key(&account.id),
-                self.settings.cache_ttl.as_secs(),
-                self.redis.clone(),
-            );
-            writes.push(async move { redis.set_ex::<_, _, ()>(key, json, ttl).await });
+            let (key, ttl, caches) = (self.cache_key(&account.id), self.settings.cache_ttl, &self.caches);
+            writes.push(async move { caches.put(&key, &json, fence, ttl).await });
         }
         futures::future::try_join_all(writes).await?;
         Ok(())
     }
 
     pub fn cache_key(&self, account_id: &str) -> String {
-        format!("{}cache:summary:{account_id}", self.key_prefix)
+        self.caches.summary_key(account_id)
     }
 }
 
-/// A refreshed account's outcome; roles found missing are kept with the token they were refused
-/// for, so they are skipped until the seller authorizes us again.
 fn ok_outcome(
     account: &SellerAccount,
     missing_roles: Vec<String>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mongodb::Database;
 
-use crate::domain::accounts::{self, RefreshRecord, SellerAccount, SummaryWrite, User};
+use crate::domain::accounts::{self, Fence, RefreshRecord, SellerAccount, SummaryWrite, User};
 use crate::domain::analysis::Summary;
 use crate::infra::coalesce::Coalescer;
 use crate::infra::connections::mongo_op;
@@ -20,6 +20,8 @@ const MAX_BATCH: usize = 200;
 /// One finished attempt to record.
 pub struct Attempt {
     pub user_id: String,
+    /// The attempt's fence: nothing older than what is stored is written.
+    pub fence: Fence,
     /// The job the attempt ran for (stored with each summary).
     pub job_id: Option<String>,
     /// The accounts refreshed, with their new summaries.
@@ -86,13 +88,16 @@ async fn record_many(db: &Database, attempts: Vec<Attempt>) -> CoreResult<Vec<()
             a.summaries.iter().map(|(account, summary)| SummaryWrite {
                 account,
                 summary,
+                fence: a.fence,
                 job_id: a.job_id.as_deref(),
             })
         })
         .collect();
     accounts::save_summaries(db, &summaries).await?;
-    let records: Vec<(&str, &RefreshRecord)> =
-        attempts.iter().map(|a| (a.user_id.as_str(), &a.record)).collect();
+    let records: Vec<(&str, &RefreshRecord, Fence)> = attempts
+        .iter()
+        .map(|a| (a.user_id.as_str(), &a.record, a.fence))
+        .collect();
     accounts::record_refreshes(db, &records).await?;
     Ok(vec![(); attempts.len()])
 }
