@@ -6,7 +6,8 @@
 //! `sellersync-worker` processes. It enqueues users in waves and, while they run: an admin removes
 //! waiting jobs and retries failed ones, a worker is SIGKILLed and replaced by one whose clock is
 //! skewed, Redis is paused (`CLIENT PAUSE`), MongoDB is frozen (SIGSTOP) and thawed, then stopped
-//! and restarted, Redis is restarted, and a worker is drained (SIGTERM). When every job has
+//! and restarted, Redis is restarted, a fail-over loses the last leases' writes, and a worker is
+//! drained (SIGTERM). When every job has
 //! finished and the projection has caught up, it compares every job's queue state with its
 //! JobStatus record, audits the queue's history for leases lost by live workers, and prints a
 //! [`Report`].
@@ -14,11 +15,13 @@
 //! - [`fleet`]: the worker processes.
 //! - [`check`]: the comparison of queue and JobStatus.
 //! - [`audit`]: the queue's history of the run.
+//! - [`lost_write`]: the fail-over that lost writes.
 //! - [`scenario`]: the timeline.
 
 pub mod audit;
 pub mod check;
 pub mod fleet;
+pub mod lost_write;
 pub mod scenario;
 
 pub use scenario::{Report, Scenario, run};

@@ -19,11 +19,14 @@ use serde::Serialize;
 use crate::audit::{self, Audit};
 use crate::check::{self, Mismatch};
 use crate::fleet::{Fleet, logged_panics};
+use crate::lost_write::lose_lease_writes;
 
 /// Users whose seller revoked our access: their jobs fail for good, by design.
 const REVOKED_USERS: [&str; 2] = ["chaos-revoked-0", "chaos-revoked-1"];
 /// Waiting jobs an admin removes.
 const REMOVED_BY_ADMIN: usize = 2;
+/// Leases a simulated fail-over loses.
+const LOST_LEASES: usize = 2;
 
 /// What to run. The defaults are the full form; [`Scenario::short`] is the test command's.
 #[derive(Debug, Clone, clap::Args)]
@@ -94,6 +97,9 @@ pub struct Report {
     pub workers_killed: usize,
     pub redis_paused_secs: u64,
     pub redis_restarts: usize,
+    /// Leases a simulated fail-over lost (their attempts ran on; everything they wrote later must
+    /// have been refused).
+    pub lost_lease_writes: usize,
     /// The replacement worker ran with its clock this far ahead (0: libfaketime missing).
     pub skewed_worker_secs: i64,
     pub workers_drained: usize,
@@ -193,6 +199,8 @@ pub async fn run(s: &Scenario) -> Result<Report, String> {
     jobs.extend(enqueue(&queue, next_wave()).await?);
     running(&queue).await;
     tokio::task::block_in_place(|| redis_server.restart());
+    running(&queue).await;
+    let lost_writes = lose_lease_writes(&queue, LOST_LEASES).await?;
     tokio::task::block_in_place(|| fleet.drain_one());
     fleet.start();
 
@@ -226,6 +234,7 @@ pub async fn run(s: &Scenario) -> Result<Report, String> {
         workers_killed: fleet.killed.len(),
         redis_paused_secs: s.redis_pause_secs,
         redis_restarts: 1,
+        lost_lease_writes: lost_writes,
         skewed_worker_secs: if skewed { s.skew_secs } else { 0 },
         workers_drained: 1,
         mongo_frozen_secs: s.freeze_secs,

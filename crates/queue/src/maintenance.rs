@@ -104,8 +104,8 @@ pub(crate) async fn run(
     // self-fencing that exists for exactly that case.
     let limit = queue.config().lease() + queue.config().heartbeat();
     tokio::select! {
-        () = duties(queue.clone(), worker_id, Arc::clone(&leases), concurrency, on_heartbeat) => {}
-        () = self_fence(leases, limit, queue.config().heartbeat()) => {}
+        () = duties(queue.clone(), worker_id.clone(), Arc::clone(&leases), concurrency, on_heartbeat) => {}
+        () = self_fence(queue, worker_id, leases, limit) => {}
     }
 }
 
@@ -121,7 +121,8 @@ async fn duties(
     let mut heartbeat = tokio::time::interval(queue.config().heartbeat());
     let mut reap = tokio::time::interval(queue.config().reap_interval());
     let mut retention = tokio::time::interval(Duration::from_secs(60));
-    let mut trim = tokio::time::interval(EVENT_TRIM_EVERY);
+    // The first trim one period after start (as a projector's), not at once.
+    let mut trim = tokio::time::interval_at(Instant::now() + EVENT_TRIM_EVERY, EVENT_TRIM_EVERY);
     let started_ms = now_ms();
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     loop {
@@ -186,15 +187,28 @@ fn renewed(leases: &Leases, sent: &[(String, u64)], sent_at: Instant) {
     }
 }
 
-/// Every `every`, stops the attempts whose lease was not renewed for `limit` (a lease period and
-/// a heartbeat): Redis may have let it expire, and another worker may run the job next.
-async fn self_fence(leases: Leases, limit: Duration, every: Duration) {
-    let mut tick = tokio::time::interval(every);
+/// Every heartbeat interval, stops the attempts whose lease was not renewed for `limit` (a lease
+/// period and a heartbeat): Redis may have let it expire, and another worker may run the job
+/// next. Their jobs are handed back as soon as Redis answers, if the leases are still ours (a
+/// Redis paused for everyone: no stall, the job just runs again); if another worker holds them
+/// (this one was cut off), the hand-back is refused and changes nothing.
+async fn self_fence(queue: Queue, worker_id: String, leases: Leases, limit: Duration) {
+    let mut tick = tokio::time::interval(queue.config().heartbeat());
     loop {
         tick.tick().await;
-        for (id, held) in expired(&leases, Instant::now(), limit) {
-            tracing::warn!(job_id = %id, token = held.token, stale_ms = held.renewed_at.elapsed().as_millis() as u64, "lease not renewed for a lease period; stopping the attempt");
-            held.lost.mark();
+        let stopped: Vec<(String, u64)> = expired(&leases, Instant::now(), limit)
+            .into_iter()
+            .map(|(id, held)| {
+                tracing::warn!(job_id = %id, token = held.token, stale_ms = held.renewed_at.elapsed().as_millis() as u64, "lease not renewed for a lease period; stopping the attempt");
+                held.lost.mark();
+                (id, held.token)
+            })
+            .collect();
+        if !stopped.is_empty() {
+            let (queue, worker_id) = (queue.clone(), worker_id.clone());
+            tokio::spawn(async move {
+                retry_unavailable(|| queue.hand_back(&worker_id, &stopped, false)).await;
+            });
         }
     }
 }

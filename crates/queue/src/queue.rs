@@ -379,9 +379,20 @@ impl Queue {
     /// Hands unfinished leased jobs (`(job id, token)`) back to waiting without counting the
     /// attempt, and deregisters the worker. Used on graceful shutdown.
     pub async fn release(&self, worker_id: &str, leases: &[(String, u64)]) -> QueueResult<usize> {
+        self.hand_back(worker_id, leases, true).await
+    }
+
+    /// Hands back the jobs of attempts the worker stopped itself (those whose lease it still
+    /// holds), without deregistering it. Returns how many went back.
+    pub async fn hand_back(
+        &self,
+        worker_id: &str,
+        leases: &[(String, u64)],
+        deregister: bool,
+    ) -> QueueResult<usize> {
         let mut call = self.script_call(&SCRIPTS.release);
         call.key(self.key(&format!("worker:{worker_id}")));
-        call.arg(&self.base).arg(worker_id);
+        call.arg(&self.base).arg(worker_id).arg(u8::from(deregister));
         for (id, token) in leases {
             call.key(self.job_key(id)).arg(id).arg(*token);
         }

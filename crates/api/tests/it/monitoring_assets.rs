@@ -155,11 +155,12 @@ async fn every_metric_the_dashboard_and_alerts_query_is_exported() {
             m::SPAPI_REQUEST_DURATION,
             m::SPAPI_RATE_LIMIT_WAIT,
             m::SPAPI_RATE_BOUND,
+            m::JOB_STATUS_DEAD_LETTERS,
         ]
         .map(str::to_owned),
     );
     let alerts = alert_queries();
-    assert_eq!(alerts.len(), 8, "{alerts:?}");
+    assert_eq!(alerts.len(), 11, "{alerts:?}");
     let queries = dashboard_queries(&dashboard()).into_iter().chain(alerts);
     for query in queries {
         let names = metric_names(&query);

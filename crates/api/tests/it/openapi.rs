@@ -33,6 +33,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/api/admin/cron-runs"),
     ("get", "/api/admin/audit"),
+    ("get", "/api/admin/job-status/dead-letters"),
+    ("post", "/api/admin/job-status/dead-letters/replay"),
     ("post", "/api/admin/dashboard/sessions/revoke"),
     ("get", "/healthz"),
     ("get", "/readyz"),

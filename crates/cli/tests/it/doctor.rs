@@ -188,7 +188,7 @@ fn offline_checks_flag_risky_production_values_without_touching_a_service() {
         "Zq7Vd2LmX9pRt4KwZ8sNc3HyB6fJu1EaG5oTi0",
         "redis-pass-4d1",
         "hook-token-77",
-        "hook-secret-31",
+        "hook-secret-31-long-enough-to-sign-with-0001",
     ];
     let production = || {
         let mut command = cli(&namespace);
@@ -200,6 +200,8 @@ fn offline_checks_flag_risky_production_values_without_touching_a_service() {
             .env("REDIS_HOST", "10.1.2.3")
             .env("REDIS_PASSWORD", secrets[1])
             .env("SELLERSYNC_DASHBOARD__SECURE_COOKIE", "false")
+            // Allowed on purpose (else start-up refuses it): doctor must still flag it.
+            .env("SELLERSYNC_DASHBOARD__ALLOW_INSECURE_COOKIE", "true")
             .env(
                 "SELLERSYNC_NOTIFICATIONS__WEBHOOKS__OPS__URL",
                 format!("http://hooks.example/{}", secrets[2]),
