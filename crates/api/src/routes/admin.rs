@@ -85,7 +85,8 @@ pub struct AuditQuery {
     /// Only actions of this subject (a token's `sub`).
     pub sub: Option<String>,
     /// Only this action: retry, remove, promote, priority, bulk-retry, bulk-remove,
-    /// bulk-promote, pause, resume, clean, retry-failed, enqueue, revoke-sessions.
+    /// bulk-promote, pause, resume, clean, retry-failed, enqueue, revoke-sessions,
+    /// replay-dead-letters.
     pub action: Option<String>,
     /// Only actions that covered this job.
     pub job: Option<String>,

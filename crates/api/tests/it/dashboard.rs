@@ -659,6 +659,25 @@ async fn every_admin_action_is_audited_and_the_log_is_readable() {
     assert_eq!(status, 403, "users may not read it");
     let (status, _) = app.admin_get("/api/admin/audit?limit=0").await;
     assert_eq!(status, 400);
+    act(
+        Method::POST,
+        "/api/admin/job-status/dead-letters/replay".into(),
+        None,
+    )
+    .await;
+    let (_, replays) = app.admin_get("/api/admin/audit?action=replay-dead-letters").await;
+    let replay = &replays["data"]["entries"][0];
+    assert_eq!(
+        (replay["sub"].as_str(), replay["via"].as_str()),
+        (Some("ops-audit"), Some("api"))
+    );
+    assert!(
+        replay["detail"]
+            .as_str()
+            .unwrap()
+            .contains("dead letters replayed"),
+        "{replay}"
+    );
 
     let (status, html) = browser.get("/audit?action=bulk-remove").await;
     assert_eq!(status, 200);

@@ -123,7 +123,8 @@ pub struct AuditEntry {
     /// `dashboard` or `api`.
     pub via: String,
     /// `retry`, `remove`, `promote`, `priority`, `bulk-retry`, `bulk-remove`, `bulk-promote`,
-    /// `pause`, `resume`, `clean`, `retry-failed`, `enqueue`, `revoke-sessions`.
+    /// `pause`, `resume`, `clean`, `retry-failed`, `enqueue`, `revoke-sessions`,
+    /// `replay-dead-letters`.
     pub action: String,
     #[serde(default)]
     pub queue: Option<String>,
