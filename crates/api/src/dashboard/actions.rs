@@ -148,9 +148,7 @@ pub async fn bulk(
     mut parts: Parts,
     form: Form,
 ) -> PageResult {
-    authorize(&session, &form)?;
-    let queue = state.queues.by_path(&name)?;
-    let action = BulkAction::parse(form.get("action").unwrap_or_default())?;
+    let (queue, action) = bulk_form(&state, &session, &name, &form)?;
     let ids = form.all("ids");
     if !form.confirmed() {
         let question = format!("{} {} selected jobs of {name}?", action.as_str(), ids.len());
@@ -173,9 +171,7 @@ pub async fn bulk_matching(
     mut parts: Parts,
     form: Form,
 ) -> PageResult {
-    authorize(&session, &form)?;
-    let queue = state.queues.by_path(&name)?;
-    let action = BulkAction::parse(form.get("action").unwrap_or_default())?;
+    let (queue, action) = bulk_form(&state, &session, &name, &form)?;
     let job_state: JobState = form
         .get("state")
         .unwrap_or("failed")
@@ -206,6 +202,19 @@ pub async fn bulk_matching(
             .detail(format!("{}: {}", filter.describe(), result.message()));
     acting(&session, &mut parts).await.record(&state, audited).await;
     Ok(back(&state, &form, &result.message()))
+}
+
+/// A bulk form's queue and action, once its CSRF token and the role are checked.
+fn bulk_form<'a>(
+    state: &'a AppState,
+    session: &Session,
+    name: &str,
+    form: &Form,
+) -> Result<(&'a sellersync_queue::Queue, BulkAction), ApiError> {
+    authorize(session, form)?;
+    let queue = state.queues.by_path(name)?;
+    let action = BulkAction::parse(form.get("action").unwrap_or_default())?;
+    Ok((queue, action))
 }
 
 /// "retry 12 jobs of user-data: failed jobs?", with what the bound and the action leave out.
