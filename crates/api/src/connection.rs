@@ -1,7 +1,8 @@
-//! The TCP connection under a request, for the one route that must act on it: an event stream
+//! The TCP connection under a request, for what must act on it or name it: an event stream
 //! bounds the kernel's send buffer of its connection (so what a stalled client leaves queued in
-//! the kernel is small and known) and cuts the connection when its subscriber fell behind. A
-//! client that stopped reading stalls every write, so the response itself can never end it.
+//! the kernel is small and known) and cuts the connection when its subscriber fell behind (a
+//! client that stopped reading stalls every write, so the response itself can never end it); the
+//! audit log records the client's address.
 
 use std::sync::Arc;
 
@@ -43,6 +44,11 @@ impl<S: Sync> FromRequestParts<S> for ClientConnection {
 }
 
 impl ClientConnection {
+    /// The client's address (none when the router is served without connection info).
+    pub fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.socket.as_ref()?.peer_addr().ok()?.as_socket()
+    }
+
     /// Bounds the kernel's send buffer (Linux doubles `bytes`).
     pub fn bound_send_buffer(&self, bytes: usize) {
         if let Some(socket) = &self.socket

@@ -192,12 +192,34 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// What an error response told its client (the code and the public message), kept on the
+/// response so the dashboard can show the same error as a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Told {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Told {
+    /// What an error response without a body of ours (a layer's 405, 413, 503) tells.
+    pub fn for_status(status: StatusCode) -> Self {
+        let code = ErrorCode::for_status(status);
+        Self {
+            code: code.status_and_code().1,
+            message: code.layer_message(status).to_owned(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code();
         log(&self, code);
-        let (status, _) = code.status_and_code();
-        (status, Json(envelope(code, &self.public_message()))).into_response()
+        let (status, name) = code.status_and_code();
+        let message = self.public_message();
+        let mut response = (status, Json(envelope(code, &message))).into_response();
+        response.extensions_mut().insert(Told { code: name, message });
+        response
     }
 }
 

@@ -3,7 +3,8 @@
 //! kind to HTTP status and code, `extract` gives axum's extractors that table's errors. `live`
 //! follows the queues' event streams for `/api/events`; `dashboard` is the admin UI at `/admin`;
 //! `health_watch` tells webhooks when a queue turns unhealthy; `connection` is the TCP connection
-//! under a request (the event stream bounds and cuts it).
+//! under a request (the event stream bounds and cuts it); `audit` records every admin action.
+pub mod audit;
 pub mod auth;
 pub mod connection;
 pub mod cron;

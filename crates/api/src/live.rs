@@ -60,7 +60,17 @@ pub struct LiveEvent {
     /// When (ms since the epoch).
     pub at: u64,
     pub attempt: u32,
+    /// Attempts the job may take (its own limit, else its queue's).
+    pub max_attempts: u32,
     pub progress: u8,
+    /// When the current or last attempt started (ms since the epoch).
+    pub started_at: Option<u64>,
+    /// When it finished (completed or failed for good).
+    pub finished_at: Option<u64>,
+    /// When a delayed job (delay, retry backoff, deferral) is due.
+    pub due_at: Option<u64>,
+    /// A completed attempt's duration (ms).
+    pub duration_ms: Option<u64>,
     /// The user the job refreshes, when known (of a `cleaned` event: the user of every job it
     /// covers, when that is one user).
     pub user_id: Option<String>,
@@ -130,11 +140,19 @@ impl std::fmt::Display for Position {
 
 impl LiveEvent {
     /// The event with the users of its jobs: `owners` holds the user of each of `event.job_ids`.
-    fn new(queue: &str, event: JobEvent, owners: Vec<Option<String>>) -> Self {
+    fn new(queue: &Queue, event: JobEvent, owners: Vec<Option<String>>) -> Self {
         let many = event.kind == EventKind::Cleaned;
         let user_id = one_user(&owners);
+        let snapshot = &event.snapshot;
         Self {
-            queue: queue.to_owned(),
+            queue: queue.name().to_owned(),
+            max_attempts: snapshot
+                .max_attempts
+                .unwrap_or_else(|| queue.config().max_attempts()),
+            started_at: snapshot.started_at_ms,
+            finished_at: snapshot.finished_at_ms,
+            due_at: snapshot.due_ms,
+            duration_ms: event.duration_ms,
             stream_id: event.stream_id,
             event: event.kind.as_str(),
             job_id: event.job_id,
@@ -661,7 +679,7 @@ impl UserResolver {
             .into_iter()
             .map(|event| {
                 let owners = event.job_ids.iter().map(|id| known.get(id).cloned()).collect();
-                LiveEvent::new(queue.name(), event, owners)
+                LiveEvent::new(queue, event, owners)
             })
             .collect();
         set_positions(&mut live);
@@ -759,7 +777,12 @@ mod tests {
             version: 0,
             at: 0,
             attempt: 0,
+            max_attempts: 0,
             progress: 0,
+            started_at: None,
+            finished_at: None,
+            due_at: None,
+            duration_ms: None,
             error: None,
             index: 0,
             position: Position::default(),

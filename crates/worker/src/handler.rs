@@ -154,7 +154,11 @@ async fn run_locked(
     // Every write of the user's data is fenced by the attempt's token: an attempt that runs on
     // after losing its lease (cut off from Redis, frozen) cannot overwrite a newer one's.
     let fence = Fence(lease.token);
-    match state.refresher.refresh(&job.user_id, fence, &progress).await {
+    match state
+        .refresher
+        .refresh_job(&job.user_id, &lease.job_id, fence, &progress)
+        .await
+    {
         Ok(report) => {
             notify_reauthorization(state, job, lease, &report).await;
             match report.rate_bound_retry_after() {

@@ -1,8 +1,13 @@
 //! The dashboard's forms (POST). Each action checks the session's CSRF token first (403
 //! without it), then that an admin is signed in (viewers change nothing: 403), then asks for
 //! confirmation (a page that sends the same form again with `confirmed=yes`; the script asks in
-//! a dialog instead), and finally calls what the JSON API route calls and goes back to the page
-//! it came from with a notice.
+//! a dialog instead), and finally calls what the JSON API route calls, records it in the audit
+//! log and goes back to the page it came from with a notice.
+//!
+//! An action over everything a job list's filter matches ([`bulk_matching`]) always confirms on
+//! a page that counts the jobs it will take, and is refused once more jobs match than were
+//! confirmed (the page asks again with the new count); it takes at most
+//! [`MAX_MATCHING`](super::matching::MAX_MATCHING) jobs.
 
 use std::time::Duration;
 
@@ -11,15 +16,18 @@ use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
+use sellersync_core::domain::audit::Action;
 use sellersync_queue::JobState;
 
-use super::pages::encode;
+use super::matching::JobFilter;
 use super::session::{self, Session};
+use super::view::encode;
 use super::view::{self, Ctx};
 use super::{PageResult, Signed, base};
+use crate::audit::Acting;
 use crate::error::ApiError;
 use crate::extract::Path;
-use crate::routes::actions::{BulkAction, apply_bulk};
+use crate::routes::actions::{BulkAction, BulkResult, MAX_BULK, apply_bulk};
 use crate::state::AppState;
 
 /// The fields of a submitted form (`application/x-www-form-urlencoded`), repeated names kept,
@@ -60,22 +68,27 @@ impl Form {
 }
 
 /// Sign-in: a pasted admin or viewer token becomes a session cookie (the form's CSRF token
-/// first: 403 without it).
+/// first: 403 without it). A form sent back without its cookie at all means the browser did not
+/// keep it (a Secure cookie over plain HTTP): the page says so.
 pub async fn login(State(state): State<AppState>, parts: Parts, form: Form) -> Response {
     let token = form.get("token").unwrap_or_default().trim();
-    let started = match session::check_login_csrf(&parts, form.get("csrf")) {
-        Ok(()) => session::start(&state, token).await,
-        Err(error) => Err(error),
-    };
+    if let Err(error) = session::check_login_csrf(&parts, form.get("csrf")) {
+        let (status, _, message) = error.public_parts();
+        let no_cookie = session::cookie_value(&parts, session::LOGIN_COOKIE).is_none();
+        let refused = no_cookie.then(|| super::pages::cookie_refused(&state));
+        return super::pages::login_page(&state, status, Some(message), refused);
+    }
+    let started = session::start(&state, token).await;
     match started {
         Ok(cookie) => {
-            let mut response = Redirect::to(&base(&state)).into_response();
+            let home = format!("{}?{}", base(&state), super::SIGNED_IN_MARKER);
+            let mut response = Redirect::to(&home).into_response();
             response.headers_mut().insert(SET_COOKIE, cookie);
             response
         }
         Err(error) => {
             let (status, _, message) = error.public_parts();
-            super::pages::login_page(&state, status, Some(message))
+            super::pages::login_page(&state, status, Some(message), None)
         }
     }
 }
@@ -98,6 +111,7 @@ pub async fn job_action(
     Signed(session): Signed,
     State(state): State<AppState>,
     Path((name, id, action)): Path<(String, String, String)>,
+    mut parts: Parts,
     form: Form,
 ) -> PageResult {
     authorize(&session, &form)?;
@@ -110,6 +124,7 @@ pub async fn job_action(
             format!("{action} job {id} of {name}?"),
         ));
     }
+    let job = queue.get(&id).await?;
     let done = match action.as_str() {
         "retry" => queue.retry(&id).await.map(|()| "retried"),
         "remove" => queue.remove(&id).await.map(|()| "removed"),
@@ -117,35 +132,120 @@ pub async fn job_action(
         other => return Err(ApiError::NotFound(format!("no job action {other:?}")).into()),
     }?;
     tracing::info!(queue = %name, job = %id, by = %session.sub, "dashboard: job {done}");
+    let audited = match &job {
+        Some(job) => crate::routes::jobs::job_action(&action, job),
+        None => Action::new(action.as_str()).queue(&name).jobs([&id]),
+    };
+    acting(&session, &mut parts).await.record(&state, audited).await;
     Ok(back(&state, &form, &format!("Job {id} {done}")))
 }
 
-/// Retry or remove the selected jobs of a queue.
+/// Retry, remove or promote the selected jobs of a queue.
 pub async fn bulk(
     Signed(session): Signed,
     State(state): State<AppState>,
     Path(name): Path<String>,
+    mut parts: Parts,
     form: Form,
 ) -> PageResult {
-    authorize(&session, &form)?;
-    let queue = state.queues.by_path(&name)?;
-    let action = BulkAction::parse(form.get("action").unwrap_or_default())?;
+    let (queue, action) = bulk_form(&state, &session, &name, &form)?;
     let ids = form.all("ids");
     if !form.confirmed() {
-        let question = format!(
-            "{} {} selected jobs of {name}?",
-            form.get("action").unwrap_or_default(),
-            ids.len()
-        );
+        let question = format!("{} {} selected jobs of {name}?", action.as_str(), ids.len());
         return Ok(confirm(&state, &session, &form, question));
     }
     let result = apply_bulk(queue, action, &ids).await?;
-    let notice = format!(
-        "{} jobs done, {} skipped",
-        result.done.len(),
-        result.skipped.len()
+    acting(&session, &mut parts)
+        .await
+        .record(&state, action.audited(&name, &result))
+        .await;
+    Ok(back(&state, &form, &result.message()))
+}
+
+/// Retry, remove or promote every job the list's filter (`state`, `id`, `user`, `error`)
+/// matches, not just the page shown: after a confirmation page that counts them.
+pub async fn bulk_matching(
+    Signed(session): Signed,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    mut parts: Parts,
+    form: Form,
+) -> PageResult {
+    let (queue, action) = bulk_form(&state, &session, &name, &form)?;
+    let job_state: JobState = form
+        .get("state")
+        .unwrap_or("failed")
+        .parse()
+        .map_err(ApiError::BadRequest)?;
+    let field = |name: &str| form.get(name).unwrap_or_default();
+    let filter = JobFilter::new(job_state, field("id"), field("user"), field("error"));
+    let (jobs, matching) = filter.all(&state, queue).await?;
+    let ids: Vec<String> = jobs
+        .iter()
+        .filter(|j| action.applies_to(j.state))
+        .map(|j| j.id.clone())
+        .collect();
+    let confirmed: Option<usize> = form.get("expected").and_then(|n| n.parse().ok());
+    if !form.confirmed() || confirmed.is_none_or(|n| ids.len() > n) {
+        let question = matching_question(action, &name, &filter, ids.len(), matching, confirmed);
+        let mut fields = vec![("expected".to_owned(), ids.len().to_string())];
+        fields.extend(form.0.iter().filter(|(k, _)| k != "expected").cloned());
+        return Ok(confirm_fields(&state, &session, &form, question, fields));
+    }
+    let mut result = BulkResult::default();
+    for chunk in ids.chunks(MAX_BULK) {
+        result.extend(apply_bulk(queue, action, chunk).await?);
+    }
+    let audited =
+        action
+            .audited(&name, &result)
+            .detail(format!("{}: {}", filter.describe(), result.message()));
+    acting(&session, &mut parts).await.record(&state, audited).await;
+    Ok(back(&state, &form, &result.message()))
+}
+
+/// A bulk form's queue and action, once its CSRF token and the role are checked.
+fn bulk_form<'a>(
+    state: &'a AppState,
+    session: &Session,
+    name: &str,
+    form: &Form,
+) -> Result<(&'a sellersync_queue::Queue, BulkAction), ApiError> {
+    authorize(session, form)?;
+    let queue = state.queues.by_path(name)?;
+    let action = BulkAction::parse(form.get("action").unwrap_or_default())?;
+    Ok((queue, action))
+}
+
+/// "retry 12 jobs of user-data: failed jobs?", with what the bound and the action leave out.
+fn matching_question(
+    action: BulkAction,
+    queue: &str,
+    filter: &JobFilter,
+    taken: usize,
+    matching: u64,
+    confirmed: Option<usize>,
+) -> String {
+    let mut question = format!(
+        "{} {taken} jobs of {queue}: every one of the {} (matching: {matching})?",
+        action.as_str(),
+        filter.describe()
     );
-    Ok(back(&state, &form, &notice))
+    if matching > super::matching::MAX_MATCHING as u64 {
+        question.push_str(&format!(
+            " Only the newest {} are looked at; run it again for the rest.",
+            super::matching::MAX_MATCHING
+        ));
+    }
+    if let Some(n) = confirmed.filter(|n| taken > *n) {
+        question.push_str(&format!(
+            " {taken} jobs match now, more than the {n} you confirmed: confirm again."
+        ));
+    }
+    if taken == 0 {
+        question.push_str(" None of them can be changed this way.");
+    }
+    question
 }
 
 /// Pause, resume, retry all failed, or clean a queue.
@@ -153,6 +253,7 @@ pub async fn queue_action(
     Signed(session): Signed,
     State(state): State<AppState>,
     Path((name, action)): Path<(String, String)>,
+    mut parts: Parts,
     form: Form,
 ) -> PageResult {
     authorize(&session, &form)?;
@@ -172,11 +273,17 @@ pub async fn queue_action(
         "clean" => {
             let (status, older_than) = clean_options(&form)?;
             let removed = queue.clean(status, older_than, 100_000).await?;
-            format!("{removed} {} jobs cleaned", status.as_str())
+            format!(
+                "{removed} {} jobs older than {} h cleaned",
+                status.as_str(),
+                older_than.as_secs() / 3600
+            )
         }
         other => return Err(ApiError::NotFound(format!("no queue action {other:?}")).into()),
     };
     tracing::info!(queue = %name, by = %session.sub, "dashboard: {notice}");
+    let audited = Action::new(action.as_str()).queue(&name).detail(notice.as_str());
+    acting(&session, &mut parts).await.record(&state, audited).await;
     Ok(back(&state, &form, &notice))
 }
 
@@ -201,7 +308,12 @@ fn clean_options(form: &Form) -> Result<(JobState, Duration), ApiError> {
 }
 
 /// Enqueue a refresh of one user now.
-pub async fn enqueue(Signed(session): Signed, State(state): State<AppState>, form: Form) -> PageResult {
+pub async fn enqueue(
+    Signed(session): Signed,
+    State(state): State<AppState>,
+    mut parts: Parts,
+    form: Form,
+) -> PageResult {
     authorize(&session, &form)?;
     let user = form.get("user").unwrap_or_default().trim().to_owned();
     if user.is_empty() || user.len() > 200 {
@@ -216,6 +328,10 @@ pub async fn enqueue(Signed(session): Signed, State(state): State<AppState>, for
         ));
     }
     let result = crate::routes::job_status::enqueue_users(&state, vec![user], Default::default()).await?;
+    acting(&session, &mut parts)
+        .await
+        .record(&state, result.audited())
+        .await;
     Ok(back(&state, &form, &result.message()))
 }
 
@@ -225,12 +341,29 @@ fn authorize(session: &Session, form: &Form) -> Result<(), ApiError> {
     session.require_admin()
 }
 
+/// Who the audit log records for a dashboard action.
+async fn acting(session: &Session, parts: &mut Parts) -> Acting {
+    Acting::dashboard(session.claims(), parts).await
+}
+
+/// The confirmation page: the form again, with `confirmed=yes`.
 fn confirm(state: &AppState, session: &Session, form: &Form, question: String) -> Response {
+    let fields = form.0.clone();
+    confirm_fields(state, session, form, question, fields)
+}
+
+fn confirm_fields(
+    state: &AppState,
+    session: &Session,
+    form: &Form,
+    question: String,
+    fields: Vec<(String, String)>,
+) -> Response {
     let ctx = Ctx::new(state, session, None);
     let page = view::ConfirmPage {
         action: format!("{}{}", state.settings.dashboard.public_prefix, form.1),
         back: return_to(state, form),
-        fields: form.0.iter().filter(|(k, _)| k != "confirmed").cloned().collect(),
+        fields: fields.into_iter().filter(|(k, _)| k != "confirmed").collect(),
         question,
         ctx,
     };

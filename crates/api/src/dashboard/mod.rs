@@ -1,24 +1,32 @@
 //! The admin dashboard: server-rendered pages (askama templates in `templates/dashboard/`) over
-//! the same queues, JobStatus and users the JSON API serves, readable without JavaScript; a small
-//! embedded script adds the live feed (from `/api/events`), confirmations and select-all. Every
-//! asset is compiled into the binary (`assets`), nothing loads from elsewhere. Served at
-//! `dashboard.path`; every link carries `dashboard.public_prefix` for a reverse proxy.
+//! the same queues, JobStatus, users and audit log the JSON API serves, readable without
+//! JavaScript; a small embedded script adds the live feed (from `/api/events`: states, counts,
+//! attempts and timings), confirmations, select-all and the error page's Back link. Every asset
+//! is compiled into the binary (`assets`), nothing loads from elsewhere. Served at
+//! `dashboard.path`; every link carries `dashboard.public_prefix` for a reverse proxy. Every
+//! error under that path, an unknown page included, is a page with the dashboard's navigation
+//! ([`error_pages`]), never the API's JSON.
 //!
-//! Sign-in and CSRF: `session`. Pages: `pages`. Actions (POST forms): `actions`.
+//! Sign-in and CSRF: `session`. Pages: `pages` (a job's timeline: `timeline`; which jobs a list
+//! shows: `matching`). Actions (POST forms): `actions`.
 
 use axum::Router;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Told};
 use crate::state::AppState;
 
 pub mod actions;
 pub mod assets;
+pub mod matching;
 pub mod pages;
 pub mod session;
+pub mod timeline;
 pub mod view;
 
 use session::Session;
@@ -29,15 +37,70 @@ pub fn router() -> Router<AppState> {
         .route("/", get(pages::overview))
         .route("/login", get(pages::login).post(actions::login))
         .route("/logout", post(actions::logout))
+        .route("/counts", get(pages::counts))
+        .route("/audit", get(pages::audit))
         .route("/queues/{name}/jobs", get(pages::jobs))
         .route("/queues/{name}/jobs/{id}", get(pages::job))
         .route("/queues/{name}/jobs/{id}/{action}", post(actions::job_action))
         .route("/queues/{name}/bulk", post(actions::bulk))
+        .route("/queues/{name}/bulk-matching", post(actions::bulk_matching))
         .route("/queues/{name}/control/{action}", post(actions::queue_action))
         .route("/users", get(pages::users))
         .route("/users/{id}", get(pages::user))
         .route("/enqueue", post(actions::enqueue))
         .route("/assets/{file}", get(assets::serve))
+        .fallback(not_found)
+}
+
+/// Adds the dashboard to `routes` at `dashboard.path`, its errors as pages and its headers on
+/// every answer; `<path>/` redirects to `<path>`.
+pub fn mount(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let path = &state.settings.dashboard.path;
+    let dashboard = router()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), error_pages))
+        .layer(axum::middleware::map_response(page_headers));
+    let home = base(state);
+    routes
+        .route(
+            &format!("{path}/"),
+            get(move || async move { Redirect::to(&home) }),
+        )
+        .nest(path, dashboard)
+}
+
+async fn not_found(OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::NotFound(format!("no dashboard page at {}", uri.path()))
+}
+
+/// Every error answer under the dashboard's path becomes a page with the dashboard's navigation:
+/// what the error told its client (code and message), else what its status means. Pages are
+/// left as they are.
+pub async fn error_pages(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_page {
+        return response;
+    }
+    let told = response
+        .extensions()
+        .get::<Told>()
+        .cloned()
+        .unwrap_or_else(|| Told::for_status(status));
+    error_page(&state, status, told)
+}
+
+fn error_page(state: &AppState, status: StatusCode, told: Told) -> Response {
+    let page = view::ErrorPage {
+        ctx: view::Ctx::anonymous(state),
+        status: status.as_u16(),
+        code: told.code,
+        message: told.message,
+    };
+    (status, view::render(&page)).into_response()
 }
 
 /// Pages may load only the dashboard's own assets and talk only to this server, are never
@@ -61,6 +124,10 @@ pub async fn page_headers(mut response: Response) -> Response {
     response
 }
 
+/// The query marker of the page the sign-in form sends the browser to: arriving there without a
+/// session means the browser did not keep the cookie it was just given.
+pub const SIGNED_IN_MARKER: &str = "signed_in=1";
+
 /// A signed-in admin or viewer; anyone else is sent to the sign-in page.
 pub struct Signed(pub Session);
 
@@ -70,7 +137,19 @@ impl FromRequestParts<AppState> for Signed {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         match Session::of_request(parts, state).await {
             Ok(Some(session)) => Ok(Signed(session)),
-            Ok(None) => Err(Redirect::to(&format!("{}/login", base(state))).into_response()),
+            Ok(None) => {
+                let refused = parts
+                    .uri
+                    .query()
+                    .is_some_and(|q| q.split('&').any(|pair| pair == SIGNED_IN_MARKER));
+                let login = format!("{}/login", base(state));
+                let target = if refused {
+                    format!("{login}?cookie=refused")
+                } else {
+                    login
+                };
+                Err(Redirect::to(&target).into_response())
+            }
             Err(error) => Err(PageError(error).into_response()),
         }
     }
@@ -81,7 +160,8 @@ pub fn base(state: &AppState) -> String {
     state.settings.dashboard.public_path()
 }
 
-/// An error shown as a page, with the status, code and message of the API's error table.
+/// An error of a page or an action, answered as the API's error table says; [`error_pages`]
+/// shows it as a page.
 pub struct PageError(pub ApiError);
 
 impl<E: Into<ApiError>> From<E> for PageError {
@@ -92,13 +172,7 @@ impl<E: Into<ApiError>> From<E> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (status, code, message) = self.0.public_parts();
-        let page = view::ErrorPage {
-            status: status.as_u16(),
-            code,
-            message,
-        };
-        (status, view::render(&page)).into_response()
+        self.0.into_response()
     }
 }
 

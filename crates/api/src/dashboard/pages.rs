@@ -1,7 +1,9 @@
-//! The dashboard's pages (GET): overview, jobs of a queue with paging and search, a job, users
-//! and a user. Each reads what the JSON API reads and hands `view` formatted rows.
+//! The dashboard's pages (GET): overview, jobs of a queue with paging and search, a job (with
+//! its timeline), users and a user (with each account's latest figures), the audit log; and the
+//! counts the live feed refreshes. Each reads what the JSON API reads and hands `view` formatted
+//! rows.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,45 +14,107 @@ use futures::TryStreamExt;
 use futures::future::try_join_all;
 use mongodb::bson::{Document, doc};
 use sellersync_core::CoreError;
-use sellersync_core::domain::accounts::{USERS, User};
+use sellersync_core::domain::accounts::{self, StoredSummary, USERS, User};
+use sellersync_core::domain::audit;
 use sellersync_core::jobs::job_status::{self, JobStatusRecord};
 use sellersync_queue::{JobInfo, JobState, Queue};
 use serde::Deserialize;
 
-use super::view::{self, Ctx, JobRow};
+use super::matching::{JobFilter, MAX_MATCHING};
+use super::view::{self, Ctx, JobRow, encode};
 use super::{PageQuery as Query, PageResult, Signed, base};
 use crate::error::ApiError;
 use crate::extract::Path;
 use crate::monitoring;
+use crate::routes::admin::AuditQuery;
 use crate::state::AppState;
 
-/// Failed and delayed jobs searched for an error text, newest first.
-const ERROR_SEARCH_SCAN: usize = 1000;
 /// JobStatus records shown as a user's history.
 const HISTORY: i64 = 25;
 /// Minutes in the overview's chart.
 const CHART_MINUTES: usize = 60;
+/// Audit entries per page, and on a job's or a user's page.
+const AUDIT_PAGE: i64 = 50;
+const AUDIT_ON_PAGE: i64 = 20;
 
 #[derive(Deserialize, Default)]
 pub struct Notice {
     notice: Option<String>,
 }
 
-pub async fn login(State(state): State<AppState>) -> Response {
-    login_page(&state, StatusCode::OK, None)
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    /// `refused`: the browser came back from signing in without the session cookie.
+    cookie: Option<String>,
 }
 
-/// The sign-in page with a fresh form token (and its cookie), and the error of a refused try.
-pub fn login_page(state: &AppState, status: StatusCode, error: Option<String>) -> Response {
+pub async fn login(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+    let refused = (q.cookie.as_deref() == Some("refused")).then(|| cookie_refused(&state));
+    login_page(&state, StatusCode::OK, None, refused)
+}
+
+/// Why the browser does not keep the dashboard's cookies (its session, or the sign-in form's),
+/// and what to do.
+pub fn cookie_refused(state: &AppState) -> String {
+    if state.settings.dashboard.secure_cookie {
+        "Your browser does not keep this dashboard's cookies, so signing in cannot last: \
+         dashboard.secure_cookie is on, so they are marked Secure, and browsers keep Secure \
+         cookies only over HTTPS, while this page was reached over plain HTTP. Open the dashboard \
+         at its https:// address (behind your TLS proxy), or, for a local run over plain HTTP, set \
+         dashboard.secure_cookie = false (SELLERSYNC_DASHBOARD__SECURE_COOKIE=false; outside \
+         development and test also dashboard.allow_insecure_cookie = true)."
+            .to_owned()
+    } else {
+        "Your browser does not keep this dashboard's cookies, so signing in cannot last: allow \
+         cookies for this site and sign in again."
+            .to_owned()
+    }
+}
+
+/// The sign-in page with a fresh form token (and its cookie), the error of a refused try, and
+/// why the browser did not keep its session.
+pub fn login_page(
+    state: &AppState,
+    status: StatusCode,
+    error: Option<String>,
+    cookie_refused: Option<String>,
+) -> Response {
     let (csrf, cookie) = super::session::login_token(state);
     let page = view::LoginPage {
         base: base(state),
         error,
+        cookie_refused,
+        secure_cookie: state.settings.dashboard.secure_cookie,
         csrf,
     };
     let mut response = (status, view::render(&page)).into_response();
     response.headers_mut().insert(SET_COOKIE, cookie);
     response
+}
+
+/// Each queue's counts by state, for the live feed to refresh the counts a page shows.
+pub async fn counts(
+    Signed(_session): Signed,
+    State(state): State<AppState>,
+) -> Result<axum::Json<BTreeMap<String, BTreeMap<&'static str, u64>>>, super::PageError> {
+    let snapshot = monitoring::snapshot(&state.queues).await?;
+    Ok(axum::Json(
+        snapshot
+            .iter()
+            .map(|s| (s.name.clone(), shown_counts(&s.counts).into_iter().collect()))
+            .collect(),
+    ))
+}
+
+/// The counts a page shows, in display order (waiting includes a paused queue's).
+fn shown_counts(c: &sellersync_queue::Counts) -> Vec<(&'static str, u64)> {
+    vec![
+        ("waiting", c.waiting + c.paused),
+        ("active", c.active),
+        ("delayed", c.delayed),
+        ("completed", c.completed),
+        ("failed", c.failed),
+    ]
 }
 
 pub async fn overview(
@@ -81,18 +145,11 @@ async fn queue_card(
     snapshot: &monitoring::Snapshot,
     backlog: sellersync_queue::events::EventBacklog,
 ) -> Result<view::QueueCard, ApiError> {
-    let c = snapshot.counts;
     let workers = queue.workers().await?;
     Ok(view::QueueCard {
         name: snapshot.name.clone(),
         paused: snapshot.paused,
-        counts: vec![
-            ("waiting", c.waiting + c.paused),
-            ("active", c.active),
-            ("delayed", c.delayed),
-            ("completed", c.completed),
-            ("failed", c.failed),
-        ],
+        counts: shown_counts(&snapshot.counts),
         workers: workers
             .into_iter()
             .map(|w| view::WorkerRow {
@@ -218,18 +275,19 @@ pub async fn jobs(
         Some(s) => s.parse().map_err(ApiError::BadRequest)?,
         None => JobState::Failed,
     };
+    let filter = JobFilter::new(job_state, &q.id, &q.user, &q.error);
     let size = state.settings.dashboard.page_size;
     let offset = super::offset(q.page, size)?;
-    let (jobs, total) = find_jobs(&state, queue, job_state, &q, (offset, size)).await?;
+    let (jobs, total) = filter.page(&state, queue, (offset, size)).await?;
     let ctx = Ctx::new(&state, &session, q.notice.clone());
     let link = |page: usize| {
         format!(
             "{}/queues/{name}/jobs?state={}&page={page}&id={}&user={}&error={}",
             ctx.base,
             job_state.as_str(),
-            encode(&q.id),
-            encode(&q.user),
-            encode(&q.error)
+            encode(&filter.id),
+            encode(&filter.user),
+            encode(&filter.error)
         )
     };
     let more = total.is_none_or(|t| offset + size < t as usize) && jobs.len() == size;
@@ -237,65 +295,22 @@ pub async fn jobs(
     let page = view::JobsPage {
         queue: name.clone(),
         state: job_state.as_str().to_owned(),
-        states: vec![
-            ("waiting", counts.waiting + counts.paused),
-            ("active", counts.active),
-            ("delayed", counts.delayed),
-            ("completed", counts.completed),
-            ("failed", counts.failed),
-        ],
+        states: shown_counts(&counts),
         rows: jobs.iter().map(|j| JobRow::new(&ctx.base, j)).collect(),
         total: total.map_or_else(|| "search results".to_owned(), |t| t.to_string()),
+        counted: total.is_some(),
         prev: (q.page > 0).then(|| link(q.page - 1)),
         next: more.then(|| link(q.page + 1)),
         this_page: link(q.page),
+        max_matching: MAX_MATCHING,
         search: view::Search {
-            id: q.id,
-            user: q.user,
-            error: q.error,
+            id: filter.id,
+            user: filter.user,
+            error: filter.error,
         },
         ctx,
     };
     Ok(view::render(&page).into_response())
-}
-
-/// One page of jobs (`offset` and `size`): by id, by user (their JobStatus records), by error
-/// text, or a state's list; with the state's total when not searching.
-async fn find_jobs(
-    state: &AppState,
-    queue: &Queue,
-    job_state: JobState,
-    q: &JobsQuery,
-    (offset, size): (usize, usize),
-) -> Result<(Vec<JobInfo>, Option<u64>), ApiError> {
-    if !q.id.trim().is_empty() {
-        return Ok((queue.get(q.id.trim()).await?.into_iter().collect(), None));
-    }
-    if !q.user.trim().is_empty() {
-        let records = job_status::for_user(&state.mongo, q.user.trim(), 200).await?;
-        let ids: Vec<&str> = records
-            .iter()
-            .filter(|r| r.queue == queue.name())
-            .map(|r| r.job_id.as_str())
-            .collect();
-        let found = try_join_all(ids.iter().skip(offset).take(size).map(|id| queue.get(id))).await?;
-        return Ok((found.into_iter().flatten().collect(), None));
-    }
-    if !q.error.trim().is_empty() {
-        let needle = q.error.trim().to_lowercase();
-        let mut hits = Vec::new();
-        for searched in [JobState::Failed, JobState::Delayed] {
-            let jobs = queue.list(searched, 0, ERROR_SEARCH_SCAN).await?;
-            hits.extend(jobs.into_iter().filter(|j| {
-                j.last_error
-                    .as_deref()
-                    .is_some_and(|e| e.to_lowercase().contains(&needle))
-            }));
-        }
-        return Ok((hits.into_iter().skip(offset).take(size).collect(), None));
-    }
-    let total = crate::routes::jobs::count_in(&queue.counts().await?, Some(job_state));
-    Ok((queue.list(job_state, offset, size).await?, Some(total)))
 }
 
 pub async fn job(
@@ -322,8 +337,16 @@ pub async fn job(
     } else {
         job_status::for_user(&state.mongo, &user, HISTORY).await?
     };
+    let timeline = super::timeline::of_job(queue, &id, live.as_ref(), record.as_ref()).await?;
+    let audited = audit::Filter {
+        job_id: Some(id.clone()),
+        ..audit::Filter::default()
+    };
+    let audit = audit::list(&state.mongo, &audited, AUDIT_ON_PAGE).await?;
     let ctx = Ctx::new(&state, &session, notice.notice);
     let page = view::JobPage {
+        timeline,
+        audit: audit.iter().map(|e| view::AuditRow::new(&ctx.base, e)).collect(),
         this_page: format!("{}/queues/{name}/jobs/{id}", ctx.base),
         user_link: format!("{}/users/{}", ctx.base, encode(&user)),
         live: live.as_ref().map(job_live),
@@ -349,19 +372,25 @@ pub async fn job(
 
 fn job_live(job: &JobInfo) -> view::JobLive {
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    let duration = match (job.state, job.started_at_ms, job.finished_at_ms) {
+        (JobState::Completed, Some(start), Some(end)) => end.saturating_sub(start).to_string(),
+        _ => String::new(),
+    };
     view::JobLive {
         state: job.state.to_string(),
         progress: job.progress,
+        attempt: job.attempts,
+        max_attempts: job.max_attempts,
         fields: vec![
-            ("attempts", format!("{} of {}", job.attempts, job.max_attempts)),
-            ("enqueued", view::ms(job.created_at_ms)),
-            ("started", view::ms(job.started_at_ms)),
-            ("finished", view::ms(job.finished_at_ms)),
-            ("next run", view::ms(job.next_run_at_ms)),
-            ("worker", job.worker_id.clone().unwrap_or_default()),
-            ("stalls", job.stalls.to_string()),
-            ("admin retries", job.retries.to_string()),
-            ("last error", job.last_error.clone().unwrap_or_default()),
+            ("enqueued", "", view::ms(job.created_at_ms)),
+            ("started", "started", view::ms(job.started_at_ms)),
+            ("finished", "finished", view::ms(job.finished_at_ms)),
+            ("duration (ms)", "duration", duration),
+            ("next run", "due", view::ms(job.next_run_at_ms)),
+            ("worker", "", job.worker_id.clone().unwrap_or_default()),
+            ("stalls", "", job.stalls.to_string()),
+            ("admin retries", "", job.retries.to_string()),
+            ("last error", "error", job.last_error.clone().unwrap_or_default()),
         ],
         payload: pretty(&job.data),
         raw: serde_json::to_string_pretty(job).unwrap_or_default(),
@@ -505,12 +534,35 @@ pub async fn user(
     Path(id): Path<String>,
     Query(notice): Query<Notice>,
 ) -> PageResult {
-    let user = sellersync_core::domain::accounts::find_user(&state.mongo, &id)
+    let user = accounts::find_user(&state.mongo, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no user {id:?}")))?;
-    let history = job_status::for_user(&state.mongo, &id, HISTORY).await?;
+    let audited = audit::Filter {
+        user_id: Some(id.clone()),
+        ..audit::Filter::default()
+    };
+    let (history, summaries, audit) = futures::try_join!(
+        job_status::for_user(&state.mongo, &id, HISTORY),
+        accounts::user_summaries(&state.mongo, &id),
+        audit::list(&state.mongo, &audited, AUDIT_ON_PAGE),
+    )?;
     let ctx = Ctx::new(&state, &session, notice.notice);
-    let mut accounts: Vec<view::AccountRow> = user
+    let page = view::UserPage {
+        this_page: format!("{}/users/{}", ctx.base, encode(&id)),
+        user: user_row(&state, &ctx.base, &user),
+        accounts: account_rows(&ctx.base, &user, summaries),
+        history: status_rows(&ctx.base, &history),
+        audit: audit.iter().map(|e| view::AuditRow::new(&ctx.base, e)).collect(),
+        ctx,
+    };
+    Ok(view::render(&page).into_response())
+}
+
+/// Every account with a last outcome or a stored summary, by id.
+fn account_rows(base: &str, user: &User, summaries: Vec<StoredSummary>) -> Vec<view::AccountRow> {
+    let mut summaries: HashMap<String, StoredSummary> =
+        summaries.into_iter().map(|s| (s.account_id.clone(), s)).collect();
+    let mut rows: Vec<view::AccountRow> = user
         .account_outcomes
         .iter()
         .map(|(account, o)| view::AccountRow {
@@ -521,20 +573,117 @@ pub async fn user(
             missing_roles: o.missing_roles.join(", "),
             error: o.error.clone().unwrap_or_default(),
             request_id: o.request_id.clone().unwrap_or_default(),
+            summary: summaries.remove(account).map(|s| summary_view(base, &s)),
         })
         .collect();
-    accounts.sort_by(|a, b| a.id.cmp(&b.id));
-    let page = view::UserPage {
-        this_page: format!("{}/users/{}", ctx.base, encode(&id)),
-        user: user_row(&state, &ctx.base, &user),
-        accounts,
-        history: status_rows(&ctx.base, &history),
+    rows.extend(summaries.into_values().map(|s| view::AccountRow {
+        id: s.account_id.clone(),
+        status: "no outcome recorded".to_owned(),
+        at: String::new(),
+        refreshed: view::ms(Some(s.updated_at.timestamp_millis() as u64)),
+        missing_roles: String::new(),
+        error: String::new(),
+        request_id: String::new(),
+        summary: Some(summary_view(base, &s)),
+    }));
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    rows
+}
+
+fn summary_view(base: &str, stored: &StoredSummary) -> view::SummaryView {
+    let s = &stored.summary;
+    let amounts = |amounts: &sellersync_core::domain::analysis::Amounts| {
+        amounts.iter().map(|(c, a)| view::money(c, *a)).collect()
+    };
+    let job_id = stored.job_id.clone().unwrap_or_default();
+    view::SummaryView {
+        refreshed: view::ms(Some(stored.updated_at.timestamp_millis() as u64)),
+        job_link: format!(
+            "{base}/queues/{}/jobs/{}",
+            sellersync_core::config::USER_DATA_QUEUE,
+            encode(&job_id)
+        ),
+        job_id,
+        window: format!("{} to {}", view::time(s.window.start), view::time(s.window.end)),
+        orders: s.order_count,
+        cancelled: format!("{} ({:.1}%)", s.cancelled_count, s.cancelled_share * 100.0),
+        units: s.units,
+        revenue: amounts(&s.revenue_minor),
+        average_order_value: amounts(&s.average_order_value_minor),
+        top_skus: s
+            .top_skus
+            .iter()
+            .map(|t| format!("{}: {} units", t.sku, t.units))
+            .collect(),
+        stockout_risk: s
+            .stockout_risk
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: {} left, {} days of cover ({} a day)",
+                    r.sku, r.fulfillable, r.days_of_cover, r.units_per_day
+                )
+            })
+            .collect(),
+        inventory_unavailable: s.inventory_unavailable.clone().unwrap_or_default(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct AuditPageQuery {
+    #[serde(default)]
+    sub: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    job: String,
+    #[serde(default)]
+    user: String,
+    before: Option<String>,
+}
+
+/// The audit log, newest first, filtered as the JSON API's `GET /api/admin/audit`.
+pub async fn audit(
+    Signed(session): Signed,
+    State(state): State<AppState>,
+    Query(q): Query<AuditPageQuery>,
+) -> PageResult {
+    let nonempty = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+    let query = AuditQuery {
+        sub: nonempty(&q.sub),
+        action: nonempty(&q.action),
+        job: nonempty(&q.job),
+        user: nonempty(&q.user),
+        before: q.before.clone(),
+        limit: None,
+    };
+    let entries = audit::list(&state.mongo, &query.filter(), AUDIT_PAGE).await?;
+    let ctx = Ctx::new(&state, &session, None);
+    let next = (entries.len() as i64 == AUDIT_PAGE).then(|| {
+        format!(
+            "{}/audit?sub={}&action={}&job={}&user={}&before={}",
+            ctx.base,
+            encode(&q.sub),
+            encode(&q.action),
+            encode(&q.job),
+            encode(&q.user),
+            encode(&entries.last().map(|e| e.id.clone()).unwrap_or_default())
+        )
+    });
+    let page = view::AuditPage {
+        rows: entries
+            .iter()
+            .map(|e| view::AuditRow::new(&ctx.base, e))
+            .collect(),
+        next,
+        retention_days: state.settings.audit.retention_days,
+        search: view::AuditSearch {
+            sub: q.sub,
+            action: q.action,
+            job: q.job,
+            user: q.user,
+        },
         ctx,
     };
     Ok(view::render(&page).into_response())
-}
-
-/// A query value, percent-encoded.
-pub fn encode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

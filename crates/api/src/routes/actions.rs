@@ -1,15 +1,18 @@
-//! Admin actions beside seed 003's: retry or remove a selection of jobs at once, promote a
-//! delayed job (run it now), and override the priority of a job that has not started. Admin only. The dashboard's buttons call the same functions.
+//! Admin actions beside seed 003's: retry, remove or promote a selection of jobs at once, promote
+//! a delayed job (run it now), and override the priority of a job that has not started. Admin
+//! only, each recorded in the audit log. The dashboard's buttons call the same functions.
 
 use axum::extract::State;
-use sellersync_queue::{Queue, QueueError};
+use sellersync_queue::{JobState, Queue, QueueError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Envelope, JobIdData, ok};
-use crate::auth::Admin;
+use sellersync_core::domain::audit::Action;
+
+use crate::audit::Acting;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -32,6 +35,8 @@ pub enum BulkAction {
     Retry,
     /// Jobs that are not running are deleted.
     Remove,
+    /// Delayed jobs (delay, retry backoff, deferral) are due now.
+    Promote,
 }
 
 impl BulkAction {
@@ -39,10 +44,36 @@ impl BulkAction {
         match text {
             "retry" => Ok(Self::Retry),
             "remove" => Ok(Self::Remove),
+            "promote" => Ok(Self::Promote),
             other => Err(ApiError::BadRequest(format!(
-                "action must be retry or remove, got {other:?}"
+                "action must be retry, remove or promote, got {other:?}"
             ))),
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Retry => "retry",
+            Self::Remove => "remove",
+            Self::Promote => "promote",
+        }
+    }
+
+    /// Whether a job in `state` can take this action (the others are skipped).
+    pub fn applies_to(self, state: JobState) -> bool {
+        match self {
+            Self::Retry => state == JobState::Failed,
+            Self::Remove => state != JobState::Active,
+            Self::Promote => state == JobState::Delayed,
+        }
+    }
+
+    /// Its audit log entry, for `result` in `queue`.
+    pub fn audited(self, queue: &str, result: &BulkResult) -> Action {
+        Action::new(format!("bulk-{}", self.as_str()))
+            .queue(queue)
+            .jobs(&result.done)
+            .detail(result.message())
     }
 }
 
@@ -64,6 +95,18 @@ pub struct BulkResult {
     pub skipped: Vec<Skipped>,
 }
 
+impl BulkResult {
+    pub fn message(&self) -> String {
+        format!("{} jobs done, {} skipped", self.done.len(), self.skipped.len())
+    }
+
+    /// Adds another chunk's result.
+    pub fn extend(&mut self, other: BulkResult) {
+        self.done.extend(other.done);
+        self.skipped.extend(other.skipped);
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Skipped {
@@ -81,10 +124,13 @@ pub async fn apply_bulk(queue: &Queue, action: BulkAction, ids: &[String]) -> Re
     }
     let outcomes = match action {
         BulkAction::Retry => queue.retry_many(ids).await?,
-        BulkAction::Remove => {
+        BulkAction::Remove | BulkAction::Promote => {
             let mut outcomes = Vec::with_capacity(ids.len());
             for id in ids {
-                outcomes.push(queue.remove(id).await);
+                outcomes.push(match action {
+                    BulkAction::Promote => queue.promote(id).await,
+                    _ => queue.remove(id).await,
+                });
             }
             outcomes
         }
@@ -120,28 +166,24 @@ fn skip_reason(error: &QueueError) -> String {
     }
 }
 
-/// Retries or removes a selection of jobs of one queue.
+/// Retries, removes or promotes a selection of jobs of one queue.
 #[utoipa::path(post, path = "/api/admin/queues/{name}/jobs/bulk", tag = "admin-queues",
     params(("name" = String, Path, description = "Queue name", example = "user-data")),
     request_body = BulkRequest, security(("bearer" = [])),
     responses((status = 200, description = "Which ids were done and which skipped", body = Envelope<BulkResult>),
         (status = 404, description = "No such queue", body = ErrorBody)))]
 async fn bulk(
-    _admin: Admin,
+    acting: Acting,
     State(state): State<AppState>,
     Path(name): Path<String>,
     Json(request): Json<BulkRequest>,
 ) -> Result<axum::Json<Envelope<BulkResult>>, ApiError> {
     let queue = state.queues.by_path(&name)?;
     let result = apply_bulk(queue, request.action, &request.ids).await?;
-    Ok(ok(
-        format!(
-            "{} jobs done, {} skipped",
-            result.done.len(),
-            result.skipped.len()
-        ),
-        result,
-    ))
+    acting
+        .record(&state, request.action.audited(&name, &result))
+        .await;
+    Ok(ok(result.message(), result))
 }
 
 /// Makes a delayed job (delay, retry backoff or deferral) due now (409 unless delayed).
@@ -152,11 +194,14 @@ async fn bulk(
         (status = 404, description = "No such queue or job", body = ErrorBody),
         (status = 409, description = "The job is not delayed", body = ErrorBody)))]
 async fn promote(
-    _admin: Admin,
+    acting: Acting,
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<axum::Json<Envelope<JobIdData>>, ApiError> {
     state.queues.by_path(&name)?.promote(&id).await?;
+    acting
+        .record(&state, Action::new("promote").queue(&name).jobs([&id]))
+        .await;
     Ok(ok("Job promoted successfully", JobIdData { job_id: id }))
 }
 
@@ -178,7 +223,7 @@ struct PriorityRequest {
         (status = 404, description = "No such queue or job", body = ErrorBody),
         (status = 409, description = "The job is not waiting or delayed", body = ErrorBody)))]
 async fn set_priority(
-    _admin: Admin,
+    acting: Acting,
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
     Json(request): Json<PriorityRequest>,
@@ -188,5 +233,12 @@ async fn set_priority(
         .by_path(&name)?
         .set_priority(&id, request.priority)
         .await?;
+    let detail = format!("priority {}", request.priority);
+    acting
+        .record(
+            &state,
+            Action::new("priority").queue(&name).jobs([&id]).detail(detail),
+        )
+        .await;
     Ok(ok("Job priority changed successfully", JobIdData { job_id: id }))
 }

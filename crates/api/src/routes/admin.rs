@@ -1,6 +1,6 @@
 //! Admin endpoints beside the queues: the hourly producer's runs (`GET /api/admin/cron-runs`),
-//! and ending dashboard sessions at once (`POST /api/admin/dashboard/sessions/revoke`: someone
-//! was demoted or left).
+//! the audit log of admin actions (`GET /api/admin/audit`), and ending dashboard sessions at once
+//! (`POST /api/admin/dashboard/sessions/revoke`: someone was demoted or left).
 
 use axum::extract::State;
 use futures::TryStreamExt;
@@ -13,7 +13,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Envelope, ok};
-use crate::auth::{Admin, Reader};
+use sellersync_core::domain::audit::{self, Action, AuditEntry};
+
+use crate::audit::Acting;
+use crate::auth::Reader;
 use crate::dashboard::session::{Revoke, revoke};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Query, limit};
@@ -22,6 +25,7 @@ use crate::state::AppState;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(cron_runs))
+        .routes(routes!(audit_log))
         .routes(routes!(revoke_sessions))
 }
 
@@ -49,7 +53,7 @@ struct Revoked {
     responses((status = 200, description = "Sessions ended", body = Envelope<Revoked>),
         (status = 400, description = "Neither or both of sub and all", body = ErrorBody)))]
 async fn revoke_sessions(
-    Admin(admin): Admin,
+    acting: Acting,
     State(state): State<AppState>,
     Json(request): Json<RevokeRequest>,
 ) -> Result<axum::Json<Envelope<Revoked>>, ApiError> {
@@ -63,10 +67,82 @@ async fn revoke_sessions(
         }
     };
     let revoked = revoke(&state, whose).await?;
-    tracing::info!(by = %admin.sub, sub = request.sub.as_deref().unwrap_or("*"), revoked, "dashboard sessions revoked");
+    let whose = request.sub.as_deref().unwrap_or("*");
+    tracing::info!(by = %acting.claims.sub, sub = whose, revoked, "dashboard sessions revoked");
+    let detail = format!("{revoked} dashboard sessions of {whose} ended");
+    acting
+        .record(&state, Action::new("revoke-sessions").detail(detail))
+        .await;
     Ok(ok(
         format!("{revoked} dashboard sessions ended"),
         Revoked { revoked },
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only actions of this subject (a token's `sub`).
+    pub sub: Option<String>,
+    /// Only this action: retry, remove, promote, priority, bulk-retry, bulk-remove,
+    /// bulk-promote, pause, resume, clean, retry-failed, enqueue, revoke-sessions,
+    /// replay-dead-letters.
+    pub action: Option<String>,
+    /// Only actions that covered this job.
+    pub job: Option<String>,
+    /// Only actions that covered this user.
+    pub user: Option<String>,
+    /// Only entries older than this entry id (the previous page's `next`).
+    pub before: Option<String>,
+    /// Entries to return, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+}
+
+impl AuditQuery {
+    pub fn filter(&self) -> audit::Filter {
+        audit::Filter {
+            sub: self.sub.clone(),
+            action: self.action.clone(),
+            job_id: self.job.clone(),
+            user_id: self.user.clone(),
+            before: self.before.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct AuditLog {
+    /// Newest first.
+    entries: Vec<AuditEntry>,
+    count: usize,
+    /// Send as `before` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+/// Admin actions, newest first: who (the token's `sub`), what, which jobs and users, when, from
+/// where, through the dashboard or the API. Kept for `audit.retention_days`.
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(AuditQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Audit log entries", body = Envelope<AuditLog>)))]
+async fn audit_log(
+    _reader: Reader,
+    State(state): State<AppState>,
+    Query(q): Query<AuditQuery>,
+) -> Result<axum::Json<Envelope<AuditLog>>, ApiError> {
+    let limit = limit(q.limit, 50, 200)?;
+    let entries = audit::list(&state.mongo, &q.filter(), limit).await?;
+    let next = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|e| e.id.clone()))
+        .flatten();
+    Ok(ok(
+        "Audit log retrieved successfully",
+        AuditLog {
+            count: entries.len(),
+            entries,
+            next,
+        },
     ))
 }
 

@@ -1,6 +1,6 @@
 //! JobStatus dead letters (`/api/admin/job-status/dead-letters`): the queue events the projector
 //! set aside because MongoDB refuses them, for admins and viewers to see, and for admins to
-//! replay once the cause is fixed.
+//! replay once the cause is fixed (recorded in the audit log).
 
 use axum::extract::State;
 use sellersync_core::jobs::job_status::dead_letters::{self, DeadLetter, Replayed};
@@ -11,7 +11,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Envelope, ok};
-use crate::auth::{Admin, Reader};
+use sellersync_core::domain::audit::Action;
+
+use crate::audit::Acting;
+use crate::auth::Reader;
 use crate::error::ApiError;
 use crate::extract::{Query, limit};
 use crate::state::AppState;
@@ -62,7 +65,7 @@ async fn list(
     security(("bearer" = [])),
     responses((status = 200, description = "What the replay did", body = Envelope<Replayed>)))]
 async fn replay(
-    Admin(admin): Admin,
+    acting: Acting,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Envelope<Replayed>>, ApiError> {
     let mut done = Replayed::default();
@@ -72,12 +75,16 @@ async fn replay(
         done.replayed += replayed.replayed;
         done.still_refused += replayed.still_refused;
     }
-    tracing::info!(by = %admin.sub, replayed = done.replayed, still_refused = done.still_refused, "JobStatus dead letters replayed");
-    Ok(ok(
-        format!(
-            "{} dead letters replayed, {} still refused",
-            done.replayed, done.still_refused
-        ),
-        done,
-    ))
+    tracing::info!(by = %acting.claims.sub, replayed = done.replayed, still_refused = done.still_refused, "JobStatus dead letters replayed");
+    let message = format!(
+        "{} dead letters replayed, {} still refused",
+        done.replayed, done.still_refused
+    );
+    acting
+        .record(
+            &state,
+            Action::new("replay-dead-letters").detail(message.as_str()),
+        )
+        .await;
+    Ok(ok(message, done))
 }

@@ -20,7 +20,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Envelope, ok};
-use crate::auth::{Admin, Caller, Reader};
+use sellersync_core::domain::audit::Action;
+
+use crate::audit::Acting;
+use crate::auth::{Caller, Reader};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query, limit};
 use crate::state::AppState;
@@ -378,12 +381,13 @@ pub struct EnqueueResult {
     responses((status = 202, description = "Enqueued (or already pending)", body = Envelope<EnqueueResult>),
         (status = 404, description = "None of the users exist", body = crate::error::ErrorBody)))]
 async fn enqueue(
-    _admin: Admin,
+    acting: Acting,
     State(state): State<AppState>,
     Json(request): Json<EnqueueRequest>,
 ) -> Result<(StatusCode, axum::Json<Envelope<EnqueueResult>>), ApiError> {
     let when = schedule(request.priority, request.delay, request.run_at.as_deref())?;
     let result = enqueue_users(&state, request.user_ids()?, when).await?;
+    acting.record(&state, result.audited()).await;
     Ok((StatusCode::ACCEPTED, ok(result.message(), result)))
 }
 
@@ -413,6 +417,20 @@ pub async fn enqueue_users(
 }
 
 impl EnqueueResult {
+    /// Its audit log entry: the users asked for, and the jobs enqueued for them.
+    pub fn audited(&self) -> Action {
+        let users = self
+            .enqueued
+            .iter()
+            .chain(&self.duplicates)
+            .map(|j| j.user_id.clone());
+        Action::new("enqueue")
+            .queue(USER_DATA_QUEUE)
+            .jobs(self.enqueued.iter().map(|j| j.job_id.clone()))
+            .users(users.chain(self.unknown_users.iter().cloned()))
+            .detail(self.message())
+    }
+
     pub fn message(&self) -> String {
         format!(
             "{} enqueued, {} already pending, {} unknown",

@@ -18,7 +18,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Envelope, JobIdData, ok};
-use crate::auth::{Admin, Caller, Reader};
+use sellersync_core::domain::audit::Action;
+
+use crate::audit::Acting;
+use crate::auth::{Caller, Reader};
 use crate::error::ApiError;
 use crate::extract::{Path, Query, limit};
 use crate::monitoring;
@@ -189,6 +192,14 @@ fn user_view(mut job: JobInfo) -> JobInfo {
     job
 }
 
+/// The audit entry of `action` done to `job`: its queue, id and user.
+pub fn job_action(action: &str, job: &JobInfo) -> Action {
+    Action::new(action)
+        .queue(&job.queue)
+        .jobs([&job.id])
+        .users(job_user(job))
+}
+
 /// The user a job works for (its payload's `userId`), if it has one.
 fn job_user(job: &JobInfo) -> Option<&str> {
     job.data.get("userId").and_then(serde_json::Value::as_str)
@@ -201,12 +212,13 @@ fn job_user(job: &JobInfo) -> Option<&str> {
         (status = 404, description = "No such job", body = crate::error::ErrorBody),
         (status = 409, description = "The job is running", body = crate::error::ErrorBody)))]
 async fn remove_job(
-    _admin: Admin,
+    acting: Acting,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Envelope<serde_json::Value>>, ApiError> {
-    let (queue, _) = find(&state.queues, &id).await?;
+    let (queue, job) = find(&state.queues, &id).await?;
     queue.remove(&id).await?;
+    acting.record(&state, job_action("remove", &job)).await;
     Ok(ok("Job removed successfully", json!(null)))
 }
 
@@ -217,11 +229,12 @@ async fn remove_job(
         (status = 404, description = "No such job", body = crate::error::ErrorBody),
         (status = 409, description = "The job has not failed", body = crate::error::ErrorBody)))]
 async fn retry_job(
-    _admin: Admin,
+    acting: Acting,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Envelope<JobIdData>>, ApiError> {
-    let (queue, _) = find(&state.queues, &id).await?;
+    let (queue, job) = find(&state.queues, &id).await?;
     queue.retry(&id).await?;
+    acting.record(&state, job_action("retry", &job)).await;
     Ok(ok("Job retry initiated successfully", JobIdData { job_id: id }))
 }

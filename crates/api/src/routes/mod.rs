@@ -100,11 +100,14 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, server.request_timeout));
 
     let (mut routes, _) = api().split_for_parts();
-    routes = routes.route("/docs/assets/{file}", axum::routing::get(openapi::docs_asset));
+    routes = routes
+        .route("/docs/assets/{file}", axum::routing::get(openapi::docs_asset))
+        .route(
+            "/favicon.ico",
+            axum::routing::get(crate::dashboard::assets::favicon),
+        );
     if state.settings.dashboard.enabled {
-        let dashboard =
-            crate::dashboard::router().layer(axum::middleware::map_response(crate::dashboard::page_headers));
-        routes = routes.nest(&state.settings.dashboard.path, dashboard);
+        routes = crate::dashboard::mount(routes, &state);
     }
     routes.fallback(not_found).layer(layers).with_state(state)
 }

@@ -14,7 +14,10 @@ use utoipa_axum::routes;
 
 use super::jobs::{JobList, list_jobs};
 use super::{Envelope, JobIdData, ok};
-use crate::auth::{Admin, Reader};
+use sellersync_core::domain::audit::Action;
+
+use crate::audit::Acting;
+use crate::auth::Reader;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{OptionalJson, Path, Query, limit};
 use crate::monitoring::{self, Activity, QueueStats};
@@ -146,11 +149,14 @@ async fn get_job(
         (status = 404, description = "No such queue or job", body = ErrorBody),
         (status = 409, description = "The job is running", body = ErrorBody)))]
 async fn remove_job(
-    _admin: Admin,
+    acting: Acting,
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<axum::Json<Envelope<serde_json::Value>>, ApiError> {
     state.queues.by_path(&name)?.remove(&id).await?;
+    acting
+        .record(&state, Action::new("remove").queue(&name).jobs([&id]))
+        .await;
     Ok(ok("Job removed successfully", json!(null)))
 }
 
@@ -162,11 +168,14 @@ async fn remove_job(
         (status = 404, description = "No such queue or job", body = ErrorBody),
         (status = 409, description = "The job has not failed", body = ErrorBody)))]
 async fn retry_job(
-    _admin: Admin,
+    acting: Acting,
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<axum::Json<Envelope<JobIdData>>, ApiError> {
     state.queues.by_path(&name)?.retry(&id).await?;
+    acting
+        .record(&state, Action::new("retry").queue(&name).jobs([&id]))
+        .await;
     Ok(ok("Job retry initiated successfully", JobIdData { job_id: id }))
 }
 
@@ -176,11 +185,11 @@ async fn retry_job(
     responses((status = 200, description = "Paused; the queue's stats", body = Envelope<QueueStats>),
         (status = 404, description = "No such queue", body = ErrorBody)))]
 async fn pause(
-    _admin: Admin,
+    acting: Acting,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Envelope<QueueStats>>, ApiError> {
-    set_paused(&state, &name, true).await
+    set_paused(&state, &acting, &name, true).await
 }
 
 /// Workers take jobs from the queue again.
@@ -189,27 +198,29 @@ async fn pause(
     responses((status = 200, description = "Resumed; the queue's stats", body = Envelope<QueueStats>),
         (status = 404, description = "No such queue", body = ErrorBody)))]
 async fn resume(
-    _admin: Admin,
+    acting: Acting,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Envelope<QueueStats>>, ApiError> {
-    set_paused(&state, &name, false).await
+    set_paused(&state, &acting, &name, false).await
 }
 
 async fn set_paused(
     state: &AppState,
+    acting: &Acting,
     name: &str,
     paused: bool,
 ) -> Result<axum::Json<Envelope<QueueStats>>, ApiError> {
     let queue = state.queues.by_path(name)?;
-    let verb = if paused {
+    let (verb, action) = if paused {
         queue.pause().await?;
-        "paused"
+        ("paused", "pause")
     } else {
         queue.resume().await?;
-        "resumed"
+        ("resumed", "resume")
     };
-    tracing::info!(queue = %name, "queue {verb}");
+    tracing::info!(queue = %name, by = %acting.claims.sub, "queue {verb}");
+    acting.record(state, Action::new(action).queue(name)).await;
     Ok(ok(
         format!("Queue {verb} successfully"),
         monitoring::stats(queue).await?,
@@ -255,7 +266,7 @@ struct CleanResult {
     responses((status = 200, description = "How many were deleted", body = Envelope<CleanResult>),
         (status = 404, description = "No such queue", body = ErrorBody)))]
 async fn clean(
-    _admin: Admin,
+    acting: Acting,
     State(state): State<AppState>,
     Path(name): Path<String>,
     OptionalJson(request): OptionalJson<CleanRequest>,
@@ -276,6 +287,14 @@ async fn clean(
         )
         .await?;
     tracing::info!(queue = %name, removed, status = request.status.as_str(), "queue cleaned");
+    let detail = format!(
+        "{removed} {} jobs older than {} ms removed",
+        request.status.as_str(),
+        request.older_than_ms
+    );
+    acting
+        .record(&state, Action::new("clean").queue(&name).detail(detail))
+        .await;
     let result = CleanResult {
         removed,
         status: request.status,
@@ -311,7 +330,7 @@ struct RetriedCount {
     responses((status = 200, description = "How many were retried", body = Envelope<RetriedCount>),
         (status = 404, description = "No such queue", body = ErrorBody)))]
 async fn retry_failed(
-    _admin: Admin,
+    acting: Acting,
     State(state): State<AppState>,
     Path(name): Path<String>,
     OptionalJson(request): OptionalJson<RetryFailedRequest>,
@@ -320,6 +339,10 @@ async fn retry_failed(
     let limit = limit(Some(request.limit), 100, 10_000)? as usize;
     let retried = queue.retry_failed(limit).await?;
     tracing::info!(queue = %name, retried, "failed jobs retried");
+    let detail = format!("{retried} failed jobs retried (at most {limit})");
+    acting
+        .record(&state, Action::new("retry-failed").queue(&name).detail(detail))
+        .await;
     Ok(ok(
         format!("{retried} failed jobs retried"),
         RetriedCount { retried },

@@ -284,3 +284,78 @@ pub fn alg_none(claims: &serde_json::Value) -> String {
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
     format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims.to_string()))
 }
+
+/// What [`TestApp::store_figures`] stored for an account.
+pub const FIGURES_ACCOUNT: &str = "acct-us";
+
+impl TestApp {
+    /// Stores the latest figures of `user`'s account [`FIGURES_ACCOUNT`] as refreshed by job
+    /// `job_id` (USD and JPY revenue, a SKU at risk of running out), with the account's outcome: a
+    /// role not granted and Amazon's request id.
+    pub async fn store_figures(&self, user: &str, job_id: &str) {
+        use sellersync_core::domain::accounts::{
+            self, AccountOutcome, AccountStatus, Fence, RefreshRecord, SellerAccount, SummaryWrite,
+        };
+        use sellersync_core::domain::analysis::{Amounts, SkuUnits, StockCover, Summary, Window};
+        let db = self.db().await;
+        accounts::upsert_user(&db, user, true).await.expect("user");
+        let account = SellerAccount {
+            id: FIGURES_ACCOUNT.into(),
+            user_id: user.into(),
+            seller_id: "SELLER-1".into(),
+            region: sellersync_core::domain::spapi::Region::Na,
+            marketplace_id: "ATVPDKIKX0DER".into(),
+            country: "US".into(),
+            refresh_token: "Atzr|figures".into(),
+            enabled: true,
+        };
+        let end = chrono::Utc::now();
+        let summary = Summary {
+            window: Window {
+                start: end - chrono::Duration::days(7),
+                end,
+            },
+            order_count: 5,
+            cancelled_count: 1,
+            cancelled_share: 0.2,
+            units: 7,
+            revenue_minor: Amounts::from([("JPY".into(), 4000), ("USD".into(), 4050)]),
+            average_order_value_minor: Amounts::from([("JPY".into(), 2000), ("USD".into(), 2025)]),
+            top_skus: vec![SkuUnits {
+                sku: "SKU-1".into(),
+                units: 4,
+            }],
+            stockout_risk: vec![StockCover {
+                sku: "SKU-1".into(),
+                fulfillable: 1,
+                units_per_day: 0.57,
+                days_of_cover: 1.8,
+            }],
+            inventory_unavailable: None,
+        };
+        let write = SummaryWrite {
+            account: &account,
+            summary: &summary,
+            fence: Fence::now(),
+            job_id: Some(job_id),
+        };
+        accounts::save_summaries(&db, &[write]).await.expect("summary");
+        let outcome = AccountOutcome {
+            status: AccountStatus::Ok,
+            at: mongodb::bson::DateTime::now(),
+            error: None,
+            token_fingerprint: None,
+            missing_roles: vec!["getInventorySummaries".into()],
+            request_id: Some("req-figures-1".into()),
+            refreshed_at: Some(mongodb::bson::DateTime::now()),
+        };
+        let record = RefreshRecord {
+            outcomes: [(FIGURES_ACCOUNT.to_owned(), outcome)].into(),
+            completed: true,
+            at: mongodb::bson::DateTime::now(),
+        };
+        accounts::record_refreshes(&db, &[(user, &record, Fence::now())])
+            .await
+            .expect("outcome");
+    }
+}

@@ -32,6 +32,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/api/metrics/queues"),
     ("get", "/metrics"),
     ("get", "/api/admin/cron-runs"),
+    ("get", "/api/admin/audit"),
     ("get", "/api/admin/job-status/dead-letters"),
     ("post", "/api/admin/job-status/dead-letters/replay"),
     ("post", "/api/admin/dashboard/sessions/revoke"),

@@ -35,6 +35,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sellersync_queue::RedisConnection;
 use sellersync_queue::{Queue, QueueConfig};
 
+use crate::domain::audit::AuditSettings;
 use crate::domain::auth::{AuthSettings, Verifier};
 use crate::domain::spapi::SpApiSettings;
 use crate::infra::connections::{MongoSettings, RedisSettings};
@@ -166,6 +167,7 @@ pub struct Settings {
     pub job_status: JobStatusSettings,
     pub log: LogSettings,
     pub dashboard: DashboardSettings,
+    pub audit: AuditSettings,
     pub events: EventsSettings,
     pub notifications: NotificationSettings,
     /// Built from `auth` when the settings are loaded (key files read, checked); every token
@@ -363,6 +365,7 @@ impl Settings {
         self.cron.validate()?;
         self.refresh.validate()?;
         self.job_status.validate()?;
+        self.audit.validate()?;
         self.log.validate()?;
         Ok(verifier)
     }

@@ -450,16 +450,23 @@ pub async fn load_users(
     Ok(loaded)
 }
 
-/// Stores the accounts' latest summaries durably (replacing the previous ones), in one round trip.
-/// An account summary whose fence is older than the stored one's is not written.
-pub async fn save_summaries(
-    db: &Database,
-    summaries: &[(&SellerAccount, &Summary, Fence)],
-) -> CoreResult<()> {
+/// One account's new summary: the attempt's fence, and the job that refreshed it (if a job did).
+pub struct SummaryWrite<'a> {
+    pub account: &'a SellerAccount,
+    pub summary: &'a Summary,
+    pub fence: Fence,
+    pub job_id: Option<&'a str>,
+}
+
+/// Stores the accounts' latest summaries durably (replacing the previous ones, with when and by
+/// which job), in one round trip. An account summary whose fence is older than the stored one's
+/// is not written.
+pub async fn save_summaries(db: &Database, summaries: &[SummaryWrite<'_>]) -> CoreResult<()> {
     let now = bson::DateTime::now();
     let mut statements = Vec::with_capacity(summaries.len());
-    for (account, summary, fence) in summaries {
-        let summary = bson::to_bson(summary).map_err(|e| crate::CoreError::Encode {
+    for write in summaries {
+        let (account, fence) = (write.account, write.fence);
+        let summary = bson::to_bson(write.summary).map_err(|e| crate::CoreError::Encode {
             what: "summary",
             reason: e.to_string(),
         })?;
@@ -471,6 +478,7 @@ pub async fn save_summaries(
             "summary": summary,
             "updatedAt": now,
             "fence": fence.0 as i64,
+            "jobId": write.job_id,
         };
         let mut filter = fence.allows("fence");
         filter.insert("_id", &account.id);
@@ -479,6 +487,37 @@ pub async fn save_summaries(
         ));
     }
     bulk_update(db, ACCOUNT_SUMMARIES, statements, "summaries").await
+}
+
+/// An account's latest stored summary: when it was refreshed, by which job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredSummary {
+    /// The account's id.
+    #[serde(rename = "_id")]
+    pub account_id: String,
+    pub user_id: String,
+    #[serde(default)]
+    pub seller_id: String,
+    #[serde(default)]
+    pub marketplace_id: String,
+    pub summary: Summary,
+    pub updated_at: bson::DateTime,
+    /// The job that refreshed it (absent for summaries stored before jobs were recorded, or
+    /// refreshed outside a job).
+    #[serde(default)]
+    pub job_id: Option<String>,
+}
+
+/// The latest summary of each of the user's accounts, by account id.
+pub async fn user_summaries(db: &Database, user_id: &str) -> CoreResult<Vec<StoredSummary>> {
+    Ok(db
+        .collection::<StoredSummary>(ACCOUNT_SUMMARIES)
+        .find(doc! { "userId": user_id })
+        .sort(doc! { "_id": 1 })
+        .await?
+        .try_collect()
+        .await?)
 }
 
 /// Users that wait for re-authorization but whose accounts' credentials have changed since:

@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0003_job_status_updated_at"),
     migration!("0004_job_status_drop_jobId_unique"),
     migration!("0005_account_freshness_indexes"),
+    migration!("0006_admin_audit_indexes"),
 ];
 
 #[derive(Debug, Deserialize)]

@@ -222,6 +222,36 @@ async fn running_twice_leaves_the_same_cache_and_mongo_state() {
     assert_eq!(docs_2.len(), 2, "replaced, not duplicated");
 }
 
+/// Each stored summary says when and by which job it was refreshed (the dashboard's user page
+/// shows it); a refresh outside a job names none.
+#[tokio::test]
+async fn each_summary_names_the_job_that_refreshed_it() {
+    let ns = TestNamespace::new();
+    let sim = sim::spawn(SimConfig::default()).await;
+    let r = refresher(&ns, &sim).await;
+    let ids = user_with_accounts(&r, "u4", &["S-J1", "S-J2"]).await;
+    let fence = accounts::Fence::now();
+    r.refresh_job("u4", "job-7", fence, &|_| {}).await.unwrap();
+    let stored = accounts::user_summaries(r.store.db(), "u4").await.unwrap();
+    let seen: Vec<(&str, Option<&str>)> = stored
+        .iter()
+        .map(|s| (s.account_id.as_str(), s.job_id.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(ids[0].as_str(), Some("job-7")), (ids[1].as_str(), Some("job-7"))]
+    );
+    assert!(
+        stored
+            .iter()
+            .all(|s| s.user_id == "u4" && s.summary.order_count > 0)
+    );
+    r.process_user_data("u4", &|_| {}).await.unwrap();
+    let again = accounts::user_summaries(r.store.db(), "u4").await.unwrap();
+    assert!(again.iter().all(|s| s.job_id.is_none()), "{again:?}");
+    assert!(again[0].updated_at >= stored[0].updated_at);
+}
+
 #[tokio::test]
 async fn unknown_and_inactive_users_are_not_retryable() {
     let ns = TestNamespace::new();

@@ -211,11 +211,34 @@ impl Refresher {
 
     /// Refreshes every enabled seller account of `user_id`, reporting progress 0–100 by accounts
     /// done. Every write of user data (summaries, order books, the user's record) is fenced by
-    /// `fence`, the attempt's lease token: none replaces data a newer attempt wrote.
+    /// `fence`, the attempt's lease token: none replaces data a newer attempt wrote. The
+    /// summaries it stores name no job ([`Self::refresh_job`] for a queue job's attempt).
     pub async fn refresh(
         &self,
         user_id: &str,
         fence: Fence,
+        progress: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<RefreshReport, RefreshError> {
+        self.run(user_id, fence, None, progress).await
+    }
+
+    /// [`Self::refresh`] for an attempt of queue job `job_id`: each summary it stores names the
+    /// job (the dashboard's user page links it).
+    pub async fn refresh_job(
+        &self,
+        user_id: &str,
+        job_id: &str,
+        fence: Fence,
+        progress: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<RefreshReport, RefreshError> {
+        self.run(user_id, fence, Some(job_id), progress).await
+    }
+
+    async fn run(
+        &self,
+        user_id: &str,
+        fence: Fence,
+        job_id: Option<&str>,
         progress: &(dyn Fn(u8) + Send + Sync),
     ) -> Result<RefreshReport, RefreshError> {
         let (user, accounts) = self
@@ -249,7 +272,7 @@ impl Refresher {
         if total == 0 {
             progress(100);
         }
-        let report = self.record(&user, &waiting, finished, fence).await?;
+        let report = self.record(&user, &waiting, finished, (fence, job_id)).await?;
         Ok(report)
     }
 
@@ -259,7 +282,7 @@ impl Refresher {
         user: &accounts::User,
         waiting: &[SellerAccount],
         finished: Vec<(SellerAccount, Result<Refreshed, SpApiError>)>,
-        fence: Fence,
+        (fence, job_id): (Fence, Option<&str>),
     ) -> Result<RefreshReport, CoreError> {
         let now = mongodb::bson::DateTime::now();
         let mut report = RefreshReport {
@@ -312,6 +335,7 @@ impl Refresher {
             .record(Attempt {
                 user_id: user.id.clone(),
                 fence,
+                job_id: job_id.map(str::to_owned),
                 summaries: refreshed,
                 record,
             })

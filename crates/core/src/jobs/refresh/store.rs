@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mongodb::Database;
 
-use crate::domain::accounts::{self, Fence, RefreshRecord, SellerAccount, User};
+use crate::domain::accounts::{self, Fence, RefreshRecord, SellerAccount, SummaryWrite, User};
 use crate::domain::analysis::Summary;
 use crate::infra::coalesce::Coalescer;
 use crate::infra::connections::mongo_op;
@@ -22,6 +22,8 @@ pub struct Attempt {
     pub user_id: String,
     /// The attempt's fence: nothing older than what is stored is written.
     pub fence: Fence,
+    /// The job the attempt ran for (stored with each summary).
+    pub job_id: Option<String>,
     /// The accounts refreshed, with their new summaries.
     pub summaries: Vec<(SellerAccount, Summary)>,
     pub record: RefreshRecord,
@@ -80,12 +82,15 @@ async fn load_many(db: &Database, ids: Vec<String>) -> CoreResult<Vec<Loaded>> {
 }
 
 async fn record_many(db: &Database, attempts: Vec<Attempt>) -> CoreResult<Vec<()>> {
-    let summaries: Vec<(&SellerAccount, &Summary, Fence)> = attempts
+    let summaries: Vec<SummaryWrite> = attempts
         .iter()
         .flat_map(|a| {
-            a.summaries
-                .iter()
-                .map(|(account, summary)| (account, summary, a.fence))
+            a.summaries.iter().map(|(account, summary)| SummaryWrite {
+                account,
+                summary,
+                fence: a.fence,
+                job_id: a.job_id.as_deref(),
+            })
         })
         .collect();
     accounts::save_summaries(db, &summaries).await?;
