@@ -14,7 +14,7 @@ use futures::future::try_join_all;
 use sellersync_core::Settings;
 use sellersync_core::config::MonitoringSettings;
 use sellersync_core::infra::metrics::family;
-use sellersync_core::jobs::job_status::projector::GROUP as PROJECTOR_GROUP;
+use sellersync_core::jobs::job_status::projector::{GROUP as PROJECTOR_GROUP, READ_MODEL_GROUP};
 use sellersync_queue::events::EventBacklog;
 use sellersync_queue::{Counts, JobState, Queue, QueueMetrics};
 use serde::Serialize;
@@ -233,11 +233,23 @@ pub async fn health(
     stats: &BTreeMap<String, QueueStats>,
 ) -> Result<(Vec<String>, BTreeMap<String, Activity>), ApiError> {
     let mut issues = issues(stats.values(), &settings.monitoring);
-    let backlogs = backlogs(queues).await?;
-    issues.extend(projection_issues(
-        &backlogs,
-        settings.job_status.max_lag.as_millis() as u64,
-    ));
+    let max_lag_ms = settings.job_status.max_lag.as_millis() as u64;
+    issues.extend(projection_issues(&backlogs(queues).await?, max_lag_ms));
+    if settings.job_status.read_model_on() {
+        let behind = read_model_backlogs(queues).await?;
+        issues.extend(
+            behind
+                .iter()
+                .filter(|(_, b)| b.oldest_age_ms > max_lag_ms)
+                .map(|(name, b)| {
+                    format!(
+                        "{name}: the status read model is {} s behind the queue ({} events not yet read)",
+                        b.oldest_age_ms / 1000,
+                        b.total()
+                    )
+                }),
+        );
+    }
     let activities = activities(queues, settings).await?;
     issues.extend(activity_issues(&activities, &settings.monitoring));
     Ok((issues, activities))
@@ -245,7 +257,16 @@ pub async fn health(
 
 /// How far each queue's JobStatus projection is behind its events, by name.
 pub async fn backlogs(queues: &Queues) -> Result<BTreeMap<String, EventBacklog>, ApiError> {
-    let read = try_join_all(queues.all().map(|q| q.event_backlog(PROJECTOR_GROUP))).await?;
+    group_backlogs(queues, PROJECTOR_GROUP).await
+}
+
+/// How far each queue's status read model is behind its events, by name.
+pub async fn read_model_backlogs(queues: &Queues) -> Result<BTreeMap<String, EventBacklog>, ApiError> {
+    group_backlogs(queues, READ_MODEL_GROUP).await
+}
+
+async fn group_backlogs(queues: &Queues, group: &str) -> Result<BTreeMap<String, EventBacklog>, ApiError> {
+    let read = try_join_all(queues.all().map(|q| q.event_backlog(group))).await?;
     Ok(queues.names().into_iter().map(str::to_owned).zip(read).collect())
 }
 
@@ -342,6 +363,9 @@ pub async fn prometheus_text(queues: &Queues, settings: &Settings) -> Result<Str
     let metrics = try_join_all(queues.all().map(|q| q.metrics())).await?;
     let mut out = render(&stats, &queues.names(), &metrics);
     render_backlogs(&mut out, &backlogs(queues).await?);
+    if settings.job_status.read_model_on() {
+        render_read_model_backlogs(&mut out, &read_model_backlogs(queues).await?);
+    }
     render_activities(&mut out, &activities(queues, settings).await?);
     let liveness = try_join_all(queues.all().map(liveness)).await?;
     render_liveness(&mut out, &queues.names(), &liveness);
@@ -495,6 +519,26 @@ fn render_backlogs(out: &mut String, backlogs: &BTreeMap<String, EventBacklog>) 
         (
             "sellersync_job_status_projection_lag_seconds",
             "Age of the oldest queue event not yet recorded in JobStatus (0 when caught up).",
+            |b| b.oldest_age_ms as f64 / 1000.0,
+        ),
+    ];
+    render_gauges(
+        out,
+        &gauges,
+        backlogs.iter().map(|(queue, b)| (queue.as_str(), b)),
+    );
+}
+
+fn render_read_model_backlogs(out: &mut String, backlogs: &BTreeMap<String, EventBacklog>) {
+    let gauges: [Gauge<EventBacklog>; 2] = [
+        (
+            "sellersync_status_read_model_backlog_events",
+            "Queue events the status read model has not read yet.",
+            |b| b.total() as f64,
+        ),
+        (
+            "sellersync_status_read_model_lag_seconds",
+            "Age of the oldest queue event the status read model has not read (0 when caught up).",
             |b| b.oldest_age_ms as f64 / 1000.0,
         ),
     ];

@@ -180,10 +180,16 @@ pub fn spawn_projector(
         .flatten();
     let read_model = settings
         .job_status
-        .read_model(queue.connection(), &settings.redis.key_prefix);
+        .read_model(queue.connection(), &settings.redis.key_prefix)
+        .map(|model| {
+            let reader = lazy_redis(&settings.redis)?;
+            let projector =
+                Projector::for_read_model(queue.clone(), model, reader, consumer.to_owned(), retention);
+            Ok::<_, CoreError>(projector.spawn())
+        })
+        .transpose()?;
     let projector = Projector::new(queue, db, reader, consumer.to_owned(), retention)
         .with_notifier(notifier)
-        .with_read_model(read_model)
         .with_operation_timeout(settings.mongo.operation_timeout);
-    Ok(Some(projector.spawn()))
+    Ok(Some(projector.spawn().beside(read_model)))
 }

@@ -160,7 +160,7 @@ async fn every_metric_the_dashboard_and_alerts_query_is_exported() {
         .map(str::to_owned),
     );
     let alerts = alert_queries();
-    assert_eq!(alerts.len(), 11, "{alerts:?}");
+    assert_eq!(alerts.len(), 12, "{alerts:?}");
     let queries = dashboard_queries(&dashboard()).into_iter().chain(alerts);
     for query in queries {
         let names = metric_names(&query);

@@ -1,7 +1,8 @@
 //! The status read model: fed by the projector from the queue's events before MongoDB, it gives
 //! the same records MongoDB does, in any order the batches come; it keeps each user's latest jobs
 //! only; a read that finds no entry falls back to MongoDB and fills it; a rebuild refills it
-//! after a Redis loss; and with MongoDB stopped, status reads it holds still answer.
+//! after a Redis loss; with MongoDB stopped, status reads it holds still answer; and its own
+//! consumer group reads the events whatever MongoDB's projection does.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use sellersync_core::infra::connections::{connect_redis, delete_keys, mongo_data
 use sellersync_core::jobs::job_status::projection::{Retention, plan};
 use sellersync_core::jobs::job_status::read_model::ReadModel;
 use sellersync_core::jobs::job_status::{self, projector, reads};
-use sellersync_core::testing::{PrivateMongo, TestNamespace};
+use sellersync_core::testing::{PrivateMongo, TestNamespace, eventually};
 use sellersync_queue::events::ReadFrom;
 use sellersync_queue::{Ack, EnqueueOptions, Queue};
 use serde_json::json;
@@ -188,4 +189,52 @@ async fn with_mongodb_stopped_a_status_the_read_model_holds_still_answers() {
         reads::job(&db, Some(&model), &id).await.unwrap().unwrap().job_id,
         id
     );
+}
+
+#[tokio::test]
+async fn the_read_model_group_projects_without_waiting_for_mongodb() {
+    let ns = TestNamespace::new();
+    let db = mongo_database(&ns.settings.mongo, "it").await.unwrap();
+    let q = queue(&ns).await;
+    let model = read_model(&ns, 10).await;
+    accounts::upsert_user(&db, "u1", true).await.unwrap();
+    let reader = connect_redis(&ns.settings.redis).await.unwrap();
+    let running =
+        projector::Projector::for_read_model(q.clone(), model.clone(), reader, "rm1".into(), RETENTION)
+            .spawn();
+
+    let payload = json!({ "userId": "u1", "trigger": "cron" });
+    let id = q.enqueue(&payload, EnqueueOptions::default()).await.unwrap().id;
+    eventually(
+        Duration::from_secs(10),
+        "the read model has the queued job",
+        || async { model.job(&id).await.unwrap().is_some() },
+    )
+    .await;
+    running.stop().await;
+
+    // Only the read model's group read the event: JobStatus (MongoDB) has nothing yet, its group's
+    // backlog still holds it, and a status read answers from Redis.
+    assert_eq!(
+        q.event_backlog(projector::READ_MODEL_GROUP)
+            .await
+            .unwrap()
+            .total(),
+        0
+    );
+    assert_eq!(q.event_backlog(projector::GROUP).await.unwrap().total(), 1);
+    assert!(job_status::find(&db, &id).await.unwrap().is_none());
+    let record = reads::job(&db, Some(&model), &id)
+        .await
+        .unwrap()
+        .expect("answered from the read model");
+    assert_eq!(record.status, job_status::Status::Queued);
+    // The user's first status read fills its entry from MongoDB, merged with the queued job.
+    let (freshness, jobs) = reads::user_status(&db, Some(&model), "u1", 10).await.unwrap();
+    assert!(freshness.is_some());
+    assert_eq!(
+        jobs.iter().map(|j| j.job_id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+    assert!(model.user("u1", 10).await.unwrap().is_some());
 }

@@ -11,6 +11,10 @@ use sellersync_spapi_sim::SimConfig;
 
 use crate::helpers::{Env, env, eventually, sixteen_jobs_under_way};
 
+/// A consumer group that reads nothing, so the stream keeps every entry for [`transitions`]
+/// (processes trim it behind their groups every few seconds).
+const KEEP: &str = "test-keeps-the-stream";
+
 /// Every job's transitions in the queue's event stream, by job id.
 async fn transitions(e: &Env) -> HashMap<String, Vec<EventKind>> {
     let mut conn = e.queue.connection();
@@ -72,6 +76,7 @@ async fn assert_each_job_ran_once(e: &Env, n: usize) {
 async fn workers_on_a_redis_cluster_refresh_every_user() {
     let cluster = PrivateCluster::start();
     let e = env(SimConfig::default(), &cluster.overrides()).await;
+    e.queue.ensure_event_group(KEEP).await.unwrap();
     let users = e.users(12, 2).await;
     let report = e.enqueue(&users).await;
     assert_eq!(report.enqueued.len(), 12);
@@ -101,6 +106,8 @@ async fn a_sentinel_fail_over_during_a_run_loses_no_job_and_runs_none_twice() {
     let sentinel = PrivateSentinel::start();
     let first_master = sentinel.master_port().unwrap();
     let (e, workers) = sixteen_jobs_under_way(&sentinel.overrides()).await;
+    // Made before the first trim (a period after the workers start).
+    e.queue.ensure_event_group(KEEP).await.unwrap();
 
     let before = e.queue.counts().await.unwrap().completed;
     assert!(before < 16, "the fail-over comes during the run ({before} done)");
@@ -152,6 +159,8 @@ fn a_master_name_the_sentinels_do_not_know_stops_the_worker_naming_the_setting()
 async fn killing_the_sentinel_master_during_a_run_loses_no_job() {
     let mut sentinel = PrivateSentinel::start();
     let (e, workers) = sixteen_jobs_under_way(&sentinel.overrides()).await;
+    // Made before the first trim (a period after the workers start).
+    e.queue.ensure_event_group(KEEP).await.unwrap();
     let before = e.queue.counts().await.unwrap().completed;
     assert!(before < 16, "the master dies during the run ({before} done)");
     let sentinel = tokio::task::spawn_blocking(move || {

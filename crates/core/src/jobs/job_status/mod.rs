@@ -428,6 +428,11 @@ impl JobStatusSettings {
         Ok(())
     }
 
+    /// Whether the status read model is on.
+    pub fn read_model_on(&self) -> bool {
+        self.read_model_jobs > 0
+    }
+
     /// The read model these settings describe over `redis` (`None` when it is off).
     pub fn read_model(
         &self,

@@ -9,9 +9,10 @@
 //! - A projector that died leaves its unacknowledged events pending; another claims them after
 //!   [`CLAIM_IDLE`].
 //! - It trims the stream behind every group ([`Queue::trim_events`]).
-//! - With the status read model on, each batch is merged into it (Redis) before MongoDB is
-//!   written, so a status read sees a transition as soon as a projector has read it
-//!   ([`super::read_model`]).
+//! - The status read model is projected the same way by its own consumer group
+//!   ([`READ_MODEL_GROUP`]: Redis only, [`super::read_model`]), so a status read sees a transition
+//!   as soon as that group has read it, however far MongoDB's projection is behind (an hourly
+//!   tick of many users is readable as `queued` long before MongoDB has every record).
 //! - A batch MongoDB refuses for a reason retrying cannot fix is split by halves until the events
 //!   it refuses are alone; each is kept as a dead letter ([`super::dead_letters`]) and passed, so
 //!   one poison event neither stops the projection nor pins the stream's trim floor. A reply
@@ -36,6 +37,8 @@ use crate::infra::error::{CoreError, CoreResult};
 
 /// The consumer group of JobStatus projectors.
 pub const GROUP: &str = "job-status";
+/// The consumer group of the status read model's projectors.
+pub const READ_MODEL_GROUP: &str = "status-read-model";
 /// Events read per batch (one bulk write each).
 const BATCH: usize = 1000;
 /// How long a new-event read blocks; also the longest a stop request waits.
@@ -50,32 +53,58 @@ const DRAIN_BATCHES: usize = 10;
 /// MongoDB's duplicate-key error: an upsert met a record its guard did not match.
 const DUPLICATE_KEY: i32 = 11000;
 
+/// What a projector writes.
+enum Target {
+    /// JobStatus in MongoDB (group [`GROUP`]), with webhooks for jobs that failed for good.
+    JobStatus {
+        db: Database,
+        notifier: Option<crate::jobs::notify::Notifier>,
+    },
+    /// The status read model in Redis (group [`READ_MODEL_GROUP`]).
+    ReadModel(super::read_model::ReadModel),
+}
+
 /// One projector for one queue.
 pub struct Projector {
     queue: Queue,
-    db: Database,
+    target: Target,
     /// A connection of its own: blocking reads hold it.
     reader: RedisConnection,
     consumer: String,
     retention: Retention,
     /// Bound on one batch's writes (`mongo.operation_timeout_ms`); past it the batch is retried.
     operation_timeout: Duration,
-    notifier: Option<crate::jobs::notify::Notifier>,
-    read_model: Option<super::read_model::ReadModel>,
 }
 
 /// A projector running in the background.
 pub struct RunningProjector {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
+    /// Projectors of the same queue that stop with this one (the read model's).
+    beside: Vec<RunningProjector>,
 }
 
 impl RunningProjector {
+    /// This projector and `other` (if any), stopped together.
+    pub fn beside(mut self, other: Option<RunningProjector>) -> Self {
+        self.beside.extend(other);
+        self
+    }
+
     /// Stops after the batch in hand and what is already in the stream are written (at most about
     /// a second of waiting, plus up to ten batches).
     pub async fn stop(self) {
+        for task in self.signal() {
+            let _ = task.await;
+        }
+    }
+
+    /// Asks this projector and those beside it to stop; returns their tasks.
+    fn signal(self) -> Vec<tokio::task::JoinHandle<()>> {
         let _ = self.stop.send(());
-        let _ = self.task.await;
+        let mut tasks = vec![self.task];
+        tasks.extend(self.beside.into_iter().flat_map(Self::signal));
+        tasks
     }
 }
 
@@ -93,9 +122,14 @@ impl Projector {
         let task = tokio::spawn(self.run(async move {
             let _ = stopped.await;
         }));
-        RunningProjector { stop, task }
+        RunningProjector {
+            stop,
+            task,
+            beside: Vec::new(),
+        }
     }
 
+    /// A JobStatus projector (MongoDB, group [`GROUP`]).
     pub fn new(
         queue: Queue,
         db: Database,
@@ -103,15 +137,48 @@ impl Projector {
         consumer: String,
         retention: Retention,
     ) -> Self {
+        Self::with_target(
+            queue,
+            Target::JobStatus { db, notifier: None },
+            reader,
+            consumer,
+            retention,
+        )
+    }
+
+    /// A projector of the status read model (Redis, group [`READ_MODEL_GROUP`]).
+    pub fn for_read_model(
+        queue: Queue,
+        read_model: super::read_model::ReadModel,
+        reader: RedisConnection,
+        consumer: String,
+        retention: Retention,
+    ) -> Self {
+        Self::with_target(queue, Target::ReadModel(read_model), reader, consumer, retention)
+    }
+
+    fn with_target(
+        queue: Queue,
+        target: Target,
+        reader: RedisConnection,
+        consumer: String,
+        retention: Retention,
+    ) -> Self {
         Self {
             queue,
-            db,
+            target,
             reader,
             consumer,
             retention,
             operation_timeout: Duration::from_secs(30),
-            notifier: None,
-            read_model: None,
+        }
+    }
+
+    /// Its consumer group.
+    fn group(&self) -> &'static str {
+        match self.target {
+            Target::JobStatus { .. } => GROUP,
+            Target::ReadModel(_) => READ_MODEL_GROUP,
         }
     }
 
@@ -121,15 +188,11 @@ impl Projector {
         self
     }
 
-    /// Keeps the status read model up to date too.
-    pub fn with_read_model(mut self, read_model: Option<super::read_model::ReadModel>) -> Self {
-        self.read_model = read_model;
-        self
-    }
-
-    /// Notifies webhooks of the jobs that failed for good.
+    /// Notifies webhooks of the jobs that failed for good (a JobStatus projector).
     pub fn with_notifier(mut self, notifier: Option<crate::jobs::notify::Notifier>) -> Self {
-        self.notifier = notifier;
+        if let Target::JobStatus { notifier: slot, .. } = &mut self.target {
+            *slot = notifier;
+        }
         self
     }
 
@@ -183,10 +246,11 @@ impl Projector {
     }
 
     async fn step_within(&mut self, from: ReadFrom, block: Duration) -> CoreResult<StepReport> {
-        self.queue.ensure_event_group(GROUP).await?;
+        let group = self.group();
+        self.queue.ensure_event_group(group).await?;
         let batch = self
             .queue
-            .read_events(&mut self.reader, GROUP, &self.consumer, from, BATCH, block)
+            .read_events(&mut self.reader, group, &self.consumer, from, BATCH, block)
             .await?;
         self.apply(batch).await
     }
@@ -208,10 +272,11 @@ impl Projector {
 
     /// Takes over events another projector left unacknowledged for [`CLAIM_IDLE`].
     async fn claim_stale(&mut self) -> CoreResult<()> {
-        self.queue.ensure_event_group(GROUP).await?;
+        let group = self.group();
+        self.queue.ensure_event_group(group).await?;
         let batch = self
             .queue
-            .claim_stale_events(GROUP, &self.consumer, CLAIM_IDLE, BATCH)
+            .claim_stale_events(group, &self.consumer, CLAIM_IDLE, BATCH)
             .await?;
         if !batch.is_empty() {
             tracing::info!(
@@ -230,21 +295,24 @@ impl Projector {
         for skipped in &batch.unreadable {
             tracing::warn!(stream_id = %skipped.stream_id, reason = %skipped.reason, "skipping an unreadable queue event");
         }
-        if let Some(read_model) = &self.read_model {
-            let writes = plan(
-                self.queue.name(),
-                self.queue.config().max_attempts(),
-                &self.retention,
-                &batch.events,
-            );
-            read_model.apply(&writes).await?;
-        }
-        let records = self.write_isolating(&batch.events).await?;
-        if let Some(notifier) = &self.notifier {
-            let failed = crate::jobs::notify::Notifier::failed_jobs(&self.queue, &batch.events).await?;
-            notifier.notify(&failed).await?;
-        }
-        self.queue.ack_events(GROUP, &batch.stream_ids()).await?;
+        let records = match &self.target {
+            Target::JobStatus { db, notifier } => {
+                let records = self.write_isolating(db, &batch.events).await?;
+                if let Some(notifier) = notifier {
+                    let failed =
+                        crate::jobs::notify::Notifier::failed_jobs(&self.queue, &batch.events).await?;
+                    notifier.notify(&failed).await?;
+                }
+                records
+            }
+            Target::ReadModel(read_model) => {
+                let max = self.queue.config().max_attempts();
+                let writes = plan(self.queue.name(), max, &self.retention, &batch.events);
+                read_model.apply(&writes).await?;
+                writes.len()
+            }
+        };
+        self.queue.ack_events(self.group(), &batch.stream_ids()).await?;
         Ok(StepReport {
             events: batch.events.len(),
             records,
@@ -258,18 +326,19 @@ impl Projector {
     /// Returns how many records were written.
     fn write_isolating<'a>(
         &'a self,
+        db: &'a Database,
         events: &'a [JobEvent],
     ) -> futures::future::BoxFuture<'a, CoreResult<usize>> {
         Box::pin(async move {
-            let writes = project(&self.db, &self.queue, &self.retention, events);
+            let writes = project(db, &self.queue, &self.retention, events);
             match mongo_op(self.operation_timeout, writes).await {
                 Err(error) if error.is_refusal() && events.len() == 1 => {
-                    super::dead_letters::keep(&self.db, self.queue.name(), &events[0], &error).await?;
+                    super::dead_letters::keep(db, self.queue.name(), &events[0], &error).await?;
                     Ok(0)
                 }
                 Err(error) if error.is_refusal() => {
                     let (first, second) = events.split_at(events.len() / 2);
-                    Ok(self.write_isolating(first).await? + self.write_isolating(second).await?)
+                    Ok(self.write_isolating(db, first).await? + self.write_isolating(db, second).await?)
                 }
                 other => other,
             }

@@ -22,17 +22,22 @@ pub async fn user_status(
     let Some(read_model) = read_model else {
         return from_mongo(db, user_id, limit).await;
     };
-    if let Some((freshness, jobs)) = read_model.user(user_id, limit).await? {
-        return Ok((Some(freshness), jobs));
+    if let Some(answer) = read_model.user(user_id, limit).await? {
+        return Ok(answer_of(answer));
     }
-    let (user, jobs) = tokio::try_join!(
-        accounts::find_user(db, user_id),
-        for_user(db, user_id, limit as i64)
-    )?;
-    if user.is_some() || !jobs.is_empty() {
-        read_model.load_user(db, user.as_ref(), user_id).await?;
+    // No entry: fill it from MongoDB (merged with the jobs the read model already holds, which
+    // may be newer than MongoDB's) and answer from the merged picture.
+    if let Some(user) = accounts::find_user(db, user_id).await? {
+        read_model.load_user(db, Some(&user), user_id).await?;
+        if let Some(answer) = read_model.user(user_id, limit).await? {
+            return Ok(answer_of(answer));
+        }
     }
-    Ok((user.as_ref().map(UserFreshness::of), jobs))
+    from_mongo(db, user_id, limit).await
+}
+
+fn answer_of((freshness, jobs): (UserFreshness, Vec<JobStatusRecord>)) -> UserStatus {
+    (Some(freshness), jobs)
 }
 
 async fn from_mongo(db: &Database, user_id: &str, limit: usize) -> CoreResult<UserStatus> {
