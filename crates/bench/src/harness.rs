@@ -249,15 +249,49 @@ impl Bench {
     }
 
     pub(crate) async fn used_memory(&self) -> Result<i64, String> {
-        let info: String = redis::cmd("INFO")
-            .arg("memory")
-            .query_async(&mut self.redis.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("used_memory:"))
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| "no used_memory in INFO".to_owned())
+        used_memory(&self.redis).await
+    }
+}
+
+/// Redis's `used_memory`, in bytes.
+pub(crate) async fn used_memory(redis: &RedisConnection) -> Result<i64, String> {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut redis.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "no used_memory in INFO".to_owned())
+}
+
+/// Redis's peak `used_memory` while it runs, sampled every 50 ms.
+pub(crate) struct MemorySampler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<i64>,
+}
+
+impl MemorySampler {
+    pub(crate) fn start(redis: RedisConnection) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut peak = 0;
+            loop {
+                peak = peak.max(used_memory(&redis).await.unwrap_or(0));
+                tokio::select! {
+                    _ = &mut stopped => return peak,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// The peak seen.
+    pub(crate) async fn stop(self) -> i64 {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or(0)
     }
 }
 

@@ -253,10 +253,17 @@ async fn e2e_runs_its_workers_and_queue_in_its_own_namespace() {
 async fn cron_enqueues_into_its_own_namespace() {
     let lines =
         runs_in_its_own_namespace(&["cron", "--users", "30", "--batch-size", "10"], "cron_tick").await;
+    let line = &lines[0];
     assert_eq!(
-        (&lines[0]["enqueued"], &lines[0]["job_status_records"]),
-        (&30.into(), &30.into())
+        (
+            &line["enqueued"],
+            &line["job_status_records"],
+            &line["checked_queued"]
+        ),
+        (&30.into(), &30.into(), &30.into()),
+        "{line}"
     );
+    assert!(line["read_model_bytes_per_user"].as_u64().unwrap() > 0, "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -237,7 +237,7 @@ impl Projector {
             }
         }
         self.drain().await;
-        tracing::info!(consumer = %self.consumer, "JobStatus projector stopped");
+        tracing::info!(consumer = %self.consumer, group = self.group(), "projector stopped");
     }
 
     /// Creates the group if needed, reads one batch and projects it.

@@ -1,14 +1,15 @@
 //! The status read model: what the status routes users poll need, kept in Redis beside MongoDB,
 //! so `status/user/:id` and `status/job/:id` are served without MongoDB. MongoDB stays the
 //! record: a read that finds no entry falls back to it and fills the entry; `sellersync
-//! read-model rebuild` refills every active user's after a Redis loss.
+//! rebuild-read-model` refills every user's after a Redis loss.
 //!
 //! Keys, under the deployment's prefix:
 //! - `rm:job:<job id>`: a hash holding the job's record as the projection builds it, in BSON:
 //!   `v` (the version of its state), `state` (every state field, from the newest event), `facts`
 //!   (the enqueue's: user, trigger, queue, enqueue time) and one `e:<attempt>:<ms>` per failed
-//!   attempt. The projector merges each batch into it before it writes MongoDB, with the same
-//!   rules as MongoDB's guarded statements (newer state wins, facts and errors add up), in one
+//!   attempt. The read model's projectors (consumer group
+//!   [`READ_MODEL_GROUP`](super::projector::READ_MODEL_GROUP), apart from MongoDB's) merge each
+//!   batch into it with the same rules as MongoDB's guarded statements (newer state wins, facts and errors add up), in one
 //!   script per job: projectors running at once cannot lose each other's writes. It expires with
 //!   the record.
 //! - `rm:jobs:<user id>`: the user's latest jobs (a sorted set by enqueue time, at most
@@ -19,7 +20,8 @@
 //!   read that finds none loads the user's latest jobs from MongoDB first.
 //!
 //! A job's entry exists from its enqueue event on, before MongoDB has its record: an hourly tick
-//! of many users is readable as `queued` as soon as the projector has read the events.
+//! of many users is readable as `queued` as soon as the read model's projectors have read the
+//! events, however far MongoDB's projection is behind.
 
 use std::time::Duration;
 
@@ -189,6 +191,27 @@ impl ReadModel {
             Some(records) => Ok(Some((freshness, records))),
             None => Ok(None),
         }
+    }
+
+    /// Bytes Redis holds for the user's entries (`MEMORY USAGE` of its freshness, its job list
+    /// and each listed job): what capacity planning multiplies by the number of users.
+    pub async fn memory_of_user(&self, user_id: &str) -> CoreResult<u64> {
+        let mut conn = self.redis.clone();
+        let jobs: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.jobs_key(user_id))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await?;
+        let keys = [self.user_key(user_id), self.jobs_key(user_id)]
+            .into_iter()
+            .chain(jobs.iter().map(|job| self.job_key(job)));
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("MEMORY").arg("USAGE").arg(key);
+        }
+        let sizes: Vec<Option<u64>> = pipe.query_async(&mut conn).await?;
+        Ok(sizes.into_iter().flatten().sum())
     }
 
     /// One job's record, if the read model has it.

@@ -19,6 +19,8 @@
 //!   soon as a dead holder's lease expires); [`last_tick`](crate::jobs::cron::last_tick) is
 //!   what an API catches up at start-up; [`Producer::reap_abandoned`] marks runs of dead
 //!   holders `abandoned`.
+//! - A tick reads the next batch of users while it enqueues the current one, and keeps counts,
+//!   not ids: its memory does not grow with the number of users.
 //! - Enqueueing (`enqueue.rs`) is shared with the API's manual enqueue and the CLI.
 
 mod enqueue;
@@ -197,27 +199,31 @@ impl Producer {
         }};
         runs.update_one(doc! { "_id": id }, start).upsert(true).await?;
         let mut users = StaleUsers::open(&self.db, tick_at, self.due_tolerance).await?;
-        let mut total = EnqueueReport::default();
-        let mut selected = 0;
-        while let Some(batch) = users.next_batch(self.batch_size.max(500)).await? {
+        let (mut selected, mut enqueued, mut duplicates) = (0, 0, 0);
+        // The next batch is read from MongoDB while this one is enqueued in Redis; only the
+        // counts are kept, so a tick of any size holds two batches of ids at most.
+        let size = self.batch_size.max(500);
+        let mut next = users.next_batch(size).await?;
+        while let Some(batch) = next {
             selected += batch.len();
-            let report = enqueue::enqueue_refresh_for_tick(
+            let enqueue = enqueue::enqueue_refresh_for_tick(
                 &self.queue,
                 &batch,
                 Trigger::Cron,
                 self.batch_size,
                 Some(id),
                 Placement::default(),
-            )
-            .await?;
-            total.enqueued.extend(report.enqueued);
-            total.duplicates.extend(report.duplicates);
+            );
+            let (fetched, report) = tokio::try_join!(users.next_batch(size), enqueue)?;
+            enqueued += report.enqueued.len();
+            duplicates += report.duplicates.len();
+            next = fetched;
         }
         Ok(TickReport {
             tick_id: id.to_owned(),
             selected,
-            enqueued: total.enqueued.len(),
-            duplicates: total.duplicates.len(),
+            enqueued,
+            duplicates,
             duration_ms: clock.elapsed().as_millis() as u64,
         })
     }
